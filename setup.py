@@ -1,0 +1,48 @@
+"""Packaging for the OCCI 1.2 server (setuptools; extras per backend)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="occi-server",
+    version="0.1.0",
+    description="An OCCI 1.2 cloud interface server: compute, storage and network over HTTP",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["occi", "occi.*", "rendering", "rendering.*", "backends", "backends.*"]),
+    include_package_data=True,
+    package_data={"occi.store": ["migrations/*.py", "migrations/versions/*.py", "alembic.ini"]},
+    install_requires=[
+        "falcon>=4,<5",
+        "gunicorn>=22",
+        "sqlalchemy>=2.0,<3",
+        "alembic>=1.13",
+    ],
+    extras_require={
+        "postgresql": ["psycopg[binary]>=3.1"],
+        "libvirt": ["libvirt-python>=9"],
+        "vsphere": ["pyvmomi>=8"],
+        "xenserver": ["XenAPI>=23"],
+        "xml": ["lxml>=5"],
+        "rdf": ["rdflib>=7"],
+        "test": [
+            "pytest>=8",
+            "requests>=2.31",
+            "hypothesis>=6",
+            "psycopg[binary]>=3.1",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["occi-server=occi.cli:main"],
+        "occi.backends": [
+            "simulator=backends.simulator:SimulatorBackend",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Falcon",
+        "Topic :: System :: Distributed Computing",
+    ],
+)
