@@ -1,0 +1,99 @@
+"""The backend contract: what the service asks of a hypervisor platform.
+
+A backend translates OCCI operations into its platform's calls and reports the resulting state
+as attribute values; it does not decide OCCI semantics (validation, defaults, templates are the
+service's). Backends import occi.model and their SDK, never the API or the store.
+
+Loaded through the `occi.backends` entry point group by name (OCCI_BACKEND).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from occi.model import Entity, Link, Mixin, Resource
+
+
+class BackendFault(Exception):
+    """Base of what a backend raises; the message is shown to the client."""
+
+
+class InvalidTransition(BackendFault):
+    """The operation is impossible in the entity's current state (HTTP 409)."""
+
+
+class Unsupported(BackendFault):
+    """The platform cannot do this at all (HTTP 501 / 409 with the reason)."""
+
+
+class PlatformError(BackendFault):
+    """The platform failed; the entity goes to `error` with this message."""
+
+
+class NotFoundOnPlatform(BackendFault):
+    """The platform object behind an entity is gone."""
+
+
+@dataclass
+class Outcome:
+    """What an operation did: attribute values to store (states, assigned MACs, device ids...),
+    and for compute `save` the new os_tpl mixin."""
+
+    attributes: dict[str, Any] = field(default_factory=dict)
+    mixin: Mixin | None = None
+
+
+class Backend(ABC):
+    """One hypervisor platform.
+
+    `settings` holds the OCCI_* configuration (lower-case keys without the prefix) so a backend
+    can read its own options (e.g. `libvirt_uri`) and the database URL when it keeps state.
+    """
+
+    name = "abstract"
+    #: attributes that can change on a running compute without a restart
+    live_attributes: frozenset[str] = frozenset()
+
+    def __init__(self, settings: Mapping[str, Any] | None = None):
+        self.settings = dict(settings or {})
+
+    # ------------------------------------------------------------------ discovery
+    @abstractmethod
+    def provider_mixins(self) -> list[Mixin]:
+        """Provider templates: os_tpl mixins (images) and resource_tpl mixins beyond CRTP."""
+
+    # ------------------------------------------------------------------ resources
+    @abstractmethod
+    def create(self, entity: Resource) -> Outcome:
+        """Create the platform object for a compute, storage or network resource."""
+
+    @abstractmethod
+    def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
+        """Apply changed attributes (new values in `changed`, full entity in `entity`)."""
+
+    @abstractmethod
+    def delete(self, entity: Entity) -> None:
+        """Remove the platform object (idempotent: gone already is fine)."""
+
+    @abstractmethod
+    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
+        """Carry out an action (its term: start, stop, ..., up, down, online, offline).
+        Raises InvalidTransition when the current state does not allow it."""
+
+    # ------------------------------------------------------------------ links
+    @abstractmethod
+    def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
+        """Attach (networkinterface: NIC; storagelink: disk). `target` is None when external."""
+
+    @abstractmethod
+    def unlink(self, link: Link) -> None:
+        """Detach (idempotent)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,74 @@
+"""The one error hierarchy the service raises; occi.api maps each to its HTTP status.
+
+Messages are for a person: say what was wrong and what to send instead.
+"""
+
+from __future__ import annotations
+
+
+class OcciError(Exception):
+    status = 500
+    reason = "Internal Server Error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(OcciError):
+    status, reason = 400, "Bad Request"
+
+
+class Unauthorized(OcciError):
+    status, reason = 401, "Unauthorized"
+
+
+class Forbidden(OcciError):
+    status, reason = 403, "Forbidden"
+
+
+class NotFound(OcciError):
+    status, reason = 404, "Not Found"
+
+
+class MethodNotAllowed(OcciError):
+    status, reason = 405, "Method Not Allowed"
+
+    def __init__(self, message: str, allowed: list[str]):
+        super().__init__(message, headers={"Allow": ", ".join(allowed)})
+        self.allowed = allowed
+
+
+class NotAcceptable(OcciError):
+    status, reason = 406, "Not Acceptable"
+
+
+class Conflict(OcciError):
+    status, reason = 409, "Conflict"
+
+
+class PreconditionFailed(OcciError):
+    status, reason = 412, "Precondition Failed"
+
+
+class PayloadTooLarge(OcciError):
+    status, reason = 413, "Payload Too Large"
+
+
+class UnsupportedMediaType(OcciError):
+    status, reason = 415, "Unsupported Media Type"
+
+
+class NotImplementedYet(OcciError):
+    status, reason = 501, "Not Implemented"
+
+
+class ServiceUnavailable(OcciError):
+    status, reason = 503, "Service Unavailable"
+
+
+class BackendError(OcciError):
+    """The hypervisor refused or failed; the entity goes to `error` with this message."""
+
+    status, reason = 502, "Bad Gateway"

@@ -1,0 +1,295 @@
+"""The neutral OCCI model: categories (Kind, Mixin, Action, attribute definitions) and entities.
+
+Every rendering parses to these types and renders from them; nothing here knows a media type,
+HTTP, SQL or a hypervisor. Pure data with a little validation help.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CORE = "http://schemas.ogf.org/occi/core#"
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+
+# Attribute value types. JSON renders integer and enum as "number" and "string" with a pattern.
+STRING = "string"
+INTEGER = "integer"
+NUMBER = "number"
+BOOLEAN = "boolean"
+ENUM = "enum"
+ARRAY = "array"
+OBJECT = "object"
+ATTRIBUTE_TYPES = (STRING, INTEGER, NUMBER, BOOLEAN, ENUM, ARRAY, OBJECT)
+
+TERM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class AttributeValueError(ValueError):
+    """A value does not fit its attribute definition; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class AttributeDef:
+    """One attribute of a category: its name and the properties OCCI Core gives it."""
+
+    name: str
+    type: str = STRING
+    mutable: bool = True
+    required: bool = False
+    default: Any = None
+    description: str | None = None
+    pattern: str | None = None  # an ERE/Python regex for string values
+    enum: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """Return `value` converted to this attribute's type, or raise AttributeValueError.
+
+        Text renderings deliver numbers as strings sometimes ("2"), booleans as "true"; JSON
+        delivers native types. Both end up as the same Python value.
+        """
+        t = self.type
+        try:
+            if t in (STRING, ENUM):
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    raise AttributeValueError(f"{self.name} must be a string")
+                value = str(value) if not isinstance(value, str) else value
+                if t == ENUM and self.enum and value not in self.enum:
+                    raise AttributeValueError(
+                        f"{self.name} must be one of {', '.join(self.enum)}, not {value!r}"
+                    )
+                if self.pattern and not re.fullmatch(self.pattern, value):
+                    raise AttributeValueError(
+                        f"{self.name} value {value!r} does not match the pattern {self.pattern}"
+                    )
+                return value
+            if t == INTEGER:
+                if isinstance(value, bool):
+                    raise AttributeValueError(f"{self.name} must be an integer")
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        raise AttributeValueError(f"{self.name} must be an integer, not {value}")
+                    value = int(value)
+                elif isinstance(value, str):
+                    value = int(value.strip())
+                elif not isinstance(value, int):
+                    raise AttributeValueError(f"{self.name} must be an integer")
+                return self._bounded(value)
+            if t == NUMBER:
+                if isinstance(value, bool):
+                    raise AttributeValueError(f"{self.name} must be a number")
+                if isinstance(value, str):
+                    value = float(value.strip())
+                elif isinstance(value, int):
+                    value = float(value)
+                elif not isinstance(value, float):
+                    raise AttributeValueError(f"{self.name} must be a number")
+                if math.isnan(value) or math.isinf(value):
+                    raise AttributeValueError(f"{self.name} must be a finite number")
+                return self._bounded(value)
+            if t == BOOLEAN:
+                if isinstance(value, bool):
+                    return value
+                if isinstance(value, str) and value.lower() in ("true", "false"):
+                    return value.lower() == "true"
+                raise AttributeValueError(f"{self.name} must be true or false")
+            if t == ARRAY:
+                if isinstance(value, (list, tuple)):
+                    return list(value)
+                raise AttributeValueError(f"{self.name} must be an array")
+            if t == OBJECT:
+                if isinstance(value, dict):
+                    return value
+                raise AttributeValueError(f"{self.name} must be an object")
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, AttributeValueError):
+                raise
+            raise AttributeValueError(
+                f"{self.name} must be of type {t}, not {value!r}"
+            ) from None
+        return value
+
+    def _bounded(self, value: float) -> float:
+        if self.minimum is not None and value < self.minimum:
+            raise AttributeValueError(f"{self.name} must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise AttributeValueError(f"{self.name} must be at most {self.maximum:g}")
+        return value
+
+
+def attrs(*defs: AttributeDef) -> dict[str, AttributeDef]:
+    return {d.name: d for d in defs}
+
+
+@dataclass(frozen=True, eq=False)
+class Category:
+    """Kind, Mixin and Action share this: a scheme and a term, whose concatenation is the id."""
+
+    scheme: str
+    term: str
+    title: str | None = None
+    attributes: Mapping[str, AttributeDef] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.scheme + self.term
+
+    cls = "category"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Category) and other.cls == self.cls and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash((self.cls, self.id))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Action(Category):
+    cls = "action"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Kind(Category):
+    parent: Kind | None = None
+    actions: tuple[Action, ...] = ()
+    location: str | None = None  # path relative to the service root, e.g. "/compute/"
+
+    cls = "kind"
+
+    def lineage(self) -> list[Kind]:
+        """This kind and its ancestors, nearest first."""
+        out: list[Kind] = []
+        k: Kind | None = self
+        while k is not None:
+            out.append(k)
+            k = k.parent
+        return out
+
+    def is_a(self, other: Kind | str) -> bool:
+        oid = other if isinstance(other, str) else other.id
+        return any(k.id == oid for k in self.lineage())
+
+    def all_attributes(self) -> dict[str, AttributeDef]:
+        """Attributes of this kind and its ancestors (the child's definition wins)."""
+        out: dict[str, AttributeDef] = {}
+        for k in reversed(self.lineage()):
+            out.update(k.attributes)
+        return out
+
+    def all_actions(self) -> list[Action]:
+        out: list[Action] = []
+        for k in reversed(self.lineage()):
+            out.extend(k.actions)
+        return out
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Mixin(Category):
+    depends: tuple[str, ...] = ()  # mixin type identifiers
+    applies: tuple[str, ...] = ()  # kind type identifiers; empty = applies to any entity
+    actions: tuple[Action, ...] = ()
+    location: str | None = None
+    user_defined: bool = False  # True for client-defined mixins (deletable through /-/)
+
+    cls = "mixin"
+
+
+@dataclass
+class Entity:
+    """An entity as it crosses the rendering boundary.
+
+    `kind` and `mixins` are type identifiers (scheme+term). `attributes` holds every attribute
+    that is not one of the model's first-class fields (so no occi.core.id/title/summary/source/
+    target here: those are fields). `location` is the entity's path below the service root.
+    `actions` lists the type identifiers of the actions applicable now (filled for rendering).
+    """
+
+    kind: str
+    id: str | None = None
+    title: str | None = None
+    mixins: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    location: str | None = None
+    actions: list[str] = field(default_factory=list)
+
+    is_link = False
+
+
+@dataclass
+class Resource(Entity):
+    summary: str | None = None
+    links: list[Link] = field(default_factory=list)
+
+
+@dataclass
+class Link(Entity):
+    """A link. `source` and `target` are locations (paths below the root or absolute URIs)."""
+
+    source: str | None = None
+    target: str | None = None
+    source_kind: str | None = None
+    target_kind: str | None = None
+    # For inline links in a Link header: the rel (target resource type identifiers).
+    rel: str | None = None
+
+    is_link = True
+
+
+@dataclass
+class ActionInvocation:
+    """The body of POST ?action=: the action's type identifier (or only its term) and parameters."""
+
+    action: str | None  # type identifier; None when the client gave no category
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CategoryCollection:
+    """The query interface content."""
+
+    kinds: list[Kind] = field(default_factory=list)
+    mixins: list[Mixin] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    def __iter__(self) -> Iterable[Category]:
+        yield from self.kinds
+        yield from self.mixins
+        yield from self.actions
+
+
+@dataclass
+class CategoryRef:
+    """A category named in a request: a filter on /-/ or a mixin definition/removal.
+
+    Parsers fill whatever the client sent; the service decides what is required.
+    """
+
+    scheme: str
+    term: str
+    cls: str | None = None  # "kind", "mixin", "action" or None when the client did not say
+    title: str | None = None
+    location: str | None = None
+    rel: list[str] = field(default_factory=list)  # depends (mixin) / parent (kind)
+    applies: list[str] = field(default_factory=list)
+    attributes: dict[str, AttributeDef] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.scheme + self.term
+
+
+def split_type_id(type_id: str) -> tuple[str, str]:
+    """Split `scheme#term` into (scheme-with-#, term); raise ValueError when there is no '#'."""
+    i = type_id.rfind("#")
+    if i < 0 or i == len(type_id) - 1:
+        raise ValueError(f"{type_id!r} is not a category identifier (scheme#term)")
+    return type_id[: i + 1], type_id[i + 1 :]

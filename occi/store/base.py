@@ -1,0 +1,123 @@
+"""The store contract: what the service asks of persistence. occi.store.sql implements it.
+
+Entities cross this boundary as occi.model objects (Resource, Link) whose `location` is set
+from the kind's collection path and the id ('/compute/<id>'). Reads and writes happen inside a
+transaction obtained from `Store.begin()`; everything in one `with` block commits or rolls back
+together, so a failed request leaves nothing half-changed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from occi.model import Entity, Mixin
+
+
+@dataclass
+class Query:
+    """Which entities to list. Every criterion is ANDed; all of them are evaluated in SQL.
+
+    kinds:       entity kind type identifiers (the service expands a parent kind to its children)
+    mixin:       only entities associated with this mixin type identifier
+    attributes:  name -> value equality; values compare by JSON value, so 2 matches 2.0, "2" not
+    source:      only links whose source is this resource id
+    offset/limit: pagination over a stable order (creation order)
+    """
+
+    kinds: Sequence[str] | None = None
+    mixin: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    offset: int = 0
+    limit: int | None = None
+
+
+class StoreTx(ABC):
+    """One transaction. Methods raise occi.errors.Conflict for a duplicate id."""
+
+    @abstractmethod
+    def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
+        """The entity with this id (Resource with its outgoing links, or Link), or None.
+        `for_update` locks the row until the transaction ends (SELECT ... FOR UPDATE)."""
+
+    @abstractmethod
+    def query(self, q: Query) -> list[Entity]:
+        """Entities matching q, resources with their links: a constant number of statements
+        whatever the page size (never one per entity)."""
+
+    @abstractmethod
+    def count(self, q: Query) -> int:
+        """How many entities match q (offset/limit ignored)."""
+
+    @abstractmethod
+    def insert(self, entity: Entity) -> None:
+        """Store a new entity (its `id` and `location` are set). A Resource's `links` are NOT
+        inserted by this call: the service inserts each link itself."""
+
+    @abstractmethod
+    def update(self, entity: Entity) -> None:
+        """Replace the stored title, summary, mixins, attributes (and source/target/target_kind
+        of a link) of the entity with this id; links of a resource are left as they are."""
+
+    @abstractmethod
+    def delete(self, entity_ids: Iterable[str]) -> list[str]:
+        """Delete these entities and every link whose source or target is one of them.
+        Returns the ids of the links deleted along the way."""
+
+    @abstractmethod
+    def links_touching(self, entity_ids: Iterable[str]) -> list[Entity]:
+        """Links whose source or target is one of these resources."""
+
+    @abstractmethod
+    def associate(self, mixin_id: str, entity_ids: Iterable[str]) -> None:
+        """Add the mixin to these entities (no-op where present)."""
+
+    @abstractmethod
+    def dissociate(self, mixin_id: str, entity_ids: Iterable[str] | None = None) -> None:
+        """Remove the mixin from these entities, or from every entity when None."""
+
+    @abstractmethod
+    def user_mixins(self) -> list[Mixin]:
+        """Client-defined mixins (user_defined=True)."""
+
+    @abstractmethod
+    def add_user_mixin(self, mixin: Mixin) -> None:
+        """Define a user mixin; Conflict when its id or location is taken."""
+
+    @abstractmethod
+    def delete_user_mixin(self, mixin_id: str) -> bool:
+        """Remove a user mixin and all its associations; False when there was none."""
+
+
+class Store(ABC):
+    @abstractmethod
+    def begin(self) -> AbstractContextManager[StoreTx]:
+        """A transaction: commits when the block ends normally, rolls back on an exception."""
+
+    @abstractmethod
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the newest migration (Alembic)."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the database answers."""
+
+    def close(self) -> None:  # pragma: no cover - optional
+        """Release connections."""
+
+    def iter_all(self, q: Query, batch: int = 500) -> Iterator[Entity]:
+        """Stream every match in batches (used for whole-collection renderings)."""
+        offset = q.offset
+        while True:
+            with self.begin() as tx:
+                page = tx.query(
+                    Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch)
+                )
+            yield from page
+            if len(page) < batch:
+                return
+            offset += batch
