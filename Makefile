@@ -1,0 +1,44 @@
+# make run: install into .venv and serve on 127.0.0.1:8080 (SQLite + simulator).
+# make test: install what the tests need (Debian packages when root) and run the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BIND ?= 127.0.0.1:8080
+DEBIAN_TEST_PACKAGES := postgresql
+
+.PHONY: run test install install-test system-deps lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[postgresql]'
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+run: install
+	@echo "OCCI server: http://$(BIND)/  (query interface: http://$(BIND)/-/ ; Ctrl-C stops it)"
+	$(BIN)/occi-server --bind $(BIND)
+
+system-deps:
+	@if [ "$$(id -u)" = "0" ]; then \
+	  missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else echo "not root: assuming $(DEBIAN_TEST_PACKAGES) are installed"; fi
+
+test: system-deps install-test
+	$(BIN)/ruff check occi rendering backends tests
+	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check occi rendering backends tests
+	$(BIN)/ruff format --check occi rendering backends tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info occi.db*

@@ -1,0 +1,284 @@
+"""The HTTP face of the server: falcon routes, negotiation, the OCCI verb matrix, errors.
+
+Every path goes through one sink, because collection paths are data (user mixins choose their
+own). The handler classifies the path (query interface, collection, entity), parses the body with
+the rendering its Content-Type names, calls the service, and renders the answer in the rendering
+the Accept header chose. Errors from any layer become a 4xx in that same rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import unquote
+
+import falcon
+
+import rendering
+from occi import __version__, errors
+from occi.api import negotiation
+from occi.model import ActionInvocation, Entity, Mixin
+from occi.service import Filter, Page, Service
+from rendering.base import Context, Message, ParseError, Rendered, Rendering, Unrenderable
+
+log = logging.getLogger(__name__)
+
+SERVER = f"occi-server/{__version__} OCCI/1.2 OCCI-CRTP/1.1"
+QUERY_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
+ACCEPT = ", ".join(rendering.MEDIA_TYPES)
+_HEADER_RENDERING = rendering.for_media_type("text/occi")
+
+
+class OcciResource:
+    """The single sink: dispatches on path shape and method."""
+
+    def __init__(self, service: Service, *, max_body: int, base_url: str = ""):
+        self.service = service
+        self.max_body = max_body
+        self.base_url = base_url.rstrip("/")
+
+    # ------------------------------------------------------------------ entry point
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
+        out = rendering.for_media_type(negotiation.DEFAULT_TYPE)
+        ctx = Context(self.base_url or req.prefix)
+        resp.set_header("Server", SERVER)
+        resp.set_header("Accept", ACCEPT)
+        try:
+            out = negotiation.choose_rendering(req.get_header("Accept"))
+            negotiation.check_version(req.get_header("User-Agent"))
+            self._dispatch(req, resp, out, ctx)
+        except errors.OcciError as exc:
+            self._error(resp, out, ctx, exc.status, exc.reason, exc.message, exc.headers)
+        except ParseError as exc:
+            self._error(resp, out, ctx, 400, "Bad Request", str(exc))
+        except Unrenderable as exc:
+            self._error(resp, rendering.for_media_type("text/plain"), ctx, 406,
+                        "Not Acceptable", str(exc))
+        except Exception:  # a bug: log it, answer without leaking internals
+            log.exception("unhandled error on %s %s", req.method, req.path)
+            self._error(resp, out, ctx, 500, "Internal Server Error",
+                        "the server failed to handle this request; the error is in its log")
+        if req.method == "HEAD":
+            resp.text = None
+            resp.data = None
+            resp.stream = None
+
+    def _error(self, resp, out: Rendering, ctx: Context, status: int, reason: str,
+               message: str, headers: dict[str, str] | None = None) -> None:
+        resp.stream = None
+        resp.data = None
+        for name, value in (headers or {}).items():
+            resp.set_header(name, value)
+        self._send(resp, f"{status} {reason}", out.render_error(status, reason, message, ctx))
+
+    @staticmethod
+    def _send(resp: falcon.Response, status: str, r: Rendered) -> None:
+        resp.status = status
+        resp.content_type = r.content_type
+        for name, value in r.headers:
+            resp.append_header(name, value)
+        if isinstance(r.body, (bytes, bytearray)):
+            resp.data = bytes(r.body)
+        else:
+            resp.stream = r.body
+
+    # ------------------------------------------------------------------ request reading
+    def _message(self, req: falcon.Request, ctx: Context) -> Message:
+        length = req.content_length
+        if length is not None and length > self.max_body:
+            raise errors.PayloadTooLarge(
+                f"the request body of {length} bytes is above the limit of {self.max_body} bytes"
+            )
+        body = req.bounded_stream.read(self.max_body + 1) if (length or req.get_header("Transfer-Encoding")) else b""
+        if len(body) > self.max_body:
+            raise errors.PayloadTooLarge(f"the request body is above the limit of {self.max_body} bytes")
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        return Message(headers=headers, body=body, base_url=ctx.base_url)
+
+    def _parse(self, req: falcon.Request, msg: Message, what: Callable[[Rendering], object]):
+        r = negotiation.request_rendering(req.get_header("Content-Type"), bool(msg.body))
+        return what(r)
+
+    def _filter(self, req: falcon.Request, msg: Message) -> Filter:
+        flt = Filter()
+        for ref in _HEADER_RENDERING.parse_categories(Message(headers=msg.headers, base_url=msg.base_url)):
+            flt.categories.append(ref.id)
+        flt.categories.extend(req.get_param_as_list("category") or [])
+        flt.attributes.update(_HEADER_RENDERING.parse_attribute_filter(Message(headers=msg.headers)))
+        names = req.get_param_as_list("attribute") or []
+        values = req.get_param_as_list("value") or []
+        if len(names) != len(values):
+            raise errors.BadRequest("give each ?attribute= a ?value= (they pair up in order)")
+        flt.attributes.update(zip(names, values, strict=True))
+        return flt
+
+    def _page(self, req: falcon.Request) -> Page:
+        number = req.get_param("number")
+        page = req.get_param("page")
+        if number is None and page is None:
+            return Page()
+        try:
+            n = int(number) if number is not None else self.service.max_page_size
+            p = int(page) if page is not None else 1
+        except ValueError:
+            raise errors.BadRequest("page and number must be whole numbers, e.g. ?page=1&number=50") from None
+        if n < 1 or p < 1:
+            raise errors.BadRequest("page and number start at 1")
+        return Page(number=n, page=p)
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context) -> None:
+        path = unquote(req.path) or "/"
+        method = "GET" if req.method == "HEAD" else req.method
+        if path in QUERY_PATHS:
+            return self._query_interface(req, resp, method, out, ctx)
+        if method == "OPTIONS":
+            resp.status = "204 No Content"
+            resp.set_header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+            return None
+        action = req.get_param("action")
+        if path.endswith("/"):
+            return self._collection(req, resp, method, path, action, out, ctx)
+        return self._entity(req, resp, method, path, action, out, ctx)
+
+    def _not_allowed(self, path: str, allowed: list[str]) -> errors.MethodNotAllowed:
+        return errors.MethodNotAllowed(f"{path} does not support this method", allowed)
+
+    # ------------------------------------------------------------------ /-/
+    def _query_interface(self, req, resp, method, out: Rendering, ctx: Context) -> None:
+        msg = self._message(req, ctx)
+        if method == "GET":
+            refs = _HEADER_RENDERING.parse_categories(Message(headers=msg.headers))
+            for term in req.get_param_as_list("category") or []:
+                cat = self.service.registry().category(term)
+                if cat is None:
+                    matches = [c for c in self.service.registry().collection() if c.term == term]
+                    if not matches:
+                        raise errors.NotFound(f"no category {term!r} is defined here")
+                    cat = matches[0]
+                from occi.model import CategoryRef
+
+                refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
+            coll = self.service.categories(refs)
+            return self._send(resp, "200 OK", out.render_categories(coll, ctx))
+        if method == "POST":
+            refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
+            self.service.add_user_mixins(refs)
+            return self._send(resp, "200 OK", out.render_ok(ctx))
+        if method == "DELETE":
+            refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
+            self.service.remove_user_mixins(refs)
+            return self._send(resp, "200 OK", out.render_ok(ctx))
+        raise self._not_allowed("the query interface", ["GET", "HEAD", "POST", "DELETE"])
+
+    # ------------------------------------------------------------------ collections
+    def _collection(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
+        msg = self._message(req, ctx)
+        reg = self.service.registry()
+        target = self.service.collection_target(path, reg)
+        is_mixin = isinstance(target, Mixin)
+        if method == "GET":
+            entities, _ = self.service.list(path, self._filter(req, msg), self._page(req))
+            return self._send(resp, "200 OK", out.render_entities(entities, ctx))
+        if method == "POST" and action is not None:
+            inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
+            done = self.service.act_on_collection(path, action, inv, self._filter(req, Message()))
+            return self._send(resp, "200 OK", out.render_entities(done, ctx))
+        if method == "POST":
+            if is_mixin:
+                locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
+                members = self.service.associate(path, locs)
+                return self._send(resp, "200 OK", out.render_entities(members, ctx))
+            if target is None:
+                raise self._not_allowed(path, ["GET", "HEAD", "DELETE"])
+            entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
+            created = self.service.create(path, entities)
+            return self._created(resp, out, ctx, created)
+        if method == "PUT":
+            if not is_mixin:
+                raise self._not_allowed(path, ["GET", "HEAD", "POST", "DELETE"])
+            locs = self._parse(req, msg, lambda r: r.parse_locations(msg)) if msg.body or _has_occi_headers(msg) else []
+            members = self.service.associate(path, locs, replace_all=True) if locs else self._clear(path)
+            return self._send(resp, "200 OK", out.render_entities(members, ctx))
+        if method == "DELETE":
+            if is_mixin:
+                locs = None
+                if msg.body or "x-occi-location" in msg.headers:
+                    locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
+                self.service.dissociate(path, locs)
+            else:
+                self.service.delete_collection(path, self._filter(req, msg))
+            return self._send(resp, "200 OK", out.render_ok(ctx))
+        allowed = ["GET", "HEAD", "POST", "PUT", "DELETE"] if is_mixin else ["GET", "HEAD", "POST", "DELETE"]
+        raise self._not_allowed(path, allowed)
+
+    def _clear(self, path: str) -> list[Entity]:
+        self.service.dissociate(path, None)
+        return []
+
+    def _created(self, resp, out: Rendering, ctx: Context, created: list[Entity]) -> None:
+        resp.set_header("Location", ctx.url(created[0].location))
+        for e in created:
+            resp.append_header("X-OCCI-Location", ctx.url(e.location))
+        if len(created) == 1 and out.media_types[0] != "text/uri-list":
+            return self._send(resp, "201 Created", out.render_entity(created[0], ctx))
+        return self._send(resp, "201 Created", out.render_locations([e.location for e in created], ctx))
+
+    # ------------------------------------------------------------------ entities
+    def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
+        msg = self._message(req, ctx)
+        if method == "GET":
+            return self._send(resp, "200 OK", out.render_entity(self.service.get(path), ctx))
+        if method == "POST" and action is not None:
+            inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
+            result = self.service.act(path, action, inv)
+            if isinstance(result, Mixin):
+                return self._send(resp, "200 OK", out.render_mixin(result, ctx))
+            return self._send(resp, "200 OK", out.render_entity(result, ctx))
+        if method == "POST":
+            entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
+            if len(entities) != 1:
+                raise errors.BadRequest("update one entity at a time")
+            updated = self.service.update(path, entities[0])
+            return self._send(resp, "200 OK", out.render_entity(updated, ctx))
+        if method == "PUT":
+            entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
+            if len(entities) != 1:
+                raise errors.BadRequest("PUT carries exactly one entity")
+            entity, created = self.service.put(path, entities[0])
+            if created:
+                return self._created(resp, out, ctx, [entity])
+            return self._send(resp, "200 OK", out.render_entity(entity, ctx))
+        if method == "DELETE":
+            self.service.delete(path)
+            return self._send(resp, "200 OK", out.render_ok(ctx))
+        raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+
+def _has_occi_headers(msg: Message) -> bool:
+    return any(h in msg.headers for h in ("category", "x-occi-attribute", "link", "x-occi-location"))
+
+
+def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "") -> falcon.App:
+    """A falcon WSGI app serving `service`."""
+    app = falcon.App(media_type=None)
+    app.req_options.strip_url_path_trailing_slash = False
+    app.req_options.keep_blank_qs_values = False
+    app.req_options.auto_parse_qs_csv = False
+    app.resp_options.default_media_type = negotiation.DEFAULT_TYPE
+    handler = OcciResource(service, max_body=max_body, base_url=base_url)
+    app.add_sink(handler, prefix="/")
+
+    def handle_falcon_error(req, resp, ex, params):
+        # falcon's own errors (e.g. a malformed header it parsed) in our rendering
+        ctx = Context(base_url or req.prefix)
+        resp.set_header("Server", SERVER)
+        status = ex.status if isinstance(ex.status, str) else f"{ex.status}"
+        code = int(str(status).split()[0])
+        reason = str(status).partition(" ")[2] or "Error"
+        msg = ex.description or ex.title or reason
+        r = rendering.for_media_type(negotiation.DEFAULT_TYPE).render_error(code, reason, msg, ctx)
+        OcciResource._send(resp, f"{code} {reason}", r)
+
+    app.add_error_handler(falcon.HTTPError, handle_falcon_error)
+    return app

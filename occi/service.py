@@ -1,0 +1,851 @@
+"""OCCI semantics: registry checks, defaults, templates, links, mixin collections, actions.
+
+The service takes neutral model objects from the API, checks them against the category registry,
+persists them through the store and has the backend carry them out. It raises occi.errors and
+never imports falcon or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import (
+    Backend,
+    BackendFault,
+    InvalidTransition,
+    NotFoundOnPlatform,
+    Outcome,
+    PlatformError,
+    Unsupported,
+)
+from occi import errors
+from occi import infrastructure as infra
+from occi.model import (
+    ActionInvocation,
+    AttributeDef,
+    AttributeValueError,
+    CategoryCollection,
+    CategoryRef,
+    Entity,
+    Kind,
+    Link,
+    Mixin,
+    Resource,
+    split_type_id,
+)
+from occi.registry import Registry
+from occi.store.base import Query, Store, StoreTx
+
+log = logging.getLogger(__name__)
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+LOCATION_RE = re.compile(r"^/([A-Za-z0-9_.\-~]+/)+$")
+RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
+RESERVED_PATHS = ("/-/", "/.well-known/")
+CORE_FIELDS = {
+    "occi.core.id", "occi.core.title", "occi.core.summary", "occi.core.source",
+    "occi.core.target", "occi.core.source.kind", "occi.core.target.kind",
+}
+
+
+@dataclass
+class Filter:
+    """What a collection request narrows to (header and query-string filters together)."""
+
+    categories: list[str] = field(default_factory=list)  # type ids or bare terms
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    number: int | None = None  # items per page; None = the whole collection
+    page: int = 1  # 1-based
+
+
+class Service:
+    def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000):
+        self.store = store
+        self.backend = backend
+        self.max_page_size = max_page_size
+
+    # ================================================================== registry
+    def registry(self, tx: StoreTx | None = None) -> Registry:
+        """The categories now: standard, the backend's templates, the users' mixins."""
+        if tx is None:
+            with self.store.begin() as t:
+                return self.registry(t)
+        return Registry(self._provider_mixins(), tx.user_mixins())
+
+    def _provider_mixins(self) -> list[Mixin]:
+        try:
+            return self.backend.provider_mixins()
+        except BackendFault as exc:
+            log.warning("backend templates unavailable: %s", exc)
+            return []
+
+    # ================================================================== query interface
+    def categories(self, filters: Iterable[CategoryRef] = ()) -> CategoryCollection:
+        reg = self.registry()
+        refs = list(filters)
+        for ref in refs:
+            if reg.category(ref.id) is None:
+                raise errors.NotFound(f"no category {ref.id} is defined here")
+        return reg.collection(refs)
+
+    def add_user_mixins(self, refs: list[CategoryRef]) -> list[Mixin]:
+        if not refs:
+            raise errors.BadRequest(
+                "send at least one mixin definition: Category: term; scheme=\"...\"; "
+                "class=\"mixin\"; location=\"/my_mixin/\""
+            )
+        out = []
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            taken = set(reg.locations())
+            for ref in refs:
+                mixin = self._user_mixin(ref, reg, taken)
+                tx.add_user_mixin(mixin)
+                taken.add(mixin.location)
+                out.append(mixin)
+        return out
+
+    def _user_mixin(self, ref: CategoryRef, reg: Registry, taken: set[str]) -> Mixin:
+        if ref.cls not in (None, "mixin"):
+            raise errors.BadRequest(
+                f"only mixins can be defined by clients; {ref.id} has class {ref.cls}"
+            )
+        if ref.scheme.startswith(RESERVED_SCHEME):
+            raise errors.BadRequest(
+                f"the scheme {ref.scheme} is reserved for the OCCI specification; "
+                "use a scheme of your own, e.g. http://example.com/occi/my_stuff#"
+            )
+        if not ref.scheme.endswith("#") or "://" not in ref.scheme:
+            raise errors.BadRequest(f"a mixin scheme must be a URI ending in '#', not {ref.scheme!r}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
+            raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")
+        if reg.category(ref.id) is not None:
+            raise errors.Conflict(f"the category {ref.id} already exists")
+        location = ref.location or f"/mixin/user/{ref.term}/"
+        location = self._relative(location)
+        if not location.endswith("/"):
+            location += "/"
+        if not LOCATION_RE.match(location) or location.startswith(RESERVED_PATHS):
+            raise errors.BadRequest(
+                f"mixin location {location!r} must be a path such as /my_stuff/ "
+                "(letters, digits, '-', '_', '.', ending in '/')"
+            )
+        if location in taken or self._location_clashes(location, reg):
+            raise errors.Conflict(f"the location {location} is already in use")
+        for dep in ref.rel:
+            if dep not in reg.mixins:
+                raise errors.BadRequest(f"mixin {ref.id} depends on {dep}, which is not defined")
+        for app in ref.applies:
+            if app not in reg.kinds:
+                raise errors.BadRequest(f"mixin {ref.id} applies to {app}, which is not a kind")
+        for name in ref.attributes:
+            if name.startswith("occi."):
+                raise errors.BadRequest(
+                    f"attribute {name}: the occi. prefix is reserved; "
+                    "use your reverse domain name, e.g. com.example.tier"
+                )
+        return Mixin(
+            ref.scheme,
+            ref.term,
+            ref.title,
+            dict(ref.attributes),
+            depends=tuple(ref.rel),
+            applies=tuple(ref.applies),
+            location=location,
+            user_defined=True,
+        )
+
+    @staticmethod
+    def _location_clashes(location: str, reg: Registry) -> bool:
+        # A mixin collection must not shadow a kind collection or sit inside one, where entity
+        # paths live (/compute/xyz/ would be ambiguous).
+        for loc, cat in reg.locations().items():
+            if isinstance(cat, Kind) and location.startswith(loc) and loc != "/":
+                return True
+        return False
+
+    def remove_user_mixins(self, refs: list[CategoryRef]) -> None:
+        if not refs:
+            raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            for ref in refs:
+                cat = reg.category(ref.id)
+                if cat is None:
+                    raise errors.NotFound(f"no mixin {ref.id} is defined")
+                if not (isinstance(cat, Mixin) and cat.user_defined):
+                    raise errors.Forbidden(
+                        f"{ref.id} is defined by the provider and cannot be removed"
+                    )
+                tx.delete_user_mixin(ref.id)
+
+    # ================================================================== reading
+    def get(self, path: str) -> Entity:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entity = self._load(tx, path)
+            return self._present(entity, reg)
+
+    def _load(self, tx: StoreTx, path: str, *, for_update: bool = False) -> Entity:
+        entity_id = path.rsplit("/", 1)[-1]
+        entity = tx.get(entity_id, for_update=for_update) if entity_id else None
+        if entity is None or entity.location != path:
+            raise errors.NotFound(f"nothing exists at {path}")
+        return entity
+
+    def _present(self, entity: Entity, reg: Registry) -> Entity:
+        """Fill what a rendering needs: applicable actions, for the entity and its links."""
+        kind = reg.kinds.get(entity.kind)
+        if kind is not None:
+            entity.actions = [a.id for a in reg.entity_actions(kind, entity.mixins)]
+        if isinstance(entity, Resource):
+            for ln in entity.links:
+                self._present(ln, reg)
+        return entity
+
+    def collection_target(self, path: str, reg: Registry) -> Kind | Mixin | None:
+        """The kind or mixin bound to a collection path; None for the root or an unbound path
+        that has collections below it; NotFound otherwise."""
+        cat = reg.by_location(path)
+        if cat is not None:
+            return cat
+        if path == "/" or any(loc.startswith(path) for loc in reg.locations()):
+            return None
+        raise errors.NotFound(f"no collection is bound to {path}")
+
+    def _query(self, reg: Registry, path: str, flt: Filter) -> Query:
+        target = self.collection_target(path, reg)
+        q = Query()
+        kinds: set[str] | None = None
+        if isinstance(target, Kind):
+            kinds = {k.id for k in reg.kinds.values() if k.is_a(target)}
+        elif isinstance(target, Mixin):
+            q.mixin = target.id
+        elif target is None and path != "/":
+            below = [c for loc, c in reg.locations().items() if loc.startswith(path)]
+            kinds = set()
+            for c in below:
+                if isinstance(c, Kind):
+                    kinds.update(k.id for k in reg.kinds.values() if k.is_a(c))
+        for cat_name in flt.categories:
+            cat = self._resolve_category(reg, cat_name)
+            if isinstance(cat, Kind):
+                sub = {k.id for k in reg.kinds.values() if k.is_a(cat)}
+                kinds = sub if kinds is None else kinds & sub
+            elif isinstance(cat, Mixin):
+                if q.mixin and q.mixin != cat.id:
+                    # two different mixins: nothing can match both through one join; filter
+                    # by the second with an impossible kind set only if needed
+                    raise errors.BadRequest("filter by one mixin at a time")
+                q.mixin = cat.id
+            else:
+                raise errors.BadRequest(f"{cat_name} is an action; filter by a kind or a mixin")
+        if kinds is not None:
+            q.kinds = sorted(kinds)
+        q.attributes = self._coerce_filter(reg, flt.attributes)
+        return q
+
+    @staticmethod
+    def _resolve_category(reg: Registry, name: str) -> Kind | Mixin | Any:
+        cat = reg.category(name)
+        if cat is None and "#" not in name:
+            matches = [
+                c for c in (*reg.kinds.values(), *reg.mixins.values()) if c.term == name
+            ]
+            if len(matches) > 1:
+                raise errors.Conflict(
+                    f"category term {name!r} is ambiguous: "
+                    + ", ".join(c.id for c in matches)
+                    + "; give the full scheme#term"
+                )
+            cat = matches[0] if matches else None
+        if cat is None:
+            raise errors.BadRequest(f"filter names an unknown category {name!r}")
+        return cat
+
+    @staticmethod
+    def _coerce_filter(reg: Registry, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        defs: dict[str, AttributeDef] = {}
+        for k in reg.kinds.values():
+            defs.update(k.attributes)
+        for m in reg.mixins.values():
+            defs.update(m.attributes)
+        out = {}
+        for name, value in attrs.items():
+            name = infra.LEGACY_ATTRIBUTES.get(name, name)
+            d = defs.get(name)
+            if d is not None:
+                try:
+                    value = d.coerce(value)
+                except AttributeValueError as exc:
+                    raise errors.BadRequest(f"filter: {exc}") from None
+            out[name] = value
+        return out
+
+    def list(self, path: str, flt: Filter, page: Page) -> tuple[Iterator[Entity], Registry]:
+        """The collection at `path`: a page (one query) or, without a page size, a stream."""
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            q = self._query(reg, path, flt)
+            if page.number is not None:
+                if page.number > self.max_page_size:
+                    raise errors.PayloadTooLarge(
+                        f"number={page.number} is above the largest page of "
+                        f"{self.max_page_size} entities; ask for fewer"
+                    )
+                q.offset = (page.page - 1) * page.number
+                q.limit = page.number
+                items = tx.query(q)
+                return iter([self._present(e, reg) for e in items]), reg
+        return (self._present(e, reg) for e in self.store.iter_all(q)), reg
+
+    # ================================================================== creating
+    def create(self, collection: str, entities: list[Entity]) -> list[Entity]:
+        """POST on a kind collection: create each entity (and a resource's inline links)."""
+        if not entities:
+            raise errors.BadRequest("the request carries no entity to create")
+        created: list[Entity] = []
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            target = self.collection_target(collection, reg)
+            if isinstance(target, Mixin):
+                raise errors.BadRequest(
+                    f"{collection} is a mixin collection: POST locations there to associate "
+                    "the mixin; create entities in their kind's collection"
+                )
+            for e in entities:
+                created.append(self._create_one(tx, reg, e, target, entity_id=None))
+        return created
+
+    def _create_one(
+        self, tx: StoreTx, reg: Registry, e: Entity, target: Kind | None, entity_id: str | None
+    ) -> Entity:
+        kind = self._kind_of(reg, e, target)
+        if entity_id is None:
+            entity_id = e.id or str(uuid.uuid4())
+        elif e.id and e.id != entity_id:
+            raise errors.BadRequest(
+                f"occi.core.id {e.id!r} differs from the id in the URL ({entity_id!r})"
+            )
+        if not ID_RE.match(entity_id):
+            raise errors.BadRequest(
+                f"occi.core.id {entity_id!r} must be 1-128 letters, digits, '-', '_', '.' or ':'"
+            )
+        if tx.get(entity_id) is not None:
+            raise errors.Conflict(f"an entity with occi.core.id {entity_id} already exists")
+        mixins = self._check_mixins(reg, kind, e.mixins)
+        attributes = self._new_attributes(reg, kind, mixins, e.attributes)
+        location = f"{kind.location}{entity_id}"
+        if kind.is_a(infra.LINK):
+            link = Link(kind.id, entity_id, e.title, mixins, attributes, location)
+            if isinstance(e, Link):
+                link.source, link.target = e.source, e.target
+                link.target_kind = e.target_kind
+            self._bind_link(tx, reg, link, kind)
+            tx.insert(link)
+            self._apply(tx, link, lambda: self._backend_link(tx, link))
+            return self._present(link, reg)
+        if isinstance(e, Link):
+            raise errors.BadRequest(f"{kind.id} is a resource kind: it takes no source or target")
+        res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
+        res.summary = e.summary if isinstance(e, Resource) else None
+        tx.insert(res)
+        self._apply(tx, res, lambda: self.backend.create(res))
+        for inline in e.links if isinstance(e, Resource) else []:
+            res.links.append(self._create_inline_link(tx, reg, res, inline))
+        return self._present(res, reg)
+
+    def _kind_of(self, reg: Registry, e: Entity, target: Kind | None) -> Kind:
+        if e.kind:
+            kind = reg.kinds.get(e.kind)
+            if kind is None:
+                other = reg.category(e.kind)
+                what = f"a {other.cls}, not a kind" if other else "not defined here"
+                raise errors.BadRequest(f"{e.kind} is {what}")
+            if target is not None and kind != target:
+                raise errors.BadRequest(
+                    f"{kind.id} entities are created in {kind.location}, not in {target.location}"
+                )
+        elif target is not None:
+            kind = target
+        else:
+            raise errors.BadRequest(
+                "say which kind to create: Category: compute; "
+                "scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"kind\""
+            )
+        if kind.location is None or kind is infra.ENTITY:
+            raise errors.BadRequest(f"{kind.id} cannot be instantiated")
+        return kind
+
+    def _check_mixins(self, reg: Registry, kind: Kind, mixin_ids: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        families: dict[str, str] = {}
+        for mid in mixin_ids:
+            m = reg.mixins.get(mid)
+            if m is None:
+                other = reg.category(mid)
+                what = f"a {other.cls}, not a mixin" if other else "not defined here"
+                raise errors.BadRequest(f"mixin {mid} is {what}")
+            if not reg.applies(m, kind):
+                raise errors.BadRequest(f"mixin {mid} does not apply to {kind.id} entities")
+            fam = reg.template_family(m)
+            if fam is not None:
+                if fam in families and families[fam] != mid:
+                    raise errors.BadRequest(
+                        f"only one {split_type_id(fam)[1]} mixin per entity: "
+                        f"{families[fam]} and {mid} were both given"
+                    )
+                families[fam] = mid
+            if mid not in out:
+                out.append(mid)
+        return out
+
+    def _canonical(self, name: str) -> str:
+        return infra.LEGACY_ATTRIBUTES.get(name, name)
+
+    def _new_attributes(
+        self, reg: Registry, kind: Kind, mixins: list[str], given: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        defs = reg.attribute_defs(kind, mixins)
+        out: dict[str, Any] = {}
+        for raw_name, value in given.items():
+            name = self._canonical(raw_name)
+            if name in CORE_FIELDS:
+                continue
+            d = defs.get(name)
+            if d is None and name == infra.COMPUTE_SPEED.name and kind.is_a(infra.COMPUTE):
+                d = infra.COMPUTE_SPEED
+            if d is None:
+                raise errors.BadRequest(
+                    f"attribute {raw_name} is not defined for {kind.id}"
+                    + (" with its mixins" if mixins else "")
+                )
+            if value is None:
+                continue
+            try:
+                value = d.coerce(value)
+            except AttributeValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+            if not d.mutable and d.default is not None and value != d.default:
+                raise errors.Forbidden(f"attribute {name} is immutable: the server sets it")
+            if not d.mutable and d.default is None and name.endswith(".state.message"):
+                continue
+            out[name] = value
+        # resource templates override the client's sizes (GFD.224 / CRTP R0305)
+        for m in reg.mixin_closure(mixins):
+            if reg.template_family(m) == infra.RESOURCE_TPL.id:
+                for name, d in m.attributes.items():
+                    if d.default is not None:
+                        out[name] = d.default
+        for name, d in defs.items():
+            if name in CORE_FIELDS:
+                continue
+            if name not in out and d.default is not None:
+                out[name] = d.default
+        missing = [
+            n for n, d in defs.items() if d.required and n not in out and n not in CORE_FIELDS
+        ]
+        if missing:
+            raise errors.BadRequest(
+                f"missing required attribute{'s' if len(missing) > 1 else ''} "
+                + ", ".join(sorted(missing))
+            )
+        return out
+
+    # ------------------------------------------------------------------ links
+    def _bind_link(self, tx: StoreTx, reg: Registry, link: Link, kind: Kind) -> None:
+        """Check and complete a link's source and target against the store."""
+        if not link.source:
+            raise errors.BadRequest("a link needs occi.core.source: the location of a resource")
+        if not link.target:
+            raise errors.BadRequest("a link needs occi.core.target: a location or URI")
+        link.source = self._relative(link.source)
+        link.target = self._relative(link.target)
+        source = self._resource_at(tx, link.source, "source")
+        if source is None:
+            raise errors.BadRequest(f"occi.core.source {link.source} is not a resource here")
+        link.source_kind = source.kind
+        target = self._resource_at(tx, link.target, "target") if link.target.startswith("/") else None
+        if link.target.startswith("/") and target is None:
+            raise errors.BadRequest(f"occi.core.target {link.target} is not a resource here")
+        if target is not None:
+            link.target_kind = target.kind
+        expectations = {
+            infra.NETWORKINTERFACE.id: (infra.COMPUTE, infra.NETWORK),
+            infra.STORAGELINK.id: (infra.COMPUTE, infra.STORAGE),
+        }
+        if kind.id in expectations:
+            src_kind, tgt_kind = expectations[kind.id]
+            if not reg.kinds[source.kind].is_a(src_kind):
+                raise errors.BadRequest(f"a {kind.term} link starts at a {src_kind.term} resource")
+            if target is None or not reg.kinds[target.kind].is_a(tgt_kind):
+                raise errors.BadRequest(f"a {kind.term} link points at a {tgt_kind.term} resource")
+
+    def _resource_at(self, tx: StoreTx, location: str, role: str) -> Resource | None:
+        e = tx.get(location.rsplit("/", 1)[-1]) if location.startswith("/") else None
+        if e is None or e.location != location or not isinstance(e, Resource):
+            return None
+        return e
+
+    def _create_inline_link(
+        self, tx: StoreTx, reg: Registry, source: Resource, inline: Entity
+    ) -> Link:
+        if not isinstance(inline, Link):
+            raise errors.BadRequest("an inline link needs a target")
+        kind_id = inline.kind
+        target_loc = self._relative(inline.target or "")
+        target = self._resource_at(tx, target_loc, "target") if target_loc.startswith("/") else None
+        if not kind_id:
+            if target is not None and reg.kinds[target.kind].is_a(infra.NETWORK):
+                kind_id = infra.NETWORKINTERFACE.id
+            elif target is not None and reg.kinds[target.kind].is_a(infra.STORAGE):
+                kind_id = infra.STORAGELINK.id
+            else:
+                kind_id = infra.LINK.id
+        kind = reg.kinds.get(kind_id)
+        if kind is None or not kind.is_a(infra.LINK):
+            raise errors.BadRequest(f"inline link category {kind_id} is not a link kind")
+        spec = Link(
+            kind.id, inline.id, inline.title, list(inline.mixins), dict(inline.attributes),
+            source=source.location, target=target_loc, target_kind=inline.target_kind,
+        )
+        return self._create_one(tx, reg, spec, kind, entity_id=None)
+
+    def _backend_link(self, tx: StoreTx, link: Link) -> Outcome:
+        source = tx.get(link.source.rsplit("/", 1)[-1])
+        target = None
+        if link.target and link.target.startswith("/"):
+            t = tx.get(link.target.rsplit("/", 1)[-1])
+            target = t if isinstance(t, Resource) else None
+        return self.backend.link(link, source, target)
+
+    # ------------------------------------------------------------------ backend calls
+    def _apply(self, tx: StoreTx, entity: Entity, call) -> Outcome:
+        """Run a backend operation and store what it reports; translate its faults."""
+        try:
+            outcome = call()
+        except InvalidTransition as exc:
+            raise errors.Conflict(str(exc)) from None
+        except Unsupported as exc:
+            raise errors.Conflict(f"not supported by the {self.backend.name} backend: {exc}") from None
+        except NotFoundOnPlatform as exc:
+            raise errors.Conflict(f"the platform no longer has this entity: {exc}") from None
+        except PlatformError as exc:
+            log.warning("backend failed on %s: %s", entity.location, exc)
+            raise errors.Conflict(f"the {self.backend.name} platform failed: {exc}") from None
+        if outcome and outcome.attributes:
+            entity.attributes.update(outcome.attributes)
+            tx.update(entity)
+        return outcome
+
+    # ================================================================== updating
+    def put(self, path: str, e: Entity) -> tuple[Entity, bool]:
+        """PUT on an entity path: create it there, or replace it (links stay)."""
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entity_id = path.rsplit("/", 1)[-1]
+            existing = tx.get(entity_id, for_update=True)
+            if existing is None:
+                kind = reg.kind_for_path(path)
+                if kind is None:
+                    raise errors.NotFound(f"{path} is not inside a kind collection")
+                if isinstance(e, Resource) and e.links:
+                    raise errors.BadRequest("PUT does not create links: POST them to a link collection")
+                return self._create_one(tx, reg, e, kind, entity_id=entity_id), True
+            if existing.location != path:
+                raise errors.Conflict(f"occi.core.id {entity_id} is used at {existing.location}")
+            return self._replace(tx, reg, existing, e, full=True), False
+
+    def update(self, path: str, e: Entity) -> Entity:
+        """POST on an entity path: partial update (given attributes change, mixins are added)."""
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            existing = self._load(tx, path, for_update=True)
+            if isinstance(e, Resource) and e.links:
+                raise errors.BadRequest(
+                    "links cannot be added by updating a resource: POST them to a link collection"
+                )
+            return self._replace(tx, reg, existing, e, full=False)
+
+    def _replace(self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool) -> Entity:
+        kind = reg.kinds[cur.kind]
+        if new.kind and new.kind != cur.kind:
+            raise errors.BadRequest(
+                f"the kind of an entity cannot change ({cur.kind} given as {new.kind})"
+            )
+        if new.id and new.id != cur.id:
+            raise errors.Forbidden(f"occi.core.id is immutable ({cur.id})")
+        if full:
+            mixin_ids = self._check_mixins(reg, kind, new.mixins)
+        else:
+            mixin_ids = list(cur.mixins)
+            for mid in self._check_mixins(reg, kind, new.mixins):
+                m = reg.mixins[mid]
+                fam = reg.template_family(m)
+                if fam is not None:
+                    mixin_ids = [
+                        x for x in mixin_ids
+                        if x not in reg.mixins or reg.template_family(reg.mixins[x]) != fam
+                    ]
+                if mid not in mixin_ids:
+                    mixin_ids.append(mid)
+        defs = reg.attribute_defs(kind, mixin_ids)
+        attributes = dict(cur.attributes) if not full else {
+            n: v for n, v in cur.attributes.items() if n in defs and not defs[n].mutable
+        }
+        changed: dict[str, Any] = {}
+        for raw_name, value in new.attributes.items():
+            name = self._canonical(raw_name)
+            if name in CORE_FIELDS:
+                continue
+            d = defs.get(name)
+            if d is None and name == infra.COMPUTE_SPEED.name and kind.is_a(infra.COMPUTE):
+                d = infra.COMPUTE_SPEED
+            if d is None:
+                raise errors.BadRequest(f"attribute {raw_name} is not defined for {kind.id}")
+            if value is None:
+                if not d.mutable:
+                    continue
+                attributes.pop(name, None)
+                changed[name] = None
+                continue
+            try:
+                value = d.coerce(value)
+            except AttributeValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+            if not d.mutable:
+                if cur.attributes.get(name) != value:
+                    raise errors.Forbidden(
+                        f"attribute {name} is immutable: it is {cur.attributes.get(name)!r}, "
+                        f"{value!r} was given"
+                    )
+                continue
+            if cur.attributes.get(name) != value:
+                changed[name] = value
+            attributes[name] = value
+        # a newly associated resource template resizes (GFD.224)
+        for mid in mixin_ids:
+            if mid in cur.mixins:
+                continue
+            for m in reg.mixin_closure([mid]):
+                if reg.template_family(m) == infra.RESOURCE_TPL.id:
+                    for n, d in m.attributes.items():
+                        if d.default is not None and attributes.get(n) != d.default:
+                            attributes[n] = d.default
+                            changed[n] = d.default
+        if full:
+            for name, d in defs.items():
+                if name not in attributes and d.default is not None and name not in CORE_FIELDS:
+                    attributes[name] = d.default
+                    if cur.attributes.get(name) != d.default:
+                        changed[name] = d.default
+            for name in set(cur.attributes) - set(attributes):
+                changed[name] = None
+        missing = [n for n, d in defs.items() if d.required and n not in attributes
+                   and n not in CORE_FIELDS]
+        if missing:
+            raise errors.BadRequest("missing required attribute " + ", ".join(sorted(missing)))
+        cur.attributes = attributes
+        cur.mixins = mixin_ids
+        if full or new.title is not None:
+            cur.title = new.title
+        if isinstance(cur, Resource) and isinstance(new, Resource):
+            if full or new.summary is not None:
+                cur.summary = new.summary
+        if isinstance(cur, Link) and isinstance(new, Link):
+            moved = False
+            for attr in ("source", "target"):
+                val = getattr(new, attr)
+                if val and self._relative(val) != getattr(cur, attr):
+                    setattr(cur, attr, self._relative(val))
+                    moved = True
+            if moved:
+                self._bind_link(tx, reg, cur, kind)
+                self._apply(tx, cur, lambda: self._relink(tx, cur))
+        tx.update(cur)
+        if changed and not kind.is_a(infra.LINK):
+            self._apply(tx, cur, lambda: self.backend.update(cur, changed))
+        return self._present(cur, reg)
+
+    def _relink(self, tx: StoreTx, link: Link) -> Outcome:
+        self.backend.unlink(link)
+        return self._backend_link(tx, link)
+
+    # ================================================================== deleting
+    def delete(self, path: str) -> None:
+        with self.store.begin() as tx:
+            entity = self._load(tx, path, for_update=True)
+            self._delete_entities(tx, [entity])
+
+    def delete_collection(self, path: str, flt: Filter) -> int:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            target = self.collection_target(path, reg)
+            if isinstance(target, Mixin):
+                raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
+            q = self._query(reg, path, flt)
+            entities = tx.query(q)
+            self._delete_entities(tx, entities)
+            return len(entities)
+
+    def _delete_entities(self, tx: StoreTx, entities: list[Entity]) -> None:
+        if not entities:
+            return
+        ids = [e.id for e in entities]
+        links = {ln.id: ln for ln in tx.links_touching(ids)}
+        for e in entities:
+            if isinstance(e, Link):
+                links[e.id] = e
+        try:
+            for ln in links.values():
+                self.backend.unlink(ln)
+            for e in entities:
+                if not isinstance(e, Link):
+                    self.backend.delete(e)
+        except BackendFault as exc:
+            raise errors.Conflict(f"the {self.backend.name} platform failed: {exc}") from None
+        tx.delete(ids)
+
+    # ================================================================== actions
+    def act(self, path: str, term: str, inv: ActionInvocation) -> Entity | Mixin:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entity = self._load(tx, path, for_update=True)
+            action, params = self._check_action(reg, entity, term, inv)
+            return self._run_action(tx, reg, entity, action.term, params)
+
+    def act_on_collection(self, path: str, term: str, inv: ActionInvocation, flt: Filter) -> list[Entity]:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entities = tx.query(self._query(reg, path, flt))
+            checked = [self._check_action(reg, e, term, inv) for e in entities]
+            out = []
+            for e, (action, params) in zip(entities, checked, strict=True):
+                result = self._run_action(tx, reg, e, action.term, params)
+                out.append(result if isinstance(result, Entity) else e)
+            return out
+
+    def _check_action(self, reg: Registry, entity: Entity, term: str, inv: ActionInvocation):
+        kind = reg.kinds[entity.kind]
+        available = reg.entity_actions(kind, entity.mixins)
+        matches = [a for a in available if a.term == term]
+        if inv.action:
+            if reg.actions.get(inv.action) is None:
+                raise errors.BadRequest(f"{inv.action} is not an action defined here")
+            matches = [a for a in matches if a.id == inv.action]
+            if not matches:
+                raise errors.BadRequest(
+                    f"the action category {inv.action} does not match ?action={term} "
+                    f"for a {kind.term}"
+                )
+        if not matches:
+            names = ", ".join(sorted({a.term for a in available})) or "none"
+            raise errors.BadRequest(
+                f"a {kind.term} has no action {term!r}; its actions are: {names}"
+            )
+        if len(matches) > 1:
+            raise errors.Conflict(
+                f"action {term!r} is ambiguous ({', '.join(a.id for a in matches)}): "
+                "send its Category to choose"
+            )
+        action = matches[0]
+        params: dict[str, Any] = {}
+        for name, value in inv.attributes.items():
+            d = action.attributes.get(name)
+            if d is None:
+                allowed = ", ".join(action.attributes) or "none"
+                raise errors.BadRequest(
+                    f"action {action.term} takes no parameter {name!r} (parameters: {allowed})"
+                )
+            try:
+                params[name] = d.coerce(value)
+            except AttributeValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+        for name, d in action.attributes.items():
+            if name not in params and d.default is not None:
+                params[name] = d.default
+            if d.required and name not in params:
+                raise errors.BadRequest(f"action {action.term} needs the parameter {name}")
+        return action, params
+
+    def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> Entity | Mixin:
+        outcome = self._apply(tx, entity, lambda: self.backend.action(entity, term, params))
+        if outcome is not None and outcome.mixin is not None:
+            return outcome.mixin
+        return self._present(entity, reg)
+
+    # ================================================================== mixin collections
+    def associate(self, path: str, locations: list[str], *, replace_all: bool = False) -> list[Entity]:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            mixin = self._mixin_at(reg, path)
+            targets = self._entities_at(tx, [self._relative(x) for x in locations])
+            for e in targets:
+                kind = reg.kinds[e.kind]
+                if not reg.applies(mixin, kind):
+                    raise errors.BadRequest(f"mixin {mixin.id} does not apply to {e.location}")
+            if replace_all:
+                keep = {e.id for e in targets}
+                current = tx.query(Query(mixin=mixin.id))
+                tx.dissociate(mixin.id, [e.id for e in current if e.id not in keep])
+            fam = reg.template_family(mixin)
+            for e in targets:
+                if mixin.id in e.mixins:
+                    continue
+                if fam is not None or any(d.default is not None for d in mixin.attributes.values()):
+                    # templates replace their predecessor and may resize: a full update
+                    patch = Resource(e.kind, mixins=[mixin.id]) if not isinstance(e, Link) else Link(
+                        e.kind, mixins=[mixin.id])
+                    self._replace(tx, reg, e, patch, full=False)
+                else:
+                    tx.associate(mixin.id, [e.id])
+            members = tx.query(Query(mixin=mixin.id))
+            return [self._present(e, reg) for e in members]
+
+    def dissociate(self, path: str, locations: list[str] | None) -> None:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            mixin = self._mixin_at(reg, path)
+            if locations is None:
+                tx.dissociate(mixin.id, None)
+                return
+            targets = self._entities_at(tx, [self._relative(x) for x in locations])
+            tx.dissociate(mixin.id, [e.id for e in targets])
+
+    def _mixin_at(self, reg: Registry, path: str) -> Mixin:
+        cat = self.collection_target(path, reg)
+        if not isinstance(cat, Mixin):
+            raise errors.MethodNotAllowed(
+                f"{path} is not a mixin collection", allowed=["GET", "POST", "DELETE", "HEAD"]
+            )
+        return cat
+
+    def _entities_at(self, tx: StoreTx, locations: list[str]) -> list[Entity]:
+        if not locations:
+            raise errors.BadRequest("send the locations of the entities (X-OCCI-Location)")
+        out = []
+        for loc in locations:
+            e = tx.get(loc.rsplit("/", 1)[-1]) if loc.startswith("/") else None
+            if e is None or e.location != loc:
+                raise errors.BadRequest(f"no entity exists at {loc}")
+            out.append(e)
+        return out
+
+    # ================================================================== helpers
+    base_url = ""
+
+    def _relative(self, location: str) -> str:
+        loc = location.strip()
+        if self.base_url and loc.startswith(self.base_url):
+            loc = loc[len(self.base_url):] or "/"
+        return loc
+
