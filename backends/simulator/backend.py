@@ -1,0 +1,452 @@
+"""The simulator backend: a pretend hypervisor whose platform state lives in SQL tables.
+
+It is its own platform: it reads and writes only its `sim_` tables (through SQLAlchemy) and
+imports occi.model / occi.infrastructure, never the store, the service or the API. Several
+worker processes and servers on one database see one platform; state changes are conditional
+UPDATEs, so of two concurrent `start`s exactly one wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from backends.base import (
+    Backend,
+    BackendFault,
+    InvalidTransition,
+    NotFoundOnPlatform,
+    Outcome,
+    PlatformError,
+    Unsupported,
+)
+from backends.simulator import catalog, states
+from backends.simulator.database import DEFAULT_URL, READ_ONLY, make_engine
+from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
+from backends.simulator.schema import attachments, images, machines
+from backends.simulator.states import MachineKind, Transition
+from occi import infrastructure as infra
+from occi.model import Entity, Link, Mixin, Resource
+
+log = logging.getLogger(__name__)
+
+NIC, DISK = "nic", "disk"
+LINK_KINDS = {infra.NETWORKINTERFACE.id: NIC, infra.STORAGELINK.id: DISK}
+#: Compute attributes kept in the machine's details (cores and memory have their own columns).
+COMPUTE_DETAILS = ("occi.compute.architecture", "occi.compute.hostname", "occi.compute.share")
+NETWORK_DETAILS = ("occi.network.vlan", "occi.network.label")
+
+
+def platform_name(entity: Entity) -> str:
+    """The simulator's name for the object behind an entity: stable, so retries are idempotent."""
+    if not entity.id:
+        raise ValueError("the entity has no id yet; the service assigns it before the backend")
+    return f"occi-{entity.id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _gb(value: float) -> str:
+    return f"{value:g} GB"
+
+
+class SimulatorBackend(Backend):
+    """Settings: database_url, simulator_delay (seconds per operation), simulator_fail
+    (comma-separated operations that raise PlatformError), simulator_images (extra images)."""
+
+    name = "simulator"
+    live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
+
+    def __init__(self, settings: Mapping[str, Any] | None = None):
+        super().__init__(settings)
+        self.database_url: str = self.settings.get("database_url") or DEFAULT_URL
+        self.delay = float(self.settings.get("simulator_delay") or 0)
+        self.failing = frozenset(catalog.parse_names(self.settings.get("simulator_fail")))
+        self.extra_images: list[str] = []
+        for raw in catalog.parse_names(self.settings.get("simulator_images")):
+            term = catalog.image_term(raw)
+            if term != raw:
+                log.warning("simulator_images: %r is not a valid image name; skipped", raw)
+            else:
+                self.extra_images.append(term)
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def engine(self) -> Engine:
+        """Created with the tables on first use, so constructing a backend touches nothing."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = make_engine(self.database_url)
+        return self._engine
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._platform_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._platform_errors(), self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    @staticmethod
+    @contextmanager
+    def _platform_errors() -> Iterator[None]:
+        try:
+            yield
+        except (BackendFault, IntegrityError):
+            raise
+        except SQLAlchemyError as exc:
+            log.exception("simulator database failure")
+            raise PlatformError(
+                f"the simulator's database failed: {exc.__class__.__name__}"
+            ) from exc
+
+    def _operate(self, op: str) -> None:
+        """What every operation pays first: the configured delay, then any configured failure."""
+        if self.delay > 0:
+            time.sleep(self.delay)
+        if op in self.failing:
+            raise PlatformError(f"simulated failure of {op}")
+
+    @staticmethod
+    def _machine_kind(entity: Entity) -> MachineKind:
+        kind = states.BY_KIND_ID.get(entity.kind)
+        if kind is None:
+            raise Unsupported(f"the simulator has no resources of kind {entity.kind}")
+        return kind
+
+    @staticmethod
+    def _lock_machine(conn: Connection, kind: MachineKind, name: str) -> Row:
+        row = conn.execute(
+            select(machines).where(machines.c.name == name).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
+        return row
+
+    @staticmethod
+    def _set_message(
+        conn: Connection, name: str, details: Mapping[str, Any] | None, message: str, **values: Any
+    ) -> None:
+        details = {**(details or {}), "message": message}
+        conn.execute(
+            update(machines)
+            .where(machines.c.name == name)
+            .values(details=details, updated_at=_now(), **values)
+        )
+
+    def _transition(
+        self, conn: Connection, kind: MachineKind, name: str, op: str, tr: Transition
+    ) -> Row:
+        """Move the machine along `tr` atomically; return its row as it was before."""
+        before = self._lock_machine(conn, kind, name)
+        values: dict[str, Any] = {"updated_at": _now()}
+        if tr.target is not None:
+            values["state"] = tr.target
+        result = conn.execute(
+            update(machines)
+            .where(machines.c.name == name, machines.c.state.in_(tr.allowed))
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            current = conn.execute(
+                select(machines.c.state).where(machines.c.name == name)
+            ).scalar_one_or_none()
+            if current is None:
+                raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
+            raise InvalidTransition(
+                f"{kind.label} {name} is {current}: {op} needs it {states.describe(tr.allowed)}"
+            )
+        return before
+
+    # ------------------------------------------------------------------ discovery
+    def provider_mixins(self) -> list[Mixin]:
+        out: dict[str, Mixin] = {}
+        for term, title in catalog.BUILTIN_IMAGES.items():
+            out[term] = catalog.os_tpl(term, title)
+        for term in self.extra_images:
+            out.setdefault(term, catalog.os_tpl(term, f"{term} (configured image)"))
+        with self._read() as conn:
+            for term, title in conn.execute(
+                select(images.c.term, images.c.title).order_by(images.c.created_at, images.c.term)
+            ):
+                out.setdefault(term, catalog.os_tpl(term, title))
+        return [*out.values(), *catalog.RESOURCE_TEMPLATES]
+
+    # ------------------------------------------------------------------ resources
+    def create(self, entity: Resource) -> Outcome:
+        kind = self._machine_kind(entity)
+        name = platform_name(entity)
+        self._operate("create")
+        a = entity.attributes
+        details: dict[str, Any] = {"message": states.created_message(kind)}
+        row: dict[str, Any] = {"name": name, "kind": kind.label, "state": kind.initial}
+        if kind is states.COMPUTE:
+            row["cores"] = int(a.get("occi.compute.cores") or 1)
+            row["memory"] = float(a.get("occi.compute.memory") or 1.0)
+            details.update({k: a[k] for k in COMPUTE_DETAILS if a.get(k) is not None})
+            image = next((m for m in entity.mixins if m.startswith(catalog.OS_TPL_SCHEME)), None)
+            if image:
+                details["image"] = image[len(catalog.OS_TPL_SCHEME) :]
+        elif kind is states.STORAGE:
+            row["size"] = float(a.get("occi.storage.size") or 0.0)
+        else:
+            details.update({k: a[k] for k in NETWORK_DETAILS if a.get(k) is not None})
+        now = _now()
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    insert(machines).values(**row, details=details, created_at=now, updated_at=now)
+                )
+        except IntegrityError:
+            log.info("%s %s exists already; create is a no-op", kind.label, name)
+            return self.observe(entity)
+        log.info("created %s %s", kind.label, name)
+        return Outcome(kind.attributes(kind.initial, details["message"]))
+
+    def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
+        kind = self._machine_kind(entity)
+        name = platform_name(entity)
+        self._operate("update")
+        with self._write() as conn:
+            row = self._lock_machine(conn, kind, name)
+            values: dict[str, Any] = {}
+            notes: list[str] = []
+            details = dict(row.details or {})
+            if kind is states.COMPUTE:
+                if changed.get("occi.compute.cores") is not None:
+                    values["cores"] = int(changed["occi.compute.cores"])
+                    notes.append(f"{values['cores']} cores")
+                if changed.get("occi.compute.memory") is not None:
+                    values["memory"] = float(changed["occi.compute.memory"])
+                    notes.append(f"{_gb(values['memory'])} memory")
+                details.update({k: changed[k] for k in COMPUTE_DETAILS if k in changed})
+            elif kind is states.STORAGE:
+                if changed.get("occi.storage.size") is not None:
+                    size = float(changed["occi.storage.size"])
+                    current = row.size or 0.0
+                    if size < current:
+                        raise InvalidTransition(
+                            f"shrinking a volume is not supported: storage {name} is "
+                            f"{_gb(current)}, asked for {_gb(size)}"
+                        )
+                    values["size"] = size
+                    if size > current:
+                        notes.append(f"grown from {_gb(current)} to {_gb(size)}")
+            else:
+                details.update({k: changed[k] for k in NETWORK_DETAILS if k in changed})
+            message = details.get("message") or row.state
+            if notes:
+                if kind is states.COMPUTE and row.state != "active":
+                    message = f"{row.state}; {', '.join(notes)} from the next start"
+                elif kind is states.COMPUTE:
+                    message = f"running; {', '.join(notes)} applied live"
+                else:
+                    message = f"{row.state}; {', '.join(notes)}"
+            self._set_message(conn, name, details, message, **values)
+        return Outcome(kind.attributes(row.state, message))
+
+    def delete(self, entity: Entity) -> None:
+        if isinstance(entity, Link) or entity.is_link:
+            self.unlink(entity)  # type: ignore[arg-type]
+            return
+        name = platform_name(entity)
+        self._operate("delete")
+        with self._write() as conn:
+            conn.execute(
+                delete(attachments).where(
+                    or_(attachments.c.machine == name, attachments.c.target == name)
+                )
+            )
+            gone = conn.execute(delete(machines).where(machines.c.name == name)).rowcount
+        log.info("deleted %s%s", name, "" if gone else " (was already gone)")
+
+    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
+        kind = self._machine_kind(entity)
+        term = action.rsplit("#", 1)[-1]
+        tr = kind.transitions.get(term)
+        if tr is None:
+            raise Unsupported(
+                f"the simulator cannot {term} a {kind.label}; it can {', '.join(kind.transitions)}"
+            )
+        name = platform_name(entity)
+        self._operate(term)
+        mixin = None
+        with self._write() as conn:
+            before = self._transition(conn, kind, name, term, tr)
+            state = tr.target or before.state
+            if term == "save":
+                mixin = self._save_image(conn, entity, name, params)
+                running = "running" if state == "active" else "inactive"
+                message = (
+                    f"{running}; saved as os_tpl {mixin.term} "
+                    f"({params.get('method') or 'hot'} copy)"
+                )
+            else:
+                message = states.action_message(term, before.state, params)
+            self._set_message(conn, name, before.details, message)
+            if kind is states.COMPUTE and tr.target is not None:
+                conn.execute(
+                    update(attachments)
+                    .where(attachments.c.machine == name)
+                    .values(state="active" if state == "active" else "inactive")
+                )
+        log.info("%s %s: %s -> %s", kind.label, name, term, state)
+        return Outcome(kind.attributes(state, message), mixin=mixin)
+
+    def _save_image(
+        self, conn: Connection, entity: Resource, name: str, params: Mapping[str, Any]
+    ) -> Mixin:
+        now = _now()
+        wanted = str(params.get("name") or "").strip()
+        base = catalog.image_term(wanted) or f"{(entity.id or name)[:8]}-{now:%Y%m%d%H%M%S}"
+        title = wanted or f"Image saved from {entity.title or name} at {now:%Y-%m-%d %H:%M:%S} UTC"
+        reserved = {*catalog.BUILTIN_IMAGES, *self.extra_images}
+        for n in range(1, 1000):
+            term = base if n == 1 else f"{base}-{n}"
+            if term in reserved:
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(images).values(
+                            term=term, title=title, created_from=name, created_at=now
+                        )
+                    )
+            except IntegrityError:
+                continue
+            return catalog.os_tpl(term, title)
+        raise PlatformError(f"no free image name left for {base!r}")
+
+    # ------------------------------------------------------------------ links
+    def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
+        dev_kind = LINK_KINDS.get(link.kind)
+        if dev_kind is None:
+            raise Unsupported(f"the simulator cannot attach links of kind {link.kind}")
+        name = platform_name(link)
+        machine = platform_name(source)
+        target_name = platform_name(target) if target is not None else None
+        self._operate("link")
+        with self._write() as conn:
+            existing = conn.execute(select(attachments).where(attachments.c.name == name)).first()
+            if existing is not None:
+                return self._link_outcome(existing)
+            src = self._lock_machine(conn, states.COMPUTE, machine)
+            if src.kind != "compute":
+                raise Unsupported(f"{name}: links start at a compute, {machine} is a {src.kind}")
+            if target_name is not None:
+                tgt = conn.execute(
+                    select(machines.c.kind).where(machines.c.name == target_name)
+                ).scalar_one_or_none()
+                if tgt is None:
+                    raise NotFoundOnPlatform(f"{target_name} does not exist on the simulator")
+            used = (
+                conn.execute(select(attachments.c.device).where(attachments.c.machine == machine))
+                .scalars()
+                .all()
+            )
+            mac = None
+            if dev_kind == NIC:
+                device = next_free(nic_names(), used)
+                mac = link.attributes.get("occi.networkinterface.mac") or mac_for(link.id or name)
+            else:
+                device = link.attributes.get("occi.storagelink.deviceid") or next_free(
+                    disk_names(), used
+                )
+                if device in used:
+                    raise InvalidTransition(f"device {device} is already in use on {machine}")
+            row = {
+                "name": name,
+                "machine": machine,
+                "kind": dev_kind,
+                "target": target_name,
+                "mac": mac,
+                "device": device,
+                "state": "active" if src.state == "active" else "inactive",
+            }
+            conn.execute(insert(attachments).values(**row))
+        log.info("attached %s %s to %s as %s", dev_kind, name, machine, device)
+        return self._link_outcome(row)
+
+    @staticmethod
+    def _link_outcome(row: Any) -> Outcome:
+        r = row if isinstance(row, Mapping) else row._mapping
+        if r["state"] == "active":
+            message = f"plugged into running {r['machine']} as {r['device']}"
+        else:
+            message = f"attached to {r['machine']} as {r['device']}; active while it runs"
+        if r["kind"] == NIC:
+            return Outcome(
+                {
+                    "occi.networkinterface.interface": r["device"],
+                    "occi.networkinterface.mac": r["mac"],
+                    "occi.networkinterface.state": r["state"],
+                    "occi.networkinterface.state.message": message,
+                }
+            )
+        return Outcome(
+            {
+                "occi.storagelink.deviceid": r["device"],
+                "occi.storagelink.state": r["state"],
+                "occi.storagelink.state.message": message,
+            }
+        )
+
+    def unlink(self, link: Link) -> None:
+        name = platform_name(link)
+        self._operate("unlink")
+        with self._write() as conn:
+            conn.execute(delete(attachments).where(attachments.c.name == name))
+
+    # ------------------------------------------------------------------ observation
+    def observe(self, entity: Entity) -> Outcome:
+        """What the platform holds for an entity now (for reconciliation), as attribute values."""
+        name = platform_name(entity)
+        with self._read() as conn:
+            if entity.is_link:
+                row = conn.execute(select(attachments).where(attachments.c.name == name)).first()
+                if row is None:
+                    raise NotFoundOnPlatform(f"attachment {name} does not exist on the simulator")
+                return self._link_outcome(row)
+            kind = self._machine_kind(entity)
+            row = conn.execute(select(machines).where(machines.c.name == name)).first()
+        if row is None:
+            raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
+        attributes = kind.attributes(row.state, (row.details or {}).get("message") or row.state)
+        if kind is states.COMPUTE:
+            attributes.update({"occi.compute.cores": row.cores, "occi.compute.memory": row.memory})
+        elif kind is states.STORAGE:
+            attributes["occi.storage.size"] = row.size
+        return Outcome(attributes)
+
+    # ------------------------------------------------------------------ lifecycle
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{READ_ONLY: True})
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            log.warning("simulator database does not answer", exc_info=True)
+            return False
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
