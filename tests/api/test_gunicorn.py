@@ -1,0 +1,159 @@
+"""End to end: the real `occi-server` command, gunicorn with several workers, real HTTP.
+
+Runs the curl walkthroughs in examples/ against it, on SQLite and on a throwaway PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+JSON = "application/occi+json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, database_url: str, tmp: Path, workers: int = 3):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
+        env.update({"OCCI_DATABASE_URL": database_url, "OCCI_LOG_LEVEL": "WARNING",
+                    "PYTHONPATH": str(ROOT)})
+        self.log = open(tmp / f"server-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "occi.cli", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers)],
+            cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()}")
+            try:
+                if requests.get(self.url + "/-/", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not come up: {self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-4000:]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def sqlite_server(tmp_path):
+    srv = Server(f"sqlite:///{tmp_path}/occi.db", tmp_path)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_server(tmp_path, pg_url):
+    srv = Server(pg_url, tmp_path)
+    yield srv
+    srv.stop()
+
+
+def run_walkthrough(name: str, url: str) -> str:
+    assert shutil.which("curl"), "curl is needed by the walkthroughs (make test installs it)"
+    p = subprocess.run(["bash", str(ROOT / "examples" / name)], env={**os.environ, "OCCI_URL": url},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("script", ["walkthrough-text.sh", "walkthrough-json.sh"])
+def test_walkthroughs_against_live_server(sqlite_server, script):
+    out = run_walkthrough(script, sqlite_server.url)
+    assert "passed" in out
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_walkthroughs_on_postgresql(pg_server):
+    for script in ("walkthrough-text.sh", "walkthrough-json.sh"):
+        run_walkthrough(script, pg_server.url)
+
+
+@pytest.mark.server
+def test_http_protocol_details_over_real_http(sqlite_server):
+    url = sqlite_server.url
+    r = requests.get(url + "/-/")
+    assert r.status_code == 200 and r.reason == "OK"
+    assert "OCCI/1.2" in r.headers["Server"]
+    assert r.headers["Content-Type"].startswith("text/plain")
+    r = requests.post(url + "/compute/", headers={"Content-Type": JSON, "Accept": JSON},
+                      json={"kind": INFRA + "compute"})
+    assert (r.status_code, r.reason) == (201, "Created")
+    loc = r.headers["Location"]
+    assert loc.startswith(url + "/compute/")
+    r = requests.get(loc, headers={"Accept": JSON})
+    assert r.json()["attributes"]["occi.compute.state"] == "inactive"
+    r = requests.put(url + "/compute/", headers={"Accept": JSON})
+    assert (r.status_code, r.reason) == (405, "Method Not Allowed")
+    r = requests.get(url + "/nothing/here", headers={"Accept": JSON})
+    assert (r.status_code, r.reason) == (404, "Not Found")
+    r = requests.post(url + "/compute/", data=b"x" * (2 << 20), headers={"Content-Type": JSON})
+    assert r.status_code == 413
+    r = requests.get(url + "/-/", headers={"Category": 'compute; scheme="unterminated'})
+    assert r.status_code == 400
+
+
+@pytest.mark.server
+def test_workers_agree_on_state(sqlite_server):
+    """Several gunicorn workers: an action seen by one is seen by all (state lives in SQL)."""
+    url = sqlite_server.url
+    h = {"Content-Type": JSON, "Accept": JSON}
+    locs = []
+    for _ in range(6):
+        r = requests.post(url + "/compute/", headers=h, json={"kind": INFRA + "compute"})
+        locs.append(r.headers["Location"])
+    for loc in locs:
+        r = requests.post(loc + "?action=start", headers=h, json={})
+        assert r.status_code == 200, r.text
+    for _ in range(3):
+        for loc in locs:
+            with requests.Session() as s:  # a new connection: possibly another worker
+                assert s.get(loc, headers=h).json()["attributes"]["occi.compute.state"] == "active"
+
+
+def test_cli_help_and_exit_codes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "occi.cli", "--help"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "--bind" in p.stdout and "OCCI_" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "occi.cli", "--no-such-flag"], capture_output=True, text=True, env=env)
+    assert p.returncode == 2
+    p = subprocess.run([sys.executable, "-m", "occi.cli", "migrate"], capture_output=True, text=True,
+                       env={**env, "OCCI_WORKERS": "many"})
+    assert p.returncode == 1 and "workers" in p.stderr
+    cfg = tmp_path / "occi.ini"
+    cfg.write_text(f"[occi]\ndatabase_url = sqlite:///{tmp_path}/from-file.db\n")
+    p = subprocess.run([sys.executable, "-m", "occi.cli", "--config", str(cfg), "migrate"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "from-file.db").exists()
