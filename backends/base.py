@@ -92,7 +92,7 @@ class Backend(ABC):
     def unlink(self, link: Link) -> None:
         """Detach (idempotent)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
 
     def ping(self) -> bool:

@@ -342,7 +342,7 @@ def test_create_and_delete_are_idempotent(sim, db_url):
     sim.action(c, "start", {})
     out = sim.create(c)  # a retry does not duplicate nor reset the machine
     assert state(out) == "active"
-    engine = create_engine(db_url)
+    engine = create_engine(sim.database_url)
     try:
         with engine.connect() as conn:
             count = (
@@ -448,3 +448,12 @@ def test_concurrent_starts_exactly_one_wins(make):
             t.join(timeout=60)
         assert sorted(results) == ["refused", "won"]
         assert state(backends[1].observe(c)) == "active"
+
+
+def test_platform_state_sits_beside_an_sqlite_server_database(tmp_path):
+    from backends.simulator.backend import platform_url
+
+    assert platform_url({"database_url": "sqlite:////x/occi.db"}) == "sqlite:////x/occi-simulator.db"
+    assert platform_url({"database_url": "postgresql://u@h/db"}) == "postgresql://u@h/db"
+    explicit = {"database_url": "sqlite:///a.db", "simulator_database_url": "sqlite:///b.db"}
+    assert platform_url(explicit) == "sqlite:///b.db"

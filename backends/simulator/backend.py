@@ -60,16 +60,36 @@ def _gb(value: float) -> str:
     return f"{value:g} GB"
 
 
+def platform_url(settings: Mapping[str, Any]) -> str:
+    """Where the simulated platform keeps its state.
+
+    It is a platform of its own, so on SQLite it gets its own file next to the server's
+    (occi.db -> occi-simulator.db): the server's transaction and the platform's then never wait
+    on one file lock. On PostgreSQL it shares the database (row locks, `sim_` tables).
+    """
+    explicit = settings.get("simulator_database_url")
+    if explicit:
+        return explicit
+    url = settings.get("database_url") or DEFAULT_URL
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        base, dot, ext = url.rpartition(".")
+        if dot and "/" not in ext:
+            return f"{base}-simulator.{ext}"
+        return url + "-simulator"
+    return url
+
+
 class SimulatorBackend(Backend):
-    """Settings: database_url, simulator_delay (seconds per operation), simulator_fail
-    (comma-separated operations that raise PlatformError), simulator_images (extra images)."""
+    """Settings: simulator_database_url (default: beside the server's database, see
+    `platform_url`), simulator_delay (seconds per operation), simulator_fail (comma-separated
+    operations that raise PlatformError), simulator_images (extra images)."""
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings)
-        self.database_url: str = self.settings.get("database_url") or DEFAULT_URL
+        self.database_url: str = platform_url(self.settings)
         self.delay = float(self.settings.get("simulator_delay") or 0)
         self.failing = frozenset(catalog.parse_names(self.settings.get("simulator_fail")))
         self.extra_images: list[str] = []

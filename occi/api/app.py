@@ -32,8 +32,10 @@ _HEADER_RENDERING = rendering.for_media_type("text/occi")
 class OcciResource:
     """The single sink: dispatches on path shape and method."""
 
-    def __init__(self, service: Service, *, max_body: int, base_url: str = ""):
+    def __init__(self, service: Service, *, max_body: int, base_url: str = "",
+                 server_header: bool = True):
         self.service = service
+        self.server_header = server_header
         self.max_body = max_body
         self.base_url = base_url.rstrip("/")
 
@@ -41,7 +43,8 @@ class OcciResource:
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
         out = rendering.for_media_type(negotiation.DEFAULT_TYPE)
         ctx = Context(self.base_url or req.prefix)
-        resp.set_header("Server", SERVER)
+        if self.server_header:
+            resp.set_header("Server", SERVER)
         resp.set_header("Accept", ACCEPT)
         try:
             out = negotiation.choose_rendering(req.get_header("Accept"))
@@ -259,20 +262,24 @@ def _has_occi_headers(msg: Message) -> bool:
     return any(h in msg.headers for h in ("category", "x-occi-attribute", "link", "x-occi-location"))
 
 
-def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "") -> falcon.App:
-    """A falcon WSGI app serving `service`."""
+def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "",
+               server_header: bool = True) -> falcon.App:
+    """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
+    sends SERVER as its own Server header (see occi.api.wsgi)."""
     app = falcon.App(media_type=None)
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
     app.resp_options.default_media_type = negotiation.DEFAULT_TYPE
-    handler = OcciResource(service, max_body=max_body, base_url=base_url)
+    handler = OcciResource(service, max_body=max_body, base_url=base_url,
+                           server_header=server_header)
     app.add_sink(handler, prefix="/")
 
     def handle_falcon_error(req, resp, ex, params):
         # falcon's own errors (e.g. a malformed header it parsed) in our rendering
         ctx = Context(base_url or req.prefix)
-        resp.set_header("Server", SERVER)
+        if server_header:
+            resp.set_header("Server", SERVER)
         status = ex.status if isinstance(ex.status, str) else f"{ex.status}"
         code = int(str(status).split()[0])
         reason = str(status).partition(" ")[2] or "Error"

@@ -9,20 +9,22 @@ import logging
 
 import falcon
 
-from occi.api.app import create_app
+from occi.api.app import SERVER, create_app
 from occi.plugins import load_backend
 from occi.service import Service
 from occi.settings import Settings
 from occi.store import make_store
 
 
-def build(settings: Settings, *, upgrade: bool = False) -> tuple[falcon.App, Service]:
+def build(settings: Settings, *, upgrade: bool = False,
+          server_header: bool = True) -> tuple[falcon.App, Service]:
     store = make_store(settings.database_url)
     if upgrade:
         store.upgrade()
     backend = load_backend(settings.backend, settings.backend_settings())
     service = Service(store, backend, max_page_size=settings.max_page_size)
-    app = create_app(service, max_body=settings.max_body, base_url=settings.base_url)
+    app = create_app(service, max_body=settings.max_body, base_url=settings.base_url,
+                     server_header=server_header)
     return app, service
 
 
@@ -30,7 +32,20 @@ def _application() -> falcon.App:
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    return build(settings)[0]
+    return build(settings, server_header=not _announce_through_gunicorn())[0]
+
+
+def _announce_through_gunicorn() -> bool:
+    """GFD.223 wants `OCCI/1.2` in the Server header. gunicorn always writes its own Server
+    header first; make that one ours instead of sending two."""
+    try:
+        import gunicorn.http.wsgi as gunicorn_wsgi
+    except ImportError:
+        return False
+    if not hasattr(gunicorn_wsgi, "SERVER"):
+        return False
+    gunicorn_wsgi.SERVER = SERVER
+    return True
 
 
 application = _application()

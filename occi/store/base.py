@@ -106,7 +106,7 @@ class Store(ABC):
     def ping(self) -> bool:
         """True when the database answers."""
 
-    def close(self) -> None:  # pragma: no cover - optional
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
 
     def iter_all(self, q: Query, batch: int = 500) -> Iterator[Entity]:

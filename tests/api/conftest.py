@@ -41,8 +41,8 @@ class Api:
     def put(self, path, body=None, **kw):
         return self.request("PUT", path, body=body, **kw)
 
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body=body, **kw)
 
     def create(self, kind, attributes=None, mixins=(), links=(), **extra):
         doc = {"kind": INFRA + kind, "attributes": attributes or {}, "mixins": list(mixins),

@@ -105,7 +105,7 @@ def test_create_in_text_plain_with_headers_like_curl(api):
     text = api.get(path, accept="text/plain").text
     assert "X-OCCI-Attribute: occi.compute.cores=4" in text
     assert 'X-OCCI-Attribute: occi.compute.hostname="db1"' in text
-    assert f"?action=start>" in text
+    assert "?action=start>" in text
 
 
 def test_text_occi_renders_in_headers(api):

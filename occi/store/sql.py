@@ -1,0 +1,727 @@
+"""The SQL store: occi.store.base's contract on SQLAlchemy Core, for SQLite and PostgreSQL.
+
+Touches only the database and the neutral model (occi.model); no HTTP, rendering or backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from occi.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from occi.model import AttributeDef, Entity, Link, Mixin, Resource
+from occi.store.base import Query, Store, StoreTx
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: pg_advisory_xact_lock key taken around schema upgrades ("OCCI" in ASCII)
+UPGRADE_LOCK_KEY = 0x4F434349
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: value keys longer than this are stored as a digest, so the (name, value_key) index stays small
+VALUE_KEY_MAX = 200
+
+# ---------------------------------------------------------------------------------------------
+# Schema (the Alembic migrations in occi/store/migrations create exactly this; a test compares)
+# ---------------------------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("location", sa.String, nullable=False),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("mixins", sa.Text, nullable=False),
+    sa.Column("source_id", sa.String, nullable=True),
+    sa.Column("source", sa.String, nullable=True),
+    sa.Column("target", sa.String, nullable=True),
+    sa.Column("source_kind", sa.String, nullable=True),
+    sa.Column("target_kind", sa.String, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("id", name="uq_entities_id"),
+    sa.UniqueConstraint("location", name="uq_entities_location"),
+    sa.Index("ix_entities_kind_seq", "kind", "seq"),
+    sa.Index("ix_entities_source_id", "source_id"),
+    sa.Index("ix_entities_target", "target"),
+    sqlite_autoincrement=True,
+)
+
+entity_mixins = sa.Table(
+    "entity_mixins",
+    metadata,
+    sa.Column(
+        "entity_seq",
+        sa.Integer,
+        sa.ForeignKey("entities.seq", ondelete="CASCADE", name="fk_entity_mixins_entity"),
+        primary_key=True,
+    ),
+    sa.Column("mixin_id", sa.String, primary_key=True),
+    sa.Index("ix_entity_mixins_mixin_id", "mixin_id", "entity_seq"),
+)
+
+entity_attributes = sa.Table(
+    "entity_attributes",
+    metadata,
+    sa.Column(
+        "entity_seq",
+        sa.Integer,
+        sa.ForeignKey("entities.seq", ondelete="CASCADE", name="fk_entity_attributes_entity"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value_key", sa.String, nullable=False),
+    sa.Index("ix_entity_attributes_name_value", "name", "value_key", "entity_seq"),
+)
+
+user_mixins = sa.Table(
+    "user_mixins",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("scheme", sa.String, nullable=False),
+    sa.Column("term", sa.String, nullable=False),
+    sa.Column("title", sa.Text, nullable=True),
+    sa.Column("location", sa.String, nullable=True),
+    sa.Column("depends", sa.Text, nullable=False),
+    sa.Column("applies", sa.Text, nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("location", name="uq_user_mixins_location"),
+)
+
+#: occi.core.* names are first-class columns, not rows of entity_attributes; filters map them.
+CORE_COLUMNS = {
+    "occi.core.id": entities.c.id,
+    "occi.core.title": entities.c.title,
+    "occi.core.summary": entities.c.summary,
+    "occi.core.source": entities.c.source,
+    "occi.core.target": entities.c.target,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """The JSON value with integral floats as ints, so 2 and 2.0 compare equal."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return str(value)
+
+
+def value_key(value: Any) -> str:
+    """A canonical string for an attribute value, used for equality filters in SQL.
+
+    Strings, numbers, booleans and null give distinct keys ('"2"', '2', 'true', 'null'); 2 and
+    2.0 give the same. Long values become a digest (prefix '#', which JSON never starts with).
+    """
+    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > VALUE_KEY_MAX:
+        return "#sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _attr_def_to_json(d: AttributeDef) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "type": d.type,
+        "mutable": d.mutable,
+        "required": d.required,
+        "default": d.default,
+        "description": d.description,
+        "pattern": d.pattern,
+        "enum": list(d.enum),
+        "minimum": d.minimum,
+        "maximum": d.maximum,
+    }
+
+
+def _attr_def_from_json(raw: dict[str, Any]) -> AttributeDef:
+    return AttributeDef(
+        name=raw["name"],
+        type=raw.get("type") or "string",
+        mutable=bool(raw.get("mutable", True)),
+        required=bool(raw.get("required", False)),
+        default=raw.get("default"),
+        description=raw.get("description"),
+        pattern=raw.get("pattern"),
+        enum=tuple(raw.get("enum") or ()),
+        minimum=raw.get("minimum"),
+        maximum=raw.get("maximum"),
+    )
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Parse a database URL; plain postgresql:// (or postgres://) means psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------
+# The transaction
+# ---------------------------------------------------------------------------------------------
+
+
+class SqlTx(StoreTx):
+    """One transaction on one connection; every method works in SQL, in bulk."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _in(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        """`column IN values` with ONE bound parameter, whatever the number of values (an array
+        on PostgreSQL, a JSON array expanded by json_each on SQLite): no parameter limits."""
+        if self._pg:
+            elem_type = sa.Integer() if isinstance(column.type, sa.Integer) else sa.String()
+            return column == sa.any_(
+                sa.bindparam(None, list(values), type_=postgresql.ARRAY(elem_type))
+            )
+        each = sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam(None, _dumps(list(values)), type_=sa.Text()))
+        )
+        return column.in_(each.scalar_subquery())
+
+    def _where(self, q: Query, *, mixin: bool = True) -> list[sa.ColumnElement[bool]]:
+        e = entities.c
+        clauses: list[sa.ColumnElement[bool]] = []
+        if q.kinds is not None:
+            clauses.append(e.kind.in_(list(q.kinds)))
+        if mixin and q.mixin is not None:
+            clauses.append(
+                e.seq.in_(
+                    sa.select(entity_mixins.c.entity_seq).where(entity_mixins.c.mixin_id == q.mixin)
+                )
+            )
+        for name, value in (q.attributes or {}).items():
+            column = CORE_COLUMNS.get(name)
+            if column is not None:
+                clauses.append(column == value if isinstance(value, str) else sa.false())
+                continue
+            clauses.append(
+                e.seq.in_(
+                    sa.select(entity_attributes.c.entity_seq).where(
+                        entity_attributes.c.name == name,
+                        entity_attributes.c.value_key == value_key(value),
+                    )
+                )
+            )
+        if q.source is not None:
+            clauses.append(e.source_id == q.source)
+        return clauses
+
+    @staticmethod
+    def _to_entity(row: Row[Any]) -> Entity:
+        attributes = json.loads(row.attributes) if row.attributes else {}
+        mixins = json.loads(row.mixins) if row.mixins else []
+        if row.source_id is None:
+            return Resource(
+                kind=row.kind,
+                id=row.id,
+                title=row.title,
+                mixins=mixins,
+                attributes=attributes,
+                location=row.location,
+                summary=row.summary,
+            )
+        return Link(
+            kind=row.kind,
+            id=row.id,
+            title=row.title,
+            mixins=mixins,
+            attributes=attributes,
+            location=row.location,
+            source=row.source,
+            target=row.target,
+            source_kind=row.source_kind,
+            target_kind=row.target_kind,
+        )
+
+    def _attach_links(self, rows: Sequence[Row[Any]]) -> list[Entity]:
+        """Entities from rows; resources get their outgoing links with ONE more statement."""
+        out = [self._to_entity(r) for r in rows]
+        resources = {e.id: e for e in out if isinstance(e, Resource)}
+        if resources:
+            link_rows = self.conn.execute(
+                sa.select(entities)
+                .where(self._in(entities.c.source_id, list(resources)))
+                .order_by(entities.c.seq)
+            ).all()
+            for lr in link_rows:
+                owner = resources.get(lr.source_id)
+                if owner is not None:
+                    owner.links.append(self._to_entity(lr))  # type: ignore[arg-type]
+        return out
+
+    def _resolve_source(self, source: str | None) -> str:
+        """The id of the resource at a link's source location."""
+        if not source:
+            raise BadRequest("a link needs a source resource (occi.core.source)")
+        candidates = [source]
+        path = urlsplit(source).path
+        if path and path != source:
+            candidates.append(path)
+        rows = self.conn.execute(
+            sa.select(entities.c.location, entities.c.id, entities.c.source_id).where(
+                entities.c.location.in_(candidates)
+            )
+        ).all()
+        by_location = {r.location: r for r in rows}
+        for c in candidates:
+            row = by_location.get(c)
+            if row is not None:
+                if row.source_id is not None:
+                    raise BadRequest(f"the source of a link must be a resource, {c} is a link")
+                return row.id
+        raise BadRequest(f"the link source {source} is not a resource of this service")
+
+    def _write_index(self, seq: int, mixins: list[str], attributes: dict[str, Any]) -> None:
+        if mixins:
+            self.conn.execute(
+                entity_mixins.insert(), [{"entity_seq": seq, "mixin_id": m} for m in mixins]
+            )
+        if attributes:
+            self.conn.execute(
+                entity_attributes.insert(),
+                [
+                    {"entity_seq": seq, "name": n, "value_key": value_key(v)}
+                    for n, v in attributes.items()
+                ],
+            )
+
+    def _entity_conflict(self, entity: Entity) -> Conflict:
+        taken = self.conn.execute(
+            sa.select(entities.c.id, entities.c.location).where(
+                sa.or_(entities.c.id == entity.id, entities.c.location == entity.location)
+            )
+        ).all()
+        if any(r.id == entity.id for r in taken):
+            return Conflict(f"an entity with the id {entity.id} exists already; choose another id")
+        if taken:
+            return Conflict(f"the location {entity.location} is taken by another entity")
+        return Conflict(f"the entity {entity.id} conflicts with a stored one")
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
+        stmt = sa.select(entities).where(entities.c.id == entity_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            return None
+        return self._attach_links([row])[0]
+
+    def query(self, q: Query) -> list[Entity]:
+        if q.mixin is None:
+            stmt = sa.select(entities).where(*self._where(q)).order_by(entities.c.seq)
+        else:
+            # Driven by the (mixin_id, entity_seq) index: a page of a large mixin collection
+            # streams in seq order instead of collecting every member first.
+            m = entity_mixins.c
+            stmt = (
+                sa.select(entities)
+                .join(entity_mixins, sa.and_(m.entity_seq == entities.c.seq, m.mixin_id == q.mixin))
+                .where(*self._where(q, mixin=False))
+                .order_by(m.entity_seq)
+            )
+        if q.offset:
+            stmt = stmt.offset(q.offset)
+        if q.limit is not None:
+            stmt = stmt.limit(q.limit)
+        return self._attach_links(self.conn.execute(stmt).all())
+
+    def count(self, q: Query) -> int:
+        stmt = sa.select(sa.func.count()).select_from(entities).where(*self._where(q))
+        return int(self.conn.execute(stmt).scalar_one())
+
+    def links_touching(self, entity_ids: Iterable[str]) -> list[Entity]:
+        ids = _unique(entity_ids)
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            sa.select(entities).where(self._touching(ids)).order_by(entities.c.seq)
+        ).all()
+        return [self._to_entity(r) for r in rows]
+
+    def _touching(self, ids: list[str]) -> sa.ColumnElement[bool]:
+        locations = (
+            sa.select(entities.c.location).where(self._in(entities.c.id, ids)).scalar_subquery()
+        )
+        return sa.and_(
+            entities.c.source_id.is_not(None),
+            sa.or_(self._in(entities.c.source_id, ids), entities.c.target.in_(locations)),
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def insert(self, entity: Entity) -> None:
+        if not entity.id or not entity.location:
+            raise ValueError("insert() needs an entity with its id and location set")
+        now = _now()
+        mixins = _unique(entity.mixins)
+        attributes = dict(entity.attributes)
+        values: dict[str, Any] = {
+            "id": entity.id,
+            "kind": entity.kind,
+            "location": entity.location,
+            "title": entity.title,
+            "summary": getattr(entity, "summary", None),
+            "attributes": _dumps(attributes),
+            "mixins": _dumps(mixins),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if isinstance(entity, Link):
+            values.update(
+                source_id=self._resolve_source(entity.source),
+                source=entity.source,
+                target=entity.target,
+                source_kind=entity.source_kind,
+                target_kind=entity.target_kind,
+            )
+        try:
+            with self.conn.begin_nested():
+                seq = self.conn.execute(entities.insert().values(**values)).inserted_primary_key[0]
+        except IntegrityError:
+            raise self._entity_conflict(entity) from None
+        self._write_index(seq, mixins, attributes)
+
+    def update(self, entity: Entity) -> None:
+        row = self.conn.execute(
+            sa.select(entities.c.seq, entities.c.source, entities.c.source_id).where(
+                entities.c.id == entity.id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"there is no entity {entity.id}")
+        mixins = _unique(entity.mixins)
+        attributes = dict(entity.attributes)
+        values: dict[str, Any] = {
+            "title": entity.title,
+            "attributes": _dumps(attributes),
+            "mixins": _dumps(mixins),
+            "version": entities.c.version + 1,
+            "updated_at": _now(),
+        }
+        if isinstance(entity, Resource):
+            values["summary"] = entity.summary
+        if isinstance(entity, Link) and row.source_id is not None:
+            if entity.source and entity.source != row.source:
+                values["source_id"] = self._resolve_source(entity.source)
+                values["source"] = entity.source
+            values["target"] = entity.target
+            values["target_kind"] = entity.target_kind
+            if entity.source_kind is not None:
+                values["source_kind"] = entity.source_kind
+        self.conn.execute(entities.update().where(entities.c.seq == row.seq).values(**values))
+        self.conn.execute(entity_mixins.delete().where(entity_mixins.c.entity_seq == row.seq))
+        self.conn.execute(
+            entity_attributes.delete().where(entity_attributes.c.entity_seq == row.seq)
+        )
+        self._write_index(row.seq, mixins, attributes)
+
+    def delete(self, entity_ids: Iterable[str]) -> list[str]:
+        ids = _unique(entity_ids)
+        if not ids:
+            return []
+        requested = set(ids)
+        link_ids = [
+            lid
+            for lid in self.conn.execute(
+                sa.select(entities.c.id).where(self._touching(ids)).order_by(entities.c.seq)
+            ).scalars()
+            if lid not in requested
+        ]
+        self.conn.execute(entities.delete().where(self._in(entities.c.id, ids + link_ids)))
+        return link_ids
+
+    def _rewrite_mixins(self, changes: list[tuple[int, list[str]]]) -> None:
+        if not changes:
+            return
+        self.conn.execute(
+            entities.update()
+            .where(entities.c.seq == sa.bindparam("b_seq"))
+            .values(
+                mixins=sa.bindparam("b_mixins"),
+                version=entities.c.version + 1,
+                updated_at=sa.bindparam("b_now"),
+            ),
+            [{"b_seq": seq, "b_mixins": _dumps(ms), "b_now": _now()} for seq, ms in changes],
+        )
+
+    def associate(self, mixin_id: str, entity_ids: Iterable[str]) -> None:
+        ids = _unique(entity_ids)
+        if not ids:
+            return
+        stmt = sa.select(entities.c.seq, entities.c.mixins).where(self._in(entities.c.id, ids))
+        if self._pg:
+            stmt = stmt.with_for_update()
+        changes: list[tuple[int, list[str]]] = []
+        for seq, raw in self.conn.execute(stmt).all():
+            current = json.loads(raw) if raw else []
+            if mixin_id not in current:
+                changes.append((seq, [*current, mixin_id]))
+        if not changes:
+            return
+        self._rewrite_mixins(changes)
+        self.conn.execute(
+            entity_mixins.insert(),
+            [{"entity_seq": seq, "mixin_id": mixin_id} for seq, _ in changes],
+        )
+
+    def dissociate(self, mixin_id: str, entity_ids: Iterable[str] | None = None) -> None:
+        has_mixin = (
+            sa.exists()
+            .where(entity_mixins.c.entity_seq == entities.c.seq)
+            .where(entity_mixins.c.mixin_id == mixin_id)
+        )
+        stmt = sa.select(entities.c.seq, entities.c.mixins).where(has_mixin)
+        ids: list[str] | None = None
+        if entity_ids is not None:
+            ids = _unique(entity_ids)
+            if not ids:
+                return
+            stmt = stmt.where(self._in(entities.c.id, ids))
+        if self._pg:
+            stmt = stmt.with_for_update(of=entities)
+        changes = []
+        for seq, raw in self.conn.execute(stmt).all():
+            current = json.loads(raw) if raw else []
+            changes.append((seq, [m for m in current if m != mixin_id]))
+        if not changes:
+            return
+        self._rewrite_mixins(changes)
+        delete = entity_mixins.delete().where(entity_mixins.c.mixin_id == mixin_id)
+        if ids is not None:
+            delete = delete.where(
+                entity_mixins.c.entity_seq.in_(
+                    sa.select(entities.c.seq).where(self._in(entities.c.id, ids))
+                )
+            )
+        self.conn.execute(delete)
+
+    # -- user mixins -------------------------------------------------------------------------
+
+    def user_mixins(self) -> list[Mixin]:
+        rows = self.conn.execute(
+            sa.select(user_mixins).order_by(user_mixins.c.created_at, user_mixins.c.id)
+        ).all()
+        out = []
+        for r in rows:
+            defs = [_attr_def_from_json(d) for d in json.loads(r.attributes or "[]")]
+            out.append(
+                Mixin(
+                    scheme=r.scheme,
+                    term=r.term,
+                    title=r.title,
+                    attributes={d.name: d for d in defs},
+                    depends=tuple(json.loads(r.depends or "[]")),
+                    applies=tuple(json.loads(r.applies or "[]")),
+                    location=r.location,
+                    user_defined=True,
+                )
+            )
+        return out
+
+    def add_user_mixin(self, mixin: Mixin) -> None:
+        values = {
+            "id": mixin.id,
+            "scheme": mixin.scheme,
+            "term": mixin.term,
+            "title": mixin.title,
+            "location": mixin.location,
+            "depends": _dumps(list(mixin.depends)),
+            "applies": _dumps(list(mixin.applies)),
+            "attributes": _dumps([_attr_def_to_json(d) for d in mixin.attributes.values()]),
+            "created_at": _now(),
+        }
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(user_mixins.insert().values(**values))
+        except IntegrityError:
+            same_id = self.conn.execute(
+                sa.select(user_mixins.c.id).where(user_mixins.c.id == mixin.id)
+            ).first()
+            if same_id is not None:
+                raise Conflict(f"the mixin {mixin.id} is defined already") from None
+            raise Conflict(
+                f"the location {mixin.location} is taken by another mixin; choose another"
+            ) from None
+
+    def delete_user_mixin(self, mixin_id: str) -> bool:
+        result = self.conn.execute(user_mixins.delete().where(user_mixins.c.id == mixin_id))
+        if not result.rowcount:
+            return False
+        self.dissociate(mixin_id, None)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; SQLAlchemy emits BEGIN itself
+    (BEGIN IMMEDIATE by default) so reads inside a write transaction never hit SQLITE_BUSY on
+    the lock upgrade and savepoints belong to the transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                    break
+                except Exception as exc:  # sqlite3.OperationalError: database is locked
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            cur.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(
+            conn.get_execution_options().get("occi_sqlite_begin", "BEGIN IMMEDIATE")
+        )
+
+
+class SqlStore(Store):
+    """The store on one SQLAlchemy engine. Safe to share between threads; one per process."""
+
+    def __init__(self, url: str, **engine_kwargs: Any):
+        self.url = normalise_url(url)
+        backend = self.url.get_backend_name()
+        kwargs = dict(engine_kwargs)
+        if backend == "sqlite":
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+            kwargs["connect_args"] = connect_args
+            if self.url.database in (None, "", ":memory:"):
+                connect_args.setdefault("check_same_thread", False)
+                kwargs.setdefault("poolclass", sa.StaticPool)
+        elif backend == "postgresql":
+            kwargs.setdefault("pool_pre_ping", True)
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("connect_timeout", 10)
+            kwargs["connect_args"] = connect_args
+        else:
+            raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+        self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self.dialect = backend
+        if backend == "sqlite":
+            _configure_sqlite(self.engine)
+
+    def __repr__(self) -> str:
+        return f"<SqlStore {self.url.render_as_string(hide_password=True)}>"
+
+    @contextmanager
+    def begin(self, *, readonly: bool = False) -> Iterator[SqlTx]:
+        """A transaction. `readonly=True` lets SQLite readers run beside a writer (a deferred
+        BEGIN); every other transaction takes SQLite's write lock at BEGIN."""
+        try:
+            with self.engine.connect() as conn:
+                if readonly and self.dialect == "sqlite":
+                    conn.execution_options(occi_sqlite_begin="BEGIN")
+                with conn.begin():
+                    yield SqlTx(conn)
+        except IntegrityError as exc:
+            raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
+        except OperationalError as exc:
+            log.warning("database unavailable: %s", exc)
+            raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
+
+    def upgrade(self) -> None:
+        from alembic import command
+
+        cfg = alembic_config()
+        with self.engine.connect() as conn:
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    # Two processes starting at once: the second waits, then finds head.
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(UPGRADE_LOCK_KEY)))
+                # On SQLite the BEGIN IMMEDIATE above serialises upgraders the same way.
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(occi_sqlite_begin="BEGIN")
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("database ping failed: %s", exc)
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """An Alembic Config built in code (no alembic.ini): script_location is the package dir."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

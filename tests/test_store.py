@@ -1,0 +1,641 @@
+"""The SQL store against SQLite and a real PostgreSQL cluster: what the service relies on."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from occi.errors import Conflict
+from occi.model import INFRA, AttributeDef, Link, Mixin, Resource
+from occi.store import Query, make_store
+from occi.store.sql import SqlStore, metadata, normalise_url, value_key
+
+COMPUTE = INFRA + "compute"
+STORAGE = INFRA + "storage"
+NETWORK = INFRA + "network"
+STORAGELINK = INFRA + "storagelink"
+NETIF = INFRA + "networkinterface"
+OS_TPL = "http://example.com/occi/os_tpl#debian12"
+SMALL = "http://example.com/occi/resource_tpl#small"
+USER_MIXIN = "http://example.com/my#tagged"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = make_store(db_url)
+    assert isinstance(s, SqlStore)
+    s.upgrade()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def compute(cid: str, **attributes) -> Resource:
+    return Resource(
+        kind=COMPUTE,
+        id=cid,
+        title=f"vm {cid}",
+        summary="a machine",
+        mixins=[OS_TPL],
+        attributes=attributes,
+        location=f"/compute/{cid}",
+    )
+
+
+def storage(sid: str) -> Resource:
+    return Resource(
+        kind=STORAGE, id=sid, location=f"/storage/{sid}", attributes={"occi.storage.size": 1.0}
+    )
+
+
+def link(lid: str, source: str, target: str, kind: str = STORAGELINK) -> Link:
+    return Link(
+        kind=kind,
+        id=lid,
+        location=f"/link/{lid}",
+        source=source,
+        target=target,
+        source_kind=COMPUTE,
+        target_kind=STORAGE,
+        attributes={"occi.storagelink.deviceid": "vdb"},
+    )
+
+
+def ids(entities) -> list[str]:
+    return [e.id for e in entities]
+
+
+# -- roundtrips --------------------------------------------------------------------------------
+
+
+def test_resource_roundtrip_keeps_types_and_mixins(store):
+    attributes = {
+        "occi.compute.cores": 2,
+        "occi.compute.memory": 4.0,
+        "occi.compute.speed": 2.5,
+        "occi.compute.hostname": "web1",
+        "flag": True,
+        "none": None,
+        "tags": ["a", 1, 2.5],
+        "meta": {"k": {"n": 1}},
+    }
+    r = compute("c1", **attributes)
+    r.mixins = [OS_TPL, SMALL]
+    with store.begin() as tx:
+        tx.insert(r)
+    with store.begin() as tx:
+        got = tx.get("c1")
+    assert isinstance(got, Resource)
+    assert got.kind == COMPUTE
+    assert got.title == "vm c1" and got.summary == "a machine"
+    assert got.location == "/compute/c1"
+    assert got.mixins == [OS_TPL, SMALL]
+    assert got.attributes == attributes
+    assert type(got.attributes["occi.compute.cores"]) is int
+    assert type(got.attributes["occi.compute.memory"]) is float
+    assert got.attributes["flag"] is True
+    assert got.links == []
+
+
+def test_link_roundtrip_and_resource_shows_outgoing_links(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1"))
+        tx.insert(storage("s1"))
+        tx.insert(link("l1", "/compute/c1", "/storage/s1"))
+    with store.begin() as tx:
+        lk = tx.get("l1")
+        c1 = tx.get("c1")
+        s1 = tx.get("s1")
+    assert isinstance(lk, Link)
+    assert (lk.source, lk.target) == ("/compute/c1", "/storage/s1")
+    assert (lk.source_kind, lk.target_kind) == (COMPUTE, STORAGE)
+    assert lk.location == "/link/l1"
+    assert lk.attributes == {"occi.storagelink.deviceid": "vdb"}
+    assert [x.id for x in c1.links] == ["l1"]
+    assert c1.links[0].target == "/storage/s1"
+    assert s1.links == []  # only outgoing links
+
+
+def test_get_missing_is_none(store):
+    with store.begin() as tx:
+        assert tx.get("nope") is None
+        assert tx.get("nope", for_update=True) is None
+
+
+def test_get_for_update(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1"))
+    with store.begin() as tx:
+        got = tx.get("c1", for_update=True)
+        assert got.id == "c1"
+
+
+def test_duplicate_id_is_conflict_and_changes_nothing(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1", a=1))
+    with store.begin() as tx:
+        dup = compute("c1", a=2)
+        dup.location = "/compute/other"
+        with pytest.raises(Conflict, match="c1"):
+            tx.insert(dup)
+        # the transaction stays usable after the conflict
+        tx.insert(compute("c2"))
+    with store.begin() as tx:
+        assert tx.get("c1").attributes == {"a": 1}
+        assert tx.get("c2") is not None
+        assert tx.count(Query()) == 2
+        assert tx.query(Query(attributes={"a": 2})) == []
+
+
+def test_duplicate_location_is_conflict(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1"))
+    with pytest.raises(Conflict, match="/compute/c1"):
+        with store.begin() as tx:
+            other = compute("c2")
+            other.location = "/compute/c1"
+            tx.insert(other)
+    with store.begin() as tx:
+        assert tx.get("c2") is None
+
+
+def test_update_replaces_fields_and_bumps_version(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1", cores=1))
+        tx.insert(storage("s1"))
+        tx.insert(storage("s2"))
+        tx.insert(link("l1", "/compute/c1", "/storage/s1"))
+
+    def version(eid):
+        with store.engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT version FROM entities WHERE id = :i"), {"i": eid}
+            ).scalar_one()
+
+    assert version("c1") == 1
+    with store.begin() as tx:
+        r = tx.get("c1")
+        r.title, r.summary = "renamed", "new summary"
+        r.mixins = [SMALL]
+        r.attributes = {"cores": 4, "memory": 2.0}
+        tx.update(r)
+    assert version("c1") == 2
+    with store.begin() as tx:
+        got = tx.get("c1")
+        assert (got.title, got.summary, got.mixins) == ("renamed", "new summary", [SMALL])
+        assert got.attributes == {"cores": 4, "memory": 2.0}
+        assert [x.id for x in got.links] == ["l1"]  # links left as they were
+        # the SQL indexes follow: old mixin and attribute values no longer match
+        assert ids(tx.query(Query(mixin=OS_TPL))) == []
+        assert ids(tx.query(Query(mixin=SMALL))) == ["c1"]
+        assert ids(tx.query(Query(attributes={"cores": 1}))) == []
+        assert ids(tx.query(Query(attributes={"cores": 4}))) == ["c1"]
+    with store.begin() as tx:
+        lk = tx.get("l1")
+        lk.target, lk.target_kind = "/storage/s2", STORAGE
+        tx.update(lk)
+    with store.begin() as tx:
+        assert tx.get("l1").target == "/storage/s2"
+        assert ids(tx.links_touching(["s2"])) == ["l1"]
+        assert ids(tx.links_touching(["s1"])) == []
+    assert version("l1") == 2
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def populated(store):
+    with store.begin() as tx:
+        for i in range(10):
+            r = compute(f"c{i}", **{"occi.compute.cores": 2 if i % 2 else 1, "name": f"n{i}"})
+            r.mixins = [OS_TPL] + ([SMALL] if i < 3 else [])
+            tx.insert(r)
+        for i in range(3):
+            tx.insert(storage(f"s{i}"))
+        tx.insert(link("l0", "/compute/c0", "/storage/s0"))
+        tx.insert(link("l1", "/compute/c0", "/storage/s1"))
+        tx.insert(link("l2", "/compute/c5", "/storage/s1"))
+    return store
+
+
+def test_query_by_kinds_in_creation_order(populated):
+    with populated.begin() as tx:
+        assert ids(tx.query(Query(kinds=[STORAGE]))) == ["s0", "s1", "s2"]
+        assert ids(tx.query(Query(kinds=[STORAGELINK]))) == ["l0", "l1", "l2"]
+        both = tx.query(Query(kinds=[STORAGE, STORAGELINK]))
+        assert ids(both) == ["s0", "s1", "s2", "l0", "l1", "l2"]
+        assert len(tx.query(Query())) == 16
+        assert tx.query(Query(kinds=[])) == []
+
+
+def test_query_includes_links_of_resources(populated):
+    with populated.begin() as tx:
+        page = {e.id: e for e in tx.query(Query(kinds=[COMPUTE]))}
+    assert ids(page["c0"].links) == ["l0", "l1"]
+    assert ids(page["c5"].links) == ["l2"]
+    assert page["c1"].links == []
+
+
+def test_query_by_mixin(populated):
+    with populated.begin() as tx:
+        assert ids(tx.query(Query(mixin=SMALL))) == ["c0", "c1", "c2"]
+        assert ids(tx.query(Query(kinds=[STORAGE], mixin=OS_TPL))) == []
+        assert tx.count(Query(mixin=OS_TPL)) == 10
+
+
+def test_query_by_attribute_compares_json_values(populated):
+    with populated.begin() as tx:
+        odd = ["c1", "c3", "c5", "c7", "c9"]
+        assert ids(tx.query(Query(attributes={"occi.compute.cores": 2}))) == odd
+        assert ids(tx.query(Query(attributes={"occi.compute.cores": 2.0}))) == odd
+        assert tx.query(Query(attributes={"occi.compute.cores": "2"})) == []
+        assert ids(tx.query(Query(attributes={"occi.compute.cores": 2, "name": "n3"}))) == ["c3"]
+        assert ids(tx.query(Query(attributes={"occi.storage.size": 1}))) == ["s0", "s1", "s2"]
+        # the first-class core attributes filter too
+        assert ids(tx.query(Query(attributes={"occi.core.title": "vm c4"}))) == ["c4"]
+        assert ids(tx.query(Query(attributes={"occi.core.target": "/storage/s1"}))) == ["l1", "l2"]
+
+
+def test_value_key_canonical():
+    assert value_key(2) == value_key(2.0) == "2"
+    assert value_key(2.5) != value_key(2)
+    assert len({value_key("2"), value_key(2), value_key(True), value_key(None), value_key(1)}) == 5
+    assert value_key({"b": 1.0, "a": [2.0]}) == value_key({"a": [2], "b": 1})
+    long = "x" * 10_000
+    assert value_key(long) == value_key(long) and len(value_key(long)) < 100
+    assert value_key(long) != value_key(long + "y")
+
+
+def test_query_long_attribute_value(store):
+    data = "#cloud-config\n" + "x" * 20_000
+    with store.begin() as tx:
+        tx.insert(compute("c1", user_data=data))
+        tx.insert(compute("c2", user_data=data + "!"))
+    with store.begin() as tx:
+        assert ids(tx.query(Query(attributes={"user_data": data}))) == ["c1"]
+        assert tx.get("c1").attributes["user_data"] == data
+
+
+def test_query_by_source(populated):
+    with populated.begin() as tx:
+        assert ids(tx.query(Query(source="c0"))) == ["l0", "l1"]
+        assert ids(tx.query(Query(source="c5", kinds=[STORAGELINK]))) == ["l2"]
+        assert tx.query(Query(source="c1")) == []
+
+
+def test_pagination_is_stable(populated):
+    with populated.begin() as tx:
+        everything = ids(tx.query(Query(kinds=[COMPUTE])))
+        pages = [ids(tx.query(Query(kinds=[COMPUTE], offset=o, limit=4))) for o in (0, 4, 8)]
+        assert everything == [f"c{i}" for i in range(10)]
+        assert pages == [everything[0:4], everything[4:8], everything[8:]]
+        assert tx.query(Query(kinds=[COMPUTE], offset=20, limit=4)) == []
+        assert tx.count(Query(kinds=[COMPUTE], offset=8, limit=1)) == 10
+    assert ids(populated.iter_all(Query(kinds=[COMPUTE]), batch=3)) == everything
+
+
+def test_count(populated):
+    with populated.begin() as tx:
+        assert tx.count(Query()) == 16
+        assert tx.count(Query(kinds=[COMPUTE], mixin=SMALL)) == 3
+        assert tx.count(Query(attributes={"occi.compute.cores": 1.0})) == 5
+        assert tx.count(Query(source="c0")) == 2
+
+
+# -- deletion and links --------------------------------------------------------------------------
+
+
+def test_delete_cascades_links_in_both_directions(populated):
+    with populated.begin() as tx:
+        assert ids(tx.links_touching(["s1"])) == ["l1", "l2"]
+        assert ids(tx.links_touching(["c0"])) == ["l0", "l1"]
+        assert ids(tx.links_touching(["c0", "s1"])) == ["l0", "l1", "l2"]
+        # deleting a target (storage s1) removes links pointing at it
+        assert sorted(tx.delete(["s1"])) == ["l1", "l2"]
+    with populated.begin() as tx:
+        assert tx.get("s1") is None and tx.get("l1") is None and tx.get("l2") is None
+        assert ids(tx.get("c0").links) == ["l0"]
+        # deleting a source (compute c0) removes its outgoing links
+        assert tx.delete(["c0"]) == ["l0"]
+        assert tx.get("l0") is None
+        assert tx.count(Query(kinds=[STORAGELINK])) == 0
+        # index rows went with the entities
+        assert tx.count(Query(mixin=SMALL)) == 2
+        # deleting a link explicitly reports no extra links; unknown ids are ignored
+        assert tx.delete(["nope"]) == []
+        assert tx.delete([]) == []
+    with populated.engine.connect() as conn:
+        orphans = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM entity_mixins WHERE entity_seq NOT IN (SELECT seq FROM entities)"
+            )
+        ).scalar_one()
+        orphans += conn.execute(
+            sa.text(
+                "SELECT count(*) FROM entity_attributes WHERE entity_seq NOT IN (SELECT seq FROM entities)"
+            )
+        ).scalar_one()
+    assert orphans == 0
+
+
+def test_delete_a_link_alone(populated):
+    with populated.begin() as tx:
+        assert tx.delete(["l1"]) == []
+        assert ids(tx.get("c0").links) == ["l0"]
+        assert tx.get("s1") is not None
+
+
+def test_link_source_must_exist(store):
+    from occi.errors import BadRequest
+
+    with store.begin() as tx:
+        tx.insert(storage("s1"))
+        with pytest.raises(BadRequest):
+            tx.insert(link("l1", "/compute/missing", "/storage/s1"))
+
+
+# -- mixins ------------------------------------------------------------------------------------
+
+
+def test_associate_and_dissociate_keep_both_places_in_sync(populated):
+    with populated.begin() as tx:
+        tx.associate(USER_MIXIN, ["c1", "c2", "s0", "missing"])
+        tx.associate(USER_MIXIN, ["c1"])  # no-op where present
+    with populated.begin() as tx:
+        assert ids(tx.query(Query(mixin=USER_MIXIN))) == ["c1", "c2", "s0"]
+        assert tx.get("c1").mixins == [OS_TPL, SMALL, USER_MIXIN]
+        assert tx.get("s0").mixins == [USER_MIXIN]
+        tx.dissociate(USER_MIXIN, ["c2"])
+    with populated.begin() as tx:
+        assert ids(tx.query(Query(mixin=USER_MIXIN))) == ["c1", "s0"]
+        assert tx.get("c2").mixins == [OS_TPL, SMALL]
+        tx.dissociate(USER_MIXIN)
+    with populated.begin() as tx:
+        assert tx.query(Query(mixin=USER_MIXIN)) == []
+        assert tx.get("c1").mixins == [OS_TPL, SMALL]
+        assert tx.get("s0").mixins == []
+        # other mixins untouched
+        assert ids(tx.query(Query(mixin=SMALL))) == ["c0", "c1", "c2"]
+
+
+def test_user_mixins_add_list_delete(populated):
+    m = Mixin(
+        scheme="http://example.com/my#",
+        term="tagged",
+        title="Tagged things",
+        attributes={
+            "my.tag": AttributeDef("my.tag", required=True, description="a tag", pattern="[a-z]+"),
+            "my.level": AttributeDef(
+                "my.level", type="integer", mutable=False, default=3, minimum=0, maximum=9
+            ),
+            "my.colour": AttributeDef("my.colour", type="enum", enum=("red", "blue")),
+        },
+        depends=(OS_TPL,),
+        applies=(COMPUTE,),
+        location="/tagged/",
+        user_defined=True,
+    )
+    with populated.begin() as tx:
+        assert tx.user_mixins() == []
+        tx.add_user_mixin(m)
+        tx.associate(m.id, ["c3", "c4"])
+    with populated.begin() as tx:
+        [got] = tx.user_mixins()
+        assert got == m and got.user_defined
+        assert (got.title, got.location, got.depends, got.applies) == (
+            "Tagged things",
+            "/tagged/",
+            (OS_TPL,),
+            (COMPUTE,),
+        )
+        assert dict(got.attributes) == dict(m.attributes)
+        with pytest.raises(Conflict, match="defined already"):
+            tx.add_user_mixin(m)
+        clash = Mixin(scheme="http://other#", term="x", location="/tagged/", user_defined=True)
+        with pytest.raises(Conflict, match="/tagged/"):
+            tx.add_user_mixin(clash)
+        assert len(tx.user_mixins()) == 1
+    with populated.begin() as tx:
+        assert tx.delete_user_mixin(m.id) is True
+        assert tx.delete_user_mixin(m.id) is False
+    with populated.begin() as tx:
+        assert tx.user_mixins() == []
+        assert tx.query(Query(mixin=m.id)) == []
+        assert m.id not in tx.get("c3").mixins
+
+
+# -- transactions ------------------------------------------------------------------------------
+
+
+def test_rollback_on_exception_leaves_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.begin() as tx:
+            tx.insert(compute("c1"))
+            tx.insert(storage("s1"))
+            tx.insert(link("l1", "/compute/c1", "/storage/s1"))
+            tx.associate(SMALL, ["c1"])
+            tx.add_user_mixin(
+                Mixin(scheme="http://x#", term="y", location="/y/", user_defined=True)
+            )
+            raise RuntimeError("boom")
+    with store.begin() as tx:
+        assert tx.count(Query()) == 0
+        assert tx.user_mixins() == []
+    with store.engine.connect() as conn:
+        for table in ("entities", "entity_mixins", "entity_attributes", "user_mixins"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+def test_statement_count_is_constant_whatever_the_page_size(store):
+    with store.begin() as tx:
+        tx.insert(storage("target"))
+        for i in range(100):
+            r = compute(f"c{i:03}", cores=i, ram=2.0)
+            r.mixins = [OS_TPL, SMALL, USER_MIXIN]
+            tx.insert(r)
+            for j in range(3):
+                tx.insert(link(f"l{i:03}-{j}", f"/compute/c{i:03}", "/storage/target"))
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    counts = {}
+    event = sa.event
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for size in (1, 10, 100):
+            statements.clear()
+            with store.begin() as tx:
+                page = tx.query(Query(kinds=[COMPUTE], mixin=SMALL, limit=size))
+            assert len(page) == size
+            assert all(len(e.links) == 3 and len(e.mixins) == 3 for e in page)
+            counts[size] = len(statements)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert counts[1] == counts[10] == counts[100], counts
+    assert counts[1] <= 3, statements  # BEGIN (SQLite), the page, the links
+
+
+def test_bulk_statements_are_constant_too(store):
+    with store.begin() as tx:
+        for i in range(50):
+            tx.insert(compute(f"c{i}"))
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        counts = []
+        for n in (1, 50):
+            chosen = [f"c{i}" for i in range(n)]
+            statements.clear()
+            with store.begin() as tx:
+                tx.associate(USER_MIXIN, chosen)
+                tx.dissociate(USER_MIXIN, chosen)
+                tx.links_touching(chosen)
+                tx.delete(chosen)
+            counts.append(len(statements))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    assert counts[0] == counts[1], counts
+
+
+# -- schema and processes ----------------------------------------------------------------------
+
+
+def test_upgrade_twice_is_harmless_and_schema_matches_metadata(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1"))
+    store.upgrade()
+    store.upgrade()
+    with store.begin() as tx:
+        assert tx.get("c1") is not None
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        )
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def _upgrade_in_child(url: str) -> None:
+    s = make_store(url)
+    s.upgrade()
+    with s.begin() as tx:
+        tx.count(Query())
+    s.close()
+
+
+def test_concurrent_upgrades_from_several_processes(db_url):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_upgrade_in_child, args=(db_url,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    s = make_store(db_url)
+    try:
+        with s.begin() as tx:
+            assert tx.count(Query()) == 0
+    finally:
+        s.close()
+
+
+def _write_in_child(url: str, worker: int) -> None:
+    s = make_store(url)
+    for i in range(30):
+        with s.begin() as tx:
+            tx.insert(compute(f"w{worker}-{i}"))
+            tx.associate(USER_MIXIN, [f"w{worker}-{i}", "shared"])
+        with s.begin(readonly=True) as tx:
+            tx.query(Query(mixin=USER_MIXIN, limit=10))
+    s.close()
+
+
+def test_concurrent_writers_in_several_processes(db_url):
+    s = make_store(db_url)
+    s.upgrade()
+    with s.begin() as tx:
+        tx.insert(compute("shared"))
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_in_child, args=(db_url, w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    try:
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        with s.begin() as tx:
+            assert tx.count(Query(mixin=USER_MIXIN)) == 91
+            assert tx.get("shared").mixins == [OS_TPL, USER_MIXIN]
+    finally:
+        s.close()
+
+
+def test_two_stores_on_one_database_see_each_others_writes(db_url):
+    a, b = make_store(db_url), make_store(db_url)
+    try:
+        a.upgrade()
+        b.upgrade()
+        with a.begin() as tx:
+            tx.insert(compute("from-a"))
+        with b.begin() as tx:
+            assert tx.get("from-a") is not None
+            tx.insert(compute("from-b"))
+            tx.associate(SMALL, ["from-a"])
+        with a.begin() as tx:
+            assert ids(tx.query(Query(kinds=[COMPUTE]))) == ["from-a", "from-b"]
+            assert tx.get("from-a").mixins == [OS_TPL, SMALL]
+        with pytest.raises(Conflict):
+            with b.begin() as tx:
+                tx.insert(compute("from-a"))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_ping(store):
+    assert store.ping() is True
+
+
+def test_ping_false_when_unreachable():
+    s = make_store("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        assert s.ping() is False
+    finally:
+        s.close()
+    s = make_store("sqlite:////nonexistent-dir/x/occi.db")
+    try:
+        assert s.ping() is False
+    finally:
+        s.close()
+
+
+def test_url_normalisation():
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_sqlite_pragmas(sqlite_url):
+    s = make_store(sqlite_url)
+    try:
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        s.close()
