@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8080
-DEBIAN_TEST_PACKAGES := postgresql
+DEBIAN_TEST_PACKAGES := postgresql curl
 
 .PHONY: run test install install-test system-deps lint clean
 

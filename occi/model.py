@@ -107,12 +107,11 @@ class AttributeDef:
                 if isinstance(value, dict):
                     return value
                 raise AttributeValueError(f"{self.name} must be an object")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, AttributeValueError):
                 raise
-            raise AttributeValueError(
-                f"{self.name} must be of type {t}, not {value!r}"
-            ) from None
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise AttributeValueError(f"{self.name} must be of type {t}, not {shown}") from None
         return value
 
     def _bounded(self, value: float) -> float:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 LOCATION_RE = re.compile(r"^/([A-Za-z0-9_.\-~]+/)+$")
+URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+$")
 RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
 RESERVED_PATHS = ("/-/", "/.well-known/")
 CORE_FIELDS = {
@@ -352,7 +353,8 @@ class Service:
                 link.target_kind = e.target_kind
             self._bind_link(tx, reg, link, kind)
             tx.insert(link)
-            self._apply(tx, link, lambda: self._backend_link(tx, link))
+            if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
+                self._apply(tx, link, lambda: self._backend_link(tx, link))
             return self._present(link, reg)
         if isinstance(e, Link):
             raise errors.BadRequest(f"{kind.id} is a resource kind: it takes no source or target")
@@ -470,6 +472,11 @@ class Service:
             raise errors.BadRequest("a link needs occi.core.target: a location or URI")
         link.source = self._relative(link.source)
         link.target = self._relative(link.target)
+        if not (link.target.startswith("/") or URI_RE.match(link.target)):
+            raise errors.BadRequest(
+                f"occi.core.target {link.target!r} must be a location here (/network/...) "
+                "or an absolute URI"
+            )
         source = self._resource_at(tx, link.source, "source")
         if source is None:
             raise errors.BadRequest(f"occi.core.source {link.source} is not a resource here")
@@ -670,7 +677,8 @@ class Service:
                     moved = True
             if moved:
                 self._bind_link(tx, reg, cur, kind)
-                self._apply(tx, cur, lambda: self._relink(tx, cur))
+                if kind != infra.LINK:
+                    self._apply(tx, cur, lambda: self._relink(tx, cur))
         tx.update(cur)
         if changed and not kind.is_a(infra.LINK):
             self._apply(tx, cur, lambda: self.backend.update(cur, changed))

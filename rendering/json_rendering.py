@@ -151,6 +151,8 @@ def _load(msg: Message) -> Any:
         raise ParseError(
             f"the JSON body is nested too deeply (more than {MAX_DEPTH} levels)"
         ) from None
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits
+        raise ParseError(f"the body has a value JSON cannot carry here: {exc}") from None
     _check_depth(value)
     return value
 

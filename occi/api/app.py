@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import unquote
 
 import falcon
 
@@ -92,7 +91,12 @@ class OcciResource:
             raise errors.PayloadTooLarge(
                 f"the request body of {length} bytes is above the limit of {self.max_body} bytes"
             )
-        body = req.bounded_stream.read(self.max_body + 1) if (length or req.get_header("Transfer-Encoding")) else b""
+        if length:
+            body = req.bounded_stream.read(self.max_body + 1)
+        elif length is None and req.get_header("Transfer-Encoding"):
+            body = req.stream.read(self.max_body + 1)  # chunked: the server de-chunks it
+        else:
+            body = b""
         if len(body) > self.max_body:
             raise errors.PayloadTooLarge(f"the request body is above the limit of {self.max_body} bytes")
         headers = {k.lower(): v for k, v in req.headers.items()}
@@ -131,7 +135,7 @@ class OcciResource:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context) -> None:
-        path = unquote(req.path) or "/"
+        path = req.path or "/"  # falcon has percent-decoded it once already
         method = "GET" if req.method == "HEAD" else req.method
         if path in QUERY_PATHS:
             return self._query_interface(req, resp, method, out, ctx)
@@ -260,6 +264,29 @@ class OcciResource:
 
 def _has_occi_headers(msg: Message) -> bool:
     return any(h in msg.headers for h in ("category", "x-occi-attribute", "link", "x-occi-location"))
+
+
+_SPECIAL_CASE = {"occi": "OCCI", "etag": "ETag", "www": "WWW"}
+
+
+def _canonical_header(name: str) -> str:
+    """'x-occi-attribute' -> 'X-OCCI-Attribute': the spelling the OCCI texts use."""
+    return "-".join(_SPECIAL_CASE.get(p, p.capitalize()) for p in name.split("-"))
+
+
+def with_canonical_headers(app):
+    """WSGI wrapper restoring conventional header-name case (falcon emits lower case).
+
+    HTTP header names are case-insensitive, but OCCI clients written against the spec's
+    examples and shell scripts grepping for `X-OCCI-Location:` are not always."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, [(_canonical_header(n), v) for n, v in headers], exc_info)
+
+        return app(environ, start)
+
+    return wrapped
 
 
 def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "",

@@ -9,7 +9,7 @@ import logging
 
 import falcon
 
-from occi.api.app import SERVER, create_app
+from occi.api.app import SERVER, create_app, with_canonical_headers
 from occi.plugins import load_backend
 from occi.service import Service
 from occi.settings import Settings
@@ -28,11 +28,12 @@ def build(settings: Settings, *, upgrade: bool = False,
     return app, service
 
 
-def _application() -> falcon.App:
+def _application():
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    return build(settings, server_header=not _announce_through_gunicorn())[0]
+    app = build(settings, server_header=not _announce_through_gunicorn())[0]
+    return with_canonical_headers(app)
 
 
 def _announce_through_gunicorn() -> bool:

@@ -401,6 +401,9 @@ def test_version_acceptance_and_methods(api):
     ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"]}', JSON, "apply"),
     ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small", "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#large"]}', JSON, "one"),
     ("[1, 2", JSON, ""),
+    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.memory": 1' + "0" * 400 + '}}', JSON, "occi.compute.memory"),
+    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#storage", "attributes": {"occi.storage.size": 1' + "0" * 5000 + '}}', JSON, ""),
+    ('Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nLink: <<>>;;', "text/plain", ""),
     ("\xff\xfe", JSON, ""),
     ('Category: compute; class="kind"', "text/plain", "scheme"),
     ('Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nX-OCCI-Attribute: occi.compute.cores', "text/plain", ""),
@@ -437,3 +440,18 @@ def test_inline_link_failure_rolls_back_the_resource(api):
                                           "kind": INFRA + "networkinterface"}]})
     assert r.status_code == 400
     assert api.count("/") == before
+
+
+def test_core_link_to_a_third_party_uri(api):
+    comp = api.path_of(api.create("compute"))
+    r = api.post("/link/", {"kind": "http://schemas.ogf.org/occi/core#link",
+                            "source": {"location": comp},
+                            "target": {"location": "https://other.example.org/storage/9"}})
+    assert r.status_code == 201, r.text
+    doc = api.get(comp).json
+    assert doc["links"][0]["target"]["location"] == "https://other.example.org/storage/9"
+
+
+def test_percent_encoded_path_is_decoded_once(api):
+    r = api.put("/compute/a%252Fb", {"kind": INFRA + "compute"})
+    assert r.status_code == 400  # '%' is not allowed in an id; never read as /compute/a/b

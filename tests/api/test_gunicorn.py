@@ -122,6 +122,18 @@ def test_http_protocol_details_over_real_http(sqlite_server):
     assert r.status_code == 413
     r = requests.get(url + "/-/", headers={"Category": 'compute; scheme="unterminated'})
     assert r.status_code == 400
+    # a chunked body (no Content-Length) is read whole
+    chunks = iter([b'{"kind": "http://schemas.ogf.org/occi/', b'infrastructure#compute", "title": "chunky"}'])
+    r = requests.post(url + "/compute/", data=chunks, headers={"Content-Type": JSON, "Accept": JSON})
+    assert r.status_code == 201, r.text
+    assert r.json()["title"] == "chunky"
+    r = requests.post(url + "/compute/", data=iter([b"x" * (1 << 20), b"y" * (1 << 20)]),
+                      headers={"Content-Type": JSON, "Accept": JSON})
+    assert r.status_code == 413
+    # conventional header spelling, as the OCCI texts write it
+    r = requests.get(loc, headers={"Accept": "text/occi"})
+    raw_names = [k for k, _ in r.raw.headers.items()]
+    assert "X-OCCI-Attribute" in raw_names and "Category" in raw_names
 
 
 @pytest.mark.server
