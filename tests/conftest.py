@@ -11,7 +11,7 @@ from tests.pg import PgCluster, PostgresUnavailable
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgCluster]:
+def pg_cluster_handle() -> Iterator[PgCluster]:
     """A throwaway PostgreSQL cluster for the whole session (`.url(db)`, `.create_database()`,
     `.drop_database(name)`).
 
@@ -28,20 +28,20 @@ def pg_server() -> Iterator[PgCluster]:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(pg_server: PgCluster) -> str:
+def pg_cluster(pg_cluster_handle: PgCluster) -> str:
     """The URL of the session cluster's `occi` database, shared by every test that uses it:
     tests that need an empty database take `pg_url` instead."""
-    return pg_server.url(pg_server.database)
+    return pg_cluster_handle.url(pg_cluster_handle.database)
 
 
 @pytest.fixture
-def pg_url(pg_server: PgCluster) -> Iterator[str]:
+def pg_url(pg_cluster_handle: PgCluster) -> Iterator[str]:
     """A fresh, empty PostgreSQL database (test_<uuid>) for one test, dropped afterwards."""
-    url = pg_server.create_database()
+    url = pg_cluster_handle.create_database()
     try:
         yield url
     finally:
-        pg_server.drop_database(url.rsplit("/", 1)[1])
+        pg_cluster_handle.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
