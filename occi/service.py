@@ -78,7 +78,7 @@ class Service:
     def registry(self, tx: StoreTx | None = None) -> Registry:
         """The categories now: standard, the backend's templates, the users' mixins."""
         if tx is None:
-            with self.store.begin() as t:
+            with self.store.begin(readonly=True) as t:
                 return self.registry(t)
         return Registry(self._provider_mixins(), tx.user_mixins())
 
@@ -191,7 +191,7 @@ class Service:
 
     # ================================================================== reading
     def get(self, path: str) -> Entity:
-        with self.store.begin() as tx:
+        with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
             entity = self._load(tx, path)
             return self._present(entity, reg)
@@ -294,7 +294,7 @@ class Service:
 
     def list(self, path: str, flt: Filter, page: Page) -> tuple[Iterator[Entity], Registry]:
         """The collection at `path`: a page (one query) or, without a page size, a stream."""
-        with self.store.begin() as tx:
+        with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
             q = self._query(reg, path, flt)
             if page.number is not None:

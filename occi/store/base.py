@@ -95,8 +95,9 @@ class StoreTx(ABC):
 
 class Store(ABC):
     @abstractmethod
-    def begin(self) -> AbstractContextManager[StoreTx]:
-        """A transaction: commits when the block ends normally, rolls back on an exception."""
+    def begin(self, *, readonly: bool = False) -> AbstractContextManager[StoreTx]:
+        """A transaction: commits when the block ends normally, rolls back on an exception.
+        `readonly=True` promises no writes, so readers need not queue behind writers."""
 
     @abstractmethod
     def upgrade(self) -> None:
@@ -113,7 +114,7 @@ class Store(ABC):
         """Stream every match in batches (used for whole-collection renderings)."""
         offset = q.offset
         while True:
-            with self.begin() as tx:
+            with self.begin(readonly=True) as tx:
                 page = tx.query(
                     Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch)
                 )
