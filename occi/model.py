@@ -219,6 +219,8 @@ class Entity:
     attributes: dict[str, Any] = field(default_factory=dict)
     location: str | None = None
     actions: list[str] = field(default_factory=list)
+    #: the stored revision (bumped on every change; the HTTP ETag); None before it is stored
+    version: int | None = field(default=None, compare=False)
 
     is_link = False
 

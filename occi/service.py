@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,18 +70,33 @@ class Page:
 
 
 class Service:
+    #: seconds a cached registry is trusted even when the version did not move (templates can
+    #: appear on the platform without going through this server, e.g. images in a pool)
+    registry_ttl = 30.0
+
     def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000):
         self.store = store
         self.backend = backend
         self.max_page_size = max_page_size
+        self._registry_cache: tuple[int, float, Registry] | None = None
 
     # ================================================================== registry
     def registry(self, tx: StoreTx | None = None) -> Registry:
-        """The categories now: standard, the backend's templates, the users' mixins."""
+        """The categories now: standard, the backend's templates, the users' mixins.
+
+        Cached per process and keyed on the store's categories version: one small query per
+        request instead of rebuilding from the backend and the user mixin table."""
         if tx is None:
             with self.store.begin(readonly=True) as t:
                 return self.registry(t)
-        return Registry(self._provider_mixins(), tx.user_mixins())
+        version = tx.categories_version()
+        cached = self._registry_cache
+        now = time.monotonic()
+        if cached is not None and cached[0] == version and now - cached[1] < self.registry_ttl:
+            return cached[2]
+        reg = Registry(self._provider_mixins(), tx.user_mixins())
+        self._registry_cache = (version, now, reg)
+        return reg
 
     def _provider_mixins(self) -> list[Mixin]:
         try:
@@ -113,6 +129,7 @@ class Service:
                 tx.add_user_mixin(mixin)
                 taken.add(mixin.location)
                 out.append(mixin)
+            tx.bump_categories_version()
         return out
 
     def _user_mixin(self, ref: CategoryRef, reg: Registry, taken: set[str]) -> Mixin:
@@ -188,6 +205,7 @@ class Service:
                         f"{ref.id} is defined by the provider and cannot be removed"
                     )
                 tx.delete_user_mixin(ref.id)
+            tx.bump_categories_version()
 
     # ================================================================== reading
     def get(self, path: str) -> Entity:
@@ -788,6 +806,7 @@ class Service:
     def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> Entity | Mixin:
         outcome = self._apply(tx, entity, lambda: self.backend.action(entity, term, params))
         if outcome is not None and outcome.mixin is not None:
+            tx.bump_categories_version()  # a new os_tpl: every server refreshes its registry
             return outcome.mixin
         return self._present(entity, reg)
 

@@ -74,6 +74,7 @@ from rendering.base import (
     Rendering,
     relative_location,
 )
+from rendering.schema_validation import validate_json
 
 CONTENT_TYPE = "application/occi+json"
 JSON_SCHEMA = "http://json-schema.org/draft-04/schema#"
@@ -430,6 +431,15 @@ def _parse_category(value: Any, path: str, base_url: str, cls: str | None) -> Ca
     )
 
 
+def _validated(parsed: Any, doc: Any, definition: str) -> Any:
+    """`parsed`, once the document also fits the schema's request `definition`
+    (schemas/occi-1.2.schema.json). The member checks above run first for their precise
+    messages; the schema then refuses what they let through (a wrong type in a member the
+    model ignores, an unknown member), naming the path."""
+    validate_json(doc, definition)
+    return parsed
+
+
 # ====================================================================== rendering helpers
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -636,7 +646,8 @@ class JsonRendering(Rendering):
         if doc is None:
             return []
         if isinstance(doc, list):
-            return [_parse_entity(v, f"[{i}]", base) for i, v in enumerate(doc)]
+            parsed = [_parse_entity(v, f"[{i}]", base) for i, v in enumerate(doc)]
+            return _validated(parsed, doc, "request_entities")
         if not isinstance(doc, dict):
             raise ParseError(
                 "the body must be a JSON object (an entity, or a collection "
@@ -647,24 +658,24 @@ class JsonRendering(Rendering):
             "resources" in doc or isinstance(doc.get("links"), list)
         )
         if not is_collection:
-            return [_parse_entity(doc, "", base)]
+            return _validated([_parse_entity(doc, "", base)], doc, "request_entities")
         out: list[Entity] = []
         for key, as_link in (("resources", False), ("links", True)):
             if doc.get(key) is None:
                 continue
             for i, v in enumerate(_list(doc[key], key, "entity objects")):
                 out.append(_parse_entity(v, f"{key}[{i}]", base, as_link or None))
-        return out
+        return _validated(out, doc, "request_entities")
 
     def parse_action(self, msg: Message) -> ActionInvocation:
         doc = _load(msg)
         if doc is None:
             return ActionInvocation(action=None)
         obj = _obj(doc, "")
-        return ActionInvocation(
+        return _validated(ActionInvocation(
             action=_opt_str(obj, "action", "") or None,
             attributes=_opt_obj(obj, "attributes", ""),
-        )
+        ), doc, "request_action_invocation")
 
     def parse_categories(self, msg: Message) -> list[CategoryRef]:
         doc = _load(msg)
@@ -672,10 +683,11 @@ class JsonRendering(Rendering):
         if doc is None:
             return []
         if isinstance(doc, list):
-            return [_parse_category(v, f"[{i}]", base, None) for i, v in enumerate(doc)]
+            refs = [_parse_category(v, f"[{i}]", base, None) for i, v in enumerate(doc)]
+            return _validated(refs, doc, "request_categories")
         obj = _obj(doc, "")
         if "term" in obj or "scheme" in obj or not any(k in obj for k in _CATEGORY_KEYS):
-            return [_parse_category(obj, "", base, None)]
+            return _validated([_parse_category(obj, "", base, None)], doc, "request_categories")
         out: list[CategoryRef] = []
         for key in _CATEGORY_KEYS:
             if obj.get(key) is None:
@@ -683,7 +695,7 @@ class JsonRendering(Rendering):
             cls = key[:-1]
             for i, v in enumerate(_list(obj[key], key, "category objects")):
                 out.append(_parse_category(v, f"{key}[{i}]", base, cls))
-        return out
+        return _validated(out, doc, "request_categories")
 
     def parse_locations(self, msg: Message) -> list[str]:
         doc = _load(msg)
@@ -723,7 +735,7 @@ class JsonRendering(Rendering):
                     f"not {_json_type(v)}"
                 )
             out.append(relative_location(loc, msg.base_url))
-        return out
+        return _validated(out, doc, "request_locations")
 
     # ------------------------------------------------------------------ rendering
     def _rendered(self, obj: Any) -> Rendered:

@@ -35,6 +35,7 @@ class OcciResource:
                  server_header: bool = True):
         self.service = service
         self.server_header = server_header
+        self._model_cache: dict[object, object] = {}
         self.max_body = max_body
         self.base_url = base_url.rstrip("/")
 
@@ -166,6 +167,8 @@ class OcciResource:
                 from occi.model import CategoryRef
 
                 refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
+            if not refs:
+                return self._send(resp, "200 OK", self._whole_model(out, ctx))
             coll = self.service.categories(refs)
             return self._send(resp, "200 OK", out.render_categories(coll, ctx))
         if method == "POST":
@@ -177,6 +180,24 @@ class OcciResource:
             self.service.remove_user_mixins(refs)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed("the query interface", ["GET", "HEAD", "POST", "DELETE"])
+
+    def _whole_model(self, out: Rendering, ctx: Context) -> Rendered:
+        """The unfiltered query interface, rendered once per registry and media type: the
+        model only changes when the registry does (user mixins, saved images)."""
+        reg = self.service.registry()
+        key = (out.media_types[0], ctx.base_url)
+        cache = self._model_cache
+        if cache.get("registry") is not reg:
+            cache.clear()
+            cache["registry"] = reg
+        r = cache.get(key)
+        if r is None:
+            r = out.render_categories(reg.collection(), ctx)
+            if not isinstance(r.body, (bytes, bytearray)):
+                r = Rendered(r.content_type, list(r.headers), b"".join(r.body))
+            if len(cache) < 64:  # base URLs come from Host headers: bound the cache
+                cache[key] = r
+        return r
 
     # ------------------------------------------------------------------ collections
     def _collection(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:

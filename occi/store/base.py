@@ -81,6 +81,15 @@ class StoreTx(ABC):
         """Remove the mixin from these entities, or from every entity when None."""
 
     @abstractmethod
+    def categories_version(self) -> int:
+        """A counter that changes whenever the categories change (user mixins, new templates):
+        every server process keys its registry cache on it."""
+
+    @abstractmethod
+    def bump_categories_version(self) -> None:
+        """Tell every server that the categories changed."""
+
+    @abstractmethod
     def user_mixins(self) -> list[Mixin]:
         """Client-defined mixins (user_defined=True)."""
 

@@ -111,6 +111,53 @@ user_mixins = sa.Table(
     sa.UniqueConstraint("location", name="uq_user_mixins_location"),
 )
 
+#: small shared counters, e.g. the categories version that invalidates registry caches
+meta = sa.Table(
+    "occi_meta",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+#: server processes sharing the database (occi.jobs): heartbeats decide who is alive
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: hypervisor operations as rows: claimed with a lease, retried with backoff (occi.jobs)
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String, nullable=False),
+    sa.Column("entity_id", sa.String, nullable=False),
+    sa.Column("operation", sa.String, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("lease_expires", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("id", name="uq_jobs_id"),
+    sa.Index("ix_jobs_status_seq", "status", "seq"),
+    sa.Index("ix_jobs_entity_status", "entity_id", "status"),
+    sqlite_autoincrement=True,
+)
+
+CATEGORIES_VERSION = "categories_version"
+
 #: occi.core.* names are first-class columns, not rows of entity_attributes; filters map them.
 CORE_COLUMNS = {
     "occi.core.id": entities.c.id,
@@ -272,6 +319,7 @@ class SqlTx(StoreTx):
                 attributes=attributes,
                 location=row.location,
                 summary=row.summary,
+                version=row.version,
             )
         return Link(
             kind=row.kind,
@@ -284,6 +332,7 @@ class SqlTx(StoreTx):
             target=row.target,
             source_kind=row.source_kind,
             target_kind=row.target_kind,
+            version=row.version,
         )
 
     def _attach_links(self, rows: Sequence[Row[Any]]) -> list[Entity]:
@@ -550,6 +599,21 @@ class SqlTx(StoreTx):
                 )
             )
         self.conn.execute(delete)
+
+    # -- shared counters ---------------------------------------------------------------------
+
+    def categories_version(self) -> int:
+        row = self.conn.execute(
+            sa.select(meta.c.value).where(meta.c.name == CATEGORIES_VERSION)
+        ).first()
+        return int(row.value) if row else 0
+
+    def bump_categories_version(self) -> None:
+        updated = self.conn.execute(
+            meta.update().where(meta.c.name == CATEGORIES_VERSION).values(value=meta.c.value + 1)
+        )
+        if not updated.rowcount:
+            self.conn.execute(meta.insert().values(name=CATEGORIES_VERSION, value=1))
 
     # -- user mixins -------------------------------------------------------------------------
 
