@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,11 +22,11 @@ from backends.base import (
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
-    PlatformError,
     Unsupported,
 )
 from occi import errors
 from occi import infrastructure as infra
+from occi.jobs.runner import JobRunner, JobSettings
 from occi.model import (
     ActionInvocation,
     AttributeDef,
@@ -40,7 +41,7 @@ from occi.model import (
     split_type_id,
 )
 from occi.registry import Registry
-from occi.store.base import Query, Store, StoreTx
+from occi.store.base import Job, Query, Store, StoreTx
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,35 @@ CORE_FIELDS = {
     "occi.core.id", "occi.core.title", "occi.core.summary", "occi.core.source",
     "occi.core.target", "occi.core.source.kind", "occi.core.target.kind",
 }
+
+
+#: the state an action leads to (GFD.224), to recognise a retried action already carried out
+ACTION_TARGET_STATES = {
+    "start": "active", "stop": "inactive", "restart": "active", "suspend": "suspended",
+    "save": None, "up": "active", "down": "inactive", "online": "online", "offline": "offline",
+}
+
+
+class _LostJob(Exception):
+    """The job's lease passed to another server: this server's result must not be stored."""
+
+
+def check_preconditions(entity: Entity, if_match: str | None, if_none_match: str | None) -> None:
+    """HTTP conditional requests on an entity: If-Match with its ETag, If-None-Match: *."""
+    tag = etag(entity)
+    if if_match is not None:
+        wanted = [t.strip() for t in if_match.split(",")]
+        if "*" not in wanted and tag not in wanted and f"W/{tag}" not in wanted:
+            raise errors.PreconditionFailed(
+                f"{entity.location} has changed: its ETag is {tag}, the request expected "
+                f"{if_match.strip()}; GET it again and retry"
+            )
+    if if_none_match is not None and if_none_match.strip() == "*":
+        raise errors.PreconditionFailed(f"If-None-Match: * but {entity.location} exists")
+
+
+def etag(entity: Entity) -> str:
+    return f'"{entity.version or 0}"'
 
 
 @dataclass
@@ -74,10 +104,14 @@ class Service:
     #: appear on the platform without going through this server, e.g. images in a pool)
     registry_ttl = 30.0
 
-    def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000):
+    def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000,
+                 job_settings: JobSettings | None = None):
         self.store = store
         self.backend = backend
         self.max_page_size = max_page_size
+        self.job_settings = job_settings or JobSettings()
+        self.runner: JobRunner | None = None
+        self._local = threading.local()
         self._registry_cache: tuple[int, float, Registry] | None = None
 
     # ================================================================== registry
@@ -333,6 +367,7 @@ class Service:
         if not entities:
             raise errors.BadRequest("the request carries no entity to create")
         created: list[Entity] = []
+        self._begin_work()
         with self.store.begin() as tx:
             reg = self.registry(tx)
             target = self.collection_target(collection, reg)
@@ -343,7 +378,8 @@ class Service:
                 )
             for e in entities:
                 created.append(self._create_one(tx, reg, e, target, entity_id=None))
-        return created
+        self._settle(raise_failures=False)
+        return self._refresh(created)
 
     def _create_one(
         self, tx: StoreTx, reg: Registry, e: Entity, target: Kind | None, entity_id: str | None
@@ -370,16 +406,19 @@ class Service:
                 link.source, link.target = e.source, e.target
                 link.target_kind = e.target_kind
             self._bind_link(tx, reg, link, kind)
-            tx.insert(link)
             if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
-                self._apply(tx, link, lambda: self._backend_link(tx, link))
+                self._note(link, kind, "attaching")
+            tx.insert(link)
+            if kind != infra.LINK:
+                self._submit(tx, self._link_key(link), "link", link.id)
             return self._present(link, reg)
         if isinstance(e, Link):
             raise errors.BadRequest(f"{kind.id} is a resource kind: it takes no source or target")
         res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
         res.summary = e.summary if isinstance(e, Resource) else None
+        self._note(res, kind, "creating")
         tx.insert(res)
-        self._apply(tx, res, lambda: self.backend.create(res))
+        self._submit(tx, res.id, "create", res.id)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
         return self._present(res, reg)
@@ -545,64 +584,251 @@ class Service:
         )
         return self._create_one(tx, reg, spec, kind, entity_id=None)
 
-    def _backend_link(self, tx: StoreTx, link: Link) -> Outcome:
-        source = tx.get(link.source.rsplit("/", 1)[-1])
-        target = None
-        if link.target and link.target.startswith("/"):
-            t = tx.get(link.target.rsplit("/", 1)[-1])
-            target = t if isinstance(t, Resource) else None
-        return self.backend.link(link, source, target)
+    @staticmethod
+    def _link_key(link: Link) -> str:
+        """Link operations queue behind the source resource's (a NIC waits for its VM)."""
+        return (link.source or "").rsplit("/", 1)[-1] or link.id
 
-    # ------------------------------------------------------------------ backend calls
-    def _apply(self, tx: StoreTx, entity: Entity, call) -> Outcome:
-        """Run a backend operation and store what it reports; translate its faults."""
+    @staticmethod
+    def _note(entity: Entity, kind: Kind, message: str) -> None:
+        """Say in the state message what is under way."""
+        name = f"occi.{kind.term}.state.message"
+        if name in kind.all_attributes():
+            entity.attributes[name] = message
+
+    # ================================================================== jobs
+    # Hypervisor work is queued as job rows in the request's transaction, so it happens only
+    # if the request's changes are stored, and any server can finish it. After the commit the
+    # request runs its jobs itself when they are free (the fast path), or waits for them up to
+    # the configured time, then answers with the state so far.
+
+    def attach_runner(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    def _begin_work(self) -> None:
+        self._local.jobs = []
+
+    def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
+        job_id = tx.jobs.enqueue(key, operation, {"target": target, **params},
+                                 self.job_settings.max_attempts)
+        self._local.__dict__.setdefault("jobs", []).append(job_id)
+        return job_id
+
+    def _runner(self) -> JobRunner:
+        if self.runner is None:  # no background threads: run every job in the request
+            runner = JobRunner(self.store, self.execute, self.job_settings)
+            runner._register()
+            self.runner = runner
+        return self.runner
+
+    def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
+        ids = self._local.__dict__.pop("jobs", [])
+        if not ids:
+            return {}
+        jobs = self._runner().settle(ids)
+        failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
+        if failed and raise_failures:
+            raise errors.Conflict("; ".join(j.error or "the operation failed" for j in failed))
+        return jobs
+
+    def _refresh(self, entities: list[Entity]) -> list[Entity]:
+        """The entities as stored now (after their jobs), ready to render."""
+        with self.store.begin(readonly=True) as tx:
+            reg = self.registry(tx)
+            out = []
+            for e in entities:
+                fresh = tx.get(e.id) if e.id else None
+                out.append(self._present(fresh if fresh is not None else e, reg))
+            return out
+
+    def execute(self, job: Job, runner: JobRunner) -> None:
+        """Carry out one claimed job on the backend and store what it did."""
+        target_id = job.params.get("target", job.entity_id)
+        with self.store.begin(readonly=True) as tx:
+            entity = tx.get(target_id)
+            links = tx.links_touching([target_id]) if job.operation == "delete" else []
+            source = target = None
+            if isinstance(entity, Link):
+                source = self._resource_by_location(tx, entity.source)
+                target = self._resource_by_location(tx, entity.target)
+        if entity is None:  # deleted meanwhile: nothing left to do
+            self._finish(job, runner, None, None)
+            return
+        if not runner.still_mine(job):
+            return
         try:
-            outcome = call()
+            outcome = self._call_backend(job, entity, links, source, target)
         except InvalidTransition as exc:
-            raise errors.Conflict(str(exc)) from None
-        except Unsupported as exc:
-            raise errors.Conflict(f"not supported by the {self.backend.name} backend: {exc}") from None
-        except NotFoundOnPlatform as exc:
-            raise errors.Conflict(f"the platform no longer has this entity: {exc}") from None
-        except PlatformError as exc:
-            log.warning("backend failed on %s: %s", entity.location, exc)
-            raise errors.Conflict(f"the {self.backend.name} platform failed: {exc}") from None
-        if outcome and outcome.attributes:
-            entity.attributes.update(outcome.attributes)
-            tx.update(entity)
-        return outcome
+            outcome = self._already_done(job, entity)
+            if outcome is None:
+                self._job_failed(job, runner, entity, str(exc), broken=False)
+                return
+        except (Unsupported, NotFoundOnPlatform) as exc:
+            self._job_failed(job, runner, entity,
+                             f"not possible on the {self.backend.name} platform: {exc}",
+                             broken=job.operation in ("create", "link"))
+            return
+        except Exception as exc:  # PlatformError, or the platform's SDK failing
+            message = f"the {self.backend.name} platform failed: {exc}"
+            log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
+            if job.attempts < job.max_attempts:
+                with self.store.begin() as tx:
+                    tx.jobs.retry(job.id, job.owner, message, runner.backoff(job.attempts))
+                runner.notify()
+            else:
+                self._job_failed(job, runner, entity, message,
+                                 broken=job.operation in ("create", "action", "link"))
+            return
+        self._finish(job, runner, entity, outcome)
+
+    def _call_backend(self, job: Job, entity: Entity, links: list[Entity],
+                      source: Resource | None, target: Resource | None) -> Outcome:
+        op, p = job.operation, job.params
+        b = self.backend
+        if op == "create":
+            return b.create(entity)
+        if op == "update":
+            return b.update(entity, p.get("changed", {}))
+        if op == "action":
+            return b.action(entity, p["action"], p.get("params", {}))
+        if op == "link":
+            if source is None:
+                raise NotFoundOnPlatform(f"the source {entity.source} of the link is gone")
+            return b.link(entity, source, target)
+        if op == "relink":
+            old = Link(entity.kind, entity.id, entity.title, list(entity.mixins),
+                       dict(entity.attributes), entity.location, source=p["old_source"],
+                       target=p["old_target"])
+            b.unlink(old)
+            return b.link(entity, source, target) if source is not None else Outcome()
+        if op == "delete":
+            if isinstance(entity, Link):
+                if entity.kind != infra.LINK.id:
+                    b.unlink(entity)
+            else:
+                for ln in links:
+                    if ln.kind != infra.LINK.id:
+                        b.unlink(ln)
+                b.delete(entity)
+            return Outcome()
+        raise Unsupported(f"unknown job operation {op}")
+
+    def _already_done(self, job: Job, entity: Entity) -> Outcome | None:
+        """A retried action that the platform refuses because a first attempt already did it
+        (the server died before recording it): observe and accept."""
+        if job.attempts < 2 or job.operation != "action":
+            return None
+        goal = ACTION_TARGET_STATES.get(job.params.get("action"))
+        try:
+            seen = self.backend.observe(entity)
+        except BackendFault:
+            return None
+        if goal and any(n.endswith(".state") and v == goal for n, v in seen.attributes.items()):
+            return seen
+        return None
+
+    def _finish(self, job: Job, runner: JobRunner, entity: Entity | None,
+                outcome: Outcome | None) -> None:
+        result: dict[str, Any] = {}
+        try:
+            with self.store.begin() as tx:
+                if entity is not None and job.operation == "delete":
+                    tx.delete([entity.id])
+                elif entity is not None and outcome is not None:
+                    current = tx.get(entity.id, for_update=True)
+                    if current is not None and outcome.attributes:
+                        current.attributes.update(outcome.attributes)
+                        tx.update(current)
+                    if outcome.mixin is not None:
+                        tx.bump_categories_version()
+                        result["mixin"] = outcome.mixin.id
+                if not tx.jobs.finish(job.id, job.owner, result):
+                    raise _LostJob
+        except _LostJob:
+            log.warning("job %s was taken over by another server; its result is dropped", job.id)
+
+    def _job_failed(self, job: Job, runner: JobRunner, entity: Entity, message: str,
+                    *, broken: bool) -> None:
+        """A job that cannot succeed: the entity says why; `broken` puts it in state error;
+        an update's attributes go back to what they were."""
+        try:
+            with self.store.begin() as tx:
+                current = tx.get(entity.id, for_update=True)
+                if current is not None:
+                    kind = self.registry(tx).kinds.get(current.kind)
+                    if job.operation == "update":
+                        for name, old in job.params.get("previous", {}).items():
+                            if old is None:
+                                current.attributes.pop(name, None)
+                            else:
+                                current.attributes[name] = old
+                    if kind is not None:
+                        defs = kind.all_attributes()
+                        state = f"occi.{kind.term}.state"
+                        if broken and state in defs:
+                            current.attributes[state] = "error"
+                        if state + ".message" in defs:
+                            current.attributes[state + ".message"] = message
+                    tx.update(current)
+                if not tx.jobs.fail(job.id, job.owner, message):
+                    raise _LostJob
+        except _LostJob:
+            log.warning("job %s was taken over by another server", job.id)
+
+    def _resource_by_location(self, tx: StoreTx, location: str | None) -> Resource | None:
+        if not location or not location.startswith("/"):
+            return None
+        e = tx.get(location.rsplit("/", 1)[-1])
+        return e if isinstance(e, Resource) and e.location == location else None
 
     # ================================================================== updating
-    def put(self, path: str, e: Entity) -> tuple[Entity, bool]:
+    def put(self, path: str, e: Entity, if_match: str | None = None,
+            if_none_match: str | None = None) -> tuple[Entity, bool]:
         """PUT on an entity path: create it there, or replace it (links stay)."""
+        self._begin_work()
         with self.store.begin() as tx:
-            reg = self.registry(tx)
-            entity_id = path.rsplit("/", 1)[-1]
-            existing = tx.get(entity_id, for_update=True)
-            if existing is None:
-                kind = reg.kind_for_path(path)
-                if kind is None:
-                    raise errors.NotFound(f"{path} is not inside a kind collection")
-                if isinstance(e, Resource) and e.links:
-                    raise errors.BadRequest("PUT does not create links: POST them to a link collection")
-                return self._create_one(tx, reg, e, kind, entity_id=entity_id), True
-            if existing.location != path:
-                raise errors.Conflict(f"occi.core.id {entity_id} is used at {existing.location}")
-            return self._replace(tx, reg, existing, e, full=True), False
+            result, created = self._put(tx, path, e, if_match, if_none_match)
+        self._settle(raise_failures=not created)
+        return self._refresh([result])[0], created
 
-    def update(self, path: str, e: Entity) -> Entity:
+    def _put(self, tx: StoreTx, path: str, e: Entity, if_match: str | None,
+             if_none_match: str | None) -> tuple[Entity, bool]:
+        reg = self.registry(tx)
+        entity_id = path.rsplit("/", 1)[-1]
+        existing = tx.get(entity_id, for_update=True)
+        if existing is not None and existing.location == path:
+            check_preconditions(existing, if_match, if_none_match)
+        elif if_match is not None:
+            raise errors.PreconditionFailed(f"If-Match: nothing exists at {path}")
+        if existing is None:
+            kind = reg.kind_for_path(path)
+            if kind is None:
+                raise errors.NotFound(f"{path} is not inside a kind collection")
+            if isinstance(e, Resource) and e.links:
+                raise errors.BadRequest("PUT does not create links: POST them to a link collection")
+            return self._create_one(tx, reg, e, kind, entity_id=entity_id), True
+        if existing.location != path:
+            raise errors.Conflict(f"occi.core.id {entity_id} is used at {existing.location}")
+        return self._replace(tx, reg, existing, e, full=True), False
+
+    def update(self, path: str, e: Entity, if_match: str | None = None) -> Entity:
         """POST on an entity path: partial update (given attributes change, mixins are added)."""
+        self._begin_work()
         with self.store.begin() as tx:
             reg = self.registry(tx)
             existing = self._load(tx, path, for_update=True)
+            check_preconditions(existing, if_match, None)
             if isinstance(e, Resource) and e.links:
                 raise errors.BadRequest(
                     "links cannot be added by updating a resource: POST them to a link collection"
                 )
-            return self._replace(tx, reg, existing, e, full=False)
+            result = self._replace(tx, reg, existing, e, full=False)
+        self._settle()
+        return self._refresh([result])[0]
 
     def _replace(self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool) -> Entity:
         kind = reg.kinds[cur.kind]
+        prev = dict(cur.attributes)
         if new.kind and new.kind != cur.kind:
             raise errors.BadRequest(
                 f"the kind of an entity cannot change ({cur.kind} given as {new.kind})"
@@ -694,23 +920,28 @@ class Service:
                     setattr(cur, attr, self._relative(val))
                     moved = True
             if moved:
+                old_source = old_target = None
+                stored = tx.get(cur.id)
+                if isinstance(stored, Link):
+                    old_source, old_target = stored.source, stored.target
                 self._bind_link(tx, reg, cur, kind)
                 if kind != infra.LINK:
-                    self._apply(tx, cur, lambda: self._relink(tx, cur))
+                    self._submit(tx, self._link_key(cur), "relink", cur.id,
+                                 old_source=old_source, old_target=old_target)
+        previous = {n: prev.get(n) for n in changed}
         tx.update(cur)
         if changed and not kind.is_a(infra.LINK):
-            self._apply(tx, cur, lambda: self.backend.update(cur, changed))
+            self._submit(tx, cur.id, "update", cur.id, changed=changed, previous=previous)
         return self._present(cur, reg)
 
-    def _relink(self, tx: StoreTx, link: Link) -> Outcome:
-        self.backend.unlink(link)
-        return self._backend_link(tx, link)
-
     # ================================================================== deleting
-    def delete(self, path: str) -> None:
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        self._begin_work()
         with self.store.begin() as tx:
             entity = self._load(tx, path, for_update=True)
+            check_preconditions(entity, if_match, None)
             self._delete_entities(tx, [entity])
+        self._settle()
 
     def delete_collection(self, path: str, flt: Filter) -> int:
         with self.store.begin() as tx:
@@ -720,45 +951,51 @@ class Service:
                 raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
             q = self._query(reg, path, flt)
             entities = tx.query(q)
+            self._begin_work()
             self._delete_entities(tx, entities)
-            return len(entities)
+        self._settle()
+        return len(entities)
 
     def _delete_entities(self, tx: StoreTx, entities: list[Entity]) -> None:
-        if not entities:
-            return
-        ids = [e.id for e in entities]
-        links = {ln.id: ln for ln in tx.links_touching(ids)}
+        """Queue the deletion: the job removes the platform objects, then the rows (with every
+        link touching them). Until then the entities say they are being deleted."""
+        reg = self.registry(tx)
         for e in entities:
-            if isinstance(e, Link):
-                links[e.id] = e
-        try:
-            for ln in links.values():
-                self.backend.unlink(ln)
-            for e in entities:
-                if not isinstance(e, Link):
-                    self.backend.delete(e)
-        except BackendFault as exc:
-            raise errors.Conflict(f"the {self.backend.name} platform failed: {exc}") from None
-        tx.delete(ids)
+            kind = reg.kinds.get(e.kind)
+            if kind is not None:
+                self._note(e, kind, "deleting")
+                tx.update(e)
+            key = self._link_key(e) if isinstance(e, Link) else e.id
+            self._submit(tx, key, "delete", e.id)
 
     # ================================================================== actions
-    def act(self, path: str, term: str, inv: ActionInvocation) -> Entity | Mixin:
+    def act(self, path: str, term: str, inv: ActionInvocation,
+            if_match: str | None = None) -> Entity | Mixin:
+        self._begin_work()
         with self.store.begin() as tx:
             reg = self.registry(tx)
             entity = self._load(tx, path, for_update=True)
+            check_preconditions(entity, if_match, None)
             action, params = self._check_action(reg, entity, term, inv)
-            return self._run_action(tx, reg, entity, action.term, params)
+            job_id = self._run_action(tx, reg, entity, action.term, params)
+        jobs = self._settle()
+        job = jobs.get(job_id)
+        if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
+            mixin = self.registry().mixins.get(job.result["mixin"])
+            if mixin is not None:
+                return mixin
+        return self._refresh([entity])[0]
 
     def act_on_collection(self, path: str, term: str, inv: ActionInvocation, flt: Filter) -> list[Entity]:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             entities = tx.query(self._query(reg, path, flt))
             checked = [self._check_action(reg, e, term, inv) for e in entities]
-            out = []
+            self._begin_work()
             for e, (action, params) in zip(entities, checked, strict=True):
-                result = self._run_action(tx, reg, e, action.term, params)
-                out.append(result if isinstance(result, Entity) else e)
-            return out
+                self._run_action(tx, reg, e, action.term, params)
+        self._settle()
+        return self._refresh(entities)
 
     def _check_action(self, reg: Registry, entity: Entity, term: str, inv: ActionInvocation):
         kind = reg.kinds[entity.kind]
@@ -803,15 +1040,20 @@ class Service:
                 raise errors.BadRequest(f"action {action.term} needs the parameter {name}")
         return action, params
 
-    def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> Entity | Mixin:
-        outcome = self._apply(tx, entity, lambda: self.backend.action(entity, term, params))
-        if outcome is not None and outcome.mixin is not None:
-            tx.bump_categories_version()  # a new os_tpl: every server refreshes its registry
-            return outcome.mixin
-        return self._present(entity, reg)
+    def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:
+        kind = reg.kinds[entity.kind]
+        self._note(entity, kind, f"{term} requested")
+        tx.update(entity)
+        return self._submit(tx, entity.id, "action", entity.id, action=term, params=params)
 
     # ================================================================== mixin collections
     def associate(self, path: str, locations: list[str], *, replace_all: bool = False) -> list[Entity]:
+        self._begin_work()
+        members = self._associate(path, locations, replace_all)
+        self._settle()
+        return self._refresh(members)
+
+    def _associate(self, path: str, locations: list[str], replace_all: bool) -> list[Entity]:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             mixin = self._mixin_at(reg, path)

@@ -12,7 +12,10 @@ import configparser
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from occi.jobs.runner import JobSettings
 
 PREFIX = "OCCI_"
 
@@ -30,6 +33,18 @@ class Settings:
     #: largest `number` accepted for pagination (413 above)
     max_page_size: int = 1000
     log_level: str = "INFO"
+    #: seconds a request waits for its hypervisor jobs before answering with the state so far
+    job_wait: float = 10.0
+    #: lease on a running job, renewed by heartbeats; a job of a dead server is free after it
+    job_lease: float = 15.0
+    #: seconds between heartbeats of a server process
+    heartbeat: float = 1.0
+    #: a server silent this long is declared dead and its jobs go to the others
+    dead_after: float = 6.0
+    #: job worker threads per server process
+    job_threads: int = 2
+    #: attempts before a failing job gives up (the entity goes to state error)
+    job_max_attempts: int = 5
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -68,6 +83,13 @@ class Settings:
                     kwargs[key] = int(value)
                 except (TypeError, ValueError):
                     raise SettingsError(f"setting {key} must be an integer, not {value!r}") from None
+            elif f.type in ("float", float):
+                try:
+                    kwargs[key] = float(value)
+                except (TypeError, ValueError):
+                    raise SettingsError(f"setting {key} must be a number, not {value!r}") from None
+                if not kwargs[key] >= 0:
+                    raise SettingsError(f"setting {key} must not be negative")
             else:
                 kwargs[key] = str(value)
         s = cls(**kwargs, extra=extra)
@@ -76,6 +98,13 @@ class Settings:
         if s.max_page_size < 1:
             raise SettingsError("setting max_page_size must be at least 1")
         return s
+
+    def job_settings(self) -> JobSettings:
+        from occi.jobs.runner import JobSettings
+
+        return JobSettings(wait=self.job_wait, lease=self.job_lease, heartbeat=self.heartbeat,
+                           dead_after=self.dead_after, threads=self.job_threads,
+                           max_attempts=self.job_max_attempts)
 
     def backend_settings(self) -> dict[str, Any]:
         """What the backend sees: its own options plus the database URL."""

@@ -274,11 +274,11 @@ class SimulatorBackend(Backend):
             message = details.get("message") or row.state
             if notes:
                 if kind is states.COMPUTE and row.state != "active":
-                    message = f"{row.state}; {', '.join(notes)} from the next start"
+                    message = f"{row.state}, {', '.join(notes)} from the next start"
                 elif kind is states.COMPUTE:
-                    message = f"running; {', '.join(notes)} applied live"
+                    message = f"running, {', '.join(notes)} applied live"
                 else:
-                    message = f"{row.state}; {', '.join(notes)}"
+                    message = f"{row.state}, {', '.join(notes)}"
             self._set_message(conn, name, details, message, **values)
         return Outcome(kind.attributes(row.state, message))
 
@@ -315,7 +315,7 @@ class SimulatorBackend(Backend):
                 mixin = self._save_image(conn, entity, name, params)
                 running = "running" if state == "active" else "inactive"
                 message = (
-                    f"{running}; saved as os_tpl {mixin.term} "
+                    f"{running}, saved as os_tpl {mixin.term} "
                     f"({params.get('method') or 'hot'} copy)"
                 )
             else:
@@ -410,7 +410,7 @@ class SimulatorBackend(Backend):
         if r["state"] == "active":
             message = f"plugged into running {r['machine']} as {r['device']}"
         else:
-            message = f"attached to {r['machine']} as {r['device']}; active while it runs"
+            message = f"attached to {r['machine']} as {r['device']}, active while it runs"
         if r["kind"] == NIC:
             return Outcome(
                 {

@@ -78,13 +78,13 @@ STOP_MESSAGES = {
     "poweroff": "powered off",
 }
 RESTART_MESSAGES = {
-    "graceful": "running; restarted by a graceful guest reboot",
-    "warm": "running; restarted by a warm (soft) reset",
-    "cold": "running; restarted by a cold power cycle",
+    "graceful": "running, restarted by a graceful guest reboot",
+    "warm": "running, restarted by a warm (soft) reset",
+    "cold": "running, restarted by a cold power cycle",
 }
 SUSPEND_MESSAGES = {
-    "suspend": "suspended; memory kept in RAM",
-    "hibernate": "hibernated; memory saved to disk",
+    "suspend": "suspended, memory kept in RAM",
+    "hibernate": "hibernated, memory saved to disk",
 }
 
 
@@ -92,19 +92,19 @@ def action_message(term: str, before: str, params: Mapping[str, Any]) -> str:
     """The state message after an action succeeded (save composes its own)."""
     method = params.get("method")
     if term == "start":
-        return "running; resumed from suspension" if before == "suspended" else "running"
+        return "running, resumed from suspension" if before == "suspended" else "running"
     if term == "stop":
         return STOP_MESSAGES.get(method or "graceful", f"stopped ({method})")
     if term == "restart":
-        return RESTART_MESSAGES.get(method or "graceful", f"running; restarted ({method})")
+        return RESTART_MESSAGES.get(method or "graceful", f"running, restarted ({method})")
     if term == "suspend":
         return SUSPEND_MESSAGES.get(method or "suspend", f"suspended ({method})")
     if term == "online":
-        return "online; ready to attach"
+        return "online, ready to attach"
     if term == "offline":
         return "offline"
     if term == "up":
-        return "up; forwarding traffic"
+        return "up, forwarding traffic"
     if term == "down":
         return "down"
     return term
@@ -112,9 +112,9 @@ def action_message(term: str, before: str, params: Mapping[str, Any]) -> str:
 
 def created_message(kind: MachineKind) -> str:
     return {
-        "compute": "created; inactive until started",
-        "storage": "created; offline until brought online",
-        "network": "created; inactive until brought up",
+        "compute": "created, inactive until started",
+        "storage": "created, offline until brought online",
+        "network": "created, inactive until brought up",
     }[kind.label]
 
 

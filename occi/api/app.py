@@ -8,6 +8,7 @@ the Accept header chose. Errors from any layer become a 4xx in that same renderi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -17,13 +18,14 @@ import rendering
 from occi import __version__, errors
 from occi.api import negotiation
 from occi.model import ActionInvocation, Entity, Mixin
-from occi.service import Filter, Page, Service
+from occi.service import Filter, Page, Service, etag
 from rendering.base import Context, Message, ParseError, Rendered, Rendering, Unrenderable
 
 log = logging.getLogger(__name__)
 
 SERVER = f"occi-server/{__version__} OCCI/1.2 OCCI-CRTP/1.1"
 QUERY_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
+HEALTH_PATH = "/healthz"
 ACCEPT = ", ".join(rendering.MEDIA_TYPES)
 _HEADER_RENDERING = rendering.for_media_type("text/occi")
 
@@ -55,8 +57,10 @@ class OcciResource:
         except ParseError as exc:
             self._error(resp, out, ctx, 400, "Bad Request", str(exc))
         except Unrenderable as exc:
-            self._error(resp, rendering.for_media_type("text/plain"), ctx, 406,
-                        "Not Acceptable", str(exc))
+            # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
+            # returned"; the message is sent as text/plain, which every client can read
+            self._error(resp, rendering.for_media_type("text/plain"), ctx, 400,
+                        "Bad Request", str(exc))
         except Exception:  # a bug: log it, answer without leaking internals
             log.exception("unhandled error on %s %s", req.method, req.path)
             self._error(resp, out, ctx, 500, "Internal Server Error",
@@ -140,6 +144,8 @@ class OcciResource:
         method = "GET" if req.method == "HEAD" else req.method
         if path in QUERY_PATHS:
             return self._query_interface(req, resp, method, out, ctx)
+        if path == HEALTH_PATH:
+            return self._health(resp, method)
         if method == "OPTIONS":
             resp.status = "204 No Content"
             resp.set_header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
@@ -148,6 +154,24 @@ class OcciResource:
         if path.endswith("/"):
             return self._collection(req, resp, method, path, action, out, ctx)
         return self._entity(req, resp, method, path, action, out, ctx)
+
+    def _health(self, resp, method: str) -> None:
+        """For load balancers: 200 when this process reaches the database and is not fenced."""
+        if method != "GET":
+            raise self._not_allowed(HEALTH_PATH, ["GET", "HEAD"])
+        database = self.service.store.ping()
+        runner = self.service.runner
+        fenced = runner is not None and not runner.healthy()
+        ok = database and not fenced
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "database": "reachable" if database else "unreachable",
+            "server": runner.server_id if runner is not None else None,
+            "jobs": "fenced" if fenced else "running",
+        }
+        resp.status = "200 OK" if ok else "503 Service Unavailable"
+        resp.content_type = "application/json"
+        resp.data = json.dumps(body).encode()
 
     def _not_allowed(self, path: str, allowed: list[str]) -> errors.MethodNotAllowed:
         return errors.MethodNotAllowed(f"{path} does not support this method", allowed)
@@ -244,41 +268,54 @@ class OcciResource:
         self.service.dissociate(path, None)
         return []
 
+    def _send_entity(self, resp, status: str, out: Rendering, ctx: Context, entity: Entity) -> None:
+        resp.set_header("ETag", etag(entity))
+        self._send(resp, status, out.render_entity(entity, ctx))
+
     def _created(self, resp, out: Rendering, ctx: Context, created: list[Entity]) -> None:
         resp.set_header("Location", ctx.url(created[0].location))
         for e in created:
             resp.append_header("X-OCCI-Location", ctx.url(e.location))
         if len(created) == 1 and out.media_types[0] != "text/uri-list":
-            return self._send(resp, "201 Created", out.render_entity(created[0], ctx))
+            return self._send_entity(resp, "201 Created", out, ctx, created[0])
         return self._send(resp, "201 Created", out.render_locations([e.location for e in created], ctx))
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
         msg = self._message(req, ctx)
+        if_match = req.get_header("If-Match")
         if method == "GET":
-            return self._send(resp, "200 OK", out.render_entity(self.service.get(path), ctx))
+            entity = self.service.get(path)
+            tag = etag(entity)
+            resp.set_header("ETag", tag)
+            none_match = req.get_header("If-None-Match")
+            if none_match and tag in [t.strip() for t in none_match.split(",")]:
+                resp.status = "304 Not Modified"
+                return None
+            return self._send(resp, "200 OK", out.render_entity(entity, ctx))
         if method == "POST" and action is not None:
             inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
-            result = self.service.act(path, action, inv)
+            result = self.service.act(path, action, inv, if_match=if_match)
             if isinstance(result, Mixin):
                 return self._send(resp, "200 OK", out.render_mixin(result, ctx))
-            return self._send(resp, "200 OK", out.render_entity(result, ctx))
+            return self._send_entity(resp, "200 OK", out, ctx, result)
         if method == "POST":
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("update one entity at a time")
-            updated = self.service.update(path, entities[0])
-            return self._send(resp, "200 OK", out.render_entity(updated, ctx))
+            updated = self.service.update(path, entities[0], if_match=if_match)
+            return self._send_entity(resp, "200 OK", out, ctx, updated)
         if method == "PUT":
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("PUT carries exactly one entity")
-            entity, created = self.service.put(path, entities[0])
+            entity, created = self.service.put(path, entities[0], if_match=if_match,
+                                               if_none_match=req.get_header("If-None-Match"))
             if created:
                 return self._created(resp, out, ctx, [entity])
-            return self._send(resp, "200 OK", out.render_entity(entity, ctx))
+            return self._send_entity(resp, "200 OK", out, ctx, entity)
         if method == "DELETE":
-            self.service.delete(path)
+            self.service.delete(path, if_match=if_match)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
 

@@ -10,19 +10,27 @@ import logging
 import falcon
 
 from occi.api.app import SERVER, create_app, with_canonical_headers
+from occi.jobs.runner import JobRunner
 from occi.plugins import load_backend
 from occi.service import Service
 from occi.settings import Settings
 from occi.store import make_store
 
 
-def build(settings: Settings, *, upgrade: bool = False,
-          server_header: bool = True) -> tuple[falcon.App, Service]:
+def build(settings: Settings, *, upgrade: bool = False, server_header: bool = True,
+          run_jobs: bool = True) -> tuple[falcon.App, Service]:
+    """The app and its service. `run_jobs` starts this process's job runner (heartbeats and
+    worker threads); without it, requests run their own jobs."""
     store = make_store(settings.database_url)
     if upgrade:
         store.upgrade()
     backend = load_backend(settings.backend, settings.backend_settings())
-    service = Service(store, backend, max_page_size=settings.max_page_size)
+    service = Service(store, backend, max_page_size=settings.max_page_size,
+                      job_settings=settings.job_settings())
+    if run_jobs:
+        runner = JobRunner(store, service.execute, service.job_settings)
+        runner.start()
+        service.attach_runner(runner)
     app = create_app(service, max_body=settings.max_body, base_url=settings.base_url,
                      server_header=server_header)
     return app, service
@@ -49,4 +57,15 @@ def _announce_through_gunicorn() -> bool:
     return True
 
 
-application = _application()
+_APP = None
+
+
+def __getattr__(name: str):
+    """`application` is built on first access (gunicorn's, in each worker after the fork), so
+    importing this module for `build` starts nothing."""
+    global _APP
+    if name == "application":
+        if _APP is None:
+            _APP = _application()
+        return _APP
+    raise AttributeError(name)

@@ -36,8 +36,103 @@ class Query:
     limit: int | None = None
 
 
+@dataclass
+class Job:
+    """A hypervisor operation waiting, running or done (see occi.jobs)."""
+
+    id: str
+    entity_id: str
+    operation: str
+    params: dict[str, Any]
+    status: str  # pending | running | done | failed
+    attempts: int = 0
+    max_attempts: int = 5
+    owner: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    seq: int = 0
+
+
+@dataclass
+class ServerInfo:
+    id: str
+    host: str
+    pid: int
+    status: str  # alive | stopped | dead
+    started_at: float
+    heartbeat_at: float
+
+
+class JobTx(ABC):
+    """The job queue and the server registry, inside the caller's transaction.
+
+    Claiming is safe between processes and hosts: PostgreSQL rows are locked with
+    FOR UPDATE SKIP LOCKED, SQLite takes its write lock at BEGIN. Only the oldest unfinished
+    job of an entity can be claimed, and only while no other job of that entity runs: the
+    operations on one entity happen one after another, different entities in parallel."""
+
+    @abstractmethod
+    def enqueue(self, entity_id: str, operation: str, params: dict[str, Any],
+                max_attempts: int = 5) -> str: ...
+
+    @abstractmethod
+    def get(self, job_id: str) -> Job | None: ...
+
+    @abstractmethod
+    def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+        """Take the next runnable job (or that one), mark it running with a lease."""
+
+    # finish/retry/fail apply only while `owner` still holds the job (False otherwise: its
+    # lease expired and another server took it over, so this server's result is discarded)
+    @abstractmethod
+    def finish(self, job_id: str, owner: str, result: dict[str, Any] | None = None) -> bool: ...
+
+    @abstractmethod
+    def retry(self, job_id: str, owner: str, error: str, delay: float) -> bool:
+        """Back to pending, runnable again after `delay` seconds."""
+
+    @abstractmethod
+    def fail(self, job_id: str, owner: str, error: str) -> bool: ...
+
+    @abstractmethod
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, Job]: ...
+
+    @abstractmethod
+    def unfinished(self, entity_ids: Iterable[str]) -> list[Job]: ...
+
+    @abstractmethod
+    def recent(self, limit: int = 50) -> list[Job]: ...
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def register_server(self, server_id: str, host: str, pid: int) -> None: ...
+
+    @abstractmethod
+    def heartbeat(self, server_id: str, lease_seconds: float) -> bool:
+        """Record that the server lives and extend its jobs' leases. False when the server was
+        declared dead meanwhile (it must stop working: its jobs belong to others now)."""
+
+    @abstractmethod
+    def reap(self, dead_after: float) -> list[str]:
+        """Declare servers silent for `dead_after` seconds dead and hand their running jobs
+        back to the queue. Returns the ids of the servers declared dead."""
+
+    @abstractmethod
+    def stop_server(self, server_id: str) -> None: ...
+
+    @abstractmethod
+    def servers(self) -> list[ServerInfo]: ...
+
+
 class StoreTx(ABC):
     """One transaction. Methods raise occi.errors.Conflict for a duplicate id."""
+
+    @property
+    @abstractmethod
+    def jobs(self) -> JobTx:
+        """The job queue and server registry in this transaction."""
 
     @abstractmethod
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:

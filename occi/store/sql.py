@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from occi.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
+from occi.store.jobs_sql import SqlJobTx
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,8 @@ servers = sa.Table(
     sa.Column("host", sa.String, nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
 )
 
 #: hypervisor operations as rows: claimed with a lease, retried with backoff (occi.jobs)
@@ -142,14 +143,14 @@ jobs = sa.Table(
     sa.Column("params", sa.Text, nullable=False),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("owner", sa.String, nullable=True),
-    sa.Column("lease_expires", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("lease_expires", sa.Float, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
-    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("result", sa.Text, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("id", name="uq_jobs_id"),
     sa.Index("ix_jobs_status_seq", "status", "seq"),
     sa.Index("ix_jobs_entity_status", "entity_id", "status"),
@@ -262,6 +263,13 @@ class SqlTx(StoreTx):
     def __init__(self, conn: Connection):
         self.conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        self._jobs: SqlJobTx | None = None
+
+    @property
+    def jobs(self) -> SqlJobTx:
+        if self._jobs is None:
+            self._jobs = SqlJobTx(self.conn, jobs, servers)
+        return self._jobs
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -76,5 +76,7 @@ def settings(tmp_path):
 def api(settings):
     app, service = build(settings, upgrade=True)
     yield Api(testing.TestClient(app), service)
+    if service.runner is not None:
+        service.runner.stop()
     service.store.close()
     service.backend.close()

@@ -1,0 +1,189 @@
+"""The job runner of one server process: heartbeats, leases, claiming and running jobs.
+
+Every server process (each gunicorn worker) registers itself in the `servers` table, heartbeats,
+and runs worker threads that claim jobs from SQL. A server silent for `dead_after` seconds is
+declared dead by any other, and its running jobs go back to the queue. A server that cannot
+reach the database for that long fences itself: it claims nothing and finishes nothing until it
+has registered again, so it never acts on state another server has taken over.
+
+Touches the store (through its JobTx contract) and the service's `execute`; no HTTP, no SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from occi.store.base import Job, Store
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("done", "failed")
+
+
+@dataclass
+class JobSettings:
+    #: seconds a request waits for its jobs before answering with the state so far
+    wait: float = 10.0
+    #: lease on a running job; renewed with every heartbeat
+    lease: float = 15.0
+    heartbeat: float = 1.0
+    #: a server whose heartbeat is older than this is dead; its jobs are claimed by others
+    dead_after: float = 6.0
+    threads: int = 2
+    max_attempts: int = 5
+    #: first retry delay; doubles with each attempt
+    backoff: float = 0.5
+    #: how often idle worker threads look for work (new jobs also wake them at once)
+    poll: float = 0.2
+
+
+class JobRunner:
+    def __init__(self, store: Store, execute: Callable[[Job, JobRunner], None],
+                 settings: JobSettings | None = None):
+        self.store = store
+        self.execute = execute
+        self.settings = settings or JobSettings()
+        self.host = socket.gethostname()
+        self.server_id = ""
+        self.fenced = True
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_ok = 0.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._register()
+        self._threads = [threading.Thread(target=self._heartbeat_loop, name="occi-heartbeat",
+                                          daemon=True)]
+        for i in range(self.settings.threads):
+            self._threads.append(threading.Thread(target=self._work_loop, name=f"occi-job-{i}",
+                                                  daemon=True))
+        for t in self._threads:
+            t.start()
+        log.info("server %s runs jobs with %d threads", self.server_id, self.settings.threads)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        try:
+            with self.store.begin() as tx:
+                tx.jobs.stop_server(self.server_id)
+        except Exception as exc:  # the database may be gone already; the lease covers it
+            log.warning("could not unregister %s: %s", self.server_id, exc)
+
+    def _register(self) -> None:
+        with self._lock:
+            self.server_id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            with self.store.begin() as tx:
+                tx.jobs.register_server(self.server_id, self.host, os.getpid())
+            self._last_ok = time.monotonic()
+            self.fenced = False
+
+    # ------------------------------------------------------------------ heartbeat
+    def _heartbeat_loop(self) -> None:
+        s = self.settings
+        while not self._stop.wait(s.heartbeat):
+            try:
+                if self.fenced:
+                    self._register()
+                    log.warning("server re-registered as %s after fencing", self.server_id)
+                    continue
+                with self.store.begin() as tx:
+                    alive = tx.jobs.heartbeat(self.server_id, s.lease)
+                    dead = tx.jobs.reap(s.dead_after)
+                if dead:
+                    log.warning("declared dead: %s; their jobs are back in the queue", dead)
+                    self._wake.set()
+                if not alive:
+                    log.error("server %s was declared dead by the others: fencing", self.server_id)
+                    self.fenced = True
+                    continue
+                self._last_ok = time.monotonic()
+            except Exception as exc:
+                silent = time.monotonic() - self._last_ok
+                log.warning("heartbeat failed (%.1f s without the database): %s", silent, exc)
+                if silent > s.dead_after - s.heartbeat and not self.fenced:
+                    log.error("server %s lost the database: fencing itself", self.server_id)
+                    self.fenced = True
+
+    def healthy(self) -> bool:
+        return not self.fenced and time.monotonic() - self._last_ok < self.settings.dead_after
+
+    # ------------------------------------------------------------------ running
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            ran = False
+            if not self.fenced:
+                try:
+                    ran = self.run_next()
+                except Exception:
+                    log.exception("job runner error")
+                    time.sleep(self.settings.poll)
+            if not ran:
+                self._wake.wait(self.settings.poll)
+                self._wake.clear()
+
+    def run_next(self, job_id: str | None = None) -> bool:
+        """Claim a job (the next one, or that one) and run it here. False when none was free."""
+        if self.fenced:
+            return False
+        server_id = self.server_id
+        with self.store.begin() as tx:
+            job = tx.jobs.claim(server_id, self.settings.lease, job_id)
+        if job is None:
+            return False
+        log.debug("running %s %s on %s (attempt %d)", job.operation, job.entity_id,
+                  server_id, job.attempts)
+        self.execute(job, self)
+        return True
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def still_mine(self, job: Job) -> bool:
+        """Whether this server may still act for `job` (not fenced, lease kept alive)."""
+        return not self.fenced and job.owner == self.server_id
+
+    def backoff(self, attempts: int) -> float:
+        return self.settings.backoff * (2 ** max(0, attempts - 1))
+
+    # ------------------------------------------------------------------ waiting
+    def settle(self, job_ids: Iterable[str], timeout: float | None = None) -> dict[str, Job]:
+        """Run these jobs here if they are free, then wait (up to `timeout`, default the
+        configured wait) until they finish. Returns their last known states."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        deadline = time.monotonic() + (self.settings.wait if timeout is None else timeout)
+        for job_id in ids:
+            try:
+                self.run_next(job_id)
+            except Exception:
+                log.exception("inline job %s failed", job_id)
+        self.notify()
+        delay = 0.005
+        while True:
+            with self.store.begin(readonly=True) as tx:
+                jobs = tx.jobs.statuses(ids)
+            pending = [i for i in ids if i in jobs and jobs[i].status not in FINISHED]
+            if not pending or time.monotonic() >= deadline:
+                return jobs
+            # a job queued behind another one of the same entity becomes free when that ends
+            for job_id in pending:
+                try:
+                    self.run_next(job_id)
+                except Exception:
+                    log.exception("inline job %s failed", job_id)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)

@@ -1,0 +1,193 @@
+"""The job queue and server registry in SQL (occi.store.base.JobTx) for SQLite and PostgreSQL.
+
+Touches only the `jobs` and `servers` tables. PostgreSQL claims with FOR UPDATE SKIP LOCKED so
+several servers take different jobs at once; SQLite's BEGIN IMMEDIATE makes the same claim
+statement exclusive between processes on one host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from occi.store.base import Job, JobTx, ServerInfo
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+UNFINISHED = (PENDING, RUNNING)
+
+
+class SqlJobTx(JobTx):
+    def __init__(self, conn: Connection, jobs: sa.Table, servers: sa.Table):
+        self.conn = conn
+        self.t = jobs
+        self.s = servers
+        self._pg = conn.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ jobs
+    @staticmethod
+    def _job(row: Row[Any]) -> Job:
+        return Job(
+            id=row.id,
+            entity_id=row.entity_id,
+            operation=row.operation,
+            params=json.loads(row.params or "{}"),
+            status=row.status,
+            attempts=row.attempts,
+            max_attempts=row.max_attempts,
+            owner=row.owner,
+            error=row.error,
+            result=json.loads(row.result) if row.result else None,
+            seq=row.seq,
+        )
+
+    def enqueue(self, entity_id: str, operation: str, params: dict[str, Any],
+                max_attempts: int = 5) -> str:
+        now = time.time()
+        job_id = str(uuid.uuid4())
+        self.conn.execute(self.t.insert().values(
+            id=job_id, entity_id=entity_id, operation=operation,
+            params=json.dumps(params, separators=(",", ":")), status=PENDING, owner=None,
+            lease_expires=None, attempts=0, max_attempts=max_attempts, not_before=now,
+            error=None, result=None, created_at=now, updated_at=now,
+        ))
+        return job_id
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.conn.execute(sa.select(self.t).where(self.t.c.id == job_id)).first()
+        return self._job(row) if row else None
+
+    def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+        t = self.t
+        now = time.time()
+        earlier = t.alias("earlier")
+        # runnable: pending and due, or running under a lease that expired (its server died)
+        runnable = sa.or_(
+            sa.and_(t.c.status == PENDING, t.c.not_before <= now),
+            sa.and_(t.c.status == RUNNING, t.c.lease_expires < now),
+        )
+        # the oldest unfinished job of its entity, and no other job of the entity under a lease
+        first_of_entity = ~sa.exists().where(
+            earlier.c.entity_id == t.c.entity_id,
+            earlier.c.seq < t.c.seq,
+            earlier.c.status.in_(UNFINISHED),
+        )
+        q = sa.select(t).where(runnable, first_of_entity)
+        if job_id is not None:
+            q = q.where(t.c.id == job_id)
+        q = q.order_by(t.c.seq).limit(1)
+        if self._pg:
+            q = q.with_for_update(skip_locked=True, of=t)
+        row = self.conn.execute(q).first()
+        if row is None:
+            return None
+        self.conn.execute(t.update().where(t.c.seq == row.seq).values(
+            status=RUNNING, owner=server_id, lease_expires=now + lease_seconds,
+            attempts=t.c.attempts + 1, updated_at=now,
+        ))
+        job = self._job(row)
+        job.status, job.owner, job.attempts = RUNNING, server_id, row.attempts + 1
+        return job
+
+    def _mine(self, job_id: str, owner: str) -> sa.ColumnElement[bool]:
+        return sa.and_(self.t.c.id == job_id, self.t.c.owner == owner, self.t.c.status == RUNNING)
+
+    def finish(self, job_id: str, owner: str, result: dict[str, Any] | None = None) -> bool:
+        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
+            status=DONE, lease_expires=None, updated_at=time.time(), error=None,
+            result=json.dumps(result, separators=(",", ":")) if result is not None else None,
+        )).rowcount)
+
+    def retry(self, job_id: str, owner: str, error: str, delay: float) -> bool:
+        now = time.time()
+        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
+            status=PENDING, owner=None, lease_expires=None, error=error,
+            not_before=now + delay, updated_at=now,
+        )).rowcount)
+
+    def fail(self, job_id: str, owner: str, error: str) -> bool:
+        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
+            status=FAILED, lease_expires=None, error=error, updated_at=time.time(),
+        )).rowcount)
+
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        rows = self.conn.execute(sa.select(self.t).where(self.t.c.id.in_(ids))).all()
+        return {r.id: self._job(r) for r in rows}
+
+    def unfinished(self, entity_ids: Iterable[str]) -> list[Job]:
+        ids = list(entity_ids)
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            sa.select(self.t).where(self.t.c.entity_id.in_(ids), self.t.c.status.in_(UNFINISHED))
+            .order_by(self.t.c.seq)
+        ).all()
+        return [self._job(r) for r in rows]
+
+    def recent(self, limit: int = 50) -> list[Job]:
+        rows = self.conn.execute(sa.select(self.t).order_by(self.t.c.seq.desc()).limit(limit)).all()
+        return [self._job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            sa.select(self.t.c.status, sa.func.count()).group_by(self.t.c.status)
+        ).all()
+        return {status: n for status, n in rows}
+
+    # ------------------------------------------------------------------ servers
+    def register_server(self, server_id: str, host: str, pid: int) -> None:
+        now = time.time()
+        self.conn.execute(self.s.insert().values(
+            id=server_id, host=host, pid=pid, status="alive", started_at=now, heartbeat_at=now,
+        ))
+
+    def heartbeat(self, server_id: str, lease_seconds: float) -> bool:
+        now = time.time()
+        alive = self.conn.execute(
+            self.s.update().where(self.s.c.id == server_id, self.s.c.status == "alive")
+            .values(heartbeat_at=now)
+        ).rowcount
+        if not alive:
+            return False
+        self.conn.execute(
+            self.t.update().where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
+            .values(lease_expires=now + lease_seconds)
+        )
+        return True
+
+    def reap(self, dead_after: float) -> list[str]:
+        now = time.time()
+        dead = [r.id for r in self.conn.execute(
+            sa.select(self.s.c.id).where(self.s.c.status == "alive",
+                                         self.s.c.heartbeat_at < now - dead_after)
+        ).all()]
+        if dead:
+            self.conn.execute(self.s.update().where(self.s.c.id.in_(dead)).values(status="dead"))
+            # their running jobs are runnable now (attempts are kept: retries stay bounded)
+            self.conn.execute(
+                self.t.update().where(self.t.c.owner.in_(dead), self.t.c.status == RUNNING)
+                .values(status=PENDING, owner=None, lease_expires=None, not_before=now,
+                        updated_at=now)
+            )
+        return dead
+
+    def stop_server(self, server_id: str) -> None:
+        self.conn.execute(self.s.update().where(self.s.c.id == server_id).values(status="stopped"))
+        now = time.time()
+        self.conn.execute(
+            self.t.update().where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
+            .values(status=PENDING, owner=None, lease_expires=None, not_before=now, updated_at=now)
+        )
+
+    def servers(self) -> list[ServerInfo]:
+        rows = self.conn.execute(sa.select(self.s).order_by(self.s.c.started_at)).all()
+        return [ServerInfo(r.id, r.host, r.pid, r.status, r.started_at, r.heartbeat_at)
+                for r in rows]
