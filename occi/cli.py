@@ -29,11 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     for sp in (p, serve):
         sp.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (127.0.0.1:8080)")
         sp.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes (2)")
+        sp.add_argument("--threads", type=int, metavar="N", help="threads per worker (4)")
         sp.add_argument("--database-url", metavar="URL",
                         help="SQLAlchemy URL: sqlite:///occi.db (default) or postgresql://...")
         sp.add_argument("--backend", metavar="NAME", help="backend plugin (simulator)")
         sp.add_argument("--base-url", metavar="URL", help="public root URL behind a proxy")
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    status = sub.add_parser("status", help="list the server processes, their heartbeats and jobs")
+    status.add_argument("--jobs", type=int, default=20, metavar="N",
+                        help="how many recent jobs to list (20)")
     sub.add_parser("backends", help="list the installed backends")
     return p
 
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in {
                 "bind": getattr(args, "bind", None),
                 "workers": getattr(args, "workers", None),
+                "threads": getattr(args, "threads", None),
                 "database_url": getattr(args, "database_url", None),
                 "backend": getattr(args, "backend", None),
                 "base_url": getattr(args, "base_url", None),
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if overrides:
             merged = {**settings.extra, **{f: getattr(settings, f) for f in (
-                "bind", "workers", "database_url", "backend", "base_url", "max_body",
+                "bind", "workers", "threads", "database_url", "backend", "base_url", "max_body",
                 "max_page_size", "log_level")}, **overrides}
             settings = Settings.from_mapping(merged)
     except SettingsError as exc:
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     command = args.command or "serve"
     if command == "backends":
         from occi.plugins import available
@@ -80,7 +87,43 @@ def main(argv: list[str] | None = None) -> int:
     if command == "migrate":
         print(f"database {settings.database_url} is up to date")
         return 0
+    if command == "status":
+        return _status(settings, args.jobs)
     return _serve(settings)
+
+
+def _status(settings: Settings, limit: int) -> int:
+    """Servers sharing the database, their heartbeats, and the job queue."""
+    import time
+
+    from occi.store import make_store
+
+    store = make_store(settings.database_url)
+    with store.begin(readonly=True) as tx:
+        servers = tx.jobs.servers()
+        counts = tx.jobs.counts()
+        recent = tx.jobs.recent(limit)
+    now = time.time()
+    print(f"{'SERVER':42} {'STATUS':8} {'HEARTBEAT':>12}  RUNNING")
+    running: dict[str, int] = {}
+    for j in recent:
+        if j.status == "running" and j.owner:
+            running[j.owner] = running.get(j.owner, 0) + 1
+    for srv in servers:
+        age = now - srv.heartbeat_at
+        print(f"{srv.id:42} {srv.status:8} {age:>10.1f}s  {running.get(srv.id, 0)}")
+    print()
+    print("JOBS " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) if counts
+          else "JOBS none")
+    if recent:
+        print()
+        print(f"{'JOB':36} {'OPERATION':10} {'ENTITY':36} {'STATUS':8} {'TRIES':>5}  OWNER / ERROR")
+        for j in recent:
+            extra = j.error if j.status == "failed" else (j.owner or "")
+            print(f"{j.id:36} {j.operation:10} {j.entity_id[:36]:36} {j.status:8} "
+                  f"{j.attempts:>5}  {extra}")
+    store.close()
+    return 0
 
 
 def _serve(settings: Settings) -> int:
@@ -92,6 +135,8 @@ def _serve(settings: Settings) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", settings.bind)
             self.cfg.set("workers", settings.workers)
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("worker_class", "gthread" if settings.threads > 1 else "sync")
             self.cfg.set("accesslog", "-")
             self.cfg.set("limit_request_field_size", 65536)
             self.cfg.set("limit_request_fields", 500)

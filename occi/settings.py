@@ -24,6 +24,8 @@ PREFIX = "OCCI_"
 class Settings:
     bind: str = "127.0.0.1:8080"
     workers: int = 2
+    #: threads per worker process (gunicorn gthread): a slow request does not hold up others
+    threads: int = 4
     database_url: str = "sqlite:///occi.db"
     backend: str = "simulator"
     #: public root URL when behind a proxy (e.g. https://cloud.example.com); else from the request

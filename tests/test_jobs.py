@@ -1,0 +1,173 @@
+"""The job queue and server registry on SQLite and PostgreSQL: claiming, ordering per entity,
+leases, reaping dead servers, fencing, and owner checks on results."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from occi.jobs.runner import JobRunner, JobSettings
+from occi.store import make_store
+
+
+@pytest.fixture
+def store(db_url):
+    s = make_store(db_url)
+    s.upgrade()
+    yield s
+    s.close()
+
+
+def enqueue(store, entity, op="action", **params):
+    with store.begin() as tx:
+        return tx.jobs.enqueue(entity, op, params)
+
+
+def claim(store, server, lease=10.0, job_id=None):
+    with store.begin() as tx:
+        return tx.jobs.claim(server, lease, job_id)
+
+
+def register(store, *names):
+    with store.begin() as tx:
+        for n in names:
+            tx.jobs.register_server(n, "host", 1)
+
+
+def test_jobs_of_one_entity_run_in_order_and_one_at_a_time(store):
+    register(store, "a", "b")
+    first = enqueue(store, "e1", action="start")
+    second = enqueue(store, "e1", action="stop")
+    other = enqueue(store, "e2", action="start")
+    j1 = claim(store, "a")
+    assert j1.id == first and j1.attempts == 1 and j1.status == "running"
+    # e1's second job waits for the first; e2's job is free: different entities in parallel
+    j2 = claim(store, "b")
+    assert j2.id == other
+    assert claim(store, "b") is None
+    assert claim(store, "b", job_id=second) is None
+    with store.begin() as tx:
+        assert tx.jobs.finish(first, "a", {"ok": 1})
+    j3 = claim(store, "b")
+    assert j3.id == second and j3.params == {"action": "stop"}
+    with store.begin() as tx:
+        assert tx.jobs.get(first).result == {"ok": 1}
+        assert tx.jobs.counts() == {"done": 1, "running": 2}
+
+
+def test_only_the_owner_records_a_result(store):
+    register(store, "a", "b")
+    job_id = enqueue(store, "e1")
+    claim(store, "a", lease=0.0)  # lease already over: "a" looks dead to others
+    time.sleep(0.01)
+    taken = claim(store, "b")
+    assert taken.id == job_id and taken.attempts == 2 and taken.owner == "b"
+    with store.begin() as tx:
+        assert not tx.jobs.finish(job_id, "a")  # the zombie's result is refused
+        assert tx.jobs.finish(job_id, "b")
+
+
+def test_retry_waits_for_its_backoff(store):
+    register(store, "a")
+    job_id = enqueue(store, "e1")
+    claim(store, "a")
+    with store.begin() as tx:
+        assert tx.jobs.retry(job_id, "a", "platform busy", delay=0.3)
+    assert claim(store, "a") is None
+    time.sleep(0.35)
+    again = claim(store, "a")
+    assert again.id == job_id and again.attempts == 2 and again.error == "platform busy"
+
+
+def test_dead_servers_are_reaped_and_their_jobs_requeued(store):
+    register(store, "alive", "silent")
+    job_id = enqueue(store, "e1")
+    claim(store, "silent", lease=60.0)
+    time.sleep(0.2)
+    with store.begin() as tx:
+        assert tx.jobs.heartbeat("alive", 60.0)
+        dead = tx.jobs.reap(dead_after=0.1)
+    assert dead == ["silent"]
+    with store.begin() as tx:
+        assert not tx.jobs.heartbeat("silent", 60.0)  # it must fence itself
+        states = {s.id: s.status for s in tx.jobs.servers()}
+    assert states == {"alive": "alive", "silent": "dead"}
+    job = claim(store, "alive")
+    assert job.id == job_id and job.attempts == 2
+
+
+def test_concurrent_claims_never_hand_out_a_job_twice(store):
+    register(store, *[f"s{i}" for i in range(4)])
+    ids = {enqueue(store, f"e{i}") for i in range(40)}
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name):
+        while True:
+            job = claim(store, name)
+            if job is None:
+                return
+            with lock:
+                taken.append(job.id)
+            with store.begin() as tx:
+                tx.jobs.finish(job.id, name)
+
+    threads = [threading.Thread(target=worker, args=(f"s{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+
+
+def test_runner_runs_jobs_in_the_background_and_fences_when_declared_dead(store):
+    done: list[str] = []
+
+    def execute(job, runner):
+        done.append(job.params["n"])
+        with store.begin() as tx:
+            tx.jobs.finish(job.id, job.owner)
+
+    settings = JobSettings(wait=5, heartbeat=0.05, dead_after=0.5, threads=2, poll=0.02)
+    runner = JobRunner(store, execute, settings)
+    runner.start()
+    try:
+        for n in range(5):
+            enqueue(store, "e1", n=n)
+        deadline = time.monotonic() + 10
+        while len(done) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done == [0, 1, 2, 3, 4]  # one entity: strictly in order
+        first_id = runner.server_id
+        with store.begin() as tx:  # the others declare it dead
+            from occi.store.sql import servers
+
+            tx.conn.execute(servers.update().values(status="dead"))
+        deadline = time.monotonic() + 5
+        while runner.server_id == first_id and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runner.server_id != first_id  # fenced, then registered anew
+        with store.begin() as tx:
+            assert {s.status for s in tx.jobs.servers() if s.id == first_id} == {"dead"}
+    finally:
+        runner.stop()
+    with store.begin() as tx:
+        assert {s.id: s.status for s in tx.jobs.servers()}[runner.server_id] == "stopped"
+
+
+def test_settle_runs_a_free_job_in_the_calling_thread(store):
+    seen: list[str] = []
+
+    def execute(job, runner):
+        seen.append(threading.current_thread().name)
+        with store.begin() as tx:
+            tx.jobs.finish(job.id, job.owner)
+
+    runner = JobRunner(store, execute, JobSettings(wait=5))
+    runner._register()  # no background threads
+    job_id = enqueue(store, "e1")
+    jobs = runner.settle([job_id])
+    assert jobs[job_id].status == "done"
+    assert seen == [threading.current_thread().name]
