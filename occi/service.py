@@ -775,6 +775,60 @@ class Service:
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
 
+    # ================================================================== reconciliation
+    def reconcile(self, entity_ids: Iterable[str] | None = None, batch: int = 200) -> int:
+        """Bring stored states in line with what the platform reports (events name entities;
+        the periodic pass walks all of them). Entities with work queued are left alone: their
+        jobs will say. Returns how many entities changed."""
+        changed = 0
+        if entity_ids is not None:
+            ids = list(entity_ids)
+            with self.store.begin(readonly=True) as tx:
+                found = [e for e in (tx.get(i) for i in ids) if e is not None]
+            return self._reconcile_batch(found)
+        offset = 0
+        while True:
+            with self.store.begin(readonly=True) as tx:
+                page = tx.query(Query(offset=offset, limit=batch))
+            changed += self._reconcile_batch(page)
+            if len(page) < batch:
+                return changed
+            offset += batch
+
+    def _reconcile_batch(self, entities: list[Entity]) -> int:
+        if not entities:
+            return 0
+        with self.store.begin(readonly=True) as tx:
+            unfinished = tx.jobs.unfinished([e.id for e in entities])
+        busy = {j.entity_id for j in unfinished} | {j.params.get("target") for j in unfinished}
+        seen: dict[str, dict[str, Any]] = {}
+        for e in entities:
+            if e.id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
+                continue
+            try:
+                seen[e.id] = self.backend.observe(e).attributes
+            except NotFoundOnPlatform as exc:
+                kind = self.registry().kinds.get(e.kind)
+                if kind is None:
+                    continue
+                state = f"occi.{kind.term}.state"
+                seen[e.id] = {state: "error", state + ".message": f"gone from the platform: {exc}"}
+            except BackendFault as exc:
+                log.warning("cannot observe %s: %s", e.location, exc)
+        changed = 0
+        for entity_id, attributes in seen.items():
+            with self.store.begin() as tx:
+                current = tx.get(entity_id, for_update=True)
+                if current is None or tx.jobs.unfinished([entity_id]):
+                    continue
+                diff = {k: v for k, v in attributes.items() if current.attributes.get(k) != v}
+                if diff:
+                    log.info("reconciled %s: %s", current.location, diff)
+                    current.attributes.update(diff)
+                    tx.update(current)
+                    changed += 1
+        return changed
+
     def _resource_by_location(self, tx: StoreTx, location: str | None) -> Resource | None:
         if not location or not location.startswith("/"):
             return None

@@ -47,6 +47,8 @@ class Settings:
     job_threads: int = 2
     #: attempts before a failing job gives up (the entity goes to state error)
     job_max_attempts: int = 5
+    #: seconds between full passes comparing stored states with the platform (0: never)
+    reconcile_interval: float = 10.0
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -106,7 +108,8 @@ class Settings:
 
         return JobSettings(wait=self.job_wait, lease=self.job_lease, heartbeat=self.heartbeat,
                            dead_after=self.dead_after, threads=self.job_threads,
-                           max_attempts=self.job_max_attempts)
+                           max_attempts=self.job_max_attempts,
+                           reconcile=self.reconcile_interval)
 
     def backend_settings(self) -> dict[str, Any]:
         """What the backend sees: its own options plus the database URL."""

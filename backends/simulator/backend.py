@@ -86,6 +86,8 @@ class SimulatorBackend(Backend):
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
+    #: nothing changes the simulated platform but this server
+    reconcile_needed = False
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings)

@@ -28,7 +28,11 @@ def build(settings: Settings, *, upgrade: bool = False, server_header: bool = Tr
     service = Service(store, backend, max_page_size=settings.max_page_size,
                       job_settings=settings.job_settings())
     if run_jobs:
-        runner = JobRunner(store, service.execute, service.job_settings)
+        runner = JobRunner(
+            store, service.execute, service.job_settings,
+            reconcile=service.reconcile if backend.reconcile_needed else None,
+            events=backend.start_events,
+        )
         runner.start()
         service.attach_runner(runner)
     app = create_app(service, max_body=settings.max_body, base_url=settings.base_url,

@@ -42,13 +42,21 @@ class JobSettings:
     backoff: float = 0.5
     #: how often idle worker threads look for work (new jobs also wake them at once)
     poll: float = 0.2
+    #: seconds between passes comparing every entity with the platform (0: never)
+    reconcile: float = 10.0
 
 
 class JobRunner:
     def __init__(self, store: Store, execute: Callable[[Job, JobRunner], None],
-                 settings: JobSettings | None = None):
+                 settings: JobSettings | None = None,
+                 reconcile: Callable[[list[str] | None], int] | None = None,
+                 events: Callable[[Callable[[str], None]], bool] | None = None):
         self.store = store
         self.execute = execute
+        self.reconcile = reconcile
+        self.events = events
+        self._observed: set[str] = set()
+        self._observe_wake = threading.Event()
         self.settings = settings or JobSettings()
         self.host = socket.gethostname()
         self.server_id = ""
@@ -67,13 +75,23 @@ class JobRunner:
         for i in range(self.settings.threads):
             self._threads.append(threading.Thread(target=self._work_loop, name=f"occi-job-{i}",
                                                   daemon=True))
+        if self.reconcile is not None:
+            self._threads.append(threading.Thread(target=self._reconcile_loop,
+                                                  name="occi-reconcile", daemon=True))
         for t in self._threads:
             t.start()
+        if self.events is not None and self.reconcile is not None:
+            try:
+                if self.events(self._on_event):
+                    log.info("platform events feed the reconciler")
+            except Exception as exc:
+                log.warning("platform events unavailable (%s): periodic reconcile only", exc)
         log.info("server %s runs jobs with %d threads", self.server_id, self.settings.threads)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._observe_wake.set()
         for t in self._threads:
             t.join(timeout=5)
         try:
@@ -116,6 +134,36 @@ class JobRunner:
                 if silent > s.dead_after - s.heartbeat and not self.fenced:
                     log.error("server %s lost the database: fencing itself", self.server_id)
                     self.fenced = True
+
+    # ------------------------------------------------------------------ reconcile
+    def _on_event(self, entity_id: str) -> None:
+        with self._lock:
+            self._observed.add(entity_id)
+        self._observe_wake.set()
+
+    def _reconcile_loop(self) -> None:
+        """Events: observe the named entities at once. Periodically: one server (holding a
+        shared lease) walks every entity."""
+        interval = self.settings.reconcile
+        next_pass = time.monotonic() + (interval if interval > 0 else float("inf"))
+        while not self._stop.is_set():
+            self._observe_wake.wait(max(0.05, min(1.0, next_pass - time.monotonic())))
+            self._observe_wake.clear()
+            if self.fenced or self._stop.is_set():
+                continue
+            with self._lock:
+                named, self._observed = list(self._observed), set()
+            try:
+                if named:
+                    self.reconcile(named)
+                if time.monotonic() >= next_pass:
+                    next_pass = time.monotonic() + interval
+                    with self.store.begin() as tx:
+                        mine = tx.take_lease("reconcile", interval * 0.9)
+                    if mine:
+                        self.reconcile(None)
+            except Exception:
+                log.exception("reconcile failed")
 
     def healthy(self) -> bool:
         return not self.fenced and time.monotonic() - self._last_ok < self.settings.dead_after

@@ -185,6 +185,11 @@ class StoreTx(ABC):
         """Tell every server that the categories changed."""
 
     @abstractmethod
+    def take_lease(self, name: str, seconds: float) -> bool:
+        """Take a named lease shared by all servers for `seconds`; False while another server
+        holds it (used so that one server at a time reconciles with the platform)."""
+
+    @abstractmethod
     def user_mixins(self) -> list[Mixin]:
         """Client-defined mixins (user_defined=True)."""
 
