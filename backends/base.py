@@ -10,7 +10,7 @@ Loaded through the `occi.backends` entry point group by name (OCCI_BACKEND).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,21 @@ class NotFoundOnPlatform(BackendFault):
     """The platform object behind an entity is gone."""
 
 
+#: Optional abilities a backend declares in `Backend.capabilities` (the contract suite checks
+#: that what is not declared raises Unsupported instead of being skipped):
+STORAGE_RESIZE = "storage.resize"  # update of occi.storage.size grows the volume
+LINK_HOTPLUG = "link.hotplug"  # links can be attached to / detached from a running compute
+LINK_OFFLINE = "link.offline"  # links can be attached to / detached from a stopped compute
+COMPUTE_SAVE = "compute.save"  # the save action makes a new os_tpl image
+CONTEXTUALISATION = "compute.contextualisation"  # ssh_key and user_data reach the guest
+CAPABILITIES = frozenset(
+    {STORAGE_RESIZE, LINK_HOTPLUG, LINK_OFFLINE, COMPUTE_SAVE, CONTEXTUALISATION}
+)
+
+#: Called by a backend's event watcher with the id of an entity whose platform object changed.
+EventCallback = Callable[[str], None]
+
+
 @dataclass
 class Outcome:
     """What an operation did: attribute values to store (states, assigned MACs, device ids...),
@@ -56,6 +71,12 @@ class Backend(ABC):
     name = "abstract"
     #: attributes that can change on a running compute without a restart
     live_attributes: frozenset[str] = frozenset()
+    #: optional abilities (see CAPABILITIES); a backend that does not say offers all of them.
+    #: Instances may narrow it (the libvirt test driver cannot hot-plug or resize).
+    capabilities: frozenset[str] = CAPABILITIES
+    #: whether the platform changes behind the server's back (a guest powering itself off, an
+    #: admin with virsh), so that the server must observe it periodically
+    reconcile_needed: bool = True
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         self.settings = dict(settings or {})
@@ -91,6 +112,25 @@ class Backend(ABC):
     @abstractmethod
     def unlink(self, link: Link) -> None:
         """Detach (idempotent)."""
+
+    # ------------------------------------------------------------------ reconciliation
+    @abstractmethod
+    def observe(self, entity: Entity) -> Outcome:
+        """What the platform holds for this entity now, as attribute values (state, message,
+        sizes, link states). The server calls it periodically and after lifecycle events to
+        bring SQL in line with the hypervisor. Raises NotFoundOnPlatform when it is gone."""
+
+    # ------------------------------------------------------------------ optional hooks
+    def start_events(self, callback: EventCallback) -> bool:
+        """Start delivering platform events: `callback(entity_id)` is called (from a backend
+        thread) whenever the platform object behind an entity changes state, inside or outside
+        the server; the server then calls `observe()` for it. Returns False when the backend has
+        no events (the periodic reconcile is then all there is). Call once per process, after
+        forking."""
+        return False
+
+    def stop_events(self) -> None:  # noqa: B027 - optional hook, nothing to stop by default
+        """Stop what `start_events` started."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
