@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8080
-DEBIAN_TEST_PACKAGES := postgresql curl
+DEBIAN_TEST_PACKAGES := postgresql curl haproxy
 
-.PHONY: run test install install-test system-deps lint clean
+.PHONY: run test install install-test system-deps lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,8 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[postgresql]'
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	sh tests/e2e/setup-libvirt.sh $(VENV)
+	$(BIN)/pip install --quiet -e '.[test,libvirt]'
 
 run: install
 	@echo "OCCI server: http://$(BIND)/  (query interface: http://$(BIND)/-/ ; Ctrl-C stops it)"
@@ -42,3 +43,15 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info occi.db*
+
+# make bench [PROFILE=1]: the performance targets, measured with wrk against a baseline (bench/).
+bench: install-test
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing wrk"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+	  else echo "wrk is missing: apt-get install wrk (as root)"; exit 1; fi; \
+	fi
+	@if [ -n "$(PROFILE)" ] && [ "$(PROFILE)" != "0" ]; then \
+	  $(BIN)/pip install --quiet py-spy; fi
+	BENCH_PROFILE=$(or $(PROFILE),0) $(BIN)/python -m bench.run

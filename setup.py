@@ -13,19 +13,26 @@ setup(
     packages=find_packages(include=["occi", "occi.*", "rendering", "rendering.*", "backends", "backends.*"]),
     include_package_data=True,
     package_data={"occi.store": ["migrations/*.py", "migrations/versions/*.py", "alembic.ini"]},
+    # schemas/ (JSON Schema, XSD, RDF vocabulary) is read beside the rendering package: the
+    # server runs from the source tree or an editable install (`make run`: pip install -e)
+    data_files=[("share/occi-server/schemas", [
+        "schemas/occi-1.2.schema.json", "schemas/occi.xsd", "schemas/occi-xs-facets.xsd",
+        "schemas/occi.ttl", "schemas/README.md",
+    ])],
     install_requires=[
         "falcon>=4,<5",
         "gunicorn>=22",
         "sqlalchemy>=2.0,<3",
         "alembic>=1.13",
+        "lxml>=5",
+        "rdflib>=7",
+        "jsonschema>=4",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
         "vsphere": ["pyvmomi>=8"],
         "xenserver": ["XenAPI>=23"],
-        "xml": ["lxml>=5"],
-        "rdf": ["rdflib>=7"],
         "test": [
             "pytest>=8",
             "requests>=2.31",
@@ -38,6 +45,7 @@ setup(
         "console_scripts": ["occi-server=occi.cli:main"],
         "occi.backends": [
             "simulator=backends.simulator:SimulatorBackend",
+            "libvirt=backends.libvirt:LibvirtBackend",
         ],
     },
     classifiers=[

@@ -13,7 +13,10 @@ from backends.base import Backend
 
 # When the package is used from a source tree without being installed, entry points are absent:
 # the backends shipped here are still found by name.
-BUILTIN = {"simulator": "backends.simulator:SimulatorBackend"}
+BUILTIN = {
+    "simulator": "backends.simulator:SimulatorBackend",
+    "libvirt": "backends.libvirt:LibvirtBackend",
+}
 
 
 class BackendNotFound(LookupError):
