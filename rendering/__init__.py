@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from rendering.base import Context, Message, ParseError, Rendered, Rendering, Unrenderable
 from rendering.json_rendering import JsonRendering
+from rendering.rdf_rendering import JsonLdRendering, RdfXmlRendering, TurtleRendering
 from rendering.text import TextOcci, TextPlain, UriList
+from rendering.xml_rendering import XmlRendering
 
-_RENDERINGS: list[Rendering] = [TextPlain(), TextOcci(), UriList(), JsonRendering()]
+_RENDERINGS: list[Rendering] = [
+    TextPlain(), TextOcci(), UriList(), JsonRendering(),
+    XmlRendering(), TurtleRendering(), JsonLdRendering(), RdfXmlRendering(),
+]
 _BY_TYPE: dict[str, Rendering] = {mt: r for r in _RENDERINGS for mt in r.media_types}
 
 #: media types in order of preference (text/plain first: the OCCI default for */*)

@@ -133,14 +133,41 @@ def validate_xml(root: Any) -> None:
     e = schema.error_log[0]
     raise ParseError(
         f"the XML body does not fit the OCCI XML schema ({XSD_FILE.name}) at line {e.line}, "
-        f"{_readable_xpath(e.path)}: {_readable_xml_message(e.message)}"
+        f"{_readable_xpath(root, e.path)}: {_readable_xml_message(e.message)}"
     )
 
 
-def _readable_xpath(path: str | None) -> str:
+def _local(tag: Any) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else "?"
+
+
+def _readable_xpath(root: Any, path: str | None) -> str:
+    """libxml2 reports /*/*[2]; name the elements: /resource/attribute[@name='a']."""
     if not path:
         return "the document"
-    return re.sub(r"\*\[local-name\(\)\s*=\s*'([^']+)'\]", r"\1", path)
+    try:
+        found = root.getroottree().xpath(path)
+    except Exception:
+        return path
+    if not found or not hasattr(found[0], "tag"):
+        return path
+    steps = []
+    el = found[0]
+    while el is not None:
+        step = _local(el.tag)
+        if el.get("name") is not None:
+            step += f"[@name={el.get('name')!r}]"
+        elif el.get("term") is not None:
+            step += f"[@term={el.get('term')!r}]"
+        else:
+            parent = el.getparent()
+            if parent is not None:
+                same = [c for c in parent if c.tag == el.tag]
+                if len(same) > 1:
+                    step += f"[{same.index(el) + 1}]"
+        steps.append(step)
+        el = el.getparent()
+    return "/" + "/".join(reversed(steps))
 
 
 def _readable_xml_message(message: str) -> str:
