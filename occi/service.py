@@ -635,11 +635,8 @@ class Service:
         """The entities as stored now (after their jobs), ready to render."""
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
-            out = []
-            for e in entities:
-                fresh = tx.get(e.id) if e.id else None
-                out.append(self._present(fresh if fresh is not None else e, reg))
-            return out
+            fresh = tx.get_many(e.id for e in entities if e.id)
+            return [self._present(fresh.get(e.id, e), reg) for e in entities]
 
     def execute(self, job: Job, runner: JobRunner) -> None:
         """Carry out one claimed job on the backend and store what it did."""
@@ -706,8 +703,10 @@ class Service:
                 if entity.kind != infra.LINK.id:
                     b.unlink(entity)
             else:
+                # links pointing here from other resources are detached from those; the
+                # entity's own links (its NICs and disks) go with it in backend.delete
                 for ln in links:
-                    if ln.kind != infra.LINK.id:
+                    if ln.kind != infra.LINK.id and getattr(ln, "source", None) != entity.location:
                         b.unlink(ln)
                 b.delete(entity)
             return Outcome()
@@ -1155,9 +1154,10 @@ class Service:
     def _entities_at(self, tx: StoreTx, locations: list[str]) -> list[Entity]:
         if not locations:
             raise errors.BadRequest("send the locations of the entities (X-OCCI-Location)")
+        found = tx.get_many(loc.rsplit("/", 1)[-1] for loc in locations if loc.startswith("/"))
         out = []
         for loc in locations:
-            e = tx.get(loc.rsplit("/", 1)[-1]) if loc.startswith("/") else None
+            e = found.get(loc.rsplit("/", 1)[-1])
             if e is None or e.location != loc:
                 raise errors.BadRequest(f"no entity exists at {loc}")
             out.append(e)

@@ -140,6 +140,11 @@ class StoreTx(ABC):
         `for_update` locks the row until the transaction ends (SELECT ... FOR UPDATE)."""
 
     @abstractmethod
+    def get_many(self, entity_ids: Iterable[str]) -> dict[str, Entity]:
+        """The entities with these ids that exist (id -> entity), in a constant number of
+        statements."""
+
+    @abstractmethod
     def query(self, q: Query) -> list[Entity]:
         """Entities matching q, resources with their links: a constant number of statements
         whatever the page size (never one per entity)."""

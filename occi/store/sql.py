@@ -424,6 +424,13 @@ class SqlTx(StoreTx):
             return None
         return self._attach_links([row])[0]
 
+    def get_many(self, entity_ids: Iterable[str]) -> dict[str, Entity]:
+        ids = _unique(list(entity_ids))
+        if not ids:
+            return {}
+        rows = self.conn.execute(sa.select(entities).where(self._in(entities.c.id, ids))).all()
+        return {e.id: e for e in self._attach_links(rows)}
+
     def query(self, q: Query) -> list[Entity]:
         if q.mixin is None:
             stmt = sa.select(entities).where(*self._where(q)).order_by(entities.c.seq)
