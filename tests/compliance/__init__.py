@@ -1,0 +1,1 @@
+"""Compliance: the independent OCCI test tool pOCCI run against a live server."""
