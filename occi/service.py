@@ -103,6 +103,9 @@ class Service:
     #: seconds a cached registry is trusted even when the version did not move (templates can
     #: appear on the platform without going through this server, e.g. images in a pool)
     registry_ttl = 30.0
+    #: the store signals category changes (occi.store.base.Store.categories_signal); the
+    #: version is read from SQL anyway after this many seconds, in case a signal was missed
+    registry_check = 5.0
 
     def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000,
                  job_settings: JobSettings | None = None):
@@ -113,6 +116,8 @@ class Service:
         self.runner: JobRunner | None = None
         self._local = threading.local()
         self._registry_cache: tuple[int, float, Registry] | None = None
+        self._registry_checked = float("-inf")
+        self._registry_signal: int | None = None
 
     # ================================================================== registry
     def registry(self, tx: StoreTx | None = None) -> Registry:
@@ -120,17 +125,28 @@ class Service:
 
         Cached per process and keyed on the store's categories version: one small query per
         request instead of rebuilding from the backend and the user mixin table."""
+        cached = self._registry_cache
+        now = time.monotonic()
+        signal = self.store.categories_signal()
+        if (cached is not None and signal is not None and signal == self._registry_signal
+                and now - self._registry_checked < self.registry_check):
+            return cached[2]
         if tx is None:
             with self.store.begin(readonly=True) as t:
                 return self.registry(t)
         version = tx.categories_version()
-        cached = self._registry_cache
-        now = time.monotonic()
+        self._registry_checked = now
+        self._registry_signal = signal
         if cached is not None and cached[0] == version and now - cached[1] < self.registry_ttl:
             return cached[2]
         reg = Registry(self._provider_mixins(), tx.user_mixins())
         self._registry_cache = (version, now, reg)
         return reg
+
+    def _categories_changed(self, tx: StoreTx) -> None:
+        """Tell every server (through the shared version) and this process (at once)."""
+        tx.bump_categories_version()
+        self._registry_checked = float("-inf")
 
     def _provider_mixins(self) -> list[Mixin]:
         try:
@@ -163,7 +179,8 @@ class Service:
                 tx.add_user_mixin(mixin)
                 taken.add(mixin.location)
                 out.append(mixin)
-            tx.bump_categories_version()
+            self._categories_changed(tx)
+        self._registry_checked = float("-inf")  # committed: the next request rebuilds
         return out
 
     def _user_mixin(self, ref: CategoryRef, reg: Registry, taken: set[str]) -> Mixin:
@@ -239,7 +256,8 @@ class Service:
                         f"{ref.id} is defined by the provider and cannot be removed"
                     )
                 tx.delete_user_mixin(ref.id)
-            tx.bump_categories_version()
+            self._categories_changed(tx)
+        self._registry_checked = float("-inf")
 
     # ================================================================== reading
     def get(self, path: str) -> Entity:
@@ -739,7 +757,7 @@ class Service:
                         current.attributes.update(outcome.attributes)
                         tx.update(current)
                     if outcome.mixin is not None:
-                        tx.bump_categories_version()
+                        self._categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, job.owner, result):
                     raise _LostJob
@@ -1034,6 +1052,7 @@ class Service:
         jobs = self._settle()
         job = jobs.get(job_id)
         if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
+            self._registry_checked = float("-inf")  # the job may have run in another process
             mixin = self.registry().mixins.get(job.result["mixin"])
             if mixin is not None:
                 return mixin

@@ -77,12 +77,18 @@ def _excerpt(text: str, limit: int = 80) -> str:
 
 
 # ============================================================================ rendering helpers
+_PLAIN_QUOTED = re.compile(r'[^\x00-\x1f"\\]*')
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def quote(value: str) -> str:
     """An RFC 7230 quoted-string. CR, LF and TAB become \\r, \\n, \\t so that a value never breaks a
     line or a header (this parser reads them back; other parsers see the letter)."""
+    if _PLAIN_QUOTED.fullmatch(value):  # the common case: nothing to escape
+        return f'"{value}"'
     out = value.replace("\\", "\\\\").replace('"', '\\"')
     out = out.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
-    out = "".join(c if c >= " " or c == "\t" else " " for c in out)
+    out = _CONTROL.sub(" ", out)
     return f'"{out}"'
 
 

@@ -217,6 +217,11 @@ class Store(ABC):
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration (Alembic)."""
 
+    def categories_signal(self) -> int | None:
+        """A cheap token that changes whenever the categories version may have changed (no SQL).
+        None when the store cannot tell: callers then read the version from SQL."""
+        return None
+
     @abstractmethod
     def ping(self) -> bool:
         """True when the database answers."""

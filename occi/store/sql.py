@@ -9,6 +9,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -158,6 +160,8 @@ jobs = sa.Table(
 )
 
 CATEGORIES_VERSION = "categories_version"
+#: PostgreSQL NOTIFY channel telling every server that the categories changed
+CATEGORIES_CHANNEL = "occi_categories"
 
 #: occi.core.* names are first-class columns, not rows of entity_attributes; filters map them.
 CORE_COLUMNS = {
@@ -257,6 +261,12 @@ def normalise_url(url: str) -> sa.URL:
 # ---------------------------------------------------------------------------------------------
 
 
+#: a resource's outgoing links, joined to it in one statement (get, stream)
+_LINKS = entities.alias("l")
+_LINK_LABELS = [(name, f"l_{name}") for name in entities.c.keys()]
+_LINK_COLUMNS = [_LINKS.c[name].label(label) for name, label in _LINK_LABELS]
+
+
 class _LinkRow(dict):
     """A link's columns out of a joined row, read by attribute like a Row."""
 
@@ -270,6 +280,7 @@ class SqlTx(StoreTx):
         self.conn = conn
         self._pg = conn.dialect.name == "postgresql"
         self._jobs: SqlJobTx | None = None
+        self.categories_bumped = False
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -416,13 +427,32 @@ class SqlTx(StoreTx):
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
-        stmt = sa.select(entities).where(entities.c.id == entity_id)
+        """One statement: the entity joined with its outgoing links."""
+        stmt = (
+            sa.select(entities, *_LINK_COLUMNS)
+            .select_from(entities.outerjoin(_LINKS, _LINKS.c.source_id == entities.c.id))
+            .where(entities.c.id == entity_id)
+            .order_by(_LINKS.c.seq)
+        )
         if for_update:
-            stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
-        if row is None:
-            return None
-        return self._attach_links([row])[0]
+            stmt = stmt.with_for_update(of=entities)
+        return next(self._grouped(self.conn.execute(stmt)), None)
+
+    def _grouped(self, rows: Iterable[Row[Any]]) -> Iterator[Entity]:
+        """Entities from rows of entities joined with their links (_LINK_COLUMNS), in order."""
+        current: Entity | None = None
+        current_seq = None
+        for row in rows:
+            if row.seq != current_seq:
+                if current is not None:
+                    yield current
+                current, current_seq = self._to_entity(row), row.seq
+            if row.l_seq is not None and isinstance(current, Resource):
+                mapping = row._mapping
+                link_row = _LinkRow({name: mapping[label] for name, label in _LINK_LABELS})
+                current.links.append(self._to_entity(link_row))  # type: ignore[arg-type]
+        if current is not None:
+            yield current
 
     def get_many(self, entity_ids: Iterable[str]) -> dict[str, Entity]:
         ids = _unique(list(entity_ids))
@@ -454,9 +484,7 @@ class SqlTx(StoreTx):
         """Every match of q (offset/limit ignored), resources with their links, from ONE
         statement read `batch` rows at a time: a constant number of statements and bounded
         memory whatever the size of the collection."""
-        e = entities
-        ln = entities.alias("l")
-        link_cols = [ln.c[name].label(f"l_{name}") for name in e.c.keys()]
+        e, ln = entities, _LINKS
         if q.mixin is None:
             joined = e.outerjoin(ln, ln.c.source_id == e.c.id)
             where, first = self._where(q), e.c.seq
@@ -466,22 +494,12 @@ class SqlTx(StoreTx):
                 entity_mixins, sa.and_(m.entity_seq == e.c.seq, m.mixin_id == q.mixin)
             ).outerjoin(ln, ln.c.source_id == e.c.id)
             where, first = self._where(q, mixin=False), m.entity_seq
-        stmt = sa.select(e, *link_cols).select_from(joined).where(*where).order_by(first, ln.c.seq)
+        stmt = (
+            sa.select(e, *_LINK_COLUMNS).select_from(joined).where(*where)
+            .order_by(first, ln.c.seq)
+        )
         result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
-        names = [f"l_{name}" for name in e.c.keys()]
-        current: Entity | None = None
-        current_seq = None
-        for row in result:
-            if row.seq != current_seq:
-                if current is not None:
-                    yield current
-                current, current_seq = self._to_entity(row), row.seq
-            if row.l_seq is not None and isinstance(current, Resource):
-                mapping = row._mapping
-                link_row = _LinkRow({n[2:]: mapping[n] for n in names})
-                current.links.append(self._to_entity(link_row))  # type: ignore[arg-type]
-        if current is not None:
-            yield current
+        yield from self._grouped(result)
 
     def count(self, q: Query) -> int:
         stmt = sa.select(sa.func.count()).select_from(entities).where(*self._where(q))
@@ -668,6 +686,9 @@ class SqlTx(StoreTx):
         )
         if not updated.rowcount:
             self.conn.execute(meta.insert().values(name=CATEGORIES_VERSION, value=1))
+        self.categories_bumped = True
+        if self._pg:  # delivered to every listening server when this transaction commits
+            self.conn.execute(sa.select(sa.func.pg_notify(CATEGORIES_CHANNEL, "")))
 
     def take_lease(self, name: str, seconds: float) -> bool:
         now_ms = int(time.time() * 1000)
@@ -800,6 +821,14 @@ class SqlStore(Store):
             raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self.dialect = backend
+        self._signal_path: str | None = None
+        if backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            self._signal_path = os.path.abspath(self.url.database) + "-categories"
+        self._listener_started = False
+        self._listener_lock = threading.Lock()
+        self._listening = False
+        self._notifications = 0
+        self._closed = False
         if backend == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -815,12 +844,69 @@ class SqlStore(Store):
                 if readonly and self.dialect == "sqlite":
                     conn.execution_options(occi_sqlite_begin="BEGIN")
                 with conn.begin():
-                    yield SqlTx(conn)
+                    tx = SqlTx(conn)
+                    yield tx
+            if tx.categories_bumped:
+                self._signal_categories()
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
             log.warning("database unavailable: %s", exc)
             raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
+
+    # -- change signal for the categories --------------------------------------------------
+    # Every request would otherwise read the categories version from SQL. Instead a cheap token
+    # changes when the categories do: on SQLite (one host) the mtime of a file beside the
+    # database, touched after each commit that bumped the version; on PostgreSQL a counter a
+    # LISTEN thread increments on each NOTIFY from any server.
+
+    def categories_signal(self) -> int | None:
+        if self.dialect == "sqlite":
+            if self._signal_path is None:
+                return None
+            try:
+                return os.stat(self._signal_path).st_mtime_ns
+            except FileNotFoundError:
+                return 0
+        self._ensure_listener()
+        return self._notifications if self._listening else None
+
+    def _signal_categories(self) -> None:
+        if self.dialect == "sqlite" and self._signal_path is not None:
+            tmp = f"{self._signal_path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(str(time.time_ns()))
+            os.replace(tmp, self._signal_path)
+
+    def _ensure_listener(self) -> None:
+        if self._listener_started:
+            return
+        with self._listener_lock:
+            if self._listener_started:
+                return
+            self._listener_started = True
+            threading.Thread(target=self._listen, name="occi-categories-listen",
+                             daemon=True).start()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._closed:
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {CATEGORIES_CHANNEL}")
+                    self._notifications += 1  # anything may have changed while not listening
+                    self._listening = True
+                    for _ in conn.notifies(timeout=None):
+                        self._notifications += 1
+                        if self._closed:
+                            return
+            except Exception as exc:
+                self._listening = False
+                self._notifications += 1
+                log.warning("categories listener lost its connection: %s", exc)
+                time.sleep(1)
 
     def upgrade(self) -> None:
         from alembic import command
@@ -855,6 +941,7 @@ class SqlStore(Store):
             yield from tx.stream(q, batch)
 
     def close(self) -> None:
+        self._closed = True
         self.engine.dispose()
 
 

@@ -129,3 +129,26 @@ def test_healthz(api):
     r = api.get("/healthz")
     assert r.status_code == 200
     assert r.json["database"] == "reachable" and r.json["status"] == "ok"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_category_changes_reach_every_server_without_polling_sql(tmp_path, closing, db, request):
+    """The query interface is served from memory; a user mixin defined through one server is
+    listed by another at once (SQLite: a signal file; PostgreSQL: LISTEN/NOTIFY)."""
+    import time
+
+    url = f"sqlite:///{tmp_path}/shared.db" if db == "sqlite" else request.getfixturevalue("pg_url")
+    a = make_api(tmp_path, database_url=url)
+    b = make_api(tmp_path, database_url=url)
+    closing.extend([a, b])
+    assert "http://example.com/t#shared" not in str(b.get("/-/").json)
+    b.get("/-/")  # warm b's cache
+    r = a.post("/-/", {"scheme": "http://example.com/t#", "term": "shared", "location": "/shared/"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + (0 if db == "sqlite" else 2)
+    while True:
+        listed = {m["scheme"] + m["term"] for m in b.get("/-/").json["mixins"]}
+        if "http://example.com/t#shared" in listed or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
+    assert "http://example.com/t#shared" in listed
