@@ -261,10 +261,10 @@ class Service:
 
     # ================================================================== reading
     def get(self, path: str) -> Entity:
-        with self.store.begin(readonly=True) as tx:
-            reg = self.registry(tx)
+        reg = self.registry()  # from memory, normally
+        with self.store.begin(readonly=True, single=True) as tx:
             entity = self._load(tx, path)
-            return self._present(entity, reg)
+        return self._present(entity, reg)
 
     def _load(self, tx: StoreTx, path: str, *, for_update: bool = False) -> Entity:
         entity_id = path.rsplit("/", 1)[-1]

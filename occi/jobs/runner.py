@@ -40,8 +40,9 @@ class JobSettings:
     max_attempts: int = 5
     #: first retry delay; doubles with each attempt
     backoff: float = 0.5
-    #: how often idle worker threads look for work (new jobs also wake them at once)
-    poll: float = 0.2
+    #: how often idle worker threads look for work queued by other processes (jobs queued in
+    #: this process wake them at once, and requests run their own jobs)
+    poll: float = 1.0
     #: seconds between passes comparing every entity with the platform (0: never)
     reconcile: float = 10.0
 

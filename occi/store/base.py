@@ -209,7 +209,8 @@ class StoreTx(ABC):
 
 class Store(ABC):
     @abstractmethod
-    def begin(self, *, readonly: bool = False) -> AbstractContextManager[StoreTx]:
+    def begin(self, *, readonly: bool = False,
+              single: bool = False) -> AbstractContextManager[StoreTx]:
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 

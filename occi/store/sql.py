@@ -793,9 +793,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(
-            conn.get_execution_options().get("occi_sqlite_begin", "BEGIN IMMEDIATE")
-        )
+        begin = conn.get_execution_options().get("occi_sqlite_begin", "BEGIN IMMEDIATE")
+        if begin:  # "" = autocommit: a single read statement needs no transaction
+            conn.exec_driver_sql(begin)
 
 
 class SqlStore(Store):
@@ -813,7 +813,9 @@ class SqlStore(Store):
                 connect_args.setdefault("check_same_thread", False)
                 kwargs.setdefault("poolclass", sa.StaticPool)
         elif backend == "postgresql":
-            kwargs.setdefault("pool_pre_ping", True)
+            # no pre-ping round trip per checkout: a connection dropped by a database restart
+            # fails one request (503), and SQLAlchemy then renews the whole pool
+            kwargs.setdefault("pool_recycle", 1800)
             connect_args = dict(kwargs.pop("connect_args", {}))
             connect_args.setdefault("connect_timeout", 10)
             kwargs["connect_args"] = connect_args
@@ -836,12 +838,18 @@ class SqlStore(Store):
         return f"<SqlStore {self.url.render_as_string(hide_password=True)}>"
 
     @contextmanager
-    def begin(self, *, readonly: bool = False) -> Iterator[SqlTx]:
+    def begin(self, *, readonly: bool = False, single: bool = False) -> Iterator[SqlTx]:
         """A transaction. `readonly=True` lets SQLite readers run beside a writer (a deferred
-        BEGIN); every other transaction takes SQLite's write lock at BEGIN."""
+        BEGIN); every other transaction takes SQLite's write lock at BEGIN. `single=True` (with
+        readonly) is for one statement: no BEGIN/COMMIT round trips at all (autocommit)."""
         try:
             with self.engine.connect() as conn:
-                if readonly and self.dialect == "sqlite":
+                if readonly and single:
+                    if self.dialect == "sqlite":
+                        conn.execution_options(occi_sqlite_begin="")
+                    else:
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                elif readonly and self.dialect == "sqlite":
                     conn.execution_options(occi_sqlite_begin="BEGIN")
                 with conn.begin():
                     tx = SqlTx(conn)
