@@ -632,6 +632,14 @@ class Service:
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         return job_id
 
+    def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Queue many jobs (key, operation, target, params) with one statement."""
+        ids = tx.jobs.enqueue_many(
+            [(key, op, {"target": target, **params}) for key, op, target, params in jobs],
+            self.job_settings.max_attempts,
+        )
+        self._local.__dict__.setdefault("jobs", []).extend(ids)
+
     def _runner(self) -> JobRunner:
         if self.runner is None:  # no background threads: run every job in the request
             runner = JobRunner(self.store, self.execute, self.job_settings)
@@ -1023,7 +1031,10 @@ class Service:
             q = self._query(reg, path, flt)
             entities = tx.query(q)
             self._begin_work()
-            self._delete_entities(tx, entities)
+            self._submit_many(tx, [
+                (self._link_key(e) if isinstance(e, Link) else e.id, "delete", e.id, {})
+                for e in entities
+            ])
         self._settle()
         return len(entities)
 
@@ -1064,8 +1075,11 @@ class Service:
             entities = tx.query(self._query(reg, path, flt))
             checked = [self._check_action(reg, e, term, inv) for e in entities]
             self._begin_work()
-            for e, (action, params) in zip(entities, checked, strict=True):
-                self._run_action(tx, reg, e, action.term, params)
+            # one statement for the whole collection; each job reports into its entity
+            self._submit_many(tx, [
+                (e.id, "action", e.id, {"action": action.term, "params": params})
+                for e, (action, params) in zip(entities, checked, strict=True)
+            ])
         self._settle()
         return self._refresh(entities)
 

@@ -25,6 +25,13 @@ from occi.store.base import Job, Store
 log = logging.getLogger(__name__)
 
 FINISHED = ("done", "failed")
+_context = threading.local()
+
+
+def in_job() -> bool:
+    """True while this thread claims, runs or records a job: the job's own SQL, as opposed to
+    the SQL of the request that queued it (the statement-count test tells them apart)."""
+    return getattr(_context, "depth", 0) > 0
 
 
 @dataclass
@@ -188,14 +195,18 @@ class JobRunner:
         if self.fenced:
             return False
         server_id = self.server_id
-        with self.store.begin() as tx:
-            job = tx.jobs.claim(server_id, self.settings.lease, job_id)
-        if job is None:
-            return False
-        log.debug("running %s %s on %s (attempt %d)", job.operation, job.entity_id,
-                  server_id, job.attempts)
-        self.execute(job, self)
-        return True
+        _context.depth = getattr(_context, "depth", 0) + 1
+        try:
+            with self.store.begin() as tx:
+                job = tx.jobs.claim(server_id, self.settings.lease, job_id)
+            if job is None:
+                return False
+            log.debug("running %s %s on %s (attempt %d)", job.operation, job.entity_id,
+                      server_id, job.attempts)
+            self.execute(job, self)
+            return True
+        finally:
+            _context.depth -= 1
 
     def notify(self) -> None:
         self._wake.set()

@@ -76,6 +76,11 @@ class JobTx(ABC):
                 max_attempts: int = 5) -> str: ...
 
     @abstractmethod
+    def enqueue_many(self, jobs: list[tuple[str, str, dict[str, Any]]],
+                     max_attempts: int = 5) -> list[str]:
+        """Queue (entity_id, operation, params) jobs with ONE statement."""
+
+    @abstractmethod
     def get(self, job_id: str) -> Job | None: ...
 
     @abstractmethod

@@ -58,6 +58,21 @@ class SqlJobTx(JobTx):
         ))
         return job_id
 
+    def enqueue_many(self, jobs: list[tuple[str, str, dict[str, Any]]],
+                     max_attempts: int = 5) -> list[str]:
+        if not jobs:
+            return []
+        now = time.time()
+        rows = [
+            dict(id=str(uuid.uuid4()), entity_id=entity_id, operation=operation,
+                 params=json.dumps(params, separators=(",", ":")), status=PENDING, owner=None,
+                 lease_expires=None, attempts=0, max_attempts=max_attempts, not_before=now,
+                 error=None, result=None, created_at=now, updated_at=now)
+            for entity_id, operation, params in jobs
+        ]
+        self.conn.execute(self.t.insert(), rows)
+        return [r["id"] for r in rows]
+
     def get(self, job_id: str) -> Job | None:
         row = self.conn.execute(sa.select(self.t).where(self.t.c.id == job_id)).first()
         return self._job(row) if row else None
