@@ -36,6 +36,7 @@ class Registry:
         for m in self.mixins.values():
             for a in m.actions:
                 self.actions[a.id] = a
+        self._actions_memo: dict[tuple[str, tuple[str, ...]], list[Action]] = {}
         self._by_location: dict[str, Kind | Mixin] = {}
         for c in (*self.kinds.values(), *self.mixins.values()):
             if c.location and c is not infra.ENTITY:
@@ -104,6 +105,20 @@ class Registry:
         return defs
 
     def entity_actions(self, kind: Kind, mixin_ids: Iterable[str]) -> list[Action]:
+        """The actions an entity of `kind` with these mixins offers (memoised: a registry is
+        immutable, and every rendered entity asks)."""
+        key = (kind.id, tuple(mixin_ids))
+        hit = self._actions_memo.get(key)
+        if hit is None:
+            hit = self._entity_actions(kind, key[1])
+            if len(self._actions_memo) < 4096:
+                self._actions_memo[key] = hit
+        return hit
+
+    def entity_action_ids(self, kind: Kind, mixin_ids: Iterable[str]) -> list[str]:
+        return [a.id for a in self.entity_actions(kind, mixin_ids)]
+
+    def _entity_actions(self, kind: Kind, mixin_ids: Iterable[str]) -> list[Action]:
         acts = list(kind.all_actions())
         for m in self.mixin_closure(mixin_ids):
             acts.extend(a for a in m.actions if a not in acts)

@@ -277,7 +277,7 @@ class Service:
         """Fill what a rendering needs: applicable actions, for the entity and its links."""
         kind = reg.kinds.get(entity.kind)
         if kind is not None:
-            entity.actions = [a.id for a in reg.entity_actions(kind, entity.mixins)]
+            entity.actions = reg.entity_action_ids(kind, entity.mixins)
         if isinstance(entity, Resource):
             for ln in entity.links:
                 self._present(ln, reg)

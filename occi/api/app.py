@@ -282,8 +282,6 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
-        msg = self._message(req, ctx)
-        if_match = req.get_header("If-Match")
         if method == "GET":
             entity = self.service.get(path)
             tag = etag(entity)
@@ -293,6 +291,8 @@ class OcciResource:
                 resp.status = "304 Not Modified"
                 return None
             return self._send(resp, "200 OK", out.render_entity(entity, ctx))
+        msg = self._message(req, ctx)
+        if_match = req.get_header("If-Match")
         if method == "POST" and action is not None:
             inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
             result = self.service.act(path, action, inv, if_match=if_match)

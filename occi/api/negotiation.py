@@ -40,8 +40,23 @@ def parse_accept(header: str) -> list[tuple[str, float]]:
     return [(mt, q) for mt, q, _ in items]
 
 
+_CHOSEN: dict[str, Rendering] = {}
+
+
 def choose_rendering(accept: str | None) -> Rendering:
-    """The rendering for a response, or NotAcceptable naming what the server offers."""
+    """The rendering for a response, or NotAcceptable naming what the server offers.
+    Clients send the same few Accept values over and over: the answers are remembered."""
+    if accept is not None:
+        hit = _CHOSEN.get(accept)
+        if hit is not None:
+            return hit
+    r = _choose(accept)
+    if accept is not None and len(_CHOSEN) < 256:
+        _CHOSEN[accept] = r
+    return r
+
+
+def _choose(accept: str | None) -> Rendering:
     if not accept or not accept.strip():
         return rendering.for_media_type(DEFAULT_TYPE)
     for mt, q in parse_accept(accept):
