@@ -350,7 +350,8 @@ def count_statements(database_url: str, scs: list[Scenario]) -> dict[str, int]:
     try:
         for sc in scs:
             counts = []
-            for _ in range(2):  # the first one may fill per-process caches
+            for _ in range(4):  # the first ones may fill per-process caches (registry, and on
+                # PostgreSQL the categories listener connecting in the background)
                 counter["n"] = 0
                 r = client.simulate_request(
                     sc.method,
@@ -362,7 +363,7 @@ def count_statements(database_url: str, scs: list[Scenario]) -> dict[str, int]:
                 if r.status_code >= 400:
                     raise RuntimeError(f"{sc.key} in-process: {r.status} {r.text[:300]}")
                 counts.append(counter["n"])
-            out[sc.key] = counts[-1]
+            out[sc.key] = min(counts[1:])
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
         service.store.close()
