@@ -303,7 +303,11 @@ class SqlTx(StoreTx):
 
     def _in(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
         """`column IN values` with ONE bound parameter, whatever the number of values (an array
-        on PostgreSQL, a JSON array expanded by json_each on SQLite): no parameter limits."""
+        on PostgreSQL, a JSON array expanded by json_each on SQLite): no parameter limits.
+        One value is plain equality, so the planner can walk an index in order (a page of one
+        kind by (kind, seq))."""
+        if len(values) == 1:
+            return column == values[0]
         if self._pg:
             elem_type = sa.Integer() if isinstance(column.type, sa.Integer) else sa.String()
             return column == sa.any_(
