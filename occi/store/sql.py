@@ -67,8 +67,14 @@ entities = sa.Table(
     sa.UniqueConstraint("id", name="uq_entities_id"),
     sa.UniqueConstraint("location", name="uq_entities_location"),
     sa.Index("ix_entities_kind_seq", "kind", "seq"),
-    sa.Index("ix_entities_source_id", "source_id"),
-    sa.Index("ix_entities_target", "target"),
+    # partial: only links have a source and a target, so planners that gather statistics
+    # (SQLite's ANALYZE) do not judge a mostly-NULL index useless and scan the table instead
+    sa.Index("ix_entities_link_source", "source_id",
+             sqlite_where=sa.text("source_id IS NOT NULL"),
+             postgresql_where=sa.text("source_id IS NOT NULL")),
+    sa.Index("ix_entities_link_target", "target",
+             sqlite_where=sa.text("target IS NOT NULL"),
+             postgresql_where=sa.text("target IS NOT NULL")),
     sqlite_autoincrement=True,
 )
 
