@@ -836,6 +836,13 @@ class SqlStore(Store):
         else:
             raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        # single-statement reads on PostgreSQL: connections that stay in autocommit, so a read
+        # costs one round trip (no BEGIN/ROLLBACK, no switching the connection's mode)
+        self._read_engine: Engine = self.engine
+        if backend == "postgresql":
+            self._read_engine = sa.create_engine(
+                self.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **kwargs
+            )
         self.dialect = backend
         self._signal_path: str | None = None
         if backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
@@ -857,12 +864,10 @@ class SqlStore(Store):
         BEGIN); every other transaction takes SQLite's write lock at BEGIN. `single=True` (with
         readonly) is for one statement: no BEGIN/COMMIT round trips at all (autocommit)."""
         try:
-            with self.engine.connect() as conn:
-                if readonly and single:
-                    if self.dialect == "sqlite":
-                        conn.execution_options(occi_sqlite_begin="")
-                    else:
-                        conn.execution_options(isolation_level="AUTOCOMMIT")
+            engine = self._read_engine if readonly and single else self.engine
+            with engine.connect() as conn:
+                if readonly and single and self.dialect == "sqlite":
+                    conn.execution_options(occi_sqlite_begin="")
                 elif readonly and self.dialect == "sqlite":
                     conn.execution_options(occi_sqlite_begin="BEGIN")
                 with conn.begin():
@@ -965,6 +970,8 @@ class SqlStore(Store):
     def close(self) -> None:
         self._closed = True
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
 
 def alembic_config(url: str | None = None) -> Any:
