@@ -1197,11 +1197,8 @@ class Service:
         return out
 
     # ================================================================== helpers
-    base_url = ""
-
-    def _relative(self, location: str) -> str:
-        loc = location.strip()
-        if self.base_url and loc.startswith(self.base_url):
-            loc = loc[len(self.base_url):] or "/"
-        return loc
+    @staticmethod
+    def _relative(location: str) -> str:
+        """Locations arrive relative to the service root already (the renderings strip it)."""
+        return location.strip()
 
