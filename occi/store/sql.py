@@ -269,14 +269,17 @@ def normalise_url(url: str) -> sa.URL:
 
 #: a resource's outgoing links, joined to it in one statement (get, stream)
 _LINKS = entities.alias("l")
-_LINK_LABELS = [(name, f"l_{name}") for name in entities.c.keys()]
+#: the link columns a rendering needs (not the timestamps): fewer columns, less to decode
+_LINK_LABELS = [(name, f"l_{name}") for name in entities.c.keys()
+                if name not in ("created_at", "updated_at")]
 _LINK_COLUMNS = [_LINKS.c[name].label(label) for name, label in _LINK_LABELS]
 
 
 # The hot path's statement, built once: SQLAlchemy's statement building costs more than the
 # query itself (a GET of one entity).
+_ENTITY_COLUMNS = [c for c in entities.c if c.name not in ("created_at", "updated_at")]
 _GET = (
-    sa.select(entities, *_LINK_COLUMNS)
+    sa.select(*_ENTITY_COLUMNS, *_LINK_COLUMNS)
     .select_from(entities.outerjoin(_LINKS, _LINKS.c.source_id == entities.c.id))
     .where(entities.c.id == sa.bindparam("entity_id"))
     .order_by(_LINKS.c.seq)
