@@ -326,12 +326,12 @@ class Service:
         return q
 
     @staticmethod
-    def _resolve_category(reg: Registry, name: str) -> Kind | Mixin | Any:
+    def _resolve_category(reg: Registry, name: str,
+                          unknown: type[errors.OcciError] = errors.BadRequest) -> Kind | Mixin | Any:
+        """A category by type identifier, or by bare term when that is unambiguous."""
         cat = reg.category(name)
         if cat is None and "#" not in name:
-            matches = [
-                c for c in (*reg.kinds.values(), *reg.mixins.values()) if c.term == name
-            ]
+            matches = [c for c in reg.collection() if c.term == name]
             if len(matches) > 1:
                 raise errors.Conflict(
                     f"category term {name!r} is ambiguous: "
@@ -340,8 +340,17 @@ class Service:
                 )
             cat = matches[0] if matches else None
         if cat is None:
-            raise errors.BadRequest(f"filter names an unknown category {name!r}")
+            raise unknown(f"no category {name!r} is defined here")
         return cat
+
+    def category_refs(self, names: Iterable[str]) -> list[CategoryRef]:
+        """Query-interface filters given as terms or type identifiers (`?category=`)."""
+        reg = self.registry()
+        refs = []
+        for name in names:
+            cat = self._resolve_category(reg, name, unknown=errors.NotFound)
+            refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
+        return refs
 
     @staticmethod
     def _coerce_filter(reg: Registry, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -809,7 +818,7 @@ class Service:
         if entity_ids is not None:
             ids = list(entity_ids)
             with self.store.begin(readonly=True) as tx:
-                found = [e for e in (tx.get(i) for i in ids) if e is not None]
+                found = list(tx.get_many(ids).values())
             return self._reconcile_batch(found)
         offset = 0
         while True:
@@ -825,6 +834,7 @@ class Service:
             return 0
         with self.store.begin(readonly=True) as tx:
             unfinished = tx.jobs.unfinished([e.id for e in entities])
+        stored = {e.id: e.attributes for e in entities}
         busy = {j.entity_id for j in unfinished} | {j.params.get("target") for j in unfinished}
         seen: dict[str, dict[str, Any]] = {}
         for e in entities:
@@ -842,6 +852,8 @@ class Service:
                 log.warning("cannot observe %s: %s", e.location, exc)
         changed = 0
         for entity_id, attributes in seen.items():
+            if all(stored[entity_id].get(k) == v for k, v in attributes.items()):
+                continue  # the usual case: nothing to write, no write transaction
             with self.store.begin() as tx:
                 current = tx.get(entity_id, for_update=True)
                 if current is None or tx.jobs.unfinished([entity_id]):

@@ -181,16 +181,7 @@ class OcciResource:
         msg = self._message(req, ctx)
         if method == "GET":
             refs = _HEADER_RENDERING.parse_categories(Message(headers=msg.headers))
-            for term in req.get_param_as_list("category") or []:
-                cat = self.service.registry().category(term)
-                if cat is None:
-                    matches = [c for c in self.service.registry().collection() if c.term == term]
-                    if not matches:
-                        raise errors.NotFound(f"no category {term!r} is defined here")
-                    cat = matches[0]
-                from occi.model import CategoryRef
-
-                refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
+            refs += self.service.category_refs(req.get_param_as_list("category") or [])
             if not refs:
                 return self._send(resp, "200 OK", self._whole_model(out, ctx))
             coll = self.service.categories(refs)
