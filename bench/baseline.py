@@ -9,20 +9,16 @@ is the request's X-Bench-Scenario header, or "METHOD path?query" when there is n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pickle
 import sys
 
 import falcon
 
-SCENARIO_HEADER = "X-Bench-Scenario"
+from occi.cli import gunicorn_config
+from occi.settings import Settings
 
-#: the gunicorn settings `occi-server` uses (occi/cli.py `_serve`): both sides run the same
-GUNICORN_SETTINGS = {
-    "accesslog": "-",
-    "limit_request_field_size": 65536,
-    "limit_request_fields": 500,
-    "graceful_timeout": 10,
-}
+SCENARIO_HEADER = "X-Bench-Scenario"
 
 
 class Recorded:
@@ -62,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--responses", required=True)
     args = p.parse_args(argv)
 
+    # exactly the gunicorn settings `occi-server` runs under (worker class, threads, logs...)
+    settings = dataclasses.replace(Settings.load(), bind=args.bind, workers=args.workers)
+    config = gunicorn_config(settings)
+
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", args.bind)
-            self.cfg.set("workers", args.workers)
-            for name, value in GUNICORN_SETTINGS.items():
+            for name, value in config.items():
                 self.cfg.set(name, value)
 
         def load(self):

@@ -10,6 +10,8 @@ Environment knobs (defaults keep the whole run under 10 minutes on 2 cores):
   BENCH_PG_ROUNDS=2    slices on PostgreSQL          BENCH_PG=auto|0|1  PostgreSQL leg
   BENCH_SIZES=1000,100000                            BENCH_WORKERS=2    gunicorn workers
   BENCH_CONNECTIONS=16 BENCH_THREADS=2               BENCH_PROFILE=1    py-spy flame graphs
+  BENCH_DBS=sqlite,postgresql                        BENCH_SCENARIOS=   all, or e.g. get_entity,page
+  (scenario names: get_entity, query, collection, page, create, action)
 """
 
 from __future__ import annotations
@@ -510,7 +512,7 @@ def bench_store(
         f"   {ds['total']:,} entities ({ds['computes']:,} computes, {ds['storages']:,} storages) "
         f"in {ds['seconds']:.1f} s"
     )
-    scs = scenarios(ds)
+    scs = [sc for sc in scenarios(ds) if not cfg["scenarios"] or sc.name in cfg["scenarios"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
     env.update(OCCI_DATABASE_URL=url, PYTHONPATH=str(ROOT))
     workers = str(cfg["workers"])
@@ -765,6 +767,8 @@ def main() -> int:
         "connections": env_int("BENCH_CONNECTIONS", 16),
         "profile": os.environ.get("BENCH_PROFILE", "0") not in ("", "0"),
         "sizes": [int(s) for s in os.environ.get("BENCH_SIZES", "1000,100000").split(",")],
+        "dbs": [d for d in os.environ.get("BENCH_DBS", "sqlite,postgresql").split(",") if d],
+        "scenarios": [s for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s],
     }
     want_pg = os.environ.get("BENCH_PG", "auto")
     info = machine()
@@ -780,8 +784,8 @@ def main() -> int:
     cluster = None
     harness_errors: list[str] = []
     try:
-        dbs: list[str] = ["sqlite"]
-        if want_pg != "0":
+        dbs: list[str] = ["sqlite"] if "sqlite" in cfg["dbs"] else []
+        if want_pg != "0" and "postgresql" in cfg["dbs"]:
             sys.path.insert(0, str(ROOT))
             from tests.pg import PgCluster, PostgresUnavailable
 

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from occi import __version__
 from occi.settings import Settings, SettingsError
@@ -126,6 +127,20 @@ def _status(settings: Settings, limit: int) -> int:
     return 0
 
 
+def gunicorn_config(settings: Settings) -> dict[str, Any]:
+    """The gunicorn settings the server runs under (the benchmark's baseline uses them too)."""
+    return {
+        "bind": settings.bind,
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread" if settings.threads > 1 else "sync",
+        "accesslog": "-",
+        "limit_request_field_size": 65536,
+        "limit_request_fields": 500,
+        "graceful_timeout": 10,
+    }
+
+
 def _serve(settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -133,14 +148,8 @@ def _serve(settings: Settings) -> int:
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", settings.bind)
-            self.cfg.set("workers", settings.workers)
-            self.cfg.set("threads", settings.threads)
-            self.cfg.set("worker_class", "gthread" if settings.threads > 1 else "sync")
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("limit_request_field_size", 65536)
-            self.cfg.set("limit_request_fields", 500)
-            self.cfg.set("graceful_timeout", 10)
+            for name, value in gunicorn_config(settings).items():
+                self.cfg.set(name, value)
 
         def load(self):
             from occi.api.wsgi import application

@@ -641,3 +641,30 @@ def test_sqlite_pragmas(sqlite_url):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     finally:
         s.close()
+
+
+@pytest.mark.postgres
+def test_dropped_connections_fail_one_read_and_the_next_reconnects(pg_url):
+    """A database restart kills pooled connections: the one-entity read (run straight on the
+    driver) reports the database unavailable (the API's 503), never a driver error, and drops
+    the dead connections, so the next read works without a restart of the server."""
+    from occi.errors import ServiceUnavailable
+
+    s = make_store(pg_url)
+    s.upgrade()
+    try:
+        with s.begin() as tx:
+            tx.insert(compute("c1"))
+        with s.begin(readonly=True, single=True) as tx:
+            assert tx.get("c1").title == "vm c1"
+        with s.engine.connect() as admin:
+            admin.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        with pytest.raises(ServiceUnavailable), s.begin(readonly=True, single=True) as tx:
+            tx.get("c1")
+        with s.begin(readonly=True, single=True) as tx:
+            assert tx.get("c1").title == "vm c1"
+            assert tx.get("missing") is None
+    finally:
+        s.close()

@@ -285,12 +285,57 @@ _GET = (
     .order_by(_LINKS.c.seq)
 )
 _GET_FOR_UPDATE = _GET.with_for_update(of=entities)
+_ENTITY_NAMES = tuple(c.name for c in _ENTITY_COLUMNS)
+_LINK_NAMES = tuple(name for name, _ in _LINK_LABELS)
 
 
 class _LinkRow(dict):
     """A link's columns out of a joined row, read by attribute like a Row."""
 
     __getattr__ = dict.__getitem__
+
+
+class _DriverStatement:
+    """A prebuilt read run straight on the DB-API cursor: plain tuples back, none of a
+    Result's set-up. On the hot path (GET of one entity) that set-up costs more than the
+    query: psycopg builds a column description object per column on every execution.
+
+    Still visible to SQLAlchemy's cursor events (statement counting, tracing), and driver
+    errors come out as SQLAlchemy's exceptions, with a dropped connection invalidated, exactly
+    as Connection.execute does."""
+
+    def __init__(self, stmt: sa.Select[Any]):
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def _sql(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+        done = self._compiled.get(dialect.name)
+        if done is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ()) if compiled.positional else None
+            done = self._compiled[dialect.name] = (str(compiled), names)
+        return done
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        sql, names = self._sql(conn.dialect)
+        args: Any = tuple(params[n] for n in names) if names is not None else params
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
+        try:
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            if conn.dialect.is_disconnect(exc, dbapi_conn, cursor):
+                conn.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+
+_GET_DRIVER = _DriverStatement(_GET)
 
 
 class SqlTx(StoreTx):
@@ -452,8 +497,23 @@ class SqlTx(StoreTx):
 
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
         """One statement: the entity joined with its outgoing links."""
-        stmt = _GET_FOR_UPDATE if for_update else _GET
-        return next(self._grouped(self.conn.execute(stmt, {"entity_id": entity_id})), None)
+        if for_update:
+            rows = self.conn.execute(_GET_FOR_UPDATE, {"entity_id": entity_id})
+            return next(self._grouped(rows), None)
+        return self._from_tuples(_GET_DRIVER.rows(self.conn, {"entity_id": entity_id}))
+
+    def _from_tuples(self, rows: list[tuple[Any, ...]]) -> Entity | None:
+        """One entity from _GET's rows as plain tuples (entity columns, then its link's)."""
+        if not rows:
+            return None
+        split = len(_ENTITY_NAMES)
+        entity = self._to_entity(_LinkRow(zip(_ENTITY_NAMES, rows[0][:split], strict=True)))
+        if isinstance(entity, Resource):
+            for row in rows:
+                if row[split] is not None:  # l.seq: the outer join found a link
+                    link = _LinkRow(zip(_LINK_NAMES, row[split:], strict=True))
+                    entity.links.append(self._to_entity(link))  # type: ignore[arg-type]
+        return entity
 
     def _grouped(self, rows: Iterable[Row[Any]]) -> Iterator[Entity]:
         """Entities from rows of entities joined with their links (_LINK_COLUMNS), in order."""
