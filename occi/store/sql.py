@@ -372,11 +372,16 @@ class SqlTx(StoreTx):
         )
         return column.in_(each.scalar_subquery())
 
-    def _where(self, q: Query, *, mixin: bool = True) -> list[sa.ColumnElement[bool]]:
+    def _where(self, q: Query, *, mixin: bool = True,
+               kind_range: bool = False) -> list[sa.ColumnElement[bool]]:
         e = entities.c
         clauses: list[sa.ColumnElement[bool]] = []
         if q.kinds is not None:
-            clauses.append(e.kind.in_(list(q.kinds)))
+            if kind_range and len(q.kinds) == 1:
+                (kind,) = q.kinds
+                clauses.append(e.kind.between(kind, kind))  # see _listing
+            else:
+                clauses.append(e.kind.in_(list(q.kinds)))
         if mixin and q.mixin is not None:
             clauses.append(
                 e.seq.in_(
@@ -538,9 +543,24 @@ class SqlTx(StoreTx):
         rows = self.conn.execute(sa.select(entities).where(self._in(entities.c.id, ids))).all()
         return {e.id: e for e in self._attach_links(rows)}
 
+    def _listing(self, q: Query) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
+        """Filter and order of a listing without a mixin, in seq order.
+
+        For one kind, the kind is written as a range (`kind BETWEEN k AND k`) and the order as
+        (kind, seq): the order of the (kind, seq) index and of no other. With plain equality
+        PostgreSQL treats the kind as a constant, sees seq order in the primary key too, and
+        for a common kind prefers walking that key and filtering, which reads every row of
+        the other kinds stored before the first match (10,000 for a page of computes created
+        after 10,000 storages: 4 ms instead of 0.07 ms, growing with the store)."""
+        e = entities.c
+        if q.kinds is not None and len(q.kinds) == 1:
+            return self._where(q, kind_range=True), [e.kind, e.seq]
+        return self._where(q), [e.seq]
+
     def query(self, q: Query) -> list[Entity]:
         if q.mixin is None:
-            stmt = sa.select(entities).where(*self._where(q)).order_by(entities.c.seq)
+            where, order = self._listing(q)
+            stmt = sa.select(entities).where(*where).order_by(*order)
         else:
             # Driven by the (mixin_id, entity_seq) index: a page of a large mixin collection
             # streams in seq order instead of collecting every member first.
@@ -564,16 +584,16 @@ class SqlTx(StoreTx):
         e, ln = entities, _LINKS
         if q.mixin is None:
             joined = e.outerjoin(ln, ln.c.source_id == e.c.id)
-            where, first = self._where(q), e.c.seq
+            where, order = self._listing(q)
         else:
             m = entity_mixins.c
             joined = e.join(
                 entity_mixins, sa.and_(m.entity_seq == e.c.seq, m.mixin_id == q.mixin)
             ).outerjoin(ln, ln.c.source_id == e.c.id)
-            where, first = self._where(q, mixin=False), m.entity_seq
+            where, order = self._where(q, mixin=False), [m.entity_seq]
         stmt = (
             sa.select(e, *_LINK_COLUMNS).select_from(joined).where(*where)
-            .order_by(first, ln.c.seq)
+            .order_by(*order, ln.c.seq)
         )
         result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
         yield from self._grouped(result)
