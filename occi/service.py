@@ -260,10 +260,14 @@ class Service:
         self._registry_checked = float("-inf")
 
     # ================================================================== reading
-    def get(self, path: str) -> Entity:
+    def get(self, path: str, *, fresh: bool = False) -> Entity:
+        """The entity at path. The store may answer from its cache of recent reads (see
+        occi.store.cache); `fresh=True` reads the database."""
         reg = self.registry()  # from memory, normally
-        with self.store.begin(readonly=True, single=True) as tx:
-            entity = self._load(tx, path)
+        entity_id = path.rsplit("/", 1)[-1]
+        entity = self.store.get_one(entity_id, fresh=fresh) if entity_id else None
+        if entity is None or entity.location != path:
+            raise errors.NotFound(f"nothing exists at {path}")
         return self._present(entity, reg)
 
     def _load(self, tx: StoreTx, path: str, *, for_update: bool = False) -> Entity:

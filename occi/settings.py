@@ -49,6 +49,9 @@ class Settings:
     job_max_attempts: int = 5
     #: seconds between full passes comparing stored states with the platform (0: never)
     reconcile_interval: float = 10.0
+    #: one-entity reads each server process keeps in memory on PostgreSQL, kept correct by
+    #: LISTEN/NOTIFY (0: none; see occi/store/cache.py)
+    entity_cache: int = 10_000
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 

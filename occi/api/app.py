@@ -274,10 +274,10 @@ class OcciResource:
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
         if method == "GET":
-            entity = self.service.get(path)
+            none_match = req.get_header("If-None-Match")
+            entity = self.service.get(path, fresh=bool(none_match) or _wants_fresh(req))
             tag = etag(entity)
             resp.set_header("ETag", tag)
-            none_match = req.get_header("If-None-Match")
             if none_match and tag in [t.strip() for t in none_match.split(",")]:
                 resp.status = "304 Not Modified"
                 return None
@@ -309,6 +309,15 @@ class OcciResource:
             self.service.delete(path, if_match=if_match)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+
+def _wants_fresh(req: falcon.Request) -> bool:
+    """`Cache-Control: no-cache` or `max-age=0` (RFC 9111 5.2.1), or `Pragma: no-cache`: the
+    client wants what the database holds now, not the server's memory of a recent read."""
+    directives = (req.get_header("Cache-Control") or "").lower()
+    if "no-cache" in directives or "max-age=0" in directives.replace(" ", ""):
+        return True
+    return "no-cache" in (req.get_header("Pragma") or "").lower()
 
 
 def _has_occi_headers(msg: Message) -> bool:

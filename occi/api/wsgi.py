@@ -21,7 +21,7 @@ def build(settings: Settings, *, upgrade: bool = False, server_header: bool = Tr
           run_jobs: bool = True) -> tuple[falcon.App, Service]:
     """The app and its service. `run_jobs` starts this process's job runner (heartbeats and
     worker threads); without it, requests run their own jobs."""
-    store = make_store(settings.database_url)
+    store = make_store(settings.database_url, entity_cache=settings.entity_cache)
     if upgrade:
         store.upgrade()
     backend = load_backend(settings.backend, settings.backend_settings())

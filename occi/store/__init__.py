@@ -13,7 +13,8 @@ __all__ = ["Query", "Store", "StoreTx", "make_store"]
 def make_store(url: str, **engine_kwargs: Any) -> Store:
     """A store for this database URL; call `upgrade()` on it to create or migrate the schema.
 
-    `postgresql://` URLs use psycopg 3; `engine_kwargs` go to SQLAlchemy's create_engine.
+    `postgresql://` URLs use psycopg 3; `entity_cache` (a keyword) sizes the PostgreSQL read
+    cache (occi.store.cache), every other keyword goes to SQLAlchemy's create_engine.
     """
     from occi.store.sql import SqlStore
 

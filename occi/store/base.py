@@ -219,6 +219,12 @@ class Store(ABC):
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 
+    def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
+        """One entity with its links, outside any transaction. A store may answer from memory
+        (a cache it keeps correct); `fresh=True` always reads the database."""
+        with self.begin(readonly=True, single=True) as tx:
+            return tx.get(entity_id)
+
     @abstractmethod
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration (Alembic)."""

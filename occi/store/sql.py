@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from occi.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
+from occi.store.cache import EntityCache
 from occi.store.jobs_sql import SqlJobTx
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,13 @@ jobs = sa.Table(
 CATEGORIES_VERSION = "categories_version"
 #: PostgreSQL NOTIFY channel telling every server that the categories changed
 CATEGORIES_CHANNEL = "occi_categories"
+#: PostgreSQL NOTIFY channel on which the entities table announces its changes (migration 0004)
+ENTITIES_CHANNEL = "occi_entities"
+ENTITIES_TRIGGER = "occi_entities_changed"
+#: application_name of each process's LISTEN connection (pg_stat_activity)
+LISTENER_NAME = "occi-server listener"
+#: rows of one-entity reads each process keeps on PostgreSQL (occi.store.cache)
+ENTITY_CACHE_SIZE = 10_000
 
 #: occi.core.* names are first-class columns, not rows of entity_attributes; filters map them.
 CORE_COLUMNS = {
@@ -346,6 +354,8 @@ class SqlTx(StoreTx):
         self._pg = conn.dialect.name == "postgresql"
         self._jobs: SqlJobTx | None = None
         self.categories_bumped = False
+        #: set by every write to the entities table: the store drops its cache at commit
+        self.entities_changed = False
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -507,17 +517,18 @@ class SqlTx(StoreTx):
             return next(self._grouped(rows), None)
         return self._from_tuples(_GET_DRIVER.rows(self.conn, {"entity_id": entity_id}))
 
-    def _from_tuples(self, rows: list[tuple[Any, ...]]) -> Entity | None:
+    @classmethod
+    def _from_tuples(cls, rows: list[tuple[Any, ...]]) -> Entity | None:
         """One entity from _GET's rows as plain tuples (entity columns, then its link's)."""
         if not rows:
             return None
         split = len(_ENTITY_NAMES)
-        entity = self._to_entity(_LinkRow(zip(_ENTITY_NAMES, rows[0][:split], strict=True)))
+        entity = cls._to_entity(_LinkRow(zip(_ENTITY_NAMES, rows[0][:split], strict=True)))
         if isinstance(entity, Resource):
             for row in rows:
                 if row[split] is not None:  # l.seq: the outer join found a link
                     link = _LinkRow(zip(_LINK_NAMES, row[split:], strict=True))
-                    entity.links.append(self._to_entity(link))  # type: ignore[arg-type]
+                    entity.links.append(cls._to_entity(link))  # type: ignore[arg-type]
         return entity
 
     def _grouped(self, rows: Iterable[Row[Any]]) -> Iterator[Entity]:
@@ -625,6 +636,7 @@ class SqlTx(StoreTx):
     def insert(self, entity: Entity) -> None:
         if not entity.id or not entity.location:
             raise ValueError("insert() needs an entity with its id and location set")
+        self.entities_changed = True
         now = _now()
         mixins = _unique(entity.mixins)
         attributes = dict(entity.attributes)
@@ -656,6 +668,7 @@ class SqlTx(StoreTx):
         self._write_index(seq, mixins, attributes)
 
     def update(self, entity: Entity) -> None:
+        self.entities_changed = True
         row = self.conn.execute(
             sa.select(entities.c.seq, entities.c.source, entities.c.source_id).where(
                 entities.c.id == entity.id
@@ -693,6 +706,7 @@ class SqlTx(StoreTx):
         ids = _unique(entity_ids)
         if not ids:
             return []
+        self.entities_changed = True
         requested = set(ids)
         link_ids = [
             lid
@@ -707,6 +721,7 @@ class SqlTx(StoreTx):
     def _rewrite_mixins(self, changes: list[tuple[int, list[str]]]) -> None:
         if not changes:
             return
+        self.entities_changed = True
         self.conn.execute(
             entities.update()
             .where(entities.c.seq == sa.bindparam("b_seq"))
@@ -898,7 +913,9 @@ def _configure_sqlite(engine: Engine) -> None:
 class SqlStore(Store):
     """The store on one SQLAlchemy engine. Safe to share between threads; one per process."""
 
-    def __init__(self, url: str, **engine_kwargs: Any):
+    def __init__(self, url: str, *, entity_cache: int = ENTITY_CACHE_SIZE, **engine_kwargs: Any):
+        """`entity_cache`: how many one-entity reads each process keeps on PostgreSQL (0: none;
+        see occi.store.cache). SQLite reads are in-process already and keep none."""
         self.url = normalise_url(url)
         backend = self.url.get_backend_name()
         kwargs = dict(engine_kwargs)
@@ -935,6 +952,9 @@ class SqlStore(Store):
         self._listening = False
         self._notifications = 0
         self._closed = False
+        self._cache: EntityCache | None = None
+        if backend == "postgresql" and entity_cache > 0:
+            self._cache = EntityCache(entity_cache)
         if backend == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -958,11 +978,31 @@ class SqlStore(Store):
                     yield tx
             if tx.categories_bumped:
                 self._signal_categories()
+            if tx.entities_changed and self._cache is not None:
+                self._cache.flush()  # read-your-writes here; other processes hear the NOTIFY
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
             log.warning("database unavailable: %s", exc)
             raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
+
+    def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
+        cache = self._cache
+        if cache is None or fresh:
+            return super().get_one(entity_id)
+        self._ensure_listener()
+        rows = cache.get(entity_id)
+        if rows is None:
+            generation = cache.generation
+            with self.begin(readonly=True, single=True) as tx:
+                rows = _GET_DRIVER.rows(tx.conn, {"entity_id": entity_id})
+            if rows:
+                cache.put(entity_id, rows, generation)
+        return SqlTx._from_tuples(rows)
+
+    @property
+    def entity_cache(self) -> EntityCache | None:
+        return self._cache
 
     # -- change signal for the categories --------------------------------------------------
     # Every request would otherwise read the categories version from SQL. Instead a cheap token
@@ -995,27 +1035,47 @@ class SqlStore(Store):
             if self._listener_started:
                 return
             self._listener_started = True
-            threading.Thread(target=self._listen, name="occi-categories-listen",
+            threading.Thread(target=self._listen, name="occi-changes-listen",
                              daemon=True).start()
 
     def _listen(self) -> None:
+        """One connection LISTENing for the categories' and (with a cache) the entities'
+        changes. The cache is on only while this connection is up and the schema has the
+        trigger that announces changes (migration 0004)."""
         import psycopg
 
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        cache = self._cache
         while not self._closed:
             try:
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10,
+                                     application_name=LISTENER_NAME) as conn:
                     conn.execute(f"LISTEN {CATEGORIES_CHANNEL}")
+                    if cache is not None:
+                        conn.execute(f"LISTEN {ENTITIES_CHANNEL}")
+                        announced = conn.execute(
+                            "SELECT 1 FROM pg_trigger WHERE tgname = %s", (ENTITIES_TRIGGER,)
+                        ).fetchone() is not None
+                        if not announced:
+                            log.warning("the database does not announce entity changes "
+                                        "(run occi-server migrate): no entity cache")
+                        cache.enable(announced)
                     self._notifications += 1  # anything may have changed while not listening
                     self._listening = True
-                    for _ in conn.notifies(timeout=None):
-                        self._notifications += 1
-                        if self._closed:
-                            return
+                    while not self._closed:
+                        for note in conn.notifies(timeout=5.0):
+                            if note.channel == ENTITIES_CHANNEL:
+                                cache.flush()  # type: ignore[union-attr]
+                            else:
+                                self._notifications += 1
             except Exception as exc:
                 self._listening = False
+                if cache is not None:
+                    cache.enable(False)
                 self._notifications += 1
-                log.warning("categories listener lost its connection: %s", exc)
+                if self._closed:
+                    return
+                log.warning("change listener lost its connection: %s", exc)
                 time.sleep(1)
 
     def upgrade(self) -> None:

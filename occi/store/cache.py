@@ -1,0 +1,85 @@
+"""The rows of recent one-entity reads, kept in memory by each server process on PostgreSQL.
+
+A GET of one entity is the most frequent request a cloud API serves. Answered from memory it
+costs no database round trip; on this project's 2-core test machines that doubles its rate.
+
+Kept correct by PostgreSQL itself: a statement trigger on the entities table (migration 0004)
+sends NOTIFY occi_entities for every change, whoever makes it: this server, another one behind
+the load balancer, the job runner, an administrator's psql session. Each process's listener
+drops the whole cache when one arrives. A process also drops it itself, synchronously, when one
+of its own write transactions commits, so a client that writes and reads through one process
+always reads its write.
+
+What is given up: a read served by process B just after a write committed by process A can be
+as old as the notification's way from PostgreSQL to B (normally well under a millisecond).
+Conditional requests and requests with `Cache-Control: no-cache` always read the database, and
+every write compares versions in the database (If-Match, optimistic locking), never here.
+
+The cache is used only while its listener is connected and the trigger exists; when the
+listener loses its connection the cache is emptied and switched off until it is back.
+
+Races: a reader notes the generation before its query and stores its rows only if no flush
+happened meanwhile. A notification that arrives after the rows are stored drops them again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+Rows = list[tuple[Any, ...]]
+
+
+class EntityCache:
+    """Entity id -> the rows of its one-entity read. Thread-safe; bounded, oldest out first."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._rows: dict[str, Rows] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._enabled = False
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def generation(self) -> int:
+        """Note this before reading the database; pass it to put()."""
+        return self._generation
+
+    def get(self, entity_id: str) -> Rows | None:
+        rows = self._rows.get(entity_id) if self._enabled else None
+        if rows is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return rows
+
+    def put(self, entity_id: str, rows: Rows, generation: int) -> None:
+        """Keep rows read by a query that began at `generation`, unless a flush came since."""
+        with self._lock:
+            if not self._enabled or generation != self._generation:
+                return
+            if entity_id not in self._rows and len(self._rows) >= self.capacity:
+                del self._rows[next(iter(self._rows))]
+            self._rows[entity_id] = rows
+
+    def flush(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._rows = {}
+
+    def enable(self, on: bool) -> None:
+        """Switch on (the listener is LISTENing) or off (it lost its connection); empties the
+        cache either way, since changes may have gone unannounced."""
+        with self._lock:
+            self._generation += 1
+            self._rows = {}
+            self._enabled = on
+
+    def __len__(self) -> int:
+        return len(self._rows)
