@@ -6,7 +6,7 @@ Prints a table and every target with its figure and PASS/FAIL, writes bench/resu
 (and a dated copy) and latest.md. Exits non-zero only when the harness itself fails.
 
 Environment knobs (defaults keep the whole run under 10 minutes on 2 cores):
-  BENCH_DURATION=1     seconds per wrk slice        BENCH_ROUNDS=5     slices per targeted scenario
+  BENCH_DURATION=1     seconds per wrk slice        BENCH_ROUNDS=4     slices per targeted scenario
   BENCH_PG_ROUNDS=     (BENCH_ROUNDS) on PostgreSQL  BENCH_PG=auto|0|1  PostgreSQL leg
   BENCH_SIZES=1000,100000                            BENCH_WORKERS=2    gunicorn workers
   BENCH_CONNECTIONS=16 BENCH_THREADS=2               BENCH_PROFILE=1    py-spy flame graphs
@@ -878,8 +878,8 @@ def main() -> int:
         return 2
     cfg = {
         "duration": env_int("BENCH_DURATION", 1),
-        "rounds": env_int("BENCH_ROUNDS", 5),
-        "pg_rounds": env_int("BENCH_PG_ROUNDS", env_int("BENCH_ROUNDS", 5)),
+        "rounds": env_int("BENCH_ROUNDS", 4),
+        "pg_rounds": env_int("BENCH_PG_ROUNDS", env_int("BENCH_ROUNDS", 4)),
         "workers": env_int("BENCH_WORKERS", 2),
         "threads": env_int("BENCH_THREADS", 2),
         "connections": env_int("BENCH_CONNECTIONS", 16),
