@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8080
 DEBIAN_TEST_PACKAGES := postgresql curl haproxy
+DEBIAN_BENCH_PACKAGES := postgresql wrk
+PACKAGES ?= $(DEBIAN_TEST_PACKAGES)
 
 .PHONY: run test install install-test system-deps lint clean bench
 
@@ -25,13 +27,13 @@ run: install
 
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
-	  missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
+	  missing=""; for p in $(PACKAGES); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
-	else echo "not root: assuming $(DEBIAN_TEST_PACKAGES) are installed"; fi
+	else echo "not root: assuming $(PACKAGES) are installed"; fi
 
 test: system-deps install-test
 	$(BIN)/ruff check occi rendering backends tests
@@ -45,13 +47,10 @@ clean:
 	rm -rf $(VENV) build *.egg-info occi.db*
 
 # make bench [PROFILE=1]: the performance targets, measured with wrk against a baseline (bench/).
-bench: install-test
-	@if ! command -v wrk >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing wrk"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
-	  else echo "wrk is missing: apt-get install wrk (as root)"; exit 1; fi; \
-	fi
+# As root it installs wrk and PostgreSQL (the PostgreSQL leg is skipped when its binaries are missing).
+bench: install
+	@$(MAKE) --no-print-directory system-deps PACKAGES="$(DEBIAN_BENCH_PACKAGES)"
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk is missing: apt-get install wrk (as root)"; exit 1; }
 	@if [ -n "$(PROFILE)" ] && [ "$(PROFILE)" != "0" ]; then \
 	  $(BIN)/pip install --quiet py-spy; fi
 	BENCH_PROFILE=$(or $(PROFILE),0) $(BIN)/python -m bench.run

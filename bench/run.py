@@ -8,6 +8,7 @@ Prints a table and every target with its figure and PASS/FAIL, writes bench/resu
 Environment knobs (defaults keep the whole run under 10 minutes on 2 cores):
   BENCH_DURATION=1     seconds per wrk slice        BENCH_ROUNDS=4     slices per targeted scenario
   BENCH_PG_ROUNDS=     (BENCH_ROUNDS) on PostgreSQL  BENCH_PG=auto|0|1  PostgreSQL leg
+  BENCH_SCALE_ROUNDS=6 slices per size, side by side
   BENCH_SIZES=1000,100000                            BENCH_WORKERS=2    gunicorn workers
   BENCH_CONNECTIONS=16 BENCH_THREADS=2               BENCH_PROFILE=1    py-spy flame graphs
   BENCH_DBS=sqlite,postgresql                        BENCH_SCENARIOS=   all, or e.g. get_entity,page
@@ -677,7 +678,7 @@ def scale_compare(
             (n, m): {small: [], big: []} for n, m, _ in pairs
         }
         d, t, c = cfg["duration"], cfg["threads"], cfg["connections"]
-        for rnd in range(cfg["rounds"]):
+        for rnd in range(cfg["scale_rounds"]):
             for name, mt, by_size in pairs:
                 for size in ((small, big) if rnd % 2 == 0 else (big, small)):
                     runs[(name, mt)][size].append(
@@ -880,6 +881,7 @@ def main() -> int:
         "duration": env_int("BENCH_DURATION", 1),
         "rounds": env_int("BENCH_ROUNDS", 4),
         "pg_rounds": env_int("BENCH_PG_ROUNDS", env_int("BENCH_ROUNDS", 4)),
+        "scale_rounds": env_int("BENCH_SCALE_ROUNDS", 6),
         "workers": env_int("BENCH_WORKERS", 2),
         "threads": env_int("BENCH_THREADS", 2),
         "connections": env_int("BENCH_CONNECTIONS", 16),
