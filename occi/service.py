@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,15 @@ ACTION_TARGET_STATES = {
 
 class _LostJob(Exception):
     """The job's lease passed to another server: this server's result must not be stored."""
+
+
+def _at(path: str, read: Callable[[str], Entity | None]) -> Entity:
+    """The entity `read` finds by the id that ends path, if it lives at path; else 404."""
+    entity_id = path.rsplit("/", 1)[-1]
+    entity = read(entity_id) if entity_id else None
+    if entity is None or entity.location != path:
+        raise errors.NotFound(f"nothing exists at {path}")
+    return entity
 
 
 def check_preconditions(entity: Entity, if_match: str | None, if_none_match: str | None) -> None:
@@ -264,18 +273,11 @@ class Service:
         """The entity at path. The store may answer from its cache of recent reads (see
         occi.store.cache); `fresh=True` reads the database."""
         reg = self.registry()  # from memory, normally
-        entity_id = path.rsplit("/", 1)[-1]
-        entity = self.store.get_one(entity_id, fresh=fresh) if entity_id else None
-        if entity is None or entity.location != path:
-            raise errors.NotFound(f"nothing exists at {path}")
+        entity = _at(path, lambda entity_id: self.store.get_one(entity_id, fresh=fresh))
         return self._present(entity, reg)
 
     def _load(self, tx: StoreTx, path: str, *, for_update: bool = False) -> Entity:
-        entity_id = path.rsplit("/", 1)[-1]
-        entity = tx.get(entity_id, for_update=for_update) if entity_id else None
-        if entity is None or entity.location != path:
-            raise errors.NotFound(f"nothing exists at {path}")
-        return entity
+        return _at(path, lambda entity_id: tx.get(entity_id, for_update=for_update))
 
     def _present(self, entity: Entity, reg: Registry) -> Entity:
         """Fill what a rendering needs: applicable actions, for the entity and its links."""

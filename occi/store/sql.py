@@ -344,6 +344,7 @@ class _DriverStatement:
 
 
 _GET_DRIVER = _DriverStatement(_GET)
+_GET_FOR_UPDATE_DRIVER = _DriverStatement(_GET_FOR_UPDATE)
 
 
 class SqlTx(StoreTx):
@@ -512,10 +513,8 @@ class SqlTx(StoreTx):
 
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
         """One statement: the entity joined with its outgoing links."""
-        if for_update:
-            rows = self.conn.execute(_GET_FOR_UPDATE, {"entity_id": entity_id})
-            return next(self._grouped(rows), None)
-        return self._from_tuples(_GET_DRIVER.rows(self.conn, {"entity_id": entity_id}))
+        stmt = _GET_FOR_UPDATE_DRIVER if for_update else _GET_DRIVER
+        return self._from_tuples(stmt.rows(self.conn, {"entity_id": entity_id}))
 
     @classmethod
     def _from_tuples(cls, rows: list[tuple[Any, ...]]) -> Entity | None:
