@@ -131,7 +131,7 @@ class Served:
         for pid in self.pids()[1:]:
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
+                fields = stat[stat.rindex(")") + 2 :].split()
                 out[pid] = int(fields[11]) + int(fields[12])
             except (OSError, ValueError, IndexError):
                 pass
@@ -267,7 +267,13 @@ def scenarios(ds: dict[str, Any]) -> list[Scenario]:
                 "page", "GET /compute/ page of 100", mt, "GET", ["/compute/?page=1&number=100"]
             ),
             Scenario(
-                "create", "POST create compute", mt, "POST", ["/compute/"], create_body, ct,
+                "create",
+                "POST create compute",
+                mt,
+                "POST",
+                ["/compute/"],
+                create_body,
+                ct,
                 targeted=False,
             ),
             Scenario(
@@ -629,8 +635,11 @@ def bench_store(
                     f"   r{rnd + 1} {sc.key:18} server {s.rps:8.1f}/s  baseline {b.rps:8.1f}/s"
                     f"  {s.rps / b.rps if b.rps else 0:6.1%}"
                     + (f"  ERRORS {s.errors}" if s.errors else "")
-                    + (f"  (lopsided slices redone: server {s.lopsided}, baseline {b.lopsided})"
-                       if s.lopsided or b.lopsided else "")
+                    + (
+                        f"  (lopsided slices redone: server {s.lopsided}, baseline {b.lopsided})"
+                        if s.lopsided or b.lopsided
+                        else ""
+                    )
                 )
         if cfg["profile"]:
             for sc, cell in zip(scs, cells, strict=True):
@@ -660,15 +669,21 @@ def scale_compare(
         for size in (small, big):
             url, _ = stores[size]
             served[size] = Served(
-                f"scale-{size}", [PY, "-m", "occi.cli", "--workers", workers],
-                dict(env, OCCI_DATABASE_URL=url), workdir, "/-/",
+                f"scale-{size}",
+                [PY, "-m", "occi.cli", "--workers", workers],
+                dict(env, OCCI_DATABASE_URL=url),
+                workdir,
+                "/-/",
             )
         pairs = []
         for name in ("get_entity", "page"):
             for mt in TYPES:
                 by_size = {
-                    size: next(sc for sc in scenarios(stores[size][1])
-                               if sc.name == name and sc.mtype == mt)
+                    size: next(
+                        sc
+                        for sc in scenarios(stores[size][1])
+                        if sc.name == name and sc.mtype == mt
+                    )
                     for size in (small, big)
                 }
                 pairs.append((name, mt, by_size))
@@ -680,20 +695,29 @@ def scale_compare(
         d, t, c = cfg["duration"], cfg["threads"], cfg["connections"]
         for rnd in range(cfg["scale_rounds"]):
             for name, mt, by_size in pairs:
-                for size in ((small, big) if rnd % 2 == 0 else (big, small)):
+                for size in (small, big) if rnd % 2 == 0 else (big, small):
                     runs[(name, mt)][size].append(
-                        balanced_wrk(served[size], by_size[size], d, t, c, workdir))
+                        balanced_wrk(served[size], by_size[size], d, t, c, workdir)
+                    )
                 a, b = runs[(name, mt)][small][-1], runs[(name, mt)][big][-1]
-                log(f"   r{rnd + 1} {name + '/' + mt:18} {small:>7,} {a.rps:8.1f}/s  {big:>7,} "
-                    f"{b.rps:8.1f}/s  {a.rps / b.rps if b.rps else 0:5.2f}x")
+                log(
+                    f"   r{rnd + 1} {name + '/' + mt:18} {small:>7,} {a.rps:8.1f}/s  {big:>7,} "
+                    f"{b.rps:8.1f}/s  {a.rps / b.rps if b.rps else 0:5.2f}x"
+                )
         for (name, mt), r in runs.items():
             slower = [a.rps / b.rps for a, b in zip(r[small], r[big], strict=True) if b.rps]
-            out.append({
-                "db": db, "scenario": name, "type": mt, "small": small, "big": big,
-                "slower": statistics.median(slower) if slower else float("inf"),
-                "p50_small_ms": statistics.median(x.p50_ms for x in r[small]),
-                "p50_big_ms": statistics.median(x.p50_ms for x in r[big]),
-            })
+            out.append(
+                {
+                    "db": db,
+                    "scenario": name,
+                    "type": mt,
+                    "small": small,
+                    "big": big,
+                    "slower": statistics.median(slower) if slower else float("inf"),
+                    "p50_small_ms": statistics.median(x.p50_ms for x in r[small]),
+                    "p50_big_ms": statistics.median(x.p50_ms for x in r[big]),
+                }
+            )
     finally:
         for s in served.values():
             s.stop()
@@ -715,7 +739,7 @@ def json_vs_dumps(url: str, repeats: int = 5) -> dict[str, Any]:
     try:
         ctx = Context("http://127.0.0.1:8080")
         t0 = time.perf_counter()
-        it, _ = service.list("/storage/", Filter(), Page())
+        it, _ = service.list_collection("/storage/", Filter(), Page())
         loaded = list(it)
         load_s = time.perf_counter() - t0
         r = JsonRendering()
@@ -948,11 +972,12 @@ def main() -> int:
                         f"loading them from the store {j['load_s'] * 1000:.0f} ms"
                     )
                 log(f"   elapsed {time.monotonic() - t_start:.0f} s")
-            if len(stores) >= 2 and {"get_entity", "page"} & set(cfg["scenarios"] or ["get_entity"]):
+            if len(stores) >= 2 and {"get_entity", "page"} & set(
+                cfg["scenarios"] or ["get_entity"]
+            ):
                 log(f"\n== {db}: {min(stores):,} and {max(stores):,} entities side by side")
                 try:
-                    extra.setdefault("scale", []).extend(
-                        scale_compare(db, stores, cfg, workroot))
+                    extra.setdefault("scale", []).extend(scale_compare(db, stores, cfg, workroot))
                 except Exception as exc:
                     log(f"   HARNESS ERROR on {db} scale: {exc}")
                     harness_errors.append(f"{db} scale: {exc}")

@@ -31,14 +31,18 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (127.0.0.1:8080)")
         sp.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes (2)")
         sp.add_argument("--threads", type=int, metavar="N", help="threads per worker (4)")
-        sp.add_argument("--database-url", metavar="URL",
-                        help="SQLAlchemy URL: sqlite:///occi.db (default) or postgresql://...")
+        sp.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="SQLAlchemy URL: sqlite:///occi.db (default) or postgresql://...",
+        )
         sp.add_argument("--backend", metavar="NAME", help="backend plugin (simulator)")
         sp.add_argument("--base-url", metavar="URL", help="public root URL behind a proxy")
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
     status = sub.add_parser("status", help="list the server processes, their heartbeats and jobs")
-    status.add_argument("--jobs", type=int, default=20, metavar="N",
-                        help="how many recent jobs to list (20)")
+    status.add_argument(
+        "--jobs", type=int, default=20, metavar="N", help="how many recent jobs to list (20)"
+    )
     sub.add_parser("backends", help="list the installed backends")
     return p
 
@@ -60,15 +64,32 @@ def main(argv: list[str] | None = None) -> int:
             if v is not None
         }
         if overrides:
-            merged = {**settings.extra, **{f: getattr(settings, f) for f in (
-                "bind", "workers", "threads", "database_url", "backend", "base_url", "max_body",
-                "max_page_size", "log_level")}, **overrides}
+            merged = {
+                **settings.extra,
+                **{
+                    f: getattr(settings, f)
+                    for f in (
+                        "bind",
+                        "workers",
+                        "threads",
+                        "database_url",
+                        "backend",
+                        "base_url",
+                        "max_body",
+                        "max_page_size",
+                        "log_level",
+                    )
+                },
+                **overrides,
+            }
             settings = Settings.from_mapping(merged)
     except SettingsError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
     command = args.command or "serve"
@@ -82,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
         make_store(settings.database_url).upgrade()
     except Exception as exc:  # a database the server cannot use: say so, exit 1
-        print(f"occi-server: cannot prepare the database {settings.database_url}: {exc}",
-              file=sys.stderr)
+        print(
+            f"occi-server: cannot prepare the database {settings.database_url}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     if command == "migrate":
         print(f"database {settings.database_url} is up to date")
@@ -114,15 +137,20 @@ def _status(settings: Settings, limit: int) -> int:
         age = now - srv.heartbeat_at
         print(f"{srv.id:42} {srv.status:8} {age:>10.1f}s  {running.get(srv.id, 0)}")
     print()
-    print("JOBS " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) if counts
-          else "JOBS none")
+    print(
+        "JOBS " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        if counts
+        else "JOBS none"
+    )
     if recent:
         print()
         print(f"{'JOB':36} {'OPERATION':10} {'ENTITY':36} {'STATUS':8} {'TRIES':>5}  OWNER / ERROR")
         for j in recent:
             extra = j.error if j.status == "failed" else (j.owner or "")
-            print(f"{j.id:36} {j.operation:10} {j.entity_id[:36]:36} {j.status:8} "
-                  f"{j.attempts:>5}  {extra}")
+            print(
+                f"{j.id:36} {j.operation:10} {j.entity_id[:36]:36} {j.status:8} "
+                f"{j.attempts:>5}  {extra}"
+            )
     store.close()
     return 0
 
@@ -156,8 +184,12 @@ def _serve(settings: Settings) -> int:
 
             return application
 
-    log.info("OCCI server on http://%s/ (backend %s, database %s)", settings.bind,
-             settings.backend, settings.database_url)
+    log.info(
+        "OCCI server on http://%s/ (backend %s, database %s)",
+        settings.bind,
+        settings.backend,
+        settings.database_url,
+    )
     _Gunicorn().run()
     return 0
 

@@ -38,9 +38,7 @@ def load_backend(name: str, settings: dict[str, Any]) -> Backend:
         module, _, attr = BUILTIN[name].partition(":")
         target = getattr(importlib.import_module(module), attr)
     if target is None:
-        raise BackendNotFound(
-            f"no backend named {name!r}; available: {', '.join(available())}"
-        )
+        raise BackendNotFound(f"no backend named {name!r}; available: {', '.join(available())}")
     backend = target(settings)
     if not isinstance(backend, Backend):
         raise BackendNotFound(f"{name!r} does not implement backends.base.Backend")

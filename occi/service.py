@@ -51,15 +51,27 @@ URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+$")
 RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
 RESERVED_PATHS = ("/-/", "/.well-known/")
 CORE_FIELDS = {
-    "occi.core.id", "occi.core.title", "occi.core.summary", "occi.core.source",
-    "occi.core.target", "occi.core.source.kind", "occi.core.target.kind",
+    "occi.core.id",
+    "occi.core.title",
+    "occi.core.summary",
+    "occi.core.source",
+    "occi.core.target",
+    "occi.core.source.kind",
+    "occi.core.target.kind",
 }
 
 
 #: the state an action leads to (GFD.224), to recognise a retried action already carried out
 ACTION_TARGET_STATES = {
-    "start": "active", "stop": "inactive", "restart": "active", "suspend": "suspended",
-    "save": None, "up": "active", "down": "inactive", "online": "online", "offline": "offline",
+    "start": "active",
+    "stop": "inactive",
+    "restart": "active",
+    "suspend": "suspended",
+    "save": None,
+    "up": "active",
+    "down": "inactive",
+    "online": "online",
+    "offline": "offline",
 }
 
 
@@ -116,8 +128,14 @@ class Service:
     #: version is read from SQL anyway after this many seconds, in case a signal was missed
     registry_check = 5.0
 
-    def __init__(self, store: Store, backend: Backend, *, max_page_size: int = 1000,
-                 job_settings: JobSettings | None = None):
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        *,
+        max_page_size: int = 1000,
+        job_settings: JobSettings | None = None,
+    ):
         self.store = store
         self.backend = backend
         self.max_page_size = max_page_size
@@ -137,8 +155,12 @@ class Service:
         cached = self._registry_cache
         now = time.monotonic()
         signal = self.store.categories_signal()
-        if (cached is not None and signal is not None and signal == self._registry_signal
-                and now - self._registry_checked < self.registry_check):
+        if (
+            cached is not None
+            and signal is not None
+            and signal == self._registry_signal
+            and now - self._registry_checked < self.registry_check
+        ):
             return cached[2]
         if tx is None:
             with self.store.begin(readonly=True) as t:
@@ -176,8 +198,8 @@ class Service:
     def add_user_mixins(self, refs: list[CategoryRef]) -> list[Mixin]:
         if not refs:
             raise errors.BadRequest(
-                "send at least one mixin definition: Category: term; scheme=\"...\"; "
-                "class=\"mixin\"; location=\"/my_mixin/\""
+                'send at least one mixin definition: Category: term; scheme="..."; '
+                'class="mixin"; location="/my_mixin/"'
             )
         out = []
         with self.store.begin() as tx:
@@ -203,7 +225,9 @@ class Service:
                 "use a scheme of your own, e.g. http://example.com/occi/my_stuff#"
             )
         if not ref.scheme.endswith("#") or "://" not in ref.scheme:
-            raise errors.BadRequest(f"a mixin scheme must be a URI ending in '#', not {ref.scheme!r}")
+            raise errors.BadRequest(
+                f"a mixin scheme must be a URI ending in '#', not {ref.scheme!r}"
+            )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
             raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")
         if reg.category(ref.id) is not None:
@@ -332,8 +356,9 @@ class Service:
         return q
 
     @staticmethod
-    def _resolve_category(reg: Registry, name: str,
-                          unknown: type[errors.OcciError] = errors.BadRequest) -> Kind | Mixin | Any:
+    def _resolve_category(
+        reg: Registry, name: str, unknown: type[errors.OcciError] = errors.BadRequest
+    ) -> Kind | Mixin | Any:
         """A category by type identifier, or by bare term when that is unambiguous."""
         cat = reg.category(name)
         if cat is None and "#" not in name:
@@ -377,7 +402,9 @@ class Service:
             out[name] = value
         return out
 
-    def list(self, path: str, flt: Filter, page: Page) -> tuple[Iterator[Entity], Registry]:
+    def list_collection(
+        self, path: str, flt: Filter, page: Page
+    ) -> tuple[Iterator[Entity], Registry]:
         """The collection at `path`: a page (one query) or, without a page size, a stream."""
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
@@ -472,7 +499,7 @@ class Service:
         else:
             raise errors.BadRequest(
                 "say which kind to create: Category: compute; "
-                "scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=\"kind\""
+                'scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
             )
         if kind.location is None or kind is infra.ENTITY:
             raise errors.BadRequest(f"{kind.id} cannot be instantiated")
@@ -571,7 +598,9 @@ class Service:
         if source is None:
             raise errors.BadRequest(f"occi.core.source {link.source} is not a resource here")
         link.source_kind = source.kind
-        target = self._resource_at(tx, link.target, "target") if link.target.startswith("/") else None
+        target = (
+            self._resource_at(tx, link.target, "target") if link.target.startswith("/") else None
+        )
         if link.target.startswith("/") and target is None:
             raise errors.BadRequest(f"occi.core.target {link.target} is not a resource here")
         if target is not None:
@@ -612,8 +641,14 @@ class Service:
         if kind is None or not kind.is_a(infra.LINK):
             raise errors.BadRequest(f"inline link category {kind_id} is not a link kind")
         spec = Link(
-            kind.id, inline.id, inline.title, list(inline.mixins), dict(inline.attributes),
-            source=source.location, target=target_loc, target_kind=inline.target_kind,
+            kind.id,
+            inline.id,
+            inline.title,
+            list(inline.mixins),
+            dict(inline.attributes),
+            source=source.location,
+            target=target_loc,
+            target_kind=inline.target_kind,
         )
         return self._create_one(tx, reg, spec, kind, entity_id=None)
 
@@ -642,8 +677,9 @@ class Service:
         self._local.jobs = []
 
     def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
-        job_id = tx.jobs.enqueue(key, operation, {"target": target, **params},
-                                 self.job_settings.max_attempts)
+        job_id = tx.jobs.enqueue(
+            key, operation, {"target": target, **params}, self.job_settings.max_attempts
+        )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         return job_id
 
@@ -702,9 +738,13 @@ class Service:
                 self._job_failed(job, runner, entity, str(exc), broken=False)
                 return
         except (Unsupported, NotFoundOnPlatform) as exc:
-            self._job_failed(job, runner, entity,
-                             f"not possible on the {self.backend.name} platform: {exc}",
-                             broken=job.operation in ("create", "link"))
+            self._job_failed(
+                job,
+                runner,
+                entity,
+                f"not possible on the {self.backend.name} platform: {exc}",
+                broken=job.operation in ("create", "link"),
+            )
             return
         except Exception as exc:  # PlatformError, or the platform's SDK failing
             message = f"the {self.backend.name} platform failed: {exc}"
@@ -714,13 +754,24 @@ class Service:
                     tx.jobs.retry(job.id, job.owner, message, runner.backoff(job.attempts))
                 runner.notify()
             else:
-                self._job_failed(job, runner, entity, message,
-                                 broken=job.operation in ("create", "action", "link"))
+                self._job_failed(
+                    job,
+                    runner,
+                    entity,
+                    message,
+                    broken=job.operation in ("create", "action", "link"),
+                )
             return
         self._finish(job, runner, entity, outcome)
 
-    def _call_backend(self, job: Job, entity: Entity, links: list[Entity],
-                      source: Resource | None, target: Resource | None) -> Outcome:
+    def _call_backend(
+        self,
+        job: Job,
+        entity: Entity,
+        links: list[Entity],
+        source: Resource | None,
+        target: Resource | None,
+    ) -> Outcome:
         op, p = job.operation, job.params
         b = self.backend
         if op == "create":
@@ -734,9 +785,16 @@ class Service:
                 raise NotFoundOnPlatform(f"the source {entity.source} of the link is gone")
             return b.link(entity, source, target)
         if op == "relink":
-            old = Link(entity.kind, entity.id, entity.title, list(entity.mixins),
-                       dict(entity.attributes), entity.location, source=p["old_source"],
-                       target=p["old_target"])
+            old = Link(
+                entity.kind,
+                entity.id,
+                entity.title,
+                list(entity.mixins),
+                dict(entity.attributes),
+                entity.location,
+                source=p["old_source"],
+                target=p["old_target"],
+            )
             b.unlink(old)
             return b.link(entity, source, target) if source is not None else Outcome()
         if op == "delete":
@@ -767,8 +825,9 @@ class Service:
             return seen
         return None
 
-    def _finish(self, job: Job, runner: JobRunner, entity: Entity | None,
-                outcome: Outcome | None) -> None:
+    def _finish(
+        self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
+    ) -> None:
         result: dict[str, Any] = {}
         try:
             with self.store.begin() as tx:
@@ -787,8 +846,9 @@ class Service:
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
 
-    def _job_failed(self, job: Job, runner: JobRunner, entity: Entity, message: str,
-                    *, broken: bool) -> None:
+    def _job_failed(
+        self, job: Job, runner: JobRunner, entity: Entity, message: str, *, broken: bool
+    ) -> None:
         """A job that cannot succeed: the entity says why; `broken` puts it in state error;
         an update's attributes go back to what they were."""
         try:
@@ -879,8 +939,9 @@ class Service:
         return e if isinstance(e, Resource) and e.location == location else None
 
     # ================================================================== updating
-    def put(self, path: str, e: Entity, if_match: str | None = None,
-            if_none_match: str | None = None) -> tuple[Entity, bool]:
+    def put(
+        self, path: str, e: Entity, if_match: str | None = None, if_none_match: str | None = None
+    ) -> tuple[Entity, bool]:
         """PUT on an entity path: create it there, or replace it (links stay)."""
         self._begin_work()
         with self.store.begin() as tx:
@@ -888,8 +949,9 @@ class Service:
         self._settle(raise_failures=not created)
         return self._refresh([result])[0], created
 
-    def _put(self, tx: StoreTx, path: str, e: Entity, if_match: str | None,
-             if_none_match: str | None) -> tuple[Entity, bool]:
+    def _put(
+        self, tx: StoreTx, path: str, e: Entity, if_match: str | None, if_none_match: str | None
+    ) -> tuple[Entity, bool]:
         reg = self.registry(tx)
         entity_id = path.rsplit("/", 1)[-1]
         existing = tx.get(entity_id, for_update=True)
@@ -923,7 +985,9 @@ class Service:
         self._settle()
         return self._refresh([result])[0]
 
-    def _replace(self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool) -> Entity:
+    def _replace(
+        self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool
+    ) -> Entity:
         kind = reg.kinds[cur.kind]
         prev = dict(cur.attributes)
         if new.kind and new.kind != cur.kind:
@@ -941,15 +1005,18 @@ class Service:
                 fam = reg.template_family(m)
                 if fam is not None:
                     mixin_ids = [
-                        x for x in mixin_ids
+                        x
+                        for x in mixin_ids
                         if x not in reg.mixins or reg.template_family(reg.mixins[x]) != fam
                     ]
                 if mid not in mixin_ids:
                     mixin_ids.append(mid)
         defs = reg.attribute_defs(kind, mixin_ids)
-        attributes = dict(cur.attributes) if not full else {
-            n: v for n, v in cur.attributes.items() if n in defs and not defs[n].mutable
-        }
+        attributes = (
+            dict(cur.attributes)
+            if not full
+            else {n: v for n, v in cur.attributes.items() if n in defs and not defs[n].mutable}
+        )
         changed: dict[str, Any] = {}
         for raw_name, value in new.attributes.items():
             name = self._canonical(raw_name)
@@ -998,8 +1065,11 @@ class Service:
                         changed[name] = d.default
             for name in set(cur.attributes) - set(attributes):
                 changed[name] = None
-        missing = [n for n, d in defs.items() if d.required and n not in attributes
-                   and n not in CORE_FIELDS]
+        missing = [
+            n
+            for n, d in defs.items()
+            if d.required and n not in attributes and n not in CORE_FIELDS
+        ]
         if missing:
             raise errors.BadRequest("missing required attribute " + ", ".join(sorted(missing)))
         cur.attributes = attributes
@@ -1023,8 +1093,14 @@ class Service:
                     old_source, old_target = stored.source, stored.target
                 self._bind_link(tx, reg, cur, kind)
                 if kind != infra.LINK:
-                    self._submit(tx, self._link_key(cur), "relink", cur.id,
-                                 old_source=old_source, old_target=old_target)
+                    self._submit(
+                        tx,
+                        self._link_key(cur),
+                        "relink",
+                        cur.id,
+                        old_source=old_source,
+                        old_target=old_target,
+                    )
         previous = {n: prev.get(n) for n in changed}
         tx.update(cur)
         if changed and not kind.is_a(infra.LINK):
@@ -1049,10 +1125,13 @@ class Service:
             q = self._query(reg, path, flt)
             entities = tx.query(q)
             self._begin_work()
-            self._submit_many(tx, [
-                (self._link_key(e) if isinstance(e, Link) else e.id, "delete", e.id, {})
-                for e in entities
-            ])
+            self._submit_many(
+                tx,
+                [
+                    (self._link_key(e) if isinstance(e, Link) else e.id, "delete", e.id, {})
+                    for e in entities
+                ],
+            )
         self._settle()
         return len(entities)
 
@@ -1069,8 +1148,9 @@ class Service:
             self._submit(tx, key, "delete", e.id)
 
     # ================================================================== actions
-    def act(self, path: str, term: str, inv: ActionInvocation,
-            if_match: str | None = None) -> Entity | Mixin:
+    def act(
+        self, path: str, term: str, inv: ActionInvocation, if_match: str | None = None
+    ) -> Entity | Mixin:
         self._begin_work()
         with self.store.begin() as tx:
             reg = self.registry(tx)
@@ -1087,17 +1167,22 @@ class Service:
                 return mixin
         return self._refresh([entity])[0]
 
-    def act_on_collection(self, path: str, term: str, inv: ActionInvocation, flt: Filter) -> list[Entity]:
+    def act_on_collection(
+        self, path: str, term: str, inv: ActionInvocation, flt: Filter
+    ) -> list[Entity]:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             entities = tx.query(self._query(reg, path, flt))
             checked = [self._check_action(reg, e, term, inv) for e in entities]
             self._begin_work()
             # one statement for the whole collection; each job reports into its entity
-            self._submit_many(tx, [
-                (e.id, "action", e.id, {"action": action.term, "params": params})
-                for e, (action, params) in zip(entities, checked, strict=True)
-            ])
+            self._submit_many(
+                tx,
+                [
+                    (e.id, "action", e.id, {"action": action.term, "params": params})
+                    for e, (action, params) in zip(entities, checked, strict=True)
+                ],
+            )
         self._settle()
         return self._refresh(entities)
 
@@ -1151,7 +1236,9 @@ class Service:
         return self._submit(tx, entity.id, "action", entity.id, action=term, params=params)
 
     # ================================================================== mixin collections
-    def associate(self, path: str, locations: list[str], *, replace_all: bool = False) -> list[Entity]:
+    def associate(
+        self, path: str, locations: list[str], *, replace_all: bool = False
+    ) -> list[Entity]:
         self._begin_work()
         members = self._associate(path, locations, replace_all)
         self._settle()
@@ -1176,8 +1263,11 @@ class Service:
                     continue
                 if fam is not None or any(d.default is not None for d in mixin.attributes.values()):
                     # templates replace their predecessor and may resize: a full update
-                    patch = Resource(e.kind, mixins=[mixin.id]) if not isinstance(e, Link) else Link(
-                        e.kind, mixins=[mixin.id])
+                    patch = (
+                        Resource(e.kind, mixins=[mixin.id])
+                        if not isinstance(e, Link)
+                        else Link(e.kind, mixins=[mixin.id])
+                    )
                     self._replace(tx, reg, e, patch, full=False)
                 else:
                     tx.associate(mixin.id, [e.id])
@@ -1219,4 +1309,3 @@ class Service:
     def _relative(location: str) -> str:
         """Locations arrive relative to the service root already (the renderings strip it)."""
         return location.strip()
-

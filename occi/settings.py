@@ -89,7 +89,9 @@ class Settings:
                 try:
                     kwargs[key] = int(value)
                 except (TypeError, ValueError):
-                    raise SettingsError(f"setting {key} must be an integer, not {value!r}") from None
+                    raise SettingsError(
+                        f"setting {key} must be an integer, not {value!r}"
+                    ) from None
             elif f.type in ("float", float):
                 try:
                     kwargs[key] = float(value)
@@ -109,10 +111,15 @@ class Settings:
     def job_settings(self) -> JobSettings:
         from occi.jobs.runner import JobSettings
 
-        return JobSettings(wait=self.job_wait, lease=self.job_lease, heartbeat=self.heartbeat,
-                           dead_after=self.dead_after, threads=self.job_threads,
-                           max_attempts=self.job_max_attempts,
-                           reconcile=self.reconcile_interval)
+        return JobSettings(
+            wait=self.job_wait,
+            lease=self.job_lease,
+            heartbeat=self.heartbeat,
+            dead_after=self.dead_after,
+            threads=self.job_threads,
+            max_attempts=self.job_max_attempts,
+            reconcile=self.reconcile_interval,
+        )
 
     def backend_settings(self) -> dict[str, Any]:
         """What the backend sees: its own options plus the database URL."""

@@ -13,8 +13,14 @@ from rendering.text import TextOcci, TextPlain, UriList
 from rendering.xml_rendering import XmlRendering
 
 _RENDERINGS: list[Rendering] = [
-    TextPlain(), TextOcci(), UriList(), JsonRendering(),
-    XmlRendering(), TurtleRendering(), JsonLdRendering(), RdfXmlRendering(),
+    TextPlain(),
+    TextOcci(),
+    UriList(),
+    JsonRendering(),
+    XmlRendering(),
+    TurtleRendering(),
+    JsonLdRendering(),
+    RdfXmlRendering(),
 ]
 _BY_TYPE: dict[str, Rendering] = {mt: r for r in _RENDERINGS for mt in r.media_types}
 
@@ -28,6 +34,12 @@ def for_media_type(media_type: str) -> Rendering | None:
 
 
 __all__ = [
-    "Context", "Message", "ParseError", "Rendered", "Rendering", "Unrenderable",
-    "MEDIA_TYPES", "for_media_type",
+    "Context",
+    "Message",
+    "ParseError",
+    "Rendered",
+    "Rendering",
+    "Unrenderable",
+    "MEDIA_TYPES",
+    "for_media_type",
 ]

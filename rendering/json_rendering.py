@@ -121,8 +121,18 @@ _CORE_ATTRS = (
     "occi.core.source.kind",
     "occi.core.target.kind",
 )
-_ENTITY_KEYS = {"kind", "id", "mixins", "attributes", "title", "summary", "source", "target",
-                "actions", "location"}
+_ENTITY_KEYS = {
+    "kind",
+    "id",
+    "mixins",
+    "attributes",
+    "title",
+    "summary",
+    "source",
+    "target",
+    "actions",
+    "location",
+}
 _CATEGORY_KEYS = ("kinds", "mixins", "actions")
 
 
@@ -269,7 +279,7 @@ def _endpoint(value: Any, path: str, base_url: str) -> tuple[str | None, str | N
         return relative_location(value, base_url), None
     if not isinstance(value, dict):
         raise ParseError(
-            f"{path} must be an object {{\"location\": ..., \"kind\": ...}} or a string, "
+            f'{path} must be an object {{"location": ..., "kind": ...}} or a string, '
             f"not {_json_type(value)}"
         )
     loc = _opt_str(value, "location", path)
@@ -287,8 +297,9 @@ def _core_attr(attributes: dict[str, Any], name: str, path: str) -> str | None:
     return v
 
 
-def _parse_entity(value: Any, path: str, base_url: str, as_link: bool | None = None,
-                  inline: bool = False) -> Entity:
+def _parse_entity(
+    value: Any, path: str, base_url: str, as_link: bool | None = None, inline: bool = False
+) -> Entity:
     obj = _obj(value, path)
     kind = _opt_str(obj, "kind", path) or ""
     mixins = _str_list(obj, "mixins", path)
@@ -309,12 +320,23 @@ def _parse_entity(value: Any, path: str, base_url: str, as_link: bool | None = N
     src_kind = src_kind or core["occi.core.source.kind"]
     tgt_kind = tgt_kind or core["occi.core.target.kind"]
 
-    is_link = as_link if as_link is not None else (
-        "source" in obj or "target" in obj or src_loc is not None or tgt_loc is not None
+    is_link = (
+        as_link
+        if as_link is not None
+        else ("source" in obj or "target" in obj or src_loc is not None or tgt_loc is not None)
     )
     if is_link:
-        link = Link(kind=kind, id=ent_id, title=title, mixins=mixins, attributes=attributes,
-                    source=src_loc, target=tgt_loc, source_kind=src_kind, target_kind=tgt_kind)
+        link = Link(
+            kind=kind,
+            id=ent_id,
+            title=title,
+            mixins=mixins,
+            attributes=attributes,
+            source=src_loc,
+            target=tgt_loc,
+            source_kind=src_kind,
+            target_kind=tgt_kind,
+        )
         if inline:
             link.rel = _opt_str(obj, "rel", path)
             loc = _opt_str(obj, "location", path)
@@ -324,8 +346,9 @@ def _parse_entity(value: Any, path: str, base_url: str, as_link: bool | None = N
     summary = _opt_str(obj, "summary", path, text=True)
     if summary is None:
         summary = core["occi.core.summary"]
-    res = Resource(kind=kind, id=ent_id, title=title, mixins=mixins, attributes=attributes,
-                   summary=summary)
+    res = Resource(
+        kind=kind, id=ent_id, title=title, mixins=mixins, attributes=attributes, summary=summary
+    )
     links = obj.get("links")
     if links is not None:
         lpath = _key(path, "links")
@@ -591,8 +614,15 @@ def entity_object(entity: Entity, ctx: Context) -> dict[str, Any]:
         return resource_object(entity, ctx)
     # a bare Entity: render it as a resource without summary/links
     return resource_object(
-        Resource(kind=entity.kind, id=entity.id, title=entity.title, mixins=entity.mixins,
-                 attributes=entity.attributes, location=entity.location, actions=entity.actions),
+        Resource(
+            kind=entity.kind,
+            id=entity.id,
+            title=entity.title,
+            mixins=entity.mixins,
+            attributes=entity.attributes,
+            location=entity.location,
+            actions=entity.actions,
+        ),
         ctx,
     )
 
@@ -604,8 +634,11 @@ def _stream_entities(entities: Iterable[Entity], ctx: Context) -> Iterator[bytes
         yield b'{"resources":[],"links":[]}'
         return
     streamed_links = first.is_link
-    keys = (b'{"links":[', b'],"resources":[') if streamed_links else (
-        b'{"resources":[', b'],"links":[')
+    keys = (
+        (b'{"links":[', b'],"resources":[')
+        if streamed_links
+        else (b'{"resources":[', b'],"links":[')
+    )
     buf = bytearray(keys[0])
     other: list[bytes] = []  # rendered entities of the other kind, written at the end
     count = 0
@@ -654,8 +687,10 @@ class JsonRendering(Rendering):
                 '{"resources":[...],"links":[...]}) or an array of entities, '
                 f"not {_json_type(doc)}"
             )
-        is_collection = bool(doc) and set(doc) <= {"resources", "links"} and (
-            "resources" in doc or isinstance(doc.get("links"), list)
+        is_collection = (
+            bool(doc)
+            and set(doc) <= {"resources", "links"}
+            and ("resources" in doc or isinstance(doc.get("links"), list))
         )
         if not is_collection:
             return _validated([_parse_entity(doc, "", base)], doc, "request_entities")
@@ -672,10 +707,14 @@ class JsonRendering(Rendering):
         if doc is None:
             return ActionInvocation(action=None)
         obj = _obj(doc, "")
-        return _validated(ActionInvocation(
-            action=_opt_str(obj, "action", "") or None,
-            attributes=_opt_obj(obj, "attributes", ""),
-        ), doc, "request_action_invocation")
+        return _validated(
+            ActionInvocation(
+                action=_opt_str(obj, "action", "") or None,
+                attributes=_opt_obj(obj, "attributes", ""),
+            ),
+            doc,
+            "request_action_invocation",
+        )
 
     def parse_categories(self, msg: Message) -> list[CategoryRef]:
         doc = _load(msg)
@@ -715,8 +754,9 @@ class JsonRendering(Rendering):
                         '{"resources":[{"location":...}]} or an array of locations'
                     )
             for key in keys:
-                items.extend((f"{key}[{i}]", v)
-                             for i, v in enumerate(_list(doc[key], key, "locations")))
+                items.extend(
+                    (f"{key}[{i}]", v) for i, v in enumerate(_list(doc[key], key, "locations"))
+                )
         else:
             raise ParseError(
                 f"the body must be a JSON object or array of locations, not {_json_type(doc)}"
@@ -731,7 +771,7 @@ class JsonRendering(Rendering):
                 loc = v
             else:
                 raise ParseError(
-                    f"{_where(path)} must be a location string or an object with \"location\", "
+                    f'{_where(path)} must be a location string or an object with "location", '
                     f"not {_json_type(v)}"
                 )
             out.append(relative_location(loc, msg.base_url))
@@ -742,11 +782,13 @@ class JsonRendering(Rendering):
         return Rendered(CONTENT_TYPE, body=_dumps(obj))
 
     def render_categories(self, categories: CategoryCollection, ctx: Context) -> Rendered:
-        return self._rendered({
-            "kinds": [kind_object(k) for k in categories.kinds],
-            "mixins": [mixin_object(m) for m in categories.mixins],
-            "actions": [action_object(a) for a in categories.actions],
-        })
+        return self._rendered(
+            {
+                "kinds": [kind_object(k) for k in categories.kinds],
+                "mixins": [mixin_object(m) for m in categories.mixins],
+                "actions": [action_object(a) for a in categories.actions],
+            }
+        )
 
     def render_entity(self, entity: Entity, ctx: Context) -> Rendered:
         return self._rendered(entity_object(entity, ctx))

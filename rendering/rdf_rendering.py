@@ -107,8 +107,12 @@ class _Vocab:
         self.A = rdflib.Namespace(ATTR_NS)
         self.RDF, self.RDFS, self.XSD = rdflib.RDF, rdflib.RDFS, rdflib.XSD
         self.type_iris = {
-            STRING: self.XSD.string, INTEGER: self.XSD.integer, NUMBER: self.XSD.double,
-            BOOLEAN: self.XSD.boolean, ENUM: self.O["Enumeration"], ARRAY: self.O["Array"],
+            STRING: self.XSD.string,
+            INTEGER: self.XSD.integer,
+            NUMBER: self.XSD.double,
+            BOOLEAN: self.XSD.boolean,
+            ENUM: self.O["Enumeration"],
+            ARRAY: self.O["Array"],
             OBJECT: self.O["Object"],
         }
         self.iri_types = {str(v): k for k, v in self.type_iris.items()}
@@ -308,8 +312,11 @@ class GraphBuilder:
         rdflib = _rdf()
         g = self.g
         values = [(k, val) for k, val in core if val is not None]
-        values += [(k, attributes[k]) for k in sorted(attributes)
-                   if attributes[k] is not None and k not in _CORE_ATTRS]
+        values += [
+            (k, attributes[k])
+            for k in sorted(attributes)
+            if attributes[k] is not None and k not in _CORE_ATTRS
+        ]
         for name, value in values:
             g.add((node, rdflib.URIRef(attribute_property(name)), _literal(value)))
 
@@ -346,10 +353,14 @@ class GraphBuilder:
             g.add((node, V["targetKind"], rdflib.URIRef(link.target_kind)))
         if link.rel:
             g.add((node, V["rel"], rdflib.URIRef(link.rel)))
-        core = [("occi.core.id", link.id), ("occi.core.title", link.title),
-                ("occi.core.source", link.source), ("occi.core.target", link.target),
-                ("occi.core.source.kind", link.source_kind),
-                ("occi.core.target.kind", link.target_kind)]
+        core = [
+            ("occi.core.id", link.id),
+            ("occi.core.title", link.title),
+            ("occi.core.source", link.source),
+            ("occi.core.target", link.target),
+            ("occi.core.source.kind", link.source_kind),
+            ("occi.core.target.kind", link.target_kind),
+        ]
         self._values(node, core, link.attributes)
         return node
 
@@ -358,8 +369,11 @@ class GraphBuilder:
         node = self._entity_head(res, "Resource")
         if res.summary is not None:
             g.add((node, V["summary"], _literal(res.summary)))
-        core = [("occi.core.id", res.id), ("occi.core.title", res.title),
-                ("occi.core.summary", res.summary)]
+        core = [
+            ("occi.core.id", res.id),
+            ("occi.core.title", res.title),
+            ("occi.core.summary", res.summary),
+        ]
         self._values(node, core, res.attributes)
         for link in res.links:
             g.add((node, V["link"], self.link(link)))
@@ -370,9 +384,17 @@ class GraphBuilder:
             return self.link(e)
         if isinstance(e, Resource):
             return self.resource(e)
-        return self.resource(Resource(kind=e.kind, id=e.id, title=e.title, mixins=e.mixins,
-                                      attributes=e.attributes, location=e.location,
-                                      actions=e.actions))
+        return self.resource(
+            Resource(
+                kind=e.kind,
+                id=e.id,
+                title=e.title,
+                mixins=e.mixins,
+                attributes=e.attributes,
+                location=e.location,
+                actions=e.actions,
+            )
+        )
 
     def collection(self, members: Iterable[Any]) -> None:
         rdflib = _rdf()
@@ -443,9 +465,12 @@ class GraphReader:
         inline = set(g.objects(None, V["link"]))
         if not subjects:
             # a partial update may name no kind: any node with attribute values or titles
-            subjects = {s for s, p in g.subject_predicates()
-                        if str(p).startswith(ATTR_NS)
-                        or p in (V["title"], V["summary"], V["mixin"], V["id"])}
+            subjects = {
+                s
+                for s, p in g.subject_predicates()
+                if str(p).startswith(ATTR_NS)
+                or p in (V["title"], V["summary"], V["mixin"], V["id"])
+            }
         return sorted(subjects - inline, key=str)
 
     def entity(self, node: Any, inline: bool = False) -> Entity:
@@ -462,8 +487,10 @@ class GraphReader:
         else:
             typed = [t for t in types if t in kinds]
             if len(typed) > 1:
-                raise ParseError(f"{where} is typed by several kinds ({', '.join(typed)}): "
-                                 "an entity has exactly one kind")
+                raise ParseError(
+                    f"{where} is typed by several kinds ({', '.join(typed)}): "
+                    "an entity has exactly one kind"
+                )
             kind = typed[0] if typed else ""
         vocabulary = (OCCI_NS, str(self.v.RDFS), str(RDF), "http://www.w3.org/2002/07/owl#")
         mixins = {str(m) for m in g.objects(node, V["mixin"])}
@@ -473,13 +500,14 @@ class GraphReader:
             ps = str(p)
             if not ps.startswith(ATTR_NS):
                 continue
-            name = unquote(ps[len(ATTR_NS):])
+            name = unquote(ps[len(ATTR_NS) :])
             if name in attributes:
                 raise ParseError(f"{where} has several values for the attribute {name}; give one")
             attributes[name] = _python(o, f"{where} attribute {name}")
         core = {n: attributes.pop(n, None) for n in _CORE_ATTRS}
-        core = {n: (c if c is None or isinstance(c, str) else json.dumps(c))
-                for n, c in core.items()}
+        core = {
+            n: (c if c is None or isinstance(c, str) else json.dumps(c)) for n, c in core.items()
+        }
 
         def field(pred: Any, name: str) -> str | None:
             v = self._str(node, pred, where)
@@ -492,10 +520,14 @@ class GraphReader:
             "mixins": sorted(mixins),
             "attributes": attributes,
         }
-        is_link = (OCCI_NS + "Link" in types or (node, V["source"], None) in g
-                   or (node, V["target"], None) in g or core["occi.core.source"] is not None
-                   or core["occi.core.target"] is not None
-                   or (kind in _LINK_KINDS and OCCI_NS + "Resource" not in types))
+        is_link = (
+            OCCI_NS + "Link" in types
+            or (node, V["source"], None) in g
+            or (node, V["target"], None) in g
+            or core["occi.core.source"] is not None
+            or core["occi.core.target"] is not None
+            or (kind in _LINK_KINDS and OCCI_NS + "Resource" not in types)
+        )
         if is_link:
             link = Link(
                 **common,
@@ -514,8 +546,15 @@ class GraphReader:
         for lk in links:
             if not isinstance(lk, Link):
                 raise ParseError(f"{where}: every occi:link must be a link (with occi:target)")
-        res.links = sorted(links, key=lambda lk: (lk.target or "", lk.kind, lk.id or "",  # type: ignore[attr-defined]
-                                                  lk.location or ""))
+        res.links = sorted(
+            links,
+            key=lambda lk: (
+                lk.target or "",
+                lk.kind,
+                lk.id or "",  # type: ignore[attr-defined]
+                lk.location or "",
+            ),
+        )
         return res
 
     def entities(self) -> list[Entity]:
@@ -540,7 +579,7 @@ class GraphReader:
         attributes: dict[str, Any] = {}
         for p, o in g.predicate_objects(node):
             if str(p).startswith(ATTR_NS):
-                name = unquote(str(p)[len(ATTR_NS):])
+                name = unquote(str(p)[len(ATTR_NS) :])
                 attributes[name] = _python(o, f"the action parameter {name}")
         return ActionInvocation(action=actions[0] if actions else None, attributes=attributes)
 
@@ -552,7 +591,7 @@ class GraphReader:
             prop = g.value(a, V["property"])
             if prop is None or not str(prop).startswith(ATTR_NS):
                 raise ParseError(f"{where}: an occi:Attribute needs an occi:name")
-            name = unquote(str(prop)[len(ATTR_NS):])
+            name = unquote(str(prop)[len(ATTR_NS) :])
         where = f"{where} attribute {name}"
         t = g.value(a, V["type"])
         atype = self.v.iri_types.get(str(t)) if t is not None else STRING
@@ -579,10 +618,16 @@ class GraphReader:
             except (re.error, OverflowError, RecursionError) as exc:
                 raise ParseError(f"{where}: occi:pattern is not a valid regex: {exc}") from None
         return AttributeDef(
-            name=name, type=atype, mutable=flag(V["mutable"], True),
-            required=flag(V["required"], False), default=value(V["default"]),
-            description=value(V["description"]), pattern=pattern, enum=enum,
-            minimum=value(V["minimum"]), maximum=value(V["maximum"]),
+            name=name,
+            type=atype,
+            mutable=flag(V["mutable"], True),
+            required=flag(V["required"], False),
+            default=value(V["default"]),
+            description=value(V["description"]),
+            pattern=pattern,
+            enum=enum,
+            minimum=value(V["minimum"]),
+            maximum=value(V["maximum"]),
         )
 
     def categories(self) -> list[CategoryRef]:
@@ -607,12 +652,18 @@ class GraphReader:
                 for a in g.objects(node, V["attribute"]):
                     d = self._attribute_def(a, where)
                     attributes[d.name] = d
-                out.append(CategoryRef(
-                    scheme=scheme, term=t, cls=cls, title=self._str(node, V["title"], where),
-                    location=self._rel(location),
-                    rel=rel, applies=sorted(str(p) for p in g.objects(node, V["applies"])),
-                    attributes=dict(sorted(attributes.items())),
-                ))
+                out.append(
+                    CategoryRef(
+                        scheme=scheme,
+                        term=t,
+                        cls=cls,
+                        title=self._str(node, V["title"], where),
+                        location=self._rel(location),
+                        rel=rel,
+                        applies=sorted(str(p) for p in g.objects(node, V["applies"])),
+                        attributes=dict(sorted(attributes.items())),
+                    )
+                )
         return out
 
     def locations(self) -> list[str]:
@@ -633,13 +684,16 @@ def _check_json_depth(value: Any) -> None:
     while stack:
         v, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ParseError(f"the JSON-LD body is nested too deeply (more than {MAX_DEPTH} levels)")
+            raise ParseError(
+                f"the JSON-LD body is nested too deeply (more than {MAX_DEPTH} levels)"
+            )
         if isinstance(v, dict):
             for k, c in v.items():
                 if k in ("@context", "@import") and _has_remote(c):
                     raise ParseError(
                         "the JSON-LD body refers to a remote context: contexts must be given "
-                        "inline (this server fetches nothing)")
+                        "inline (this server fetches nothing)"
+                    )
                 if isinstance(c, (dict, list)):
                     stack.append((c, depth + 1))
         elif isinstance(v, list):
@@ -808,6 +862,12 @@ class RdfXmlRendering(_RdfRendering):
 
 
 __all__ = [
-    "TurtleRendering", "JsonLdRendering", "RdfXmlRendering", "GraphBuilder", "GraphReader",
-    "OCCI_NS", "ATTR_NS", "attribute_property",
+    "TurtleRendering",
+    "JsonLdRendering",
+    "RdfXmlRendering",
+    "GraphBuilder",
+    "GraphReader",
+    "OCCI_NS",
+    "ATTR_NS",
+    "attribute_property",
 ]

@@ -61,8 +61,10 @@ def json_errors(doc: Any, definition: str | None = None) -> list[str]:
     """Every way `doc` misses the schema (`definition` of it, or the root: any emitted
     document), each as 'path: reason'; empty when it fits."""
     validator = _json_validator(definition)
-    return [f"{json_path(e.absolute_path) or 'the body'}: {e.message}"
-            for e in validator.iter_errors(doc)]
+    return [
+        f"{json_path(e.absolute_path) or 'the body'}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
 
 
 def validate_json(doc: Any, definition: str | None = None) -> None:
@@ -103,9 +105,15 @@ def safe_xml_parser():
     """An lxml parser that resolves no entity, loads no DTD and never touches the network."""
     from lxml import etree
 
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, remove_comments=True,
-                           remove_pis=True)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -175,7 +183,16 @@ def _readable_xml_message(message: str) -> str:
 
 
 __all__ = [
-    "SCHEMA_DIR", "JSON_SCHEMA_FILE", "XSD_FILE", "VOCABULARY_FILE",
-    "json_schema", "json_errors", "validate_json", "json_path",
-    "safe_xml_parser", "xml_schema", "xml_errors", "validate_xml",
+    "SCHEMA_DIR",
+    "JSON_SCHEMA_FILE",
+    "XSD_FILE",
+    "VOCABULARY_FILE",
+    "json_schema",
+    "json_errors",
+    "validate_json",
+    "json_path",
+    "safe_xml_parser",
+    "xml_schema",
+    "xml_errors",
+    "validate_xml",
 ]

@@ -478,15 +478,13 @@ def parse_category_value(value: str) -> ParsedCategory:
     scheme = params.pop("scheme", "").strip()
     if not scheme:
         raise ParseError(
-            f"Category {_excerpt(value)!r} has no scheme: add scheme=\"...#\" after the term"
+            f'Category {_excerpt(value)!r} has no scheme: add scheme="...#" after the term'
         )
     cls = params.pop("class", None)
     if cls is not None:
         cls = cls.strip().lower()
         if cls not in ("kind", "mixin", "action"):
-            raise ParseError(
-                f"Category {term!r} has class={cls!r}: use kind, mixin or action"
-            )
+            raise ParseError(f"Category {term!r} has class={cls!r}: use kind, mixin or action")
     return ParsedCategory(term, scheme, cls, params)
 
 
@@ -550,7 +548,9 @@ def parse_attribute_defs(text: str, context: str) -> dict[str, AttributeDef]:
         name = m.group(1)
         _check_attribute_name(name, context)
         props = set((m.group(2) or "").split())
-        defs[name] = AttributeDef(name, mutable="immutable" not in props, required="required" in props)
+        defs[name] = AttributeDef(
+            name, mutable="immutable" not in props, required="required" in props
+        )
     if text[pos:].strip():
         raise ParseError(
             f"cannot read the attribute list {_excerpt(text, 60)!r} in {_excerpt(context)!r}: "
@@ -618,8 +618,9 @@ def _inline_link(pl: ParsedLink, base_url: str) -> Link:
         attributes=attributes,
         location=_relative(pl.params.get("self"), base_url),
         source=_relative(core.get("occi.core.source"), base_url),
-        target=relative_location(pl.uri, base_url) if pl.uri else
-        _relative(core.get("occi.core.target"), base_url),
+        target=relative_location(pl.uri, base_url)
+        if pl.uri
+        else _relative(core.get("occi.core.target"), base_url),
         source_kind=_as_str(core.get("occi.core.source.kind")),
         target_kind=_as_str(core.get("occi.core.target.kind")),
         rel=pl.params.get("rel") or None,
@@ -636,9 +637,7 @@ def document_entity(doc: Document, base_url: str) -> Entity:
     mixins: list[str] = []
     for c in doc.categories:
         if c.cls is None:
-            raise ParseError(
-                f'Category {c.id!r} has no class: add class="kind" or class="mixin"'
-            )
+            raise ParseError(f'Category {c.id!r} has no class: add class="kind" or class="mixin"')
         if c.cls == "action":
             raise ParseError(
                 f"Category {c.id!r} is an action: invoke it with POST <entity>?action={c.term}"

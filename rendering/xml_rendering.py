@@ -87,15 +87,37 @@ _HOSTILE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 # type names (local part of the QName) -> model types
 _TYPE_NAMES = {
-    "string": STRING, "anyuri": STRING, "token": STRING, "normalizedstring": STRING,
-    "integer": INTEGER, "int": INTEGER, "long": INTEGER, "short": INTEGER,
-    "nonnegativeinteger": INTEGER, "positiveinteger": INTEGER,
-    "double": NUMBER, "float": NUMBER, "decimal": NUMBER, "number": NUMBER,
-    "boolean": BOOLEAN, "bool": BOOLEAN,
-    "array": ARRAY, "list": ARRAY, "object": OBJECT, "hash": OBJECT, "enum": ENUM,
+    "string": STRING,
+    "anyuri": STRING,
+    "token": STRING,
+    "normalizedstring": STRING,
+    "integer": INTEGER,
+    "int": INTEGER,
+    "long": INTEGER,
+    "short": INTEGER,
+    "nonnegativeinteger": INTEGER,
+    "positiveinteger": INTEGER,
+    "double": NUMBER,
+    "float": NUMBER,
+    "decimal": NUMBER,
+    "number": NUMBER,
+    "boolean": BOOLEAN,
+    "bool": BOOLEAN,
+    "array": ARRAY,
+    "list": ARRAY,
+    "object": OBJECT,
+    "hash": OBJECT,
+    "enum": ENUM,
 }
-_TYPE_QNAMES = {STRING: "xs:string", ENUM: "xs:string", INTEGER: "xs:integer",
-                NUMBER: "xs:double", BOOLEAN: "xs:boolean", ARRAY: "array", OBJECT: "object"}
+_TYPE_QNAMES = {
+    STRING: "xs:string",
+    ENUM: "xs:string",
+    INTEGER: "xs:integer",
+    NUMBER: "xs:double",
+    BOOLEAN: "xs:boolean",
+    ARRAY: "array",
+    OBJECT: "object",
+}
 
 
 def _etree():
@@ -159,8 +181,10 @@ def _typed(text: str, type_name: str | None, where: str) -> Any:
     """A lexical value read by its type name (local part of a QName)."""
     t = _TYPE_NAMES.get(_local(type_name)) if type_name else STRING
     if t is None:
-        raise ParseError(f"{where}: unknown type {type_name!r}; use xs:string, xs:integer, "
-                         "xs:double, xs:boolean, array or object")
+        raise ParseError(
+            f"{where}: unknown type {type_name!r}; use xs:string, xs:integer, "
+            "xs:double, xs:boolean, array or object"
+        )
     try:
         if t == INTEGER:
             return int(text.strip())
@@ -188,8 +212,11 @@ def _typed(text: str, type_name: str | None, where: str) -> Any:
 # ====================================================================== rendering helpers
 def _el(parent: Any, tag: str, **attrs: Any) -> Any:
     etree = _etree()
-    el = etree.SubElement(parent, _q(tag)) if parent is not None else etree.Element(
-        _q(tag), nsmap=NSMAP)
+    el = (
+        etree.SubElement(parent, _q(tag))
+        if parent is not None
+        else etree.Element(_q(tag), nsmap=NSMAP)
+    )
     for k, v in attrs.items():
         if v is not None:
             el.set(k, _text(str(v)))
@@ -207,9 +234,14 @@ def _value_el(parent: Any, name: str, value: Any) -> None:
 
 
 def _attribute_spec(parent: Any, d: AttributeDef) -> None:
-    el = _el(parent, "attribute", name=d.name, type=_TYPE_QNAMES.get(d.type, "xs:string"),
-             immutable="false" if d.mutable else "true",
-             use="required" if d.required else "optional")
+    el = _el(
+        parent,
+        "attribute",
+        name=d.name,
+        type=_TYPE_QNAMES.get(d.type, "xs:string"),
+        immutable="false" if d.mutable else "true",
+        use="required" if d.required else "optional",
+    )
     if d.default is not None:
         if d.type in (INTEGER, NUMBER):
             el.set("default", _format_number(d.default, d.type))
@@ -272,22 +304,35 @@ def action_element(a: Action, parent: Any = None) -> Any:
 
 def _values(attributes: dict[str, Any], skip: Iterable[str]) -> list[tuple[str, Any]]:
     skipped = set(skip)
-    return [(k, attributes[k]) for k in sorted(attributes)
-            if attributes[k] is not None and k not in skipped]
+    return [
+        (k, attributes[k])
+        for k in sorted(attributes)
+        if attributes[k] is not None and k not in skipped
+    ]
 
 
 def link_element(link: Link, ctx: Context, parent: Any = None) -> Any:
-    el = _el(parent, "link", id=link.id, title=link.title,
-             href=ctx.url(link.location) if link.location is not None else None,
-             source=link.source, target=link.target)
+    el = _el(
+        parent,
+        "link",
+        id=link.id,
+        title=link.title,
+        href=ctx.url(link.location) if link.location is not None else None,
+        source=link.source,
+        target=link.target,
+    )
     if link.kind:
         _ref(el, "kind", link.kind)
     for m in link.mixins:
         _ref(el, "mixin", m)
-    core = [("occi.core.id", link.id), ("occi.core.title", link.title),
-            ("occi.core.source", link.source), ("occi.core.target", link.target),
-            ("occi.core.source.kind", link.source_kind),
-            ("occi.core.target.kind", link.target_kind)]
+    core = [
+        ("occi.core.id", link.id),
+        ("occi.core.title", link.title),
+        ("occi.core.source", link.source),
+        ("occi.core.target", link.target),
+        ("occi.core.source.kind", link.source_kind),
+        ("occi.core.target.kind", link.target_kind),
+    ]
     for name, v in [c for c in core if c[1] is not None] + _values(link.attributes, _CORE_ATTRS):
         _value_el(el, name, v)
     for a in link.actions:
@@ -296,16 +341,24 @@ def link_element(link: Link, ctx: Context, parent: Any = None) -> Any:
 
 
 def resource_element(res: Resource, ctx: Context, parent: Any = None) -> Any:
-    el = _el(parent, "resource", id=res.id, title=res.title,
-             href=ctx.url(res.location) if res.location is not None else None)
+    el = _el(
+        parent,
+        "resource",
+        id=res.id,
+        title=res.title,
+        href=ctx.url(res.location) if res.location is not None else None,
+    )
     if res.kind:
         _ref(el, "kind", res.kind)
     for m in res.mixins:
         _ref(el, "mixin", m)
     if res.summary is not None:
         _el(el, "summary").text = _text(res.summary)
-    core = [("occi.core.id", res.id), ("occi.core.title", res.title),
-            ("occi.core.summary", res.summary)]
+    core = [
+        ("occi.core.id", res.id),
+        ("occi.core.title", res.title),
+        ("occi.core.summary", res.summary),
+    ]
     for name, v in [c for c in core if c[1] is not None] + _values(res.attributes, _CORE_ATTRS):
         _value_el(el, name, v)
     for link in res.links:
@@ -321,10 +374,18 @@ def entity_element(entity: Entity, ctx: Context, parent: Any = None) -> Any:
     if isinstance(entity, Resource):
         return resource_element(entity, ctx, parent)
     return resource_element(
-        Resource(kind=entity.kind, id=entity.id, title=entity.title, mixins=entity.mixins,
-                 attributes=entity.attributes, location=entity.location,
-                 actions=entity.actions),
-        ctx, parent)
+        Resource(
+            kind=entity.kind,
+            id=entity.id,
+            title=entity.title,
+            mixins=entity.mixins,
+            attributes=entity.attributes,
+            location=entity.location,
+            actions=entity.actions,
+        ),
+        ctx,
+        parent,
+    )
 
 
 def _serialize(root: Any) -> bytes:
@@ -365,15 +426,18 @@ def check_safe_xml(body: bytes | str) -> Any:
         except UnicodeDecodeError:
             pass
     if any(_HOSTILE.search(p) for p in probes):
-        raise ParseError("the XML body declares a DOCTYPE or ENTITY: DTDs and entities are "
-                         "not accepted; send the document without them")
+        raise ParseError(
+            "the XML body declares a DOCTYPE or ENTITY: DTDs and entities are "
+            "not accepted; send the document without them"
+        )
     try:
         root = etree.fromstring(body, safe_xml_parser())
     except etree.XMLSyntaxError as exc:
         text = str(exc)
         if "depth" in text.lower():
             raise ParseError(
-                f"the XML body is nested too deeply (more than {MAX_DEPTH} levels)") from None
+                f"the XML body is nested too deeply (more than {MAX_DEPTH} levels)"
+            ) from None
         raise ParseError(f"the body is not well-formed XML: {text}") from None
     if root is None:
         raise ParseError("the body is not an XML document")
@@ -428,8 +492,11 @@ def _attribute_values(el: Any, where: str) -> dict[str, Any]:
     for a in _children(el, "attribute"):
         name = a.get("name")
         value = a.get("value")
-        out[name] = None if value is None else _typed(
-            value, a.get("type"), f"{where}/attribute[@name={name!r}]")
+        out[name] = (
+            None
+            if value is None
+            else _typed(value, a.get("type"), f"{where}/attribute[@name={name!r}]")
+        )
     return out
 
 
@@ -461,10 +528,12 @@ def _entity(el: Any, base_url: str, inline: bool = False) -> Entity:
     if tag == "link":
         link = Link(
             **common,
-            source=rel(el.get("source") if el.get("source") is not None
-                       else core["occi.core.source"]),
-            target=rel(el.get("target") if el.get("target") is not None
-                       else core["occi.core.target"]),
+            source=rel(
+                el.get("source") if el.get("source") is not None else core["occi.core.source"]
+            ),
+            target=rel(
+                el.get("target") if el.get("target") is not None else core["occi.core.target"]
+            ),
             source_kind=core["occi.core.source.kind"],
             target_kind=core["occi.core.target.kind"],
         )
@@ -483,14 +552,17 @@ def _attribute_def(el: Any, where: str) -> AttributeDef:
     name = el.get("name")
     where = f"{where}/attribute[@name={name!r}]"
     type_name = el.get("type")
-    restriction = next((c for c in el if isinstance(c.tag, str) and c.tag == f"{{{XS}}}restriction"),
-                       None)
+    restriction = next(
+        (c for c in el if isinstance(c.tag, str) and c.tag == f"{{{XS}}}restriction"), None
+    )
     if type_name is None and restriction is not None:
         type_name = restriction.get("base")
     atype = _TYPE_NAMES.get(_local(type_name)) if type_name else STRING
     if atype is None:
-        raise ParseError(f"{where}: unknown type {type_name!r}; use xs:string, xs:integer, "
-                         "xs:double, xs:boolean, array or object")
+        raise ParseError(
+            f"{where}: unknown type {type_name!r}; use xs:string, xs:integer, "
+            "xs:double, xs:boolean, array or object"
+        )
     enum: list[str] = []
     pattern = minimum = maximum = None
     if restriction is not None:
@@ -505,8 +577,9 @@ def _attribute_def(el: Any, where: str) -> AttributeDef:
                 try:
                     re.compile(value)
                 except (re.error, OverflowError, RecursionError) as exc:
-                    raise ParseError(f"{where}: the pattern is not a valid regular "
-                                     f"expression: {exc}") from None
+                    raise ParseError(
+                        f"{where}: the pattern is not a valid regular expression: {exc}"
+                    ) from None
             elif facet in ("minInclusive", "maxInclusive"):
                 bound = _typed(value, "xs:integer" if atype == INTEGER else "xs:double", where)
                 if facet == "minInclusive":
@@ -603,8 +676,11 @@ class XmlRendering(Rendering):
         tag = _expect(root, ("capabilities", "kind", "mixin", "action"), "categories")
         if tag != "capabilities":
             return [_category(root, tag, msg.base_url)]
-        return [_category(c, _tag(c), msg.base_url) for c in root
-                if _tag(c) in ("kind", "mixin", "action")]
+        return [
+            _category(c, _tag(c), msg.base_url)
+            for c in root
+            if _tag(c) in ("kind", "mixin", "action")
+        ]
 
     def parse_locations(self, msg: Message) -> list[str]:
         root = load(msg.body)

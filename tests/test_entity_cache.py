@@ -71,7 +71,10 @@ def test_repeated_reads_are_served_from_memory_and_equal_the_database(stores):
     assert cached(a, "c1")
     from_memory, from_db = a.get_one("c1"), a.get_one("c1", fresh=True)
     assert (from_memory.title, from_memory.version, from_memory.mixins) == (
-        from_db.title, from_db.version, from_db.mixins)
+        from_db.title,
+        from_db.version,
+        from_db.mixins,
+    )
     # each read builds its own objects: a caller changing one cannot change the next
     from_memory.title = "scribbled"
     assert title_of(a, "c1") == "vm c1"
@@ -125,10 +128,13 @@ def test_while_the_listener_is_down_nothing_is_served_from_memory(stores, pg_url
     engine = sa.create_engine(pg_url)
     try:
         with engine.begin() as conn:  # every LISTEN connection dropped, as by a network cut
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = :name"),
-                {"name": LISTENER_NAME})
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name"
+                ),
+                {"name": LISTENER_NAME},
+            )
         eventually(lambda: not a.entity_cache.enabled, "A's cache switches off")
         retitle(b, "c1", "while A was deaf")
         # off, or back on and emptied: either way the read is fresh
@@ -177,9 +183,11 @@ def test_cache_control_no_cache_reads_the_database(pg_url, tmp_path):
     client = testing.TestClient(app)
     try:
         made = client.simulate_post(
-            "/compute/", headers={"Content-Type": "text/plain", "Accept": "text/plain"},
+            "/compute/",
+            headers={"Content-Type": "text/plain", "Accept": "text/plain"},
             body='Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
-                 'class="kind"\nX-OCCI-Attribute: occi.core.title="real"\n')
+            'class="kind"\nX-OCCI-Attribute: occi.core.title="real"\n',
+        )
         assert made.status_code == 201, made.text
         path = "/compute/" + made.headers["Location"].rsplit("/compute/", 1)[1]
         entity_id = path.rsplit("/", 1)[1]
@@ -188,12 +196,16 @@ def test_cache_control_no_cache_reads_the_database(pg_url, tmp_path):
         generation = store.entity_cache.generation
         fresh_rows = _rows(store, entity_id)
         title_at = [c.name for c in _columns()].index("title")
-        stale = [r[:title_at] + ("stale",) + r[title_at + 1:] for r in fresh_rows]
+        stale = [r[:title_at] + ("stale",) + r[title_at + 1 :] for r in fresh_rows]
         store.entity_cache.put(entity_id, stale, generation)
         plain = {"Accept": "text/plain"}
         assert 'occi.core.title="stale"' in client.simulate_get(path, headers=plain).text
-        for extra in ({"Cache-Control": "no-cache"}, {"Cache-Control": "max-age=0"},
-                      {"Pragma": "no-cache"}, {"If-None-Match": '"nothing-like-it"'}):
+        for extra in (
+            {"Cache-Control": "no-cache"},
+            {"Cache-Control": "max-age=0"},
+            {"Pragma": "no-cache"},
+            {"If-None-Match": '"nothing-like-it"'},
+        ):
             got = client.simulate_get(path, headers={**plain, **extra})
             assert got.status_code == 200 and 'occi.core.title="real"' in got.text, extra
     finally:

@@ -193,7 +193,8 @@ def test_golden_locations():
 
 def test_golden_error():
     doc = check_golden(
-        "error.json", R.render_error(400, "Bad Request", "occi.compute.cores must be an integer", CTX)
+        "error.json",
+        R.render_error(400, "Bad Request", "occi.compute.cores must be an integer", CTX),
     )
     assert doc["error"]["code"] == 400
 
@@ -225,8 +226,18 @@ def test_roundtrip_resource():
     (link,) = parsed.links
     olink = original.links[0]
     assert isinstance(link, Link)
-    for f in ("kind", "id", "title", "mixins", "attributes", "source", "target", "source_kind",
-              "target_kind", "location"):
+    for f in (
+        "kind",
+        "id",
+        "title",
+        "mixins",
+        "attributes",
+        "source",
+        "target",
+        "source_kind",
+        "target_kind",
+        "location",
+    ):
         assert getattr(link, f) == getattr(olink, f), f
 
 
@@ -234,8 +245,17 @@ def test_roundtrip_link():
     original = storagelink()
     (parsed,) = R.parse_entities(msg(body_of(R.render_entity(original, CTX))))
     assert isinstance(parsed, Link)
-    for f in ("kind", "id", "title", "mixins", "attributes", "source", "target", "source_kind",
-              "target_kind"):
+    for f in (
+        "kind",
+        "id",
+        "title",
+        "mixins",
+        "attributes",
+        "source",
+        "target",
+        "source_kind",
+        "target_kind",
+    ):
         assert getattr(parsed, f) == getattr(original, f), f
 
 
@@ -257,9 +277,15 @@ def test_roundtrip_categories():
 
 def test_attribute_description_shapes():
     assert attribute_description(AttributeDef("a", INTEGER, minimum=0, maximum=9)) == {
-        "mutable": True, "required": False, "type": "number",
-        "pattern": {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer",
-                    "minimum": 0, "maximum": 9},
+        "mutable": True,
+        "required": False,
+        "type": "number",
+        "pattern": {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 9,
+        },
     }
     d = attribute_description(AttributeDef("b", ENUM, enum=("x", "y"), default="x"))
     assert d["type"] == "string" and d["pattern"]["enum"] == ["x", "y"] and d["default"] == "x"
@@ -369,8 +395,9 @@ def test_parse_rocci_action_and_category_identifiers():
     assert all(r.cls == "mixin" for r in refs)
 
 
-@pytest.mark.parametrize("name", ["rOCCI__model.json", "rOCCI__model.alt.json",
-                                  "erlang-occi__renderers_categories.json"])
+@pytest.mark.parametrize(
+    "name", ["rOCCI__model.json", "rOCCI__model.alt.json", "erlang-occi__renderers_categories.json"]
+)
 def test_parse_peer_models(name):
     doc = json.loads((EXAMPLES / name).read_text())
     refs = R.parse_categories(example(name))
@@ -403,10 +430,15 @@ def test_parse_erlang_entities():
     assert core.kind == infra.RESOURCE.id
 
 
-@pytest.mark.parametrize("name", ["erlang-occi__renderers_compute_a.json",
-                                  "erlang-occi__renderers_compute_b.json",
-                                  "erlang-occi__renderers_core_resource.json",
-                                  "erlang-occi__renderers_netif.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "erlang-occi__renderers_compute_a.json",
+        "erlang-occi__renderers_compute_b.json",
+        "erlang-occi__renderers_core_resource.json",
+        "erlang-occi__renderers_netif.json",
+    ],
+)
 def test_parse_erlang_rendered_entities(name):
     (ent,) = R.parse_entities(example(name))
     assert ent.id and "occi.core.id" not in ent.attributes
@@ -419,14 +451,25 @@ def test_parse_erlang_user_mixin():
     (ref,) = R.parse_categories(example("erlang-occi__parsers_user_mixin.json"))
     assert ref.cls == "mixin" and ref.term == "mymixin0"
     assert ref.location == "http://localhost:8080/categories/mymixin0"  # other host: absolute
-    (ref,) = R.parse_categories(msg((EXAMPLES / "erlang-occi__parsers_user_mixin.json").read_bytes()))
+    (ref,) = R.parse_categories(
+        msg((EXAMPLES / "erlang-occi__parsers_user_mixin.json").read_bytes())
+    )
     assert ref.location == "/categories/mymixin0"
 
 
 def test_erlang_empty_string_as_empty_array():
     # erocci renders "" as [] (the same term in Erlang): accepted for titles and descriptions
-    doc = {"mixins": [{"scheme": "http://x#", "term": "debian6", "title": [], "location": "/d/",
-                       "attributes": {"a": {"type": "string", "description": []}}}]}
+    doc = {
+        "mixins": [
+            {
+                "scheme": "http://x#",
+                "term": "debian6",
+                "title": [],
+                "location": "/d/",
+                "attributes": {"a": {"type": "string", "description": []}},
+            }
+        ]
+    }
     (ref,) = R.parse_categories(msg(doc))
     assert ref.title == "" and ref.attributes["a"].description == ""
     with pytest.raises(ParseError, match="title must be a string"):
@@ -483,7 +526,12 @@ def test_core_attributes_in_attributes_move_to_fields():
     }
     (link,) = R.parse_entities(msg(doc))
     assert isinstance(link, Link)
-    assert (link.id, link.title, link.source, link.target) == ("x1", "t", "/compute/c", "/storage/s")
+    assert (link.id, link.title, link.source, link.target) == (
+        "x1",
+        "t",
+        "/compute/c",
+        "/storage/s",
+    )
     assert link.target_kind == infra.STORAGE.id
     assert link.attributes == {"occi.storagelink.deviceid": "vdc"}
 
@@ -494,8 +542,12 @@ def test_core_top_level_wins():
         "id": "top",
         "title": "top title",
         "summary": "top summary",
-        "attributes": {"occi.core.id": "attr", "occi.core.title": "attr title",
-                       "occi.core.summary": "attr summary", "occi.compute.cores": 3},
+        "attributes": {
+            "occi.core.id": "attr",
+            "occi.core.title": "attr title",
+            "occi.core.summary": "attr summary",
+            "occi.compute.cores": 3,
+        },
     }
     (res,) = R.parse_entities(msg(doc))
     assert (res.id, res.title, res.summary) == ("top", "top title", "top summary")
@@ -512,8 +564,10 @@ def test_source_target_plain_strings_and_missing_kind():
 
 
 def test_entity_collections_and_arrays():
-    body = {"resources": [{"kind": infra.COMPUTE.id, "id": "a"}],
-            "links": [{"kind": infra.LINK.id, "id": "l", "target": "/compute/a"}]}
+    body = {
+        "resources": [{"kind": infra.COMPUTE.id, "id": "a"}],
+        "links": [{"kind": infra.LINK.id, "id": "l", "target": "/compute/a"}],
+    }
     ents = R.parse_entities(msg(body))
     assert [type(e) for e in ents] == [Resource, Link]
     ents = R.parse_entities(msg([{"kind": infra.COMPUTE.id}, {"source": "/a", "target": "/b"}]))
@@ -527,25 +581,34 @@ def test_entity_collections_and_arrays():
 
 
 def test_inline_link_rel_and_location():
-    doc = {"kind": infra.COMPUTE.id, "links": [{"kind": infra.NETWORKINTERFACE.id,
-                                                "rel": infra.NETWORK.id,
-                                                "location": BASE + "/link/networkinterface/x",
-                                                "target": {"location": "/network/n"}}]}
+    doc = {
+        "kind": infra.COMPUTE.id,
+        "links": [
+            {
+                "kind": infra.NETWORKINTERFACE.id,
+                "rel": infra.NETWORK.id,
+                "location": BASE + "/link/networkinterface/x",
+                "target": {"location": "/network/n"},
+            }
+        ],
+    }
     (res,) = R.parse_entities(msg(doc))
     link = res.links[0]
     assert link.rel == infra.NETWORK.id and link.location == "/link/networkinterface/x"
 
 
 def test_entity_actions_and_location_ignored():
-    (res,) = R.parse_entities(msg({"kind": infra.COMPUTE.id, "actions": [infra.STOP.id],
-                                   "location": "/compute/z"}))
+    (res,) = R.parse_entities(
+        msg({"kind": infra.COMPUTE.id, "actions": [infra.STOP.id], "location": "/compute/z"})
+    )
     assert res.actions == [] and res.location is None
 
 
 def test_parse_action_variants():
     assert R.parse_action(msg(b"")) == ActionInvocation(None, {})
     assert R.parse_action(msg({"attributes": {"method": "hot"}})) == ActionInvocation(
-        None, {"method": "hot"})
+        None, {"method": "hot"}
+    )
     with pytest.raises(ParseError, match="action must be a string"):
         R.parse_action(msg({"action": 5}))
     with pytest.raises(ParseError, match="attributes must be a JSON object"):
@@ -554,8 +617,13 @@ def test_parse_action_variants():
 
 # ------------------------------------------------------------------ categories input
 def test_user_mixin_definition_and_collections():
-    mixin_doc = {"location": "/mymixins/my_mixin3/", "scheme": "http://occiware.org/occi/tags#",
-                 "term": "my_mixin3", "attributes": {}, "title": "my mixin tag 3"}
+    mixin_doc = {
+        "location": "/mymixins/my_mixin3/",
+        "scheme": "http://occiware.org/occi/tags#",
+        "term": "my_mixin3",
+        "attributes": {},
+        "title": "my mixin tag 3",
+    }
     (ref,) = R.parse_categories(msg(mixin_doc))
     assert ref.cls == "mixin" and ref.location == "/mymixins/my_mixin3/"
     (ref,) = R.parse_categories(msg({"mixins": [mixin_doc]}))
@@ -568,13 +636,20 @@ def test_user_mixin_definition_and_collections():
 
 
 def test_attribute_definitions_parsed():
-    doc = {"scheme": "http://x#", "term": "t", "location": "/t/", "attributes": {
-        "i": {"type": "number", "pattern": {"type": "integer", "minimum": 1, "maximum": 8}},
-        "e": {"type": "string", "pattern": {"enum": ["a", "b"]}, "default": "a"},
-        "s": {"type": "string", "pattern": "^[a-z]+$", "mutable": True, "required": True},
-        "b": {"type": "boolean"}, "o": {"type": "object"}, "a": {"type": "array"},
-        "d": {},
-    }}
+    doc = {
+        "scheme": "http://x#",
+        "term": "t",
+        "location": "/t/",
+        "attributes": {
+            "i": {"type": "number", "pattern": {"type": "integer", "minimum": 1, "maximum": 8}},
+            "e": {"type": "string", "pattern": {"enum": ["a", "b"]}, "default": "a"},
+            "s": {"type": "string", "pattern": "^[a-z]+$", "mutable": True, "required": True},
+            "b": {"type": "boolean"},
+            "o": {"type": "object"},
+            "a": {"type": "array"},
+            "d": {},
+        },
+    }
     (ref,) = R.parse_categories(msg(doc))
     a = ref.attributes
     assert (a["i"].type, a["i"].minimum, a["i"].maximum) == (INTEGER, 1, 8)
@@ -584,56 +659,83 @@ def test_attribute_definitions_parsed():
     assert a["d"] == AttributeDef("d", STRING, mutable=False, required=False)
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"scheme": "http://x#"}, r"term is missing"),
-    ({"term": "t"}, r"scheme is missing"),
-    ({"mixins": [{"scheme": "s#", "term": 1}]}, r"mixins\[0\]\.term must be a string"),
-    ({"mixins": "nope"}, r"mixins must be an array"),
-    ({"scheme": "s#", "term": "t", "depends": "x"}, r"depends must be an array of strings"),
-    ({"scheme": "s#", "term": "t", "attributes": {"a.b": {"type": "float"}}},
-     r'attributes\["a\.b"\]\.type must be one of'),
-    ({"scheme": "s#", "term": "t", "attributes": {"a": {"pattern": "(["}}},
-     r"attributes\.a\.pattern is not a valid regular expression"),
-    ({"scheme": "s#", "term": "t", "attributes": {"a": {"mutable": "yes"}}},
-     r"attributes\.a\.mutable must be true or false"),
-    ({"scheme": "s#", "term": "t", "attributes": {"a": 3}}, r"attributes\.a must be a JSON object"),
-    (["no-hash"], r"\[0\]: 'no-hash' is not a category identifier"),
-    (3, "the body must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"scheme": "http://x#"}, r"term is missing"),
+        ({"term": "t"}, r"scheme is missing"),
+        ({"mixins": [{"scheme": "s#", "term": 1}]}, r"mixins\[0\]\.term must be a string"),
+        ({"mixins": "nope"}, r"mixins must be an array"),
+        ({"scheme": "s#", "term": "t", "depends": "x"}, r"depends must be an array of strings"),
+        (
+            {"scheme": "s#", "term": "t", "attributes": {"a.b": {"type": "float"}}},
+            r'attributes\["a\.b"\]\.type must be one of',
+        ),
+        (
+            {"scheme": "s#", "term": "t", "attributes": {"a": {"pattern": "(["}}},
+            r"attributes\.a\.pattern is not a valid regular expression",
+        ),
+        (
+            {"scheme": "s#", "term": "t", "attributes": {"a": {"mutable": "yes"}}},
+            r"attributes\.a\.mutable must be true or false",
+        ),
+        (
+            {"scheme": "s#", "term": "t", "attributes": {"a": 3}},
+            r"attributes\.a must be a JSON object",
+        ),
+        (["no-hash"], r"\[0\]: 'no-hash' is not a category identifier"),
+        (3, "the body must be a JSON object"),
+    ],
+)
 def test_category_errors(doc, message):
     with pytest.raises(ParseError, match=message):
         R.parse_categories(msg(doc))
 
 
 # ------------------------------------------------------------------ errors
-@pytest.mark.parametrize("doc, message", [
-    ({"kind": 5}, r"^kind must be a string, not a number"),
-    ({"kind": "k", "mixins": "m"}, r"^mixins must be an array of strings"),
-    ({"kind": "k", "mixins": ["m", 2]}, r"^mixins\[1\] must be a string"),
-    ({"kind": "k", "attributes": []}, r"^attributes must be a JSON object, not an array"),
-    ({"kind": "k", "id": 7}, r"^id must be a string"),
-    ({"kind": "k", "attributes": {"occi.core.id": 3}}, r'attributes\["occi\.core\.id"\] must be a string'),
-    ({"kind": "k", "links": {}}, r"^links must be an array of link objects"),
-    ({"kind": "k", "links": ["x"]}, r"^links\[0\] must be a JSON object"),
-    ({"kind": "k", "links": [{"target": {"location": 1}}]}, r"^links\[0\]\.target\.location must be a string"),
-    ({"kind": "k", "links": [{"target": ["x"]}]}, r"^links\[0\]\.target must be an object"),
-    ({"resources": [{"kind": "k", "source": {"kind": 2}}]}, r"^resources\[0\]\.source\.kind must be a string"),
-    ({"resources": {}}, r"^resources must be an array"),
-    ([{"kind": 1}], r"^\[0\]\.kind must be a string"),
-    ("a string", r"^the body must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"kind": 5}, r"^kind must be a string, not a number"),
+        ({"kind": "k", "mixins": "m"}, r"^mixins must be an array of strings"),
+        ({"kind": "k", "mixins": ["m", 2]}, r"^mixins\[1\] must be a string"),
+        ({"kind": "k", "attributes": []}, r"^attributes must be a JSON object, not an array"),
+        ({"kind": "k", "id": 7}, r"^id must be a string"),
+        (
+            {"kind": "k", "attributes": {"occi.core.id": 3}},
+            r'attributes\["occi\.core\.id"\] must be a string',
+        ),
+        ({"kind": "k", "links": {}}, r"^links must be an array of link objects"),
+        ({"kind": "k", "links": ["x"]}, r"^links\[0\] must be a JSON object"),
+        (
+            {"kind": "k", "links": [{"target": {"location": 1}}]},
+            r"^links\[0\]\.target\.location must be a string",
+        ),
+        ({"kind": "k", "links": [{"target": ["x"]}]}, r"^links\[0\]\.target must be an object"),
+        (
+            {"resources": [{"kind": "k", "source": {"kind": 2}}]},
+            r"^resources\[0\]\.source\.kind must be a string",
+        ),
+        ({"resources": {}}, r"^resources must be an array"),
+        ([{"kind": 1}], r"^\[0\]\.kind must be a string"),
+        ("a string", r"^the body must be a JSON object"),
+    ],
+)
 def test_entity_errors(doc, message):
     with pytest.raises(ParseError, match=message):
         R.parse_entities(msg(json.dumps(doc)))
 
 
-@pytest.mark.parametrize("body, message", [
-    (b'{"kind": "x",}', r"not valid JSON: .* at line 1, column 14"),
-    (b'{"kind": "x"\n "mixins": []}', r"line 2, column 2"),
-    (b"{", r"not valid JSON"),
-    (b'{"kind": "\xff\xfe"}', r"not UTF-8: invalid byte 0xff at offset 10"),
-    (b'{"attributes": {"a": NaN}}', r"NaN is not a JSON number"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"kind": "x",}', r"not valid JSON: .* at line 1, column 14"),
+        (b'{"kind": "x"\n "mixins": []}', r"line 2, column 2"),
+        (b"{", r"not valid JSON"),
+        (b'{"kind": "\xff\xfe"}', r"not UTF-8: invalid byte 0xff at offset 10"),
+        (b'{"attributes": {"a": NaN}}', r"NaN is not a JSON number"),
+    ],
+)
 def test_broken_json(body, message):
     for parse in (R.parse_entities, R.parse_categories, R.parse_action, R.parse_locations):
         with pytest.raises(ParseError, match=message):
@@ -663,12 +765,24 @@ def test_parse_attribute_filter_empty():
 
 
 def test_render_user_mixin_roundtrip():
-    m = Mixin("http://localhost:8080/occi/tags#", "blue", "Blue things",
-              location="/mixin/tags/blue/", user_defined=True)
+    m = Mixin(
+        "http://localhost:8080/occi/tags#",
+        "blue",
+        "Blue things",
+        location="/mixin/tags/blue/",
+        user_defined=True,
+    )
     doc = json.loads(body_of(R.render_mixin(m, CTX)))
-    assert doc == {"term": "blue", "scheme": "http://localhost:8080/occi/tags#",
-                   "title": "Blue things", "attributes": {}, "actions": [], "depends": [],
-                   "applies": [], "location": "/mixin/tags/blue/"}
+    assert doc == {
+        "term": "blue",
+        "scheme": "http://localhost:8080/occi/tags#",
+        "title": "Blue things",
+        "attributes": {},
+        "actions": [],
+        "depends": [],
+        "applies": [],
+        "location": "/mixin/tags/blue/",
+    }
     (ref,) = R.parse_categories(msg(doc))
     assert (ref.id, ref.cls, ref.location) == (m.id, "mixin", m.location)
 

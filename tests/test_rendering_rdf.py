@@ -81,16 +81,27 @@ def check_golden(name: str, rendered) -> Graph:
 # ------------------------------------------------------------------ golden graphs
 def test_golden_query_interface():
     g = check_golden("query_interface.ttl", TTL.render_categories(Registry().collection(), CTX))
-    rows = list(g.query(PREFIXES + """
-        SELECT ?parent WHERE { infra:compute a occi:Kind ; rdfs:subClassOf ?parent }"""))
+    rows = list(
+        g.query(
+            PREFIXES
+            + """
+        SELECT ?parent WHERE { infra:compute a occi:Kind ; rdfs:subClassOf ?parent }"""
+        )
+    )
     assert [str(r[0]) for r in rows] == [infra.RESOURCE.id]
-    rows = g.query(PREFIXES + """
+    rows = g.query(
+        PREFIXES
+        + """
         SELECT ?type ?default WHERE { infra:compute occi:attribute ?a .
-          ?a occi:name "occi.compute.cores"^^xsd:string ; occi:type ?type ; occi:default ?default }""")
+          ?a occi:name "occi.compute.cores"^^xsd:string ; occi:type ?type ; occi:default ?default }"""
+    )
     ((t, default),) = list(rows)
     assert str(t).endswith("#integer") and default.toPython() == 1
-    rows = g.query(PREFIXES + f"""
-        SELECT ?d ?k WHERE {{ <{infra.CRTP_TEMPLATES[0].id}> occi:depends ?d ; occi:applies ?k }}""")
+    rows = g.query(
+        PREFIXES
+        + f"""
+        SELECT ?d ?k WHERE {{ <{infra.CRTP_TEMPLATES[0].id}> occi:depends ?d ; occi:applies ?k }}"""
+    )
     assert [(str(d), str(k)) for d, k in rows] == [(infra.RESOURCE_TPL.id, infra.COMPUTE.id)]
 
 
@@ -113,7 +124,9 @@ def test_media_types_and_formats():
     for r in ALL:
         rendered = r.render_entity(compute(), CTX)
         assert rendered.content_type == r.media_types[0]
-        assert isomorphic(plain(graph(rendered, r)), plain(graph(TTL.render_entity(compute(), CTX))))
+        assert isomorphic(
+            plain(graph(rendered, r)), plain(graph(TTL.render_entity(compute(), CTX)))
+        )
     doc = json.loads(JSONLD.render_entity(compute(), CTX).body)
     assert doc["@context"]["occi"] == OCCI_NS
 
@@ -121,17 +134,30 @@ def test_media_types_and_formats():
 # ------------------------------------------------------------------ SPARQL
 def test_sparql_finds_active_computes_with_more_than_two_cores():
     def vm(i, cores, state):
-        return Resource(kind=infra.COMPUTE.id, id=f"vm{i}", location=f"/compute/vm{i}",
-                        attributes={"occi.compute.cores": cores, "occi.compute.state": state})
-    entities = [vm(1, 4, "active"), vm(2, 1, "active"), vm(3, 8, "inactive"),
-                vm(4, 3, "active"), storage(1)]
+        return Resource(
+            kind=infra.COMPUTE.id,
+            id=f"vm{i}",
+            location=f"/compute/vm{i}",
+            attributes={"occi.compute.cores": cores, "occi.compute.state": state},
+        )
+
+    entities = [
+        vm(1, 4, "active"),
+        vm(2, 1, "active"),
+        vm(3, 8, "inactive"),
+        vm(4, 3, "active"),
+        storage(1),
+    ]
     for r in ALL:
         g = graph(r.render_entities(entities, CTX), r)
-        rows = g.query(PREFIXES + """
+        rows = g.query(
+            PREFIXES
+            + """
             SELECT ?c WHERE {
               ?c a infra:compute ; attr:occi.compute.state ?s ; attr:occi.compute.cores ?n .
               FILTER (str(?s) = "active" && ?n > 2)
-            } ORDER BY ?c""")
+            } ORDER BY ?c"""
+        )
         assert [str(row[0]) for row in rows] == [BASE + "/compute/vm1", BASE + "/compute/vm4"]
 
 
@@ -156,8 +182,12 @@ def test_create_from_turtle():
     assert isinstance(res, Resource)
     assert res.kind == infra.COMPUTE.id and res.mixins == [infra.CRTP_TEMPLATES[0].id]
     assert res.title == "web"
-    assert res.attributes == {"occi.compute.cores": 2, "occi.compute.memory": 1.5,
-                              "com.example.flag": True, "com.example.tags": [1, 2]}
+    assert res.attributes == {
+        "occi.compute.cores": 2,
+        "occi.compute.memory": 1.5,
+        "com.example.flag": True,
+        "com.example.tags": [1, 2],
+    }
     (link,) = res.links
     assert isinstance(link, Link) and link.kind == infra.NETWORKINTERFACE.id
     assert link.target == "/network/n1"
@@ -173,7 +203,10 @@ def test_create_from_jsonld():
     }
     (res,) = JSONLD.parse_entities(msg(json.dumps(doc)))
     assert (res.kind, res.title, res.attributes) == (
-        infra.STORAGE.id, "disk", {"occi.storage.size": 10.5})
+        infra.STORAGE.id,
+        "disk",
+        {"occi.storage.size": 10.5},
+    )
 
 
 def test_link_and_action_and_locations():
@@ -196,7 +229,12 @@ def test_user_mixin_definition_from_turtle():
     <http://example.com/tags#blue> a occi:Mixin ; occi:title "Blue" ; occi:location "/tags/blue/" ."""
     (ref,) = TTL.parse_categories(msg(body))
     assert (ref.cls, ref.scheme, ref.term, ref.title, ref.location) == (
-        "mixin", "http://example.com/tags#", "blue", "Blue", "/tags/blue/")
+        "mixin",
+        "http://example.com/tags#",
+        "blue",
+        "Blue",
+        "/tags/blue/",
+    )
 
 
 def test_categories_roundtrip_every_format():
@@ -212,17 +250,20 @@ def test_categories_roundtrip_every_format():
 
 
 # ------------------------------------------------------------------ refusals
-@pytest.mark.parametrize("r, body, message", [
-    (TTL, "[] a <broken", "not valid Turtle"),
-    (JSONLD, '{"@context": "http://127.0.0.1:9/x.jsonld", "@type": "x"}', "remote context"),
-    (JSONLD, '{"@context": [{"a": "http://a#"}, "http://127.0.0.1:9/x"]}', "remote context"),
-    (JSONLD, '{"@context": {"@import": "http://127.0.0.1:9/x"}}', "remote context"),
-    (JSONLD, "[" * 100 + "]" * 100, "nested too deeply"),
-    (JSONLD, "{", "not valid JSON-LD"),
-    (RDFXML, BILLION_LAUGHS, "DOCTYPE"),
-    (TTL, b"\xff", "not UTF-8"),
-    (TTL, f'[] a <{infra.COMPUTE.id}>, <{infra.STORAGE.id}> .', "exactly one kind"),
-])
+@pytest.mark.parametrize(
+    "r, body, message",
+    [
+        (TTL, "[] a <broken", "not valid Turtle"),
+        (JSONLD, '{"@context": "http://127.0.0.1:9/x.jsonld", "@type": "x"}', "remote context"),
+        (JSONLD, '{"@context": [{"a": "http://a#"}, "http://127.0.0.1:9/x"]}', "remote context"),
+        (JSONLD, '{"@context": {"@import": "http://127.0.0.1:9/x"}}', "remote context"),
+        (JSONLD, "[" * 100 + "]" * 100, "nested too deeply"),
+        (JSONLD, "{", "not valid JSON-LD"),
+        (RDFXML, BILLION_LAUGHS, "DOCTYPE"),
+        (TTL, b"\xff", "not UTF-8"),
+        (TTL, f"[] a <{infra.COMPUTE.id}>, <{infra.STORAGE.id}> .", "exactly one kind"),
+    ],
+)
 def test_bad_bodies(r, body, message):
     with pytest.raises(ParseError, match=message):
         r.parse_entities(msg(body))

@@ -79,7 +79,7 @@ def compute_with_mixins() -> Resource:
         kind=infra.COMPUTE.id,
         id="6c1a2d44-7c0b-4b4e-9d0e-2f5d3d7f1a10",
         title="web server",
-        summary="Front end; serves \"www\"",
+        summary='Front end; serves "www"',
         mixins=[UBUNTU.id, SMALL],
         attributes={
             "occi.compute.architecture": "x64",
@@ -217,13 +217,16 @@ def test_render_filtered_categories_and_mixin():
     m = PLAIN.render_mixin(UBUNTU, CTX)
     assert m.body.decode() == body.splitlines()[0] + "\n"
     mo = OCCI.render_mixin(UBUNTU, CTX)
-    assert mo.headers == [("Category", body.splitlines()[0][len("Category: "):])]
+    assert mo.headers == [("Category", body.splitlines()[0][len("Category: ") :])]
 
 
 def test_parse_spec_query_response():
     refs = PLAIN.parse_categories(plain_msg(request("gfd185_query_response.txt")))
     assert [(r.term, r.cls) for r in refs] == [
-        ("compute", "kind"), ("storage", "kind"), ("start", "action"), ("my_stuff", "mixin")
+        ("compute", "kind"),
+        ("storage", "kind"),
+        ("start", "action"),
+        ("my_stuff", "mixin"),
     ]
     assert refs[0].location == "/compute/"  # absolute location made relative
     assert refs[0].title == "Compute Resource type"
@@ -317,8 +320,7 @@ def test_link_entity_golden():
     r = PLAIN.render_entity(storagelink(), CTX)
     golden("storagelink.plain.txt", r.body)
     assert r.body.decode().splitlines() == [
-        'Category: storagelink; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
-        'class="kind"',
+        'Category: storagelink; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"',
         'X-OCCI-Attribute: occi.core.id="sl-1"',
         'X-OCCI-Attribute: occi.core.title="data disk"',
         'X-OCCI-Attribute: occi.core.source="/compute/vm1"',
@@ -384,14 +386,17 @@ def test_parse_rocci_instance():
     assert e.kind == infra.COMPUTE.id and e.id == "89878" and e.title == "my_compute"
     assert e.summary.startswith("Instantiated with rOCCI-server")
     assert e.attributes == {
-        "occi.compute.cores": 1, "occi.compute.memory": 1.0, "occi.compute.state": "active"
+        "occi.compute.cores": 1,
+        "occi.compute.memory": 1.0,
+        "occi.compute.state": "active",
     }
     disk, nic_ = e.links  # three action links are skipped
     assert disk.kind == infra.STORAGELINK.id and disk.mixins == []
     assert disk.target == "/storage/5401" and disk.source == "/compute/89878"
     assert disk.location == "/storagelink/compute_89878_disk_0"
     assert disk.attributes == {
-        "occi.storagelink.deviceid": "/dev/vda", "occi.storagelink.state": "active"
+        "occi.storagelink.deviceid": "/dev/vda",
+        "occi.storagelink.state": "active",
     }
     assert nic_.mixins == [infra.IPNETWORKINTERFACE.id]
     assert nic_.title == "public" and nic_.id == "compute_89878_nic_0"
@@ -457,7 +462,7 @@ def test_comma_joined_and_repeated_fields_agree():
 
 def test_quoted_values_with_separators_and_escapes():
     body = (
-        "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=kind\n"
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class=kind\n'
         'X-OCCI-Attribute: occi.core.title="a,b;c \\"q\\" back\\\\slash", x.n="2", x.b="true"\n'
     )
     [e] = PLAIN.parse_entities(plain_msg(body))
@@ -483,10 +488,10 @@ def test_awkward_strings_round_trip(rendering):
 
 def test_extra_category_params_trailing_semicolon_and_bare_class():
     body = (
-        "Category: compute; scheme=\"http://schemas.ogf.org/occi/infrastructure#\"; class=kind; "
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class=kind; '
         'title="Compute Resource"; rel="http://schemas.ogf.org/occi/core#resource"; '
         'location="/compute/"; attributes="occi.compute.cores"; actions="x#y";\n'
-        "Category: small; scheme=\"http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#\";"
+        'Category: small; scheme="http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#";'
         ' class="mixin"; location="/mixin/resource_tpl/small/";\n'
         "x-occi-attribute: occi.compute.cores=2;\n"
     )
@@ -496,8 +501,10 @@ def test_extra_category_params_trailing_semicolon_and_bare_class():
 
 
 def test_gfd185_quoted_class_typo_is_tolerated():
-    body = ('Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
-            '"class=kind";\nX-OCCI-Attribute: occi.compute.hostname="foobar"\n')
+    body = (
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        '"class=kind";\nX-OCCI-Attribute: occi.compute.hostname="foobar"\n'
+    )
     [e] = PLAIN.parse_entities(plain_msg(body))
     assert e.kind == infra.COMPUTE.id
 
@@ -520,9 +527,19 @@ def test_missing_kind_is_allowed():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("true", True), ("false", False), ("42", 42), ("-7", -7), ("2.0", 2.0), (".5", 0.5),
-        ("1e3", 1000.0), ("foobar", "foobar"), ('"42"', "42"), ('""', ""), ('"[1, 2]"', [1, 2]),
-        ('"[not json"', "[not json"), ("x86_64", "x86_64"),
+        ("true", True),
+        ("false", False),
+        ("42", 42),
+        ("-7", -7),
+        ("2.0", 2.0),
+        (".5", 0.5),
+        ("1e3", 1000.0),
+        ("foobar", "foobar"),
+        ('"42"', "42"),
+        ('""', ""),
+        ('"[1, 2]"', [1, 2]),
+        ('"[not json"', "[not json"),
+        ("x86_64", "x86_64"),
     ],
 )
 def test_attribute_value_types(text, expected):
@@ -534,9 +551,16 @@ def test_attribute_value_types(text, expected):
 @pytest.mark.parametrize(
     ("value", "rendered"),
     [
-        (True, "true"), (False, "false"), (3, "3"), (2.0, "2.0"), (1.33, "1.33"),
-        (1e20, "100000000000000000000.0"), (1e-7, "0.0000001"), ("x", '"x"'),
-        ([1, "a"], '"[1,\\"a\\"]"'), ({"k": 1}, '"{\\"k\\":1}"'),
+        (True, "true"),
+        (False, "false"),
+        (3, "3"),
+        (2.0, "2.0"),
+        (1.33, "1.33"),
+        (1e20, "100000000000000000000.0"),
+        (1e-7, "0.0000001"),
+        ("x", '"x"'),
+        ([1, "a"], '"[1,\\"a\\"]"'),
+        ({"k": 1}, '"{\\"k\\":1}"'),
     ],
 )
 def test_attribute_value_rendering(value, rendered):
@@ -566,14 +590,20 @@ def test_parse_action_without_category_or_class():
     body = 'Category: start; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"\n'
     assert PLAIN.parse_action(plain_msg(body)).action == infra.START.id
     with pytest.raises(ParseError, match='class="action"'):
-        PLAIN.parse_action(plain_msg(
-            'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
-        ))
+        PLAIN.parse_action(
+            plain_msg(
+                'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+            )
+        )
 
 
 def test_parse_user_mixin_definition_gfd185():
     [ref] = PLAIN.parse_categories(plain_msg(request("gfd185_user_mixin.request.txt")))
-    assert (ref.scheme, ref.term, ref.cls) == ("http://example.com/occi/my_stuff#", "my_stuff", "mixin")
+    assert (ref.scheme, ref.term, ref.cls) == (
+        "http://example.com/occi/my_stuff#",
+        "my_stuff",
+        "mixin",
+    )
     assert ref.rel == ["http:/example.com/occi/something_else#mixin"]
     assert ref.location == "/my_stuff/"
     assert ref.title is None and ref.attributes == {}
@@ -604,11 +634,13 @@ def test_locations_golden():
     ]
     occi = OCCI.render_locations(LOCS, CTX)
     golden("locations.occi.txt", occi_dump(occi))
-    assert occi.headers == [(
-        "X-OCCI-Location",
-        "http://example.com/compute/a, http://example.com/compute/b, "
-        "http://other.example.org/storage/c",
-    )]
+    assert occi.headers == [
+        (
+            "X-OCCI-Location",
+            "http://example.com/compute/a, http://example.com/compute/b, "
+            "http://other.example.org/storage/c",
+        )
+    ]
     uris = URILIST.render_locations(LOCS, CTX)
     golden("locations.urilist.txt", uris.body)
     assert uris.content_type == "text/uri-list"
@@ -626,10 +658,12 @@ def test_render_entities_as_locations():
         "X-OCCI-Location: http://example.com/compute/vm1",
     ]
     r = OCCI.render_entities([compute_with_nic(), storagelink()], CTX)
-    assert r.headers == [(
-        "X-OCCI-Location",
-        "http://example.com/compute/vm1, http://example.com/link/storagelink/sl-1",
-    )]
+    assert r.headers == [
+        (
+            "X-OCCI-Location",
+            "http://example.com/compute/vm1, http://example.com/link/storagelink/sl-1",
+        )
+    ]
     assert URILIST.render_entities([storagelink()], CTX).body == (
         b"http://example.com/link/storagelink/sl-1\r\n"
     )
@@ -648,14 +682,20 @@ def test_locations_round_trip(rendering):
 def test_parse_locations_forms():
     spec = PLAIN.parse_locations(plain_msg(request("gfd185_mixin_locations.request.txt")))
     assert spec == ["/vms/foo/vm1", "/vms/foo/vm2", "/disks/foo/disk1"]
-    joined = Message(headers={"x-occi-location": "/vms/foo/vm1, http://example.com/vms/foo/vm2,"
-                              "/disks/foo/disk1"}, base_url=BASE)
+    joined = Message(
+        headers={
+            "x-occi-location": "/vms/foo/vm1, http://example.com/vms/foo/vm2,/disks/foo/disk1"
+        },
+        base_url=BASE,
+    )
     assert OCCI.parse_locations(joined) == spec
     assert PLAIN.parse_locations(joined) == spec
     bare = "http://example.com/vms/foo/vm1\r\n/vms/foo/vm2\r\n\r\nhttp://example.com/disks/foo/disk1\r\n"
     assert PLAIN.parse_locations(plain_msg(bare)) == spec
-    uris = "# mixin members\r\nhttp://example.com/vms/foo/vm1\r\n\r\n/vms/foo/vm2\n" \
-           "  http://example.com/disks/foo/disk1  \n"
+    uris = (
+        "# mixin members\r\nhttp://example.com/vms/foo/vm1\r\n\r\n/vms/foo/vm2\n"
+        "  http://example.com/disks/foo/disk1  \n"
+    )
     assert URILIST.parse_locations(plain_msg(uris)) == spec
 
 
@@ -692,8 +732,14 @@ def test_media_types():
 
 def test_attribute_filter_from_headers():
     msg = Message(headers={"x-occi-attribute": 'occi.compute.state="active", occi.compute.cores=2'})
-    assert OCCI.parse_attribute_filter(msg) == {"occi.compute.state": "active", "occi.compute.cores": 2}
-    assert PLAIN.parse_attribute_filter(msg) == {"occi.compute.state": "active", "occi.compute.cores": 2}
+    assert OCCI.parse_attribute_filter(msg) == {
+        "occi.compute.state": "active",
+        "occi.compute.cores": 2,
+    }
+    assert PLAIN.parse_attribute_filter(msg) == {
+        "occi.compute.state": "active",
+        "occi.compute.cores": 2,
+    }
 
 
 def test_utf8_header_values_on_the_wire():
@@ -722,12 +768,15 @@ def test_utf8_header_values_on_the_wire():
         ('Category: scheme="http://x#"; class="kind"\n', "must start with a term"),
         ('Category: compute; scheme="http://x#"; class="thing"\n', "use kind, mixin or action"),
         ('Category: compute; scheme="http://x#"\n', "has no class"),
-        ('Category: a; scheme="http://x#"; class="kind"\nCategory: b; scheme="http://x#"; '
-         'class="kind"\n', "exactly one kind"),
+        (
+            'Category: a; scheme="http://x#"; class="kind"\nCategory: b; scheme="http://x#"; '
+            'class="kind"\n',
+            "exactly one kind",
+        ),
         ('Category: stop; scheme="http://x/action#"; class="action"\n', "is an action"),
         ('Link: /network/1; rel="http://x#network"\n', "must start with <uri>"),
         ('Link: </network/1; rel="http://x#network"\n', "unclosed '<'"),
-        ('Link: </network/1>; rel\n', "is not name=value"),
+        ("Link: </network/1>; rel\n", "is not name=value"),
     ],
 )
 def test_malformed_inputs(body, fragment):

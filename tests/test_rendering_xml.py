@@ -84,13 +84,18 @@ def test_golden_compute_with_inline_link():
     link = root.find(f"{NS}link")
     assert (link.get("source"), link.get("target")) == ("/compute/c-1", "/network/n-1")
     assert [a.get("term") for a in root.findall(f"{NS}action")] == [
-        "stop", "restart", "suspend", "save"]
+        "stop",
+        "restart",
+        "suspend",
+        "save",
+    ]
 
 
 def test_golden_link_collection_locations_error_mixin_ok():
     check_golden("link.xml", R.render_entity(storagelink(), CTX))
-    root = check_golden("collection.xml",
-                        R.render_entities([storage(1), storagelink(), storage(2)], CTX))
+    root = check_golden(
+        "collection.xml", R.render_entities([storage(1), storagelink(), storage(2)], CTX)
+    )
     assert [c.tag.rpartition("}")[2] for c in root] == ["resource", "link", "resource"]
     check_golden("locations.xml", R.render_locations(["/compute/a", "/storage/b"], CTX))
     err = check_golden("error.xml", R.render_error(400, "Bad Request", "cores < 1", CTX))
@@ -108,7 +113,8 @@ def test_streamed_collection_is_valid_and_chunked():
     assert xml_errors(root) == [] and len(root) == 2000
     assert b"".join(body_of(R.render_entities([], CTX)).split()) == (
         b"<?xmlversion='1.0'encoding='utf-8'?><collectionxmlns=\"http://schemas.ogf.org/occi\""
-        b"xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"></collection>")
+        b'xmlns:xs="http://www.w3.org/2001/XMLSchema"></collection>'
+    )
 
 
 def test_media_types_registered():
@@ -136,7 +142,10 @@ def test_roundtrip_entities():
     assert res.summary == "the front end"
     link = res.links[0]
     assert (link.location, link.source_kind, link.target_kind) == (
-        "/link/networkinterface/nic-1", infra.COMPUTE.id, infra.NETWORK.id)
+        "/link/networkinterface/nic-1",
+        infra.COMPUTE.id,
+        infra.NETWORK.id,
+    )
 
 
 def test_roundtrip_categories():
@@ -153,7 +162,9 @@ def test_roundtrip_categories():
 
 
 def test_roundtrip_locations_and_action():
-    assert R.parse_locations(msg(body_of(R.render_locations(["/compute/a"], CTX)))) == ["/compute/a"]
+    assert R.parse_locations(msg(body_of(R.render_locations(["/compute/a"], CTX)))) == [
+        "/compute/a"
+    ]
 
 
 # ------------------------------------------------------------------ parsing peers' shapes
@@ -252,23 +263,34 @@ def test_parse_bulk_association_forms():
 
 
 def test_user_mixin_roundtrip():
-    m = Mixin("http://localhost:8080/occi/tags#", "blue", "Blue things",
-              location="/mixin/tags/blue/", user_defined=True)
+    m = Mixin(
+        "http://localhost:8080/occi/tags#",
+        "blue",
+        "Blue things",
+        location="/mixin/tags/blue/",
+        user_defined=True,
+    )
     (ref,) = R.parse_categories(msg(body_of(R.render_mixin(m, CTX))))
     assert (ref.id, ref.cls, ref.location, ref.title) == (m.id, "mixin", m.location, m.title)
 
 
 # ------------------------------------------------------------------ errors with a path
-@pytest.mark.parametrize("doc, message", [
-    (f"<resource {OCCI}><kind term='x'/></resource>", r"kind.*scheme"),
-    (f"<resource {OCCI}><kind scheme='s#' term='x'/><colour/></resource>", r"colour"),
-    (f"<resource {OCCI}><attribute value='1'/></resource>", r"/resource/attribute.*name"),
-    (f"<resource {OCCI}><attribute name='a' value='x' type='xs:integer' "
-     "xmlns:xs='http://www.w3.org/2001/XMLSchema'/></resource>", r"attribute\[@name='a'\].*integer"),
-    ("<resource", r"not well-formed XML"),
-    (f"<capabilities {OCCI}/>", r"<capabilities> document, but an entity"),
-    (b"\xff\xfe<\x00", r"not well-formed|XML"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (f"<resource {OCCI}><kind term='x'/></resource>", r"kind.*scheme"),
+        (f"<resource {OCCI}><kind scheme='s#' term='x'/><colour/></resource>", r"colour"),
+        (f"<resource {OCCI}><attribute value='1'/></resource>", r"/resource/attribute.*name"),
+        (
+            f"<resource {OCCI}><attribute name='a' value='x' type='xs:integer' "
+            "xmlns:xs='http://www.w3.org/2001/XMLSchema'/></resource>",
+            r"attribute\[@name='a'\].*integer",
+        ),
+        ("<resource", r"not well-formed XML"),
+        (f"<capabilities {OCCI}/>", r"<capabilities> document, but an entity"),
+        (b"\xff\xfe<\x00", r"not well-formed|XML"),
+    ],
+)
 def test_bad_documents(doc, message):
     with pytest.raises(ParseError, match=message):
         R.parse_entities(msg(doc))
@@ -357,29 +379,37 @@ def test_external_url_entity_refused_and_not_fetched(http_recorder):
         pass
     # an external DTD subset and a schemaLocation hint must not be fetched either
     dtd = f'<?xml version="1.0"?><!DOCTYPE resource SYSTEM "{url}/dtd"><resource {OCCI}/>'
-    hint = (f'<resource {OCCI} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-            f'xsi:schemaLocation="http://schemas.ogf.org/occi {url}/occi.xsd">'
-            '<kind scheme="http://schemas.ogf.org/occi/infrastructure#" term="compute"/>'
-            "</resource>")
+    hint = (
+        f'<resource {OCCI} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:schemaLocation="http://schemas.ogf.org/occi {url}/occi.xsd">'
+        '<kind scheme="http://schemas.ogf.org/occi/infrastructure#" term="compute"/>'
+        "</resource>"
+    )
     list(_every_parser(dtd.encode()))
     (res,) = R.parse_entities(msg(hint))  # the hint is allowed, and ignored
     assert res.kind == infra.COMPUTE.id
-    xinclude = (f'<resource {OCCI} xmlns:xi="http://www.w3.org/2001/XInclude">'
-                f'<xi:include href="{url}/inc"/></resource>')
+    xinclude = (
+        f'<resource {OCCI} xmlns:xi="http://www.w3.org/2001/XInclude">'
+        f'<xi:include href="{url}/inc"/></resource>'
+    )
     with pytest.raises(ParseError):
         R.parse_entities(msg(xinclude))
     assert hits == []
 
 
 def test_utf16_doctype_refused():
-    body = external_entity("file:///etc/passwd").decode().replace(
-        'version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16")
+    body = (
+        external_entity("file:///etc/passwd")
+        .decode()
+        .replace('version="1.0"', 'version="1.0" encoding="UTF-16"')
+        .encode("utf-16")
+    )
     for message in _every_parser(body):
         assert "root:" not in message
 
 
 def test_deep_nesting_refused():
-    deep = (f"<resource {OCCI}>" + "<summary>" * 100 + "</summary>" * 100 + "</resource>")
+    deep = f"<resource {OCCI}>" + "<summary>" * 100 + "</summary>" * 100 + "</resource>"
     with pytest.raises(ParseError, match="nested too deeply"):
         R.parse_entities(msg(deep))
     absurd = b"<a>" * 100_000 + b"</a>" * 100_000

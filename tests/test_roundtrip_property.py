@@ -49,44 +49,65 @@ CTX = Context(BASE)
 RDF = [TurtleRendering(), JsonLdRendering(), RdfXmlRendering()]
 DOCUMENT_RENDERINGS = [JsonRendering(), XmlRendering(), *RDF]
 ENTITY_RENDERINGS = [TextPlain(), TextOcci(), *DOCUMENT_RENDERINGS]
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # ================================================================== strategies
 slug = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
-term = st.builds(lambda a, b: a + b, st.sampled_from(string.ascii_lowercase),
-                 st.text(string.ascii_lowercase + string.digits + "_-", max_size=8))
+term = st.builds(
+    lambda a, b: a + b,
+    st.sampled_from(string.ascii_lowercase),
+    st.text(string.ascii_lowercase + string.digits + "_-", max_size=8),
+)
 scheme = st.builds(lambda s: f"http://example.com/{s}#", slug)
 type_id = st.builds(lambda s, t: s + t, scheme, term)
-attr_name = st.builds(lambda a, b: f"com.example.{a}{b}", st.sampled_from(string.ascii_lowercase),
-                      st.text(string.ascii_lowercase + string.digits + "._-", max_size=10))
+attr_name = st.builds(
+    lambda a, b: f"com.example.{a}{b}",
+    st.sampled_from(string.ascii_lowercase),
+    st.text(string.ascii_lowercase + string.digits + "._-", max_size=10),
+)
 # text XML 1.0 can carry and that no rendering reads as something else (a string that looks
 # like a JSON array is an array in the text rendering)
-text = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
-               max_size=20).filter(lambda s: not (s[:1] in "[{" and s[-1:] in "]}"))
-ws_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\n"),
-                  max_size=20).filter(lambda s: not (s[:1] in "[{" and s[-1:] in "]}"))
+text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=20,
+).filter(lambda s: not (s[:1] in "[{" and s[-1:] in "]}"))
+ws_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\n"), max_size=20
+).filter(lambda s: not (s[:1] in "[{" and s[-1:] in "]}"))
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 scalar = st.one_of(st.integers(-(2**53), 2**53), finite, st.booleans(), text)
-value = st.one_of(scalar, st.lists(scalar, max_size=3),
-                  st.dictionaries(st.text(string.ascii_letters, min_size=1, max_size=5), scalar,
-                                  max_size=3))
+value = st.one_of(
+    scalar,
+    st.lists(scalar, max_size=3),
+    st.dictionaries(st.text(string.ascii_letters, min_size=1, max_size=5), scalar, max_size=3),
+)
 attributes = st.dictionaries(attr_name, value, max_size=5)
-location = st.builds(lambda k, s: f"/{k}/{s}", st.sampled_from(["compute", "network", "storage"]),
-                     slug)
+location = st.builds(
+    lambda k, s: f"/{k}/{s}", st.sampled_from(["compute", "network", "storage"]), slug
+)
 target = location | st.builds(lambda s: f"http://other.example.org/storage/{s}", slug)
 
 
 @st.composite
 def links(draw, source: str | None = None, inline: bool = False):
     return Link(
-        kind=draw(type_id), id=draw(st.none() | slug), title=draw(st.none() | ws_text),
-        mixins=draw(st.lists(type_id, max_size=2, unique=True)), attributes=draw(attributes),
-        location=draw(st.none() | st.builds(lambda s: f"/link/inline/{s}", slug)) if inline
+        kind=draw(type_id),
+        id=draw(st.none() | slug),
+        title=draw(st.none() | ws_text),
+        mixins=draw(st.lists(type_id, max_size=2, unique=True)),
+        attributes=draw(attributes),
+        location=draw(st.none() | st.builds(lambda s: f"/link/inline/{s}", slug))
+        if inline
         else draw(st.builds(lambda s: f"/link/l/{s}", slug)),
-        source=source if source is not None else draw(location), target=draw(target),
-        source_kind=draw(st.none() | type_id), target_kind=draw(st.none() | type_id),
+        source=source if source is not None else draw(location),
+        target=draw(target),
+        source_kind=draw(st.none() | type_id),
+        target_kind=draw(st.none() | type_id),
     )
 
 
@@ -101,29 +122,56 @@ def resources(draw):
             seen.add(lk.location or "")
             unique.append(lk)
     return Resource(
-        kind=draw(type_id), id=draw(st.none() | slug), title=draw(st.none() | ws_text),
+        kind=draw(type_id),
+        id=draw(st.none() | slug),
+        title=draw(st.none() | ws_text),
         summary=draw(st.none() | ws_text),
-        mixins=draw(st.lists(type_id, max_size=3, unique=True)), attributes=draw(attributes),
-        location=loc, actions=draw(st.lists(type_id, max_size=2, unique=True)), links=unique,
+        mixins=draw(st.lists(type_id, max_size=3, unique=True)),
+        attributes=draw(attributes),
+        location=loc,
+        actions=draw(st.lists(type_id, max_size=2, unique=True)),
+        links=unique,
     )
 
 
 @st.composite
 def attribute_defs(draw):
     t = draw(st.sampled_from([STRING, INTEGER, NUMBER, BOOLEAN, ENUM, ARRAY, OBJECT]))
-    defaults = {STRING: text, INTEGER: st.integers(-1000, 1000), NUMBER: finite,
-                BOOLEAN: st.booleans(), ENUM: text, ARRAY: st.lists(scalar, max_size=2),
-                OBJECT: st.dictionaries(st.sampled_from("abc"), scalar, max_size=2)}
-    enum = tuple(draw(st.lists(st.text(string.ascii_letters, min_size=1, max_size=5),
-                               min_size=1, max_size=3, unique=True))) if t == ENUM else ()
+    defaults = {
+        STRING: text,
+        INTEGER: st.integers(-1000, 1000),
+        NUMBER: finite,
+        BOOLEAN: st.booleans(),
+        ENUM: text,
+        ARRAY: st.lists(scalar, max_size=2),
+        OBJECT: st.dictionaries(st.sampled_from("abc"), scalar, max_size=2),
+    }
+    enum = (
+        tuple(
+            draw(
+                st.lists(
+                    st.text(string.ascii_letters, min_size=1, max_size=5),
+                    min_size=1,
+                    max_size=3,
+                    unique=True,
+                )
+            )
+        )
+        if t == ENUM
+        else ()
+    )
     bounds = st.integers(-100, 100) if t == INTEGER else finite
     numeric = t in (INTEGER, NUMBER)
     return AttributeDef(
-        name=draw(attr_name), type=t, mutable=draw(st.booleans()), required=draw(st.booleans()),
+        name=draw(attr_name),
+        type=t,
+        mutable=draw(st.booleans()),
+        required=draw(st.booleans()),
         default=draw(st.none() | (st.sampled_from(enum) if t == ENUM else defaults[t])),
         description=draw(st.none() | text),
         pattern=draw(st.none() | st.sampled_from(["[a-z]+", r"\S+", "x|y"]))
-        if t in (STRING, ENUM) else None,
+        if t in (STRING, ENUM)
+        else None,
         enum=enum,
         minimum=draw(st.none() | bounds) if numeric else None,
         maximum=draw(st.none() | bounds) if numeric else None,
@@ -144,20 +192,38 @@ def collections(draw):
         seen.add(ident)
         return True
 
-    kinds = [Kind(*split_type_id(i), title=draw(st.none() | text),
-                  attributes=defs_map(draw(st.lists(attribute_defs(), max_size=3))),
-                  parent=(Kind(*split_type_id(p)) if (p := draw(st.none() | type_id)) else None),
-                  location=draw(st.none() | st.builds(lambda s: f"/{s}/", slug)))
-             for i in draw(st.lists(type_id, max_size=2)) if fresh(i)]
-    mixins = [Mixin(*split_type_id(i), title=draw(st.none() | text),
-                    attributes=defs_map(draw(st.lists(attribute_defs(), max_size=3))),
-                    depends=tuple(draw(st.lists(type_id, max_size=2, unique=True))),
-                    applies=tuple(draw(st.lists(type_id, max_size=2, unique=True))),
-                    location=draw(st.none() | st.builds(lambda s: f"/mixin/{s}/", slug)))
-              for i in draw(st.lists(type_id, max_size=2)) if fresh(i)]
-    actions = [Action(*split_type_id(i), title=draw(st.none() | text),
-                      attributes=defs_map(draw(st.lists(attribute_defs(), max_size=2))))
-               for i in draw(st.lists(type_id, max_size=2)) if fresh(i)]
+    kinds = [
+        Kind(
+            *split_type_id(i),
+            title=draw(st.none() | text),
+            attributes=defs_map(draw(st.lists(attribute_defs(), max_size=3))),
+            parent=(Kind(*split_type_id(p)) if (p := draw(st.none() | type_id)) else None),
+            location=draw(st.none() | st.builds(lambda s: f"/{s}/", slug)),
+        )
+        for i in draw(st.lists(type_id, max_size=2))
+        if fresh(i)
+    ]
+    mixins = [
+        Mixin(
+            *split_type_id(i),
+            title=draw(st.none() | text),
+            attributes=defs_map(draw(st.lists(attribute_defs(), max_size=3))),
+            depends=tuple(draw(st.lists(type_id, max_size=2, unique=True))),
+            applies=tuple(draw(st.lists(type_id, max_size=2, unique=True))),
+            location=draw(st.none() | st.builds(lambda s: f"/mixin/{s}/", slug)),
+        )
+        for i in draw(st.lists(type_id, max_size=2))
+        if fresh(i)
+    ]
+    actions = [
+        Action(
+            *split_type_id(i),
+            title=draw(st.none() | text),
+            attributes=defs_map(draw(st.lists(attribute_defs(), max_size=2))),
+        )
+        for i in draw(st.lists(type_id, max_size=2))
+        if fresh(i)
+    ]
     return CategoryCollection(kinds, mixins, actions)
 
 
@@ -187,7 +253,9 @@ def same(r, a, b) -> None:
     if r in RDF:
         ga = Graph().parse(data=body(a), format=r.rdf_format)
         gb = Graph().parse(data=body(b), format=r.rdf_format)
-        assert isomorphic(ga, gb), f"{r.media_types[0]}:\n{body(a).decode()}\n---\n{body(b).decode()}"
+        assert isomorphic(ga, gb), (
+            f"{r.media_types[0]}:\n{body(a).decode()}\n---\n{body(b).decode()}"
+        )
     else:
         assert (body(a), a.headers) == (body(b), b.headers), r.media_types[0]
 
@@ -197,12 +265,28 @@ def as_categories(refs) -> CategoryCollection:
     for ref in refs:
         if ref.cls == "kind":
             parent = Kind(*split_type_id(ref.rel[0])) if ref.rel else None
-            coll.kinds.append(Kind(ref.scheme, ref.term, ref.title, ref.attributes,
-                                   parent=parent, location=ref.location))
+            coll.kinds.append(
+                Kind(
+                    ref.scheme,
+                    ref.term,
+                    ref.title,
+                    ref.attributes,
+                    parent=parent,
+                    location=ref.location,
+                )
+            )
         elif ref.cls == "mixin":
-            coll.mixins.append(Mixin(ref.scheme, ref.term, ref.title, ref.attributes,
-                                     depends=tuple(ref.rel), applies=tuple(ref.applies),
-                                     location=ref.location))
+            coll.mixins.append(
+                Mixin(
+                    ref.scheme,
+                    ref.term,
+                    ref.title,
+                    ref.attributes,
+                    depends=tuple(ref.rel),
+                    applies=tuple(ref.applies),
+                    location=ref.location,
+                )
+            )
         else:
             coll.actions.append(Action(ref.scheme, ref.term, ref.title, ref.attributes))
     return coll
@@ -225,8 +309,9 @@ def test_entity_roundtrip(r, entity):
 
 @pytest.mark.parametrize("r", DOCUMENT_RENDERINGS, ids=lambda r: r.media_types[0])
 @SETTINGS
-@given(entities=st.lists(st.one_of(resources(), links()), max_size=3,
-                         unique_by=lambda e: e.location))
+@given(
+    entities=st.lists(st.one_of(resources(), links()), max_size=3, unique_by=lambda e: e.location)
+)
 def test_collection_roundtrip(r, entities):
     for i, e in enumerate(entities):
         e.id = f"e{i}"  # to pair parsed entities with the originals
@@ -258,8 +343,11 @@ def test_categories_roundtrip(r, coll):
     same(r, first, r.render_categories(as_categories(refs), CTX))
     for m in coll.mixins:
         one = r.render_mixin(m, CTX)
-        same(r, one, r.render_mixin(as_categories(r.parse_categories(message(r, one))).mixins[0],
-                                    CTX))
+        same(
+            r,
+            one,
+            r.render_mixin(as_categories(r.parse_categories(message(r, one))).mixins[0], CTX),
+        )
 
 
 @pytest.mark.parametrize("r", [*DOCUMENT_RENDERINGS, TextPlain()], ids=lambda r: r.media_types[0])
@@ -287,9 +375,12 @@ def test_action_invocation_parses_back(r, action, params):
         data = r.serialize(b.g)
     else:
         scheme, term_ = split_type_id(action)
-        root = etree.Element("{http://schemas.ogf.org/occi}action", scheme=scheme, term=term_,
-                             nsmap={None: "http://schemas.ogf.org/occi",
-                                    "xs": "http://www.w3.org/2001/XMLSchema"})
+        root = etree.Element(
+            "{http://schemas.ogf.org/occi}action",
+            scheme=scheme,
+            term=term_,
+            nsmap={None: "http://schemas.ogf.org/occi", "xs": "http://www.w3.org/2001/XMLSchema"},
+        )
         from rendering.xml_rendering import _value_el
 
         for name, v in params.items():

@@ -55,8 +55,22 @@ def test_vocabulary_loads_in_rdflib():
     g = Graph().parse(VOCABULARY_FILE, format="turtle")
     for term in ("Kind", "Mixin", "Action", "Attribute", "Resource", "Link"):
         assert (URIRef(OCCI_NS + term), RDF.type, RDFS.Class) in g
-    for prop in ("source", "target", "depends", "applies", "action", "attribute", "location",
-                 "id", "title", "summary", "mixin", "kind", "link", "member"):
+    for prop in (
+        "source",
+        "target",
+        "depends",
+        "applies",
+        "action",
+        "attribute",
+        "location",
+        "id",
+        "title",
+        "summary",
+        "mixin",
+        "kind",
+        "link",
+        "member",
+    ):
         assert (URIRef(OCCI_NS + prop), RDF.type, RDF.Property) in g
 
 
@@ -70,9 +84,13 @@ def test_every_vocabulary_term_the_renderings_use_is_declared():
     declared = {str(s) for s in vocab.subjects() if str(s).startswith(OCCI_NS)}
     r, ctx = TurtleRendering(), Context("http://h")
     used: set[str] = set()
-    for rendered in (r.render_categories(Registry().collection(), ctx),
-                     r.render_entity(compute(), ctx), r.render_entity(storagelink(), ctx),
-                     r.render_entities([compute()], ctx), r.render_error(400, "B", "m", ctx)):
+    for rendered in (
+        r.render_categories(Registry().collection(), ctx),
+        r.render_entity(compute(), ctx),
+        r.render_entity(storagelink(), ctx),
+        r.render_entities([compute()], ctx),
+        r.render_error(400, "B", "m", ctx),
+    ):
         for triple in Graph().parse(data=rendered.body, format="turtle"):
             used |= {str(t) for t in triple if str(t).startswith(OCCI_NS)}
     assert used <= declared, used - declared
@@ -117,12 +135,15 @@ def test_strict_definitions_catch_gfd226_defects_fixed():
     assert json_errors({"error": {"code": 99, "message": "m"}}, "error")
 
 
-@pytest.mark.parametrize("doc, path", [
-    ({"kind": "k", "actions": [1]}, r"^actions\[0\] does not fit"),
-    ({"resources": [{"kind": "k", "location": 5}]}, r"^resources\[0\]\.location does not fit"),
-    ({"kind": "k", "colour": "red"}, r"'colour' was unexpected"),
-    ({"kind": "k", "links": [{"target": "/x", "foo": 1}]}, r"^links\[0\] does not fit"),
-])
+@pytest.mark.parametrize(
+    "doc, path",
+    [
+        ({"kind": "k", "actions": [1]}, r"^actions\[0\] does not fit"),
+        ({"resources": [{"kind": "k", "location": 5}]}, r"^resources\[0\]\.location does not fit"),
+        ({"kind": "k", "colour": "red"}, r"'colour' was unexpected"),
+        ({"kind": "k", "links": [{"target": "/x", "foo": 1}]}, r"^links\[0\] does not fit"),
+    ],
+)
 def test_incoming_json_refused_with_path(doc, path):
     with pytest.raises(ParseError, match=path):
         JsonRendering().parse_entities(Message(body=json.dumps(doc).encode()))

@@ -453,7 +453,9 @@ def test_concurrent_starts_exactly_one_wins(make):
 def test_platform_state_sits_beside_an_sqlite_server_database(tmp_path):
     from backends.simulator.backend import platform_url
 
-    assert platform_url({"database_url": "sqlite:////x/occi.db"}) == "sqlite:////x/occi-simulator.db"
+    assert (
+        platform_url({"database_url": "sqlite:////x/occi.db"}) == "sqlite:////x/occi-simulator.db"
+    )
     assert platform_url({"database_url": "postgresql://u@h/db"}) == "postgresql://u@h/db"
     explicit = {"database_url": "sqlite:///a.db", "simulator_database_url": "sqlite:///b.db"}
     assert platform_url(explicit) == "sqlite:///b.db"

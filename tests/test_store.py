@@ -658,9 +658,12 @@ def test_dropped_connections_fail_one_read_and_the_next_reconnects(pg_url):
         with s.begin(readonly=True, single=True) as tx:
             assert tx.get("c1").title == "vm c1"
         with s.engine.connect() as admin:
-            admin.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            admin.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
         with pytest.raises(ServiceUnavailable), s.begin(readonly=True, single=True) as tx:
             tx.get("c1")
         with s.begin(readonly=True, single=True) as tx:
@@ -685,13 +688,19 @@ def test_a_page_of_a_common_kind_reads_only_its_own_rows(pg_url):
     try:
         # the shape of a grown cloud: 10,000 storages, then 90,000 computes (bulk, in SQL)
         with s.engine.begin() as conn:
-            for kind, prefix, first, n in ((STORAGE, "s", 0, 10_000), (COMPUTE, "c", 10_000, 90_000)):
-                conn.execute(sa.text(
-                    "INSERT INTO entities (id, kind, location, attributes, mixins, version, "
-                    "created_at, updated_at) SELECT :p || lpad(i::text, 6, '0'), :k, "
-                    "'/x/' || :p || i, '{}', '[]', 1, now(), now() "
-                    "FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS i"),
-                    {"p": prefix, "k": kind, "a": first, "b": first + n - 1})
+            for kind, prefix, first, n in (
+                (STORAGE, "s", 0, 10_000),
+                (COMPUTE, "c", 10_000, 90_000),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO entities (id, kind, location, attributes, mixins, version, "
+                        "created_at, updated_at) SELECT :p || lpad(i::text, 6, '0'), :k, "
+                        "'/x/' || :p || i, '{}', '[]', 1, now(), now() "
+                        "FROM generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS i"
+                    ),
+                    {"p": prefix, "k": kind, "a": first, "b": first + n - 1},
+                )
             conn.execute(sa.text("ANALYZE entities"))
         sa.event.listen(s.engine, "before_cursor_execute", capture)
         with s.begin(readonly=True) as tx:

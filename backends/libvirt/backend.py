@@ -69,11 +69,14 @@ log = logging.getLogger(__name__)
 
 GIB = 1 << 30
 NOT_FOUND = {
-    libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_VOL,
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_NETWORK,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
     libvirt.VIR_ERR_NO_STORAGE_POOL,
 }
 UNSUPPORTED = {
-    libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+    libvirt.VIR_ERR_NO_SUPPORT,
+    libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
 }
 INVALID = {libvirt.VIR_ERR_OPERATION_INVALID}
@@ -253,8 +256,9 @@ class LibvirtBackend(Backend):
     def _metadata(self, dom: libvirt.virDomain, *, inactive: bool = False) -> Metadata:
         flags = CONFIG if inactive else 0
         try:
-            return Metadata.parse(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS,
-                                               flags))
+            return Metadata.parse(
+                dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, flags)
+            )
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
                 return Metadata()
@@ -263,8 +267,9 @@ class LibvirtBackend(Backend):
     def _set_metadata(self, dom: libvirt.virDomain, md: Metadata) -> None:
         with self._errors(f"writing the metadata of {dom.name()}"):
             flags = (LIVE | CONFIG) if dom.isActive() else CONFIG
-            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, md.xml(), METADATA_KEY,
-                            METADATA_NS, flags)
+            dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT, md.xml(), METADATA_KEY, METADATA_NS, flags
+            )
 
     @staticmethod
     def _kind(entity: Entity) -> str:
@@ -294,17 +299,20 @@ class LibvirtBackend(Backend):
 
     def provider_mixins(self) -> list[Mixin]:
         scheme = self.config.os_tpl_scheme
-        mixins = [catalog.os_tpl(scheme, term, title) for term, (_, title) in
-                  sorted(self._images().items())]
-        mixins += [catalog.resource_tpl(self.config.resource_tpl_scheme, t)
-                   for t in self.config.templates]
+        mixins = [
+            catalog.os_tpl(scheme, term, title)
+            for term, (_, title) in sorted(self._images().items())
+        ]
+        mixins += [
+            catalog.resource_tpl(self.config.resource_tpl_scheme, t) for t in self.config.templates
+        ]
         return [*mixins, *infra.CRTP_TEMPLATES]
 
     def _os_tpl_term(self, entity: Entity) -> str | None:
         scheme = self.config.os_tpl_scheme
         for m in entity.mixins:
             if m.startswith(scheme):
-                return m[len(scheme):]
+                return m[len(scheme) :]
         return None
 
     # ================================================================== resources
@@ -329,7 +337,8 @@ class LibvirtBackend(Backend):
         if self._needs_seed(entity) and CONTEXTUALISATION not in self.capabilities:
             raise Unsupported(
                 f"{self.config.uri} cannot hold a cloud-init seed (ssh_key / user_data)"
-                if self.config.seed != "none" else "cloud-init seeds are off (libvirt_seed=none)"
+                if self.config.seed != "none"
+                else "cloud-init seeds are off (libvirt_seed=none)"
             )
         a = entity.attributes
         cores = int(a.get("occi.compute.cores") or 1)
@@ -347,10 +356,16 @@ class LibvirtBackend(Backend):
                 images = self._images()
                 if term not in images:
                     raise PlatformError(
-                        f"image {term} is no longer in pool {self.config.image_pool}")
+                        f"image {term} is no longer in pool {self.config.image_pool}"
+                    )
                 if self._volume(pool, root) is None:
-                    self._clone(self.image_pool, images[term][0], pool, root,
-                                int(float(ephemeral or 0) * GIB))
+                    self._clone(
+                        self.image_pool,
+                        images[term][0],
+                        pool,
+                        root,
+                        int(float(ephemeral or 0) * GIB),
+                    )
                     made.append(root)
                 disks.append(DiskSpec(pool_name, root, "vda"))
             elif ephemeral:
@@ -362,12 +377,19 @@ class LibvirtBackend(Backend):
             if self._needs_seed(entity):
                 seed_name = self._write_seed(entity, pool, name)
                 made.append(seed_name)
-                disks.append(DiskSpec(pool_name, seed_name, "sda", format="raw",
-                                      device="cdrom", bus="sata"))
-            md = Metadata(entity=entity.id or "", os_tpl=term or "",
-                          hostname=str(a.get("occi.compute.hostname") or ""))
-            console = (os.path.join(self.config.console_dir, f"{name}.log")
-                       if self.config.console_dir else None)
+                disks.append(
+                    DiskSpec(pool_name, seed_name, "sda", format="raw", device="cdrom", bus="sata")
+                )
+            md = Metadata(
+                entity=entity.id or "",
+                os_tpl=term or "",
+                hostname=str(a.get("occi.compute.hostname") or ""),
+            )
+            console = (
+                os.path.join(self.config.console_dir, f"{name}.log")
+                if self.config.console_dir
+                else None
+            )
             spec = DomainSpec(
                 name=name,
                 domain_type=self.domain_type,
@@ -393,14 +415,22 @@ class LibvirtBackend(Backend):
             raise
         log.info("defined domain %s (%d cores, %s, image %s)", name, cores, _gb(memory), term)
         note = f" from image {term}" if term else ""
-        return Outcome({
-            "occi.compute.state": "inactive",
-            "occi.compute.state.message": f"created{note}; inactive until started",
-            "occi.compute.architecture": ARCH_TO_OCCI.get(arch, "x64"),
-        })
+        return Outcome(
+            {
+                "occi.compute.state": "inactive",
+                "occi.compute.state.message": f"created{note}; inactive until started",
+                "occi.compute.architecture": ARCH_TO_OCCI.get(arch, "x64"),
+            }
+        )
 
-    def _clone(self, src_pool: libvirt.virStoragePool, src_name: str,
-               dst_pool: libvirt.virStoragePool, dst_name: str, min_bytes: int = 0) -> None:
+    def _clone(
+        self,
+        src_pool: libvirt.virStoragePool,
+        src_name: str,
+        dst_pool: libvirt.virStoragePool,
+        dst_name: str,
+        min_bytes: int = 0,
+    ) -> None:
         src = self._volume(src_pool, src_name)
         if src is None:
             raise NotFoundOnPlatform(f"volume {src_name} is gone")
@@ -415,8 +445,11 @@ class LibvirtBackend(Backend):
 
     def _write_seed(self, entity: Entity, pool: libvirt.virStoragePool, name: str) -> str:
         a = entity.attributes
-        keys = [k.strip() for k in str(a.get("occi.credentials.ssh.publickey") or "").splitlines()
-                if k.strip()]
+        keys = [
+            k.strip()
+            for k in str(a.get("occi.credentials.ssh.publickey") or "").splitlines()
+            if k.strip()
+        ]
         try:
             data = seed.build_iso(
                 instance_id=name,
@@ -435,7 +468,7 @@ class LibvirtBackend(Backend):
                 vol.upload(stream, 0, len(data), 0)
                 offset = 0
                 while offset < len(data):
-                    sent = stream.send(data[offset:offset + 65536])
+                    sent = stream.send(data[offset : offset + 65536])
                     if sent <= 0:
                         raise PlatformError(f"the upload of {seed_name} stalled")
                     offset += sent
@@ -457,12 +490,13 @@ class LibvirtBackend(Backend):
             with self._errors(f"creating volume {name}"):
                 pool.createXML(volume_xml(name, int(size * GIB)), 0)
             log.info("created volume %s (%s)", name, _gb(size))
-        return Outcome({
-            "occi.storage.state": "offline",
-            "occi.storage.state.message":
-                f"created as qcow2 volume {name} in pool {self.config.pool}; offline until "
+        return Outcome(
+            {
+                "occi.storage.state": "offline",
+                "occi.storage.state.message": f"created as qcow2 volume {name} in pool {self.config.pool}; offline until "
                 "brought online",
-        })
+            }
+        )
 
     # ------------------------------------------------------------------ network
     def _network_spec(self, entity: Entity) -> NetworkSpec:
@@ -470,8 +504,9 @@ class LibvirtBackend(Backend):
         vlan = a.get("occi.network.vlan")
         return NetworkSpec(
             name=platform_name(entity),
-            address=a.get("occi.network.address") if infra.IPNETWORK.id in entity.mixins
-            or a.get("occi.network.address") else None,
+            address=a.get("occi.network.address")
+            if infra.IPNETWORK.id in entity.mixins or a.get("occi.network.address")
+            else None,
             gateway=a.get("occi.network.gateway"),
             dhcp=(a.get("occi.network.allocation") or "dynamic") == "dynamic",
             vlan=int(vlan) if vlan is not None else None,
@@ -491,10 +526,12 @@ class LibvirtBackend(Backend):
         if self._network(name) is None:
             self._network_define(entity)
             log.info("defined isolated network %s", name)
-        return Outcome({
-            "occi.network.state": "inactive",
-            "occi.network.state.message": "created (isolated); inactive until brought up",
-        })
+        return Outcome(
+            {
+                "occi.network.state": "inactive",
+                "occi.network.state.message": "created (isolated); inactive until brought up",
+            }
+        )
 
     # ------------------------------------------------------------------ update
     def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
@@ -541,8 +578,10 @@ class LibvirtBackend(Backend):
                     live.append(text)
                 else:
                     if kib > live_max:
-                        why.append(f"memory above the running maximum of "
-                                   f"{_gb(live_max / (1 << 20))} needs a restart")
+                        why.append(
+                            f"memory above the running maximum of "
+                            f"{_gb(live_max / (1 << 20))} needs a restart"
+                        )
                     later.append(text)
             else:
                 later.append(text)
@@ -595,8 +634,13 @@ class LibvirtBackend(Backend):
                 with self._errors(f"resizing volume {name}"):
                     vol.resize(int(size * GIB), 0)
                 message = f"{state}; grown from {_gb(current / GIB)} to {_gb(size)}"
-        return Outcome({"occi.storage.state": state, "occi.storage.state.message": message,
-                        "occi.storage.size": self._size_gb(vol)})
+        return Outcome(
+            {
+                "occi.storage.state": state,
+                "occi.storage.state.message": message,
+                "occi.storage.size": self._size_gb(vol),
+            }
+        )
 
     @staticmethod
     def _size_gb(vol: libvirt.virStorageVol) -> float:
@@ -607,14 +651,19 @@ class LibvirtBackend(Backend):
         net = self._network(name)
         if net is None:
             raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
-        touched = [k for k in changed if k.startswith("occi.network.") and
-                   k not in ("occi.network.state", "occi.network.state.message")]
+        touched = [
+            k
+            for k in changed
+            if k.startswith("occi.network.")
+            and k not in ("occi.network.state", "occi.network.state.message")
+        ]
         out = self.observe(entity)
         if touched:
             self._network_define(entity)
             if net.isActive():
                 out.attributes["occi.network.state.message"] = (
-                    "active; new settings take effect when the network is next brought up")
+                    "active; new settings take effect when the network is next brought up"
+                )
         return out
 
     # ------------------------------------------------------------------ delete
@@ -631,8 +680,10 @@ class LibvirtBackend(Backend):
                     if dom.isActive():
                         dom.destroy()
                     try:
-                        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                                          | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                        dom.undefineFlags(
+                            libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                        )
                     except libvirt.libvirtError as exc:
                         if exc.get_error_code() not in UNSUPPORTED | {libvirt.VIR_ERR_INVALID_ARG}:
                             raise
@@ -769,7 +820,8 @@ class LibvirtBackend(Backend):
 
     def _image_term_for(self, entity: Entity, wanted: str) -> str:
         base = catalog.clean_term(wanted) or (
-            f"{(entity.id or 'image')[:8]}-{datetime.now(UTC):%Y%m%d%H%M%S}")
+            f"{(entity.id or 'image')[:8]}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+        )
         taken = set(self._images())
         pool = self.image_pool
         for n in range(1, 1000):
@@ -798,16 +850,28 @@ class LibvirtBackend(Backend):
             md.deferred_save = {"term": image}
             self._set_metadata(dom, md)
             message = f"running; will be saved as os_tpl {image} when it stops"
-            return Outcome({"occi.compute.state": occi, "occi.compute.state.message": message},
-                           mixin=catalog.os_tpl(scheme, image, f"{title} (written at next stop)"))
+            return Outcome(
+                {"occi.compute.state": occi, "occi.compute.state.message": message},
+                mixin=catalog.os_tpl(scheme, image, f"{title} (written at next stop)"),
+            )
         self._write_image(dom, root, image, pause=running)
-        message = (f"{'running' if running else 'inactive'}; saved as os_tpl {image} "
-                   f"({'hot copy while paused' if running else 'copy'})")
-        return Outcome({"occi.compute.state": occi, "occi.compute.state.message": message},
-                       mixin=catalog.os_tpl(scheme, image, title))
+        message = (
+            f"{'running' if running else 'inactive'}; saved as os_tpl {image} "
+            f"({'hot copy while paused' if running else 'copy'})"
+        )
+        return Outcome(
+            {"occi.compute.state": occi, "occi.compute.state.message": message},
+            mixin=catalog.os_tpl(scheme, image, title),
+        )
 
-    def _write_image(self, dom: libvirt.virDomain, root: tuple[libvirt.virStoragePool, str],
-                     image: str, *, pause: bool) -> None:
+    def _write_image(
+        self,
+        dom: libvirt.virDomain,
+        root: tuple[libvirt.virStoragePool, str],
+        image: str,
+        *,
+        pause: bool,
+    ) -> None:
         """Copy the root disk into the image pool as `<image>.qcow2`.
 
         A stopped domain's disk is cloned (createXMLFrom). A running QEMU holds a write lock on
@@ -847,8 +911,12 @@ class LibvirtBackend(Backend):
         ET.SubElement(dest, "driver", {"type": "qcow2"})
         ET.SubElement(dest, "source", {"file": path})
         with self._errors(f"copying the disk of {dom.name()} to {image}"):
-            dom.blockCopy("vda", ET.tostring(dest, encoding="unicode"), None,
-                          libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB)
+            dom.blockCopy(
+                "vda",
+                ET.tostring(dest, encoding="unicode"),
+                None,
+                libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB,
+            )
             try:
                 deadline = time.monotonic() + timeout
                 while True:
@@ -873,9 +941,14 @@ class LibvirtBackend(Backend):
         if current == target:
             needs = "offline" if term == "online" else "online"
             raise InvalidTransition(f"storage {name} is {current}: {term} needs it {needs}")
-        message = ("online; ready to attach" if term == "online" else "offline")
-        return Outcome({"occi.storage.state": target, "occi.storage.state.message": message,
-                        "occi.storage.size": self._size_gb(vol)})
+        message = "online; ready to attach" if term == "online" else "offline"
+        return Outcome(
+            {
+                "occi.storage.state": target,
+                "occi.storage.state.message": message,
+                "occi.storage.size": self._size_gb(vol),
+            }
+        )
 
     def _network_state(self, entity: Resource, term: str, params: Mapping[str, Any]) -> Outcome:
         name = platform_name(entity)
@@ -901,7 +974,8 @@ class LibvirtBackend(Backend):
             raise Unsupported(f"the libvirt backend cannot attach links of kind {link.kind}")
         if target is None:
             raise Unsupported(
-                f"{link.kind.rsplit('#', 1)[-1]} targets must be resources of this server")
+                f"{link.kind.rsplit('#', 1)[-1]} targets must be resources of this server"
+            )
         dom_name = platform_name(source)
         dom = self._require_domain(dom_name)
         md = self._metadata(dom, inactive=True)
@@ -911,7 +985,8 @@ class LibvirtBackend(Backend):
         occi, state, _, managed = self._compute_state(dom)
         if managed:
             raise InvalidTransition(
-                f"compute {dom_name} is hibernated: start it before changing its devices")
+                f"compute {dom_name} is hibernated: start it before changing its devices"
+            )
         running = state != states.SHUTOFF
         cfg = parse_domain(dom.XMLDesc(XML_INACTIVE))
         live = parse_domain(dom.XMLDesc(0)) if running else cfg
@@ -937,8 +1012,7 @@ class LibvirtBackend(Backend):
             if mac in used_macs:
                 raise InvalidTransition(f"MAC {mac} is already in use on {dom_name}")
             element = nic_element(NicSpec(net_name, mac))
-            info = {"kind": "nic", "mac": mac, "target": net_name,
-                    "dev": f"eth{len(cfg.nics)}"}
+            info = {"kind": "nic", "mac": mac, "target": net_name, "dev": f"eth{len(cfg.nics)}"}
         xml = ET.tostring(element, encoding="unicode")
         with self._errors(f"attaching {info['kind']} to {dom_name}"):
             if running:
@@ -987,8 +1061,7 @@ class LibvirtBackend(Backend):
         if dom is None or info is None:
             return
         name = dom.name()
-        key = ({"disk_dev": info.get("dev")} if info["kind"] == "disk"
-               else {"mac": info.get("mac")})
+        key = {"disk_dev": info.get("dev")} if info["kind"] == "disk" else {"mac": info.get("mac")}
         with self._errors(f"detaching {info['kind']} from {name}"):
             running = dom.state()[0] != states.SHUTOFF
             current = dom.XMLDesc(0 if running else XML_INACTIVE)
@@ -997,13 +1070,15 @@ class LibvirtBackend(Backend):
                 if running:
                     dom.detachDeviceFlags(device, LIVE | CONFIG)
                 else:
-                    self._edit_config(dom, lambda cur: without_device(cur, **key), device,
-                                      attach=False)
+                    self._edit_config(
+                        dom, lambda cur: without_device(cur, **key), device, attach=False
+                    )
             elif running:  # gone live already; make sure the config forgets it too
                 cfg_dev = _find_device(dom.XMLDesc(XML_INACTIVE), **key)
                 if cfg_dev is not None:
-                    self._edit_config(dom, lambda cur: without_device(cur, **key), cfg_dev,
-                                      attach=False)
+                    self._edit_config(
+                        dom, lambda cur: without_device(cur, **key), cfg_dev, attach=False
+                    )
         md = self._metadata(dom, inactive=True)
         if md.links.pop(link.id or "", None) is not None:
             self._set_metadata(dom, md)
@@ -1022,13 +1097,19 @@ class LibvirtBackend(Backend):
             vol = self._volume(self.volume_pool, vol_name)
             if vol is None:
                 raise NotFoundOnPlatform(
-                    f"volume {vol_name} does not exist in pool {self.config.pool}")
+                    f"volume {vol_name} does not exist in pool {self.config.pool}"
+                )
             state = str(entity.attributes.get("occi.storage.state") or "offline")
             message = str(entity.attributes.get("occi.storage.state.message") or state)
             if state == "error":
                 state, message = "offline", "offline; the volume is there again"
-            return Outcome({"occi.storage.state": state, "occi.storage.state.message": message,
-                            "occi.storage.size": self._size_gb(vol)})
+            return Outcome(
+                {
+                    "occi.storage.state": state,
+                    "occi.storage.state.message": message,
+                    "occi.storage.size": self._size_gb(vol),
+                }
+            )
         net = self._network(name)
         if net is None:
             raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
@@ -1041,8 +1122,12 @@ class LibvirtBackend(Backend):
             message = f"up (isolated){where}{addr}"
         else:
             message = "down"
-        return Outcome({"occi.network.state": "active" if active else "inactive",
-                        "occi.network.state.message": message})
+        return Outcome(
+            {
+                "occi.network.state": "active" if active else "inactive",
+                "occi.network.state.message": message,
+            }
+        )
 
     def _observe_compute(self, entity: Entity, name: str) -> Outcome:
         dom = self._require_domain(name)
@@ -1050,18 +1135,25 @@ class LibvirtBackend(Backend):
             state, reason = dom.state()
             managed = bool(dom.hasManagedSaveImage(0)) if state == states.SHUTOFF else False
             md = self._metadata(dom, inactive=True)
-            occi, message = states.with_pending(state, reason, managed, md.pending, time.time(),
-                                                self.config.shutdown_timeout)
-            if (state == states.SHUTOFF and not managed and md.last
-                    and str(reason) in md.last.get("reasons", "").split(",")):
+            occi, message = states.with_pending(
+                state, reason, managed, md.pending, time.time(), self.config.shutdown_timeout
+            )
+            if (
+                state == states.SHUTOFF
+                and not managed
+                and md.last
+                and str(reason) in md.last.get("reasons", "").split(",")
+            ):
                 message = md.last.get("message", message)
             cfg = parse_domain(dom.XMLDesc(XML_INACTIVE))
             dirty = False
             if state == states.SHUTOFF and md.pending:
                 # the operation we asked for is over: remember how it ended, for later reads
                 method = md.pending.get("method", "")
-                md.last = {"message": message,
-                           "reasons": ",".join(STOP_REASONS.get(method, (str(reason),)))}
+                md.last = {
+                    "message": message,
+                    "reasons": ",".join(STOP_REASONS.get(method, (str(reason),))),
+                }
                 md.pending = {}
                 dirty = True
             if state == states.SHUTOFF and not managed and md.deferred_save:
@@ -1074,12 +1166,14 @@ class LibvirtBackend(Backend):
                     message = f"{message}; saved as os_tpl {image}"
             if dirty:
                 self._set_metadata(dom, md)
-        return Outcome({
-            "occi.compute.state": occi,
-            "occi.compute.state.message": message,
-            "occi.compute.cores": cfg.cores,
-            "occi.compute.memory": round(cfg.memory_kib / (1 << 20), 6),
-        })
+        return Outcome(
+            {
+                "occi.compute.state": occi,
+                "occi.compute.state.message": message,
+                "occi.compute.cores": cfg.cores,
+                "occi.compute.memory": round(cfg.memory_kib / (1 << 20), 6),
+            }
+        )
 
     def _observe_link(self, link: Link) -> Outcome:
         dom, info = self._link_info(link)
@@ -1094,25 +1188,35 @@ class LibvirtBackend(Backend):
             if not any(d["dev"] == info.get("dev") for d in present.disks):
                 raise NotFoundOnPlatform(f"disk {info.get('dev')} is not attached to {dom_name}")
             live = running and state != states.PAUSED
-            message = (f"attached to running {dom_name} as {info['dev']}" if live
-                       else f"attached to {dom_name} as {info['dev']}; active while it runs")
-            return Outcome({
-                "occi.storagelink.deviceid": info["dev"],
-                "occi.storagelink.state": "active" if live else "inactive",
-                "occi.storagelink.state.message": message,
-            })
+            message = (
+                f"attached to running {dom_name} as {info['dev']}"
+                if live
+                else f"attached to {dom_name} as {info['dev']}; active while it runs"
+            )
+            return Outcome(
+                {
+                    "occi.storagelink.deviceid": info["dev"],
+                    "occi.storagelink.state": "active" if live else "inactive",
+                    "occi.storagelink.state.message": message,
+                }
+            )
         if not any(n["mac"] == info.get("mac") for n in present.nics):
             raise NotFoundOnPlatform(f"NIC {info.get('mac')} is not attached to {dom_name}")
         live = running and state != states.PAUSED
         dev = info.get("dev") or "eth0"
-        message = (f"plugged into running {dom_name} ({info.get('target', '')})" if live
-                   else f"attached to {dom_name} on {info.get('target', '')}; active while it runs")
-        return Outcome({
-            "occi.networkinterface.interface": dev,
-            "occi.networkinterface.mac": info["mac"],
-            "occi.networkinterface.state": "active" if live else "inactive",
-            "occi.networkinterface.state.message": message,
-        })
+        message = (
+            f"plugged into running {dom_name} ({info.get('target', '')})"
+            if live
+            else f"attached to {dom_name} on {info.get('target', '')}; active while it runs"
+        )
+        return Outcome(
+            {
+                "occi.networkinterface.interface": dev,
+                "occi.networkinterface.mac": info["mac"],
+                "occi.networkinterface.state": "active" if live else "inactive",
+                "occi.networkinterface.state.message": message,
+            }
+        )
 
     # ================================================================== lifecycle
     def start_events(self, callback: EventCallback) -> bool:

@@ -58,8 +58,9 @@ def resource_tpl(scheme: str, spec: TemplateSpec) -> Mixin:
     ]
     title = f"{spec.term}: {spec.cores} cores, {spec.memory:g} GB RAM"
     if spec.disk is not None:
-        defs.append(replace(infra.CRTP_ATTRS["occi.compute.ephemeral_storage.size"],
-                            default=spec.disk))
+        defs.append(
+            replace(infra.CRTP_ATTRS["occi.compute.ephemeral_storage.size"], default=spec.disk)
+        )
         title += f", {spec.disk:g} GB disk"
     return Mixin(
         scheme,

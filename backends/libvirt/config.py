@@ -27,7 +27,7 @@ class TemplateSpec:
 
 
 def parse_templates(value: Any) -> list[TemplateSpec]:
-    """"xlarge:8:32, tiny:1:0.125:1" -> TemplateSpecs (comma or whitespace separated)."""
+    """ "xlarge:8:32, tiny:1:0.125:1" -> TemplateSpecs (comma or whitespace separated)."""
     if not value:
         return []
     out: list[TemplateSpec] = []

@@ -45,7 +45,7 @@ def ensure_event_loop() -> None:
 
 def entity_id(platform_name: str) -> str | None:
     if platform_name.startswith(PREFIX) and len(platform_name) > len(PREFIX):
-        return platform_name[len(PREFIX):]
+        return platform_name[len(PREFIX) :]
     return None
 
 
@@ -95,10 +95,18 @@ class EventWatcher:
     def _connect(self) -> None:
         conn = libvirt.open(self.uri)
         ids = [
-            ("domain", conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_domain, None)),
-            ("network", conn.networkEventRegisterAny(
-                None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, self._on_network, None)),
+            (
+                "domain",
+                conn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_domain, None
+                ),
+            ),
+            (
+                "network",
+                conn.networkEventRegisterAny(
+                    None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, self._on_network, None
+                ),
+            ),
         ]
         try:
             conn.registerCloseCallback(self._on_close, None)
@@ -121,8 +129,9 @@ class EventWatcher:
                 except libvirt.libvirtError as exc:
                     log.debug("reconnecting to %s: %s", self.uri, exc)
 
-        self._reconnector = threading.Thread(target=loop, name="libvirt-events-reconnect",
-                                             daemon=True)
+        self._reconnector = threading.Thread(
+            target=loop, name="libvirt-events-reconnect", daemon=True
+        )
         self._reconnector.start()
 
     def stop(self) -> None:

@@ -52,8 +52,10 @@ def user_data(raw: bytes, ssh_keys: Sequence[str]) -> bytes:
     if raw:
         return raw
     if ssh_keys:
-        return ("#cloud-config\nssh_authorized_keys:\n"
-                + "".join(f"  - {json.dumps(k)}\n" for k in ssh_keys)).encode()
+        return (
+            "#cloud-config\nssh_authorized_keys:\n"
+            + "".join(f"  - {json.dumps(k)}\n" for k in ssh_keys)
+        ).encode()
     return b"#cloud-config\n{}\n"
 
 
@@ -65,8 +67,9 @@ def writer() -> list[str] | None:
     return None
 
 
-def build_iso(instance_id: str, hostname: str | None, ssh_keys: Sequence[str],
-              userdata: bytes) -> bytes:
+def build_iso(
+    instance_id: str, hostname: str | None, ssh_keys: Sequence[str], userdata: bytes
+) -> bytes:
     cmd = writer()
     if cmd is None:
         raise SeedError("no ISO writer found: install genisoimage or xorriso")
@@ -76,9 +79,20 @@ def build_iso(instance_id: str, hostname: str | None, ssh_keys: Sequence[str],
         (d / "user-data").write_bytes(user_data(userdata, ssh_keys))
         out = d / "seed.iso"
         p = subprocess.run(
-            [*cmd, "-quiet", "-output", str(out), "-volid", "cidata", "-joliet", "-rock",
-             str(d / "user-data"), str(d / "meta-data")],
-            capture_output=True, text=True,
+            [
+                *cmd,
+                "-quiet",
+                "-output",
+                str(out),
+                "-volid",
+                "cidata",
+                "-joliet",
+                "-rock",
+                str(d / "user-data"),
+                str(d / "meta-data"),
+            ],
+            capture_output=True,
+            text=True,
         )
         if p.returncode != 0 or not out.exists():
             raise SeedError(f"{Path(cmd[0]).name} failed: {p.stderr.strip()[-500:]}")

@@ -25,8 +25,13 @@ STATE_MAP: dict[int, str] = {
 }
 
 STATE_NAMES = {
-    NOSTATE: "no state", RUNNING: "running", BLOCKED: "blocked", PAUSED: "paused",
-    SHUTDOWN: "shutting down", SHUTOFF: "shut off", CRASHED: "crashed",
+    NOSTATE: "no state",
+    RUNNING: "running",
+    BLOCKED: "blocked",
+    PAUSED: "paused",
+    SHUTDOWN: "shutting down",
+    SHUTOFF: "shut off",
+    CRASHED: "crashed",
     PMSUSPENDED: "suspended by the guest",
 }
 
@@ -112,7 +117,11 @@ def describe(state: int, reason: int, managed_save: bool = False) -> tuple[str, 
 
 
 def with_pending(
-    state: int, reason: int, managed_save: bool, pending: Mapping[str, Any] | None, now: float,
+    state: int,
+    reason: int,
+    managed_save: bool,
+    pending: Mapping[str, Any] | None,
+    now: float,
     shutdown_timeout: float,
 ) -> tuple[str, str]:
     """(OCCI state, message) taking an operation of ours under way into account."""

@@ -21,7 +21,9 @@ ET.register_namespace(METADATA_KEY, METADATA_NS)
 
 
 def _el(parent: ET.Element, tag: str, text: Any = None, **attrs: Any) -> ET.Element:
-    e = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items() if v is not None})
+    e = ET.SubElement(
+        parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items() if v is not None}
+    )
     if text is not None:
         e.text = str(text)
     return e
@@ -149,9 +151,19 @@ def _kib(e: ET.Element | None) -> int:
     if e is None or not e.text:
         return 0
     unit = (e.get("unit") or "KiB").lower()
-    factor = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024,
-              "m": 1024, "mib": 1024, "mb": 1000**2 / 1024, "g": 1 << 20, "gib": 1 << 20,
-              "gb": 1000**3 / 1024}.get(unit, 1)
+    factor = {
+        "b": 1 / 1024,
+        "bytes": 1 / 1024,
+        "k": 1,
+        "kib": 1,
+        "kb": 1000 / 1024,
+        "m": 1024,
+        "mib": 1024,
+        "mb": 1000**2 / 1024,
+        "g": 1 << 20,
+        "gib": 1 << 20,
+        "gb": 1000**3 / 1024,
+    }.get(unit, 1)
     return int(int(e.text) * factor)
 
 
@@ -169,22 +181,26 @@ def parse_domain(xml: str) -> DomainDevices:
     for disk in root.findall("devices/disk"):
         src = disk.find("source")
         tgt = disk.find("target")
-        out.disks.append({
-            "dev": tgt.get("dev", "") if tgt is not None else "",
-            "device": disk.get("device", "disk"),
-            "pool": src.get("pool", "") if src is not None else "",
-            "volume": src.get("volume", "") if src is not None else "",
-            "file": src.get("file", "") if src is not None else "",
-        })
+        out.disks.append(
+            {
+                "dev": tgt.get("dev", "") if tgt is not None else "",
+                "device": disk.get("device", "disk"),
+                "pool": src.get("pool", "") if src is not None else "",
+                "volume": src.get("volume", "") if src is not None else "",
+                "file": src.get("file", "") if src is not None else "",
+            }
+        )
     for iface in root.findall("devices/interface"):
         mac = iface.find("mac")
         src = iface.find("source")
         tgt = iface.find("target")
-        out.nics.append({
-            "mac": (mac.get("address", "") if mac is not None else "").lower(),
-            "network": src.get("network", "") if src is not None else "",
-            "dev": tgt.get("dev", "") if tgt is not None else "",
-        })
+        out.nics.append(
+            {
+                "mac": (mac.get("address", "") if mac is not None else "").lower(),
+                "network": src.get("network", "") if src is not None else "",
+                "dev": tgt.get("dev", "") if tgt is not None else "",
+            }
+        )
     return out
 
 
@@ -228,7 +244,9 @@ class Metadata:
     os_tpl: str = ""
     hostname: str = ""
     pending: dict[str, str] = field(default_factory=dict)  # op, method, since, ...
-    links: dict[str, dict[str, str]] = field(default_factory=dict)  # link id -> kind, dev, mac, target
+    links: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # link id -> kind, dev, mac, target
     deferred_save: dict[str, str] = field(default_factory=dict)  # term
     last: dict[str, str] = field(default_factory=dict)  # how the last stop ended: message, reasons
 
@@ -378,7 +396,10 @@ def network_xml(spec: NetworkSpec) -> str:
 
 def parse_network(xml: str) -> dict[str, Any]:
     root = ET.fromstring(xml)
-    out: dict[str, Any] = {"name": root.findtext("name", ""), "forward": root.find("forward") is not None}
+    out: dict[str, Any] = {
+        "name": root.findtext("name", ""),
+        "forward": root.find("forward") is not None,
+    }
     ip = root.find("ip")
     if ip is not None:
         prefix = ip.get("prefix")

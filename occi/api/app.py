@@ -33,8 +33,9 @@ _HEADER_RENDERING = rendering.for_media_type("text/occi")
 class OcciResource:
     """The single sink: dispatches on path shape and method."""
 
-    def __init__(self, service: Service, *, max_body: int, base_url: str = "",
-                 server_header: bool = True):
+    def __init__(
+        self, service: Service, *, max_body: int, base_url: str = "", server_header: bool = True
+    ):
         self.service = service
         self.server_header = server_header
         self._model_cache: dict[object, object] = {}
@@ -59,19 +60,34 @@ class OcciResource:
         except Unrenderable as exc:
             # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
             # returned"; the message is sent as text/plain, which every client can read
-            self._error(resp, rendering.for_media_type("text/plain"), ctx, 400,
-                        "Bad Request", str(exc))
+            self._error(
+                resp, rendering.for_media_type("text/plain"), ctx, 400, "Bad Request", str(exc)
+            )
         except Exception:  # a bug: log it, answer without leaking internals
             log.exception("unhandled error on %s %s", req.method, req.path)
-            self._error(resp, out, ctx, 500, "Internal Server Error",
-                        "the server failed to handle this request; the error is in its log")
+            self._error(
+                resp,
+                out,
+                ctx,
+                500,
+                "Internal Server Error",
+                "the server failed to handle this request; the error is in its log",
+            )
         if req.method == "HEAD":
             resp.text = None
             resp.data = None
             resp.stream = None
 
-    def _error(self, resp, out: Rendering, ctx: Context, status: int, reason: str,
-               message: str, headers: dict[str, str] | None = None) -> None:
+    def _error(
+        self,
+        resp,
+        out: Rendering,
+        ctx: Context,
+        status: int,
+        reason: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         resp.stream = None
         resp.data = None
         for name, value in (headers or {}).items():
@@ -103,7 +119,9 @@ class OcciResource:
         else:
             body = b""
         if len(body) > self.max_body:
-            raise errors.PayloadTooLarge(f"the request body is above the limit of {self.max_body} bytes")
+            raise errors.PayloadTooLarge(
+                f"the request body is above the limit of {self.max_body} bytes"
+            )
         headers = {k.lower(): v for k, v in req.headers.items()}
         return Message(headers=headers, body=body, base_url=ctx.base_url)
 
@@ -113,10 +131,14 @@ class OcciResource:
 
     def _filter(self, req: falcon.Request, msg: Message) -> Filter:
         flt = Filter()
-        for ref in _HEADER_RENDERING.parse_categories(Message(headers=msg.headers, base_url=msg.base_url)):
+        for ref in _HEADER_RENDERING.parse_categories(
+            Message(headers=msg.headers, base_url=msg.base_url)
+        ):
             flt.categories.append(ref.id)
         flt.categories.extend(req.get_param_as_list("category") or [])
-        flt.attributes.update(_HEADER_RENDERING.parse_attribute_filter(Message(headers=msg.headers)))
+        flt.attributes.update(
+            _HEADER_RENDERING.parse_attribute_filter(Message(headers=msg.headers))
+        )
         names = req.get_param_as_list("attribute") or []
         values = req.get_param_as_list("value") or []
         if len(names) != len(values):
@@ -133,13 +155,17 @@ class OcciResource:
             n = int(number) if number is not None else self.service.max_page_size
             p = int(page) if page is not None else 1
         except ValueError:
-            raise errors.BadRequest("page and number must be whole numbers, e.g. ?page=1&number=50") from None
+            raise errors.BadRequest(
+                "page and number must be whole numbers, e.g. ?page=1&number=50"
+            ) from None
         if n < 1 or p < 1:
             raise errors.BadRequest("page and number start at 1")
         return Page(number=n, page=p)
 
     # ------------------------------------------------------------------ dispatch
-    def _dispatch(self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context) -> None:
+    def _dispatch(
+        self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context
+    ) -> None:
         path = req.path or "/"  # falcon has percent-decoded it once already
         method = "GET" if req.method == "HEAD" else req.method
         if path in QUERY_PATHS:
@@ -221,10 +247,16 @@ class OcciResource:
         target = self.service.collection_target(path, reg)
         is_mixin = isinstance(target, Mixin)
         if method == "GET":
-            entities, _ = self.service.list(path, self._filter(req, msg), self._page(req))
+            entities, _ = self.service.list_collection(
+                path, self._filter(req, msg), self._page(req)
+            )
             return self._send(resp, "200 OK", out.render_entities(entities, ctx))
         if method == "POST" and action is not None:
-            inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
+            inv = (
+                self._parse(req, msg, lambda r: r.parse_action(msg))
+                if msg.body or _has_occi_headers(msg)
+                else ActionInvocation(None)
+            )
             done = self.service.act_on_collection(path, action, inv, self._filter(req, Message()))
             return self._send(resp, "200 OK", out.render_entities(done, ctx))
         if method == "POST":
@@ -240,8 +272,14 @@ class OcciResource:
         if method == "PUT":
             if not is_mixin:
                 raise self._not_allowed(path, ["GET", "HEAD", "POST", "DELETE"])
-            locs = self._parse(req, msg, lambda r: r.parse_locations(msg)) if msg.body or _has_occi_headers(msg) else []
-            members = self.service.associate(path, locs, replace_all=True) if locs else self._clear(path)
+            locs = (
+                self._parse(req, msg, lambda r: r.parse_locations(msg))
+                if msg.body or _has_occi_headers(msg)
+                else []
+            )
+            members = (
+                self.service.associate(path, locs, replace_all=True) if locs else self._clear(path)
+            )
             return self._send(resp, "200 OK", out.render_entities(members, ctx))
         if method == "DELETE":
             if is_mixin:
@@ -252,7 +290,11 @@ class OcciResource:
             else:
                 self.service.delete_collection(path, self._filter(req, msg))
             return self._send(resp, "200 OK", out.render_ok(ctx))
-        allowed = ["GET", "HEAD", "POST", "PUT", "DELETE"] if is_mixin else ["GET", "HEAD", "POST", "DELETE"]
+        allowed = (
+            ["GET", "HEAD", "POST", "PUT", "DELETE"]
+            if is_mixin
+            else ["GET", "HEAD", "POST", "DELETE"]
+        )
         raise self._not_allowed(path, allowed)
 
     def _clear(self, path: str) -> list[Entity]:
@@ -269,7 +311,9 @@ class OcciResource:
             resp.append_header("X-OCCI-Location", ctx.url(e.location))
         if len(created) == 1 and out.media_types[0] != "text/uri-list":
             return self._send_entity(resp, "201 Created", out, ctx, created[0])
-        return self._send(resp, "201 Created", out.render_locations([e.location for e in created], ctx))
+        return self._send(
+            resp, "201 Created", out.render_locations([e.location for e in created], ctx)
+        )
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
@@ -285,7 +329,11 @@ class OcciResource:
         msg = self._message(req, ctx)
         if_match = req.get_header("If-Match")
         if method == "POST" and action is not None:
-            inv = self._parse(req, msg, lambda r: r.parse_action(msg)) if msg.body or _has_occi_headers(msg) else ActionInvocation(None)
+            inv = (
+                self._parse(req, msg, lambda r: r.parse_action(msg))
+                if msg.body or _has_occi_headers(msg)
+                else ActionInvocation(None)
+            )
             result = self.service.act(path, action, inv, if_match=if_match)
             if isinstance(result, Mixin):
                 return self._send(resp, "200 OK", out.render_mixin(result, ctx))
@@ -300,8 +348,9 @@ class OcciResource:
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("PUT carries exactly one entity")
-            entity, created = self.service.put(path, entities[0], if_match=if_match,
-                                               if_none_match=req.get_header("If-None-Match"))
+            entity, created = self.service.put(
+                path, entities[0], if_match=if_match, if_none_match=req.get_header("If-None-Match")
+            )
             if created:
                 return self._created(resp, out, ctx, [entity])
             return self._send_entity(resp, "200 OK", out, ctx, entity)
@@ -321,7 +370,9 @@ def _wants_fresh(req: falcon.Request) -> bool:
 
 
 def _has_occi_headers(msg: Message) -> bool:
-    return any(h in msg.headers for h in ("category", "x-occi-attribute", "link", "x-occi-location"))
+    return any(
+        h in msg.headers for h in ("category", "x-occi-attribute", "link", "x-occi-location")
+    )
 
 
 _SPECIAL_CASE = {"occi": "OCCI", "etag": "ETag", "www": "WWW"}
@@ -347,8 +398,9 @@ def with_canonical_headers(app):
     return wrapped
 
 
-def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "",
-               server_header: bool = True) -> falcon.App:
+def create_app(
+    service: Service, *, max_body: int = 1 << 20, base_url: str = "", server_header: bool = True
+) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi)."""
     app = falcon.App(media_type=None)
@@ -356,8 +408,9 @@ def create_app(service: Service, *, max_body: int = 1 << 20, base_url: str = "",
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
     app.resp_options.default_media_type = negotiation.DEFAULT_TYPE
-    handler = OcciResource(service, max_body=max_body, base_url=base_url,
-                           server_header=server_header)
+    handler = OcciResource(
+        service, max_body=max_body, base_url=base_url, server_header=server_header
+    )
     app.add_sink(handler, prefix="/")
 
     def handle_falcon_error(req, resp, ex, params):

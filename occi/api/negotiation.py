@@ -32,7 +32,9 @@ def parse_accept(header: str) -> list[tuple[str, float]]:
                 try:
                     q = float(f[2:])
                 except ValueError:
-                    raise errors.BadRequest(f"Accept: the quality value in {part.strip()!r} is not a number") from None
+                    raise errors.BadRequest(
+                        f"Accept: the quality value in {part.strip()!r} is not a number"
+                    ) from None
                 if not 0.0 <= q <= 1.0:
                     raise errors.BadRequest(f"Accept: quality values go from 0 to 1, not {q}")
         items.append((mt, q, i))

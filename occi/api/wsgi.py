@@ -17,33 +17,40 @@ from occi.settings import Settings
 from occi.store import make_store
 
 
-def build(settings: Settings, *, upgrade: bool = False, server_header: bool = True,
-          run_jobs: bool = True) -> tuple[falcon.App, Service]:
+def build(
+    settings: Settings, *, upgrade: bool = False, server_header: bool = True, run_jobs: bool = True
+) -> tuple[falcon.App, Service]:
     """The app and its service. `run_jobs` starts this process's job runner (heartbeats and
     worker threads); without it, requests run their own jobs."""
     store = make_store(settings.database_url, entity_cache=settings.entity_cache)
     if upgrade:
         store.upgrade()
     backend = load_backend(settings.backend, settings.backend_settings())
-    service = Service(store, backend, max_page_size=settings.max_page_size,
-                      job_settings=settings.job_settings())
+    service = Service(
+        store, backend, max_page_size=settings.max_page_size, job_settings=settings.job_settings()
+    )
     if run_jobs:
         runner = JobRunner(
-            store, service.execute, service.job_settings,
+            store,
+            service.execute,
+            service.job_settings,
             reconcile=service.reconcile if backend.reconcile_needed else None,
             events=backend.start_events,
         )
         runner.start()
         service.attach_runner(runner)
-    app = create_app(service, max_body=settings.max_body, base_url=settings.base_url,
-                     server_header=server_header)
+    app = create_app(
+        service, max_body=settings.max_body, base_url=settings.base_url, server_header=server_header
+    )
     return app, service
 
 
 def _application():
     settings = Settings.load()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
     app = build(settings, server_header=not _announce_through_gunicorn())[0]
     return with_canonical_headers(app)
 

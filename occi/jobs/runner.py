@@ -55,10 +55,14 @@ class JobSettings:
 
 
 class JobRunner:
-    def __init__(self, store: Store, execute: Callable[[Job, JobRunner], None],
-                 settings: JobSettings | None = None,
-                 reconcile: Callable[[list[str] | None], int] | None = None,
-                 events: Callable[[Callable[[str], None]], bool] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        execute: Callable[[Job, JobRunner], None],
+        settings: JobSettings | None = None,
+        reconcile: Callable[[list[str] | None], int] | None = None,
+        events: Callable[[Callable[[str], None]], bool] | None = None,
+    ):
         self.store = store
         self.execute = execute
         self.reconcile = reconcile
@@ -78,14 +82,17 @@ class JobRunner:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._register()
-        self._threads = [threading.Thread(target=self._heartbeat_loop, name="occi-heartbeat",
-                                          daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._heartbeat_loop, name="occi-heartbeat", daemon=True)
+        ]
         for i in range(self.settings.threads):
-            self._threads.append(threading.Thread(target=self._work_loop, name=f"occi-job-{i}",
-                                                  daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._work_loop, name=f"occi-job-{i}", daemon=True)
+            )
         if self.reconcile is not None:
-            self._threads.append(threading.Thread(target=self._reconcile_loop,
-                                                  name="occi-reconcile", daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._reconcile_loop, name="occi-reconcile", daemon=True)
+            )
         for t in self._threads:
             t.start()
         if self.events is not None and self.reconcile is not None:
@@ -201,8 +208,13 @@ class JobRunner:
                 job = tx.jobs.claim(server_id, self.settings.lease, job_id)
             if job is None:
                 return False
-            log.debug("running %s %s on %s (attempt %d)", job.operation, job.entity_id,
-                      server_id, job.attempts)
+            log.debug(
+                "running %s %s on %s (attempt %d)",
+                job.operation,
+                job.entity_id,
+                server_id,
+                job.attempts,
+            )
             self.execute(job, self)
             return True
         finally:

@@ -72,12 +72,14 @@ class JobTx(ABC):
     operations on one entity happen one after another, different entities in parallel."""
 
     @abstractmethod
-    def enqueue(self, entity_id: str, operation: str, params: dict[str, Any],
-                max_attempts: int = 5) -> str: ...
+    def enqueue(
+        self, entity_id: str, operation: str, params: dict[str, Any], max_attempts: int = 5
+    ) -> str: ...
 
     @abstractmethod
-    def enqueue_many(self, jobs: list[tuple[str, str, dict[str, Any]]],
-                     max_attempts: int = 5) -> list[str]:
+    def enqueue_many(
+        self, jobs: list[tuple[str, str, dict[str, Any]]], max_attempts: int = 5
+    ) -> list[str]:
         """Queue (entity_id, operation, params) jobs with ONE statement."""
 
     @abstractmethod
@@ -214,8 +216,9 @@ class StoreTx(ABC):
 
 class Store(ABC):
     @abstractmethod
-    def begin(self, *, readonly: bool = False,
-              single: bool = False) -> AbstractContextManager[StoreTx]:
+    def begin(
+        self, *, readonly: bool = False, single: bool = False
+    ) -> AbstractContextManager[StoreTx]:
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 
@@ -246,9 +249,7 @@ class Store(ABC):
         offset = q.offset
         while True:
             with self.begin(readonly=True) as tx:
-                page = tx.query(
-                    Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch)
-                )
+                page = tx.query(Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch))
             yield from page
             if len(page) < batch:
                 return

@@ -46,28 +46,54 @@ class SqlJobTx(JobTx):
             seq=row.seq,
         )
 
-    def enqueue(self, entity_id: str, operation: str, params: dict[str, Any],
-                max_attempts: int = 5) -> str:
+    def enqueue(
+        self, entity_id: str, operation: str, params: dict[str, Any], max_attempts: int = 5
+    ) -> str:
         now = time.time()
         job_id = str(uuid.uuid4())
-        self.conn.execute(self.t.insert().values(
-            id=job_id, entity_id=entity_id, operation=operation,
-            params=json.dumps(params, separators=(",", ":")), status=PENDING, owner=None,
-            lease_expires=None, attempts=0, max_attempts=max_attempts, not_before=now,
-            error=None, result=None, created_at=now, updated_at=now,
-        ))
+        self.conn.execute(
+            self.t.insert().values(
+                id=job_id,
+                entity_id=entity_id,
+                operation=operation,
+                params=json.dumps(params, separators=(",", ":")),
+                status=PENDING,
+                owner=None,
+                lease_expires=None,
+                attempts=0,
+                max_attempts=max_attempts,
+                not_before=now,
+                error=None,
+                result=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         return job_id
 
-    def enqueue_many(self, jobs: list[tuple[str, str, dict[str, Any]]],
-                     max_attempts: int = 5) -> list[str]:
+    def enqueue_many(
+        self, jobs: list[tuple[str, str, dict[str, Any]]], max_attempts: int = 5
+    ) -> list[str]:
         if not jobs:
             return []
         now = time.time()
         rows = [
-            dict(id=str(uuid.uuid4()), entity_id=entity_id, operation=operation,
-                 params=json.dumps(params, separators=(",", ":")), status=PENDING, owner=None,
-                 lease_expires=None, attempts=0, max_attempts=max_attempts, not_before=now,
-                 error=None, result=None, created_at=now, updated_at=now)
+            dict(
+                id=str(uuid.uuid4()),
+                entity_id=entity_id,
+                operation=operation,
+                params=json.dumps(params, separators=(",", ":")),
+                status=PENDING,
+                owner=None,
+                lease_expires=None,
+                attempts=0,
+                max_attempts=max_attempts,
+                not_before=now,
+                error=None,
+                result=None,
+                created_at=now,
+                updated_at=now,
+            )
             for entity_id, operation, params in jobs
         ]
         self.conn.execute(self.t.insert(), rows)
@@ -101,10 +127,17 @@ class SqlJobTx(JobTx):
         row = self.conn.execute(q).first()
         if row is None:
             return None
-        self.conn.execute(t.update().where(t.c.seq == row.seq).values(
-            status=RUNNING, owner=server_id, lease_expires=now + lease_seconds,
-            attempts=t.c.attempts + 1, updated_at=now,
-        ))
+        self.conn.execute(
+            t.update()
+            .where(t.c.seq == row.seq)
+            .values(
+                status=RUNNING,
+                owner=server_id,
+                lease_expires=now + lease_seconds,
+                attempts=t.c.attempts + 1,
+                updated_at=now,
+            )
+        )
         job = self._job(row)
         job.status, job.owner, job.attempts = RUNNING, server_id, row.attempts + 1
         return job
@@ -113,22 +146,52 @@ class SqlJobTx(JobTx):
         return sa.and_(self.t.c.id == job_id, self.t.c.owner == owner, self.t.c.status == RUNNING)
 
     def finish(self, job_id: str, owner: str, result: dict[str, Any] | None = None) -> bool:
-        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
-            status=DONE, lease_expires=None, updated_at=time.time(), error=None,
-            result=json.dumps(result, separators=(",", ":")) if result is not None else None,
-        )).rowcount)
+        return bool(
+            self.conn.execute(
+                self.t.update()
+                .where(self._mine(job_id, owner))
+                .values(
+                    status=DONE,
+                    lease_expires=None,
+                    updated_at=time.time(),
+                    error=None,
+                    result=json.dumps(result, separators=(",", ":"))
+                    if result is not None
+                    else None,
+                )
+            ).rowcount
+        )
 
     def retry(self, job_id: str, owner: str, error: str, delay: float) -> bool:
         now = time.time()
-        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
-            status=PENDING, owner=None, lease_expires=None, error=error,
-            not_before=now + delay, updated_at=now,
-        )).rowcount)
+        return bool(
+            self.conn.execute(
+                self.t.update()
+                .where(self._mine(job_id, owner))
+                .values(
+                    status=PENDING,
+                    owner=None,
+                    lease_expires=None,
+                    error=error,
+                    not_before=now + delay,
+                    updated_at=now,
+                )
+            ).rowcount
+        )
 
     def fail(self, job_id: str, owner: str, error: str) -> bool:
-        return bool(self.conn.execute(self.t.update().where(self._mine(job_id, owner)).values(
-            status=FAILED, lease_expires=None, error=error, updated_at=time.time(),
-        )).rowcount)
+        return bool(
+            self.conn.execute(
+                self.t.update()
+                .where(self._mine(job_id, owner))
+                .values(
+                    status=FAILED,
+                    lease_expires=None,
+                    error=error,
+                    updated_at=time.time(),
+                )
+            ).rowcount
+        )
 
     def statuses(self, job_ids: Iterable[str]) -> dict[str, Job]:
         ids = list(job_ids)
@@ -142,7 +205,8 @@ class SqlJobTx(JobTx):
         if not ids:
             return []
         rows = self.conn.execute(
-            sa.select(self.t).where(self.t.c.entity_id.in_(ids), self.t.c.status.in_(UNFINISHED))
+            sa.select(self.t)
+            .where(self.t.c.entity_id.in_(ids), self.t.c.status.in_(UNFINISHED))
             .order_by(self.t.c.seq)
         ).all()
         return [self._job(r) for r in rows]
@@ -160,37 +224,52 @@ class SqlJobTx(JobTx):
     # ------------------------------------------------------------------ servers
     def register_server(self, server_id: str, host: str, pid: int) -> None:
         now = time.time()
-        self.conn.execute(self.s.insert().values(
-            id=server_id, host=host, pid=pid, status="alive", started_at=now, heartbeat_at=now,
-        ))
+        self.conn.execute(
+            self.s.insert().values(
+                id=server_id,
+                host=host,
+                pid=pid,
+                status="alive",
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
 
     def heartbeat(self, server_id: str, lease_seconds: float) -> bool:
         now = time.time()
         alive = self.conn.execute(
-            self.s.update().where(self.s.c.id == server_id, self.s.c.status == "alive")
+            self.s.update()
+            .where(self.s.c.id == server_id, self.s.c.status == "alive")
             .values(heartbeat_at=now)
         ).rowcount
         if not alive:
             return False
         self.conn.execute(
-            self.t.update().where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
+            self.t.update()
+            .where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
             .values(lease_expires=now + lease_seconds)
         )
         return True
 
     def reap(self, dead_after: float) -> list[str]:
         now = time.time()
-        dead = [r.id for r in self.conn.execute(
-            sa.select(self.s.c.id).where(self.s.c.status == "alive",
-                                         self.s.c.heartbeat_at < now - dead_after)
-        ).all()]
+        dead = [
+            r.id
+            for r in self.conn.execute(
+                sa.select(self.s.c.id).where(
+                    self.s.c.status == "alive", self.s.c.heartbeat_at < now - dead_after
+                )
+            ).all()
+        ]
         if dead:
             self.conn.execute(self.s.update().where(self.s.c.id.in_(dead)).values(status="dead"))
             # their running jobs are runnable now (attempts are kept: retries stay bounded)
             self.conn.execute(
-                self.t.update().where(self.t.c.owner.in_(dead), self.t.c.status == RUNNING)
-                .values(status=PENDING, owner=None, lease_expires=None, not_before=now,
-                        updated_at=now)
+                self.t.update()
+                .where(self.t.c.owner.in_(dead), self.t.c.status == RUNNING)
+                .values(
+                    status=PENDING, owner=None, lease_expires=None, not_before=now, updated_at=now
+                )
             )
         return dead
 
@@ -198,11 +277,13 @@ class SqlJobTx(JobTx):
         self.conn.execute(self.s.update().where(self.s.c.id == server_id).values(status="stopped"))
         now = time.time()
         self.conn.execute(
-            self.t.update().where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
+            self.t.update()
+            .where(self.t.c.owner == server_id, self.t.c.status == RUNNING)
             .values(status=PENDING, owner=None, lease_expires=None, not_before=now, updated_at=now)
         )
 
     def servers(self) -> list[ServerInfo]:
         rows = self.conn.execute(sa.select(self.s).order_by(self.s.c.started_at)).all()
-        return [ServerInfo(r.id, r.host, r.pid, r.status, r.started_at, r.heartbeat_at)
-                for r in rows]
+        return [
+            ServerInfo(r.id, r.host, r.pid, r.status, r.started_at, r.heartbeat_at) for r in rows
+        ]

@@ -70,12 +70,18 @@ entities = sa.Table(
     sa.Index("ix_entities_kind_seq", "kind", "seq"),
     # partial: only links have a source and a target, so planners that gather statistics
     # (SQLite's ANALYZE) do not judge a mostly-NULL index useless and scan the table instead
-    sa.Index("ix_entities_link_source", "source_id",
-             sqlite_where=sa.text("source_id IS NOT NULL"),
-             postgresql_where=sa.text("source_id IS NOT NULL")),
-    sa.Index("ix_entities_link_target", "target",
-             sqlite_where=sa.text("target IS NOT NULL"),
-             postgresql_where=sa.text("target IS NOT NULL")),
+    sa.Index(
+        "ix_entities_link_source",
+        "source_id",
+        sqlite_where=sa.text("source_id IS NOT NULL"),
+        postgresql_where=sa.text("source_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_entities_link_target",
+        "target",
+        sqlite_where=sa.text("target IS NOT NULL"),
+        postgresql_where=sa.text("target IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -278,8 +284,9 @@ def normalise_url(url: str) -> sa.URL:
 #: a resource's outgoing links, joined to it in one statement (get, stream)
 _LINKS = entities.alias("l")
 #: the link columns a rendering needs (not the timestamps): fewer columns, less to decode
-_LINK_LABELS = [(name, f"l_{name}") for name in entities.c.keys()
-                if name not in ("created_at", "updated_at")]
+_LINK_LABELS = [
+    (name, f"l_{name}") for name in entities.c.keys() if name not in ("created_at", "updated_at")
+]
 _LINK_COLUMNS = [_LINKS.c[name].label(label) for name, label in _LINK_LABELS]
 
 
@@ -383,8 +390,9 @@ class SqlTx(StoreTx):
         )
         return column.in_(each.scalar_subquery())
 
-    def _where(self, q: Query, *, mixin: bool = True,
-               kind_range: bool = False) -> list[sa.ColumnElement[bool]]:
+    def _where(
+        self, q: Query, *, mixin: bool = True, kind_range: bool = False
+    ) -> list[sa.ColumnElement[bool]]:
         e = entities.c
         clauses: list[sa.ColumnElement[bool]] = []
         if q.kinds is not None:
@@ -553,7 +561,9 @@ class SqlTx(StoreTx):
         rows = self.conn.execute(sa.select(entities).where(self._in(entities.c.id, ids))).all()
         return {e.id: e for e in self._attach_links(rows)}
 
-    def _listing(self, q: Query) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
+    def _listing(
+        self, q: Query
+    ) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
         """Filter and order of a listing without a mixin, in seq order.
 
         For one kind, the kind is written as a range (`kind BETWEEN k AND k`) and the order as
@@ -602,7 +612,9 @@ class SqlTx(StoreTx):
             ).outerjoin(ln, ln.c.source_id == e.c.id)
             where, order = self._where(q, mixin=False), [m.entity_seq]
         stmt = (
-            sa.select(e, *_LINK_COLUMNS).select_from(joined).where(*where)
+            sa.select(e, *_LINK_COLUMNS)
+            .select_from(joined)
+            .where(*where)
             .order_by(*order, ln.c.seq)
         )
         result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
@@ -1034,8 +1046,7 @@ class SqlStore(Store):
             if self._listener_started:
                 return
             self._listener_started = True
-            threading.Thread(target=self._listen, name="occi-changes-listen",
-                             daemon=True).start()
+            threading.Thread(target=self._listen, name="occi-changes-listen", daemon=True).start()
 
     def _listen(self) -> None:
         """One connection LISTENing for the categories' and (with a cache) the entities'
@@ -1047,17 +1058,23 @@ class SqlStore(Store):
         cache = self._cache
         while not self._closed:
             try:
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=10,
-                                     application_name=LISTENER_NAME) as conn:
+                with psycopg.connect(
+                    dsn, autocommit=True, connect_timeout=10, application_name=LISTENER_NAME
+                ) as conn:
                     conn.execute(f"LISTEN {CATEGORIES_CHANNEL}")
                     if cache is not None:
                         conn.execute(f"LISTEN {ENTITIES_CHANNEL}")
-                        announced = conn.execute(
-                            "SELECT 1 FROM pg_trigger WHERE tgname = %s", (ENTITIES_TRIGGER,)
-                        ).fetchone() is not None
+                        announced = (
+                            conn.execute(
+                                "SELECT 1 FROM pg_trigger WHERE tgname = %s", (ENTITIES_TRIGGER,)
+                            ).fetchone()
+                            is not None
+                        )
                         if not announced:
-                            log.warning("the database does not announce entity changes "
-                                        "(run occi-server migrate): no entity cache")
+                            log.warning(
+                                "the database does not announce entity changes "
+                                "(run occi-server migrate): no entity cache"
+                            )
                         cache.enable(announced)
                     self._notifications += 1  # anything may have changed while not listening
                     self._listening = True

@@ -22,7 +22,9 @@ class Api:
         self.client = client
         self.service = service
 
-    def request(self, method, path, *, body=None, headers=None, accept=JSON, ctype=None, params=None):
+    def request(
+        self, method, path, *, body=None, headers=None, accept=JSON, ctype=None, params=None
+    ):
         h = {"Accept": accept} if accept else {}
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
@@ -45,8 +47,12 @@ class Api:
         return self.request("DELETE", path, body=body, **kw)
 
     def create(self, kind, attributes=None, mixins=(), links=(), **extra):
-        doc = {"kind": INFRA + kind, "attributes": attributes or {}, "mixins": list(mixins),
-               **extra}
+        doc = {
+            "kind": INFRA + kind,
+            "attributes": attributes or {},
+            "mixins": list(mixins),
+            **extra,
+        }
         if links:
             doc["links"] = list(links)
         r = self.post(f"/{kind}/", doc)
@@ -65,11 +71,13 @@ class Api:
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings.from_mapping({
-        "database_url": f"sqlite:///{tmp_path}/api.db",
-        "max_body": 65536,
-        "max_page_size": 50,
-    })
+    return Settings.from_mapping(
+        {
+            "database_url": f"sqlite:///{tmp_path}/api.db",
+            "max_body": 65536,
+            "max_page_size": 50,
+        }
+    )
 
 
 @pytest.fixture

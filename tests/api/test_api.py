@@ -34,8 +34,14 @@ def test_query_interface_json_lists_every_standard_category(api):
     cores = kinds[INFRA + "compute"]["attributes"]["occi.compute.cores"]
     assert cores["mutable"] is True and cores["type"] == "number"
     mixins = {m["scheme"] + m["term"] for m in doc["mixins"]}
-    assert {CRTP + "small", CRTP + "medium", CRTP + "large", INFRA + "os_tpl",
-            INFRA + "resource_tpl", OS_TPL + "debian12"} <= mixins
+    assert {
+        CRTP + "small",
+        CRTP + "medium",
+        CRTP + "large",
+        INFRA + "os_tpl",
+        INFRA + "resource_tpl",
+        OS_TPL + "debian12",
+    } <= mixins
     actions = {a["scheme"] + a["term"] for a in doc["actions"]}
     assert {ACTION + t for t in ("start", "stop", "restart", "suspend", "save")} <= actions
 
@@ -45,7 +51,10 @@ def test_query_interface_text_and_well_known_mirror(api):
     b = api.get("/.well-known/org/ogf/occi/-/", accept="text/plain")
     assert a.status_code == b.status_code == 200
     assert a.text == b.text
-    assert 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"' in a.text
+    assert (
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+        in a.text
+    )
     assert 'location="/compute/"' in a.text
 
 
@@ -74,8 +83,11 @@ def test_star_accept_gives_text_plain(api):
 
 # ---------------------------------------------------------------- create and templates
 def test_create_compute_with_templates(api):
-    r = api.create("compute", {"occi.core.title": "web", "occi.compute.hostname": "web1"},
-                   mixins=[CRTP + "medium", OS_TPL + "debian12"])
+    r = api.create(
+        "compute",
+        {"occi.core.title": "web", "occi.compute.hostname": "web1"},
+        mixins=[CRTP + "medium", OS_TPL + "debian12"],
+    )
     assert r.status.startswith("201 Created")
     assert r.headers["location"].startswith("http://")
     path = api.path_of(r)
@@ -96,10 +108,16 @@ def test_resource_template_overrides_client_sizes(api):
 
 
 def test_create_in_text_plain_with_headers_like_curl(api):
-    r = api.post("/compute/", body="", accept="text/plain", ctype="text/plain", headers={
-        "Category": f'{TEXT_COMPUTE_KIND}, large; scheme="{CRTP}"; class="mixin"',
-        "X-OCCI-Attribute": 'occi.core.title="db", occi.compute.hostname="db1"',
-    })
+    r = api.post(
+        "/compute/",
+        body="",
+        accept="text/plain",
+        ctype="text/plain",
+        headers={
+            "Category": f'{TEXT_COMPUTE_KIND}, large; scheme="{CRTP}"; class="mixin"',
+            "X-OCCI-Attribute": 'occi.core.title="db", occi.compute.hostname="db1"',
+        },
+    )
     assert r.status_code == 201, r.text
     path = api.path_of(r)
     text = api.get(path, accept="text/plain").text
@@ -131,14 +149,24 @@ def test_compute_lifecycle_actions(api):
     r = api.post(path, {"action": ACTION + "start"}, params={"action": "start"})
     assert r.status_code == 200, r.text
     assert r.json["attributes"]["occi.compute.state"] == "active"
-    r = api.post(path, {"action": ACTION + "suspend", "attributes": {"method": "suspend"}},
-                 params={"action": "suspend"})
+    r = api.post(
+        path,
+        {"action": ACTION + "suspend", "attributes": {"method": "suspend"}},
+        params={"action": "suspend"},
+    )
     assert r.json["attributes"]["occi.compute.state"] == "suspended"
     r = api.post(path, None, params={"action": "start"})
     assert r.json["attributes"]["occi.compute.state"] == "active"
-    r = api.post(path, body="", ctype="text/plain", params={"action": "stop"}, headers={
-        "Category": f'stop; scheme="{ACTION}"; class="action"',
-        "X-OCCI-Attribute": 'method="poweroff"'})
+    r = api.post(
+        path,
+        body="",
+        ctype="text/plain",
+        params={"action": "stop"},
+        headers={
+            "Category": f'stop; scheme="{ACTION}"; class="action"',
+            "X-OCCI-Attribute": 'method="poweroff"',
+        },
+    )
     assert r.status_code == 200, r.text
     assert attrs(api, path)["occi.compute.state"] == "inactive"
 
@@ -154,8 +182,11 @@ def test_impossible_transition_is_409_and_state_unchanged(api):
 def test_bad_action_parameter_and_unknown_action(api):
     path = api.path_of(api.create("compute"))
     api.post(path, None, params={"action": "start"})
-    r = api.post(path, {"action": ACTION + "stop", "attributes": {"method": "explode"}},
-                 params={"action": "stop"})
+    r = api.post(
+        path,
+        {"action": ACTION + "stop", "attributes": {"method": "explode"}},
+        params={"action": "stop"},
+    )
     assert r.status_code == 400 and "method" in r.json["error"]["message"]
     r = api.post(path, None, params={"action": "fly"})
     assert r.status_code == 400 and "start" in r.json["error"]["message"]
@@ -165,8 +196,11 @@ def test_bad_action_parameter_and_unknown_action(api):
 def test_save_returns_new_os_template(api):
     path = api.path_of(api.create("compute", mixins=[OS_TPL + "debian12"]))
     api.post(path, None, params={"action": "start"})
-    r = api.post(path, {"action": ACTION + "save", "attributes": {"name": "golden"}},
-                 params={"action": "save"})
+    r = api.post(
+        path,
+        {"action": ACTION + "save", "attributes": {"name": "golden"}},
+        params={"action": "save"},
+    )
     assert r.status_code == 200, r.text
     mixin = r.json
     assert INFRA + "os_tpl" in mixin["depends"]
@@ -189,27 +223,44 @@ def test_storage_and_network(api):
     assert r.status_code == 400 and "occi.storage.size" in r.json["error"]["message"]
     sp = api.path_of(api.create("storage", {"occi.storage.size": 10.0}))
     assert attrs(api, sp)["occi.storage.state"] == "offline"
-    assert api.post(sp, None, params={"action": "online"}).json["attributes"]["occi.storage.state"] == "online"
+    assert (
+        api.post(sp, None, params={"action": "online"}).json["attributes"]["occi.storage.state"]
+        == "online"
+    )
     r = api.post(sp, {"attributes": {"occi.storage.size": 20}})
     assert r.status_code == 200, r.text
     assert attrs(api, sp)["occi.storage.size"] == 20.0
     netmix = "http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"
-    np_ = api.path_of(api.create("network", {"occi.network.address": "10.0.0.0/24",
-                                             "occi.network.vlan": 12}, mixins=[netmix]))
+    np_ = api.path_of(
+        api.create(
+            "network",
+            {"occi.network.address": "10.0.0.0/24", "occi.network.vlan": 12},
+            mixins=[netmix],
+        )
+    )
     a = attrs(api, np_)
     assert a["occi.network.state"] == "inactive" and a["occi.network.address"] == "10.0.0.0/24"
-    assert api.post(np_, None, params={"action": "up"}).json["attributes"]["occi.network.state"] == "active"
-    assert api.post(np_, None, params={"action": "down"}).json["attributes"]["occi.network.state"] == "inactive"
+    assert (
+        api.post(np_, None, params={"action": "up"}).json["attributes"]["occi.network.state"]
+        == "active"
+    )
+    assert (
+        api.post(np_, None, params={"action": "down"}).json["attributes"]["occi.network.state"]
+        == "inactive"
+    )
 
 
 # ---------------------------------------------------------------- links
 def test_inline_links_on_create_and_rendering_on_source(api):
     net = api.path_of(api.create("network"))
     disk = api.path_of(api.create("storage", {"occi.storage.size": 5}))
-    r = api.create("compute", links=[
-        {"kind": INFRA + "networkinterface", "target": {"location": net}},
-        {"target": {"location": disk}, "attributes": {"occi.storagelink.mountpoint": "/data"}},
-    ])
+    r = api.create(
+        "compute",
+        links=[
+            {"kind": INFRA + "networkinterface", "target": {"location": net}},
+            {"target": {"location": disk}, "attributes": {"occi.storagelink.mountpoint": "/data"}},
+        ],
+    )
     doc = api.get(api.path_of(r)).json
     kinds = sorted(ln["kind"] for ln in doc["links"])
     assert kinds == [INFRA + "networkinterface", INFRA + "storagelink"]
@@ -223,11 +274,17 @@ def test_inline_links_on_create_and_rendering_on_source(api):
 
 def test_inline_link_in_text_link_header(api):
     net = api.path_of(api.create("network"))
-    r = api.post("/compute/", body="", ctype="text/plain", accept="text/plain", headers={
-        "Category": TEXT_COMPUTE_KIND,
-        "Link": f'<{net}>; rel="{INFRA}network"; category="{INFRA}networkinterface"; '
-                'occi.networkinterface.mac="00:11:22:33:44:55"',
-    })
+    r = api.post(
+        "/compute/",
+        body="",
+        ctype="text/plain",
+        accept="text/plain",
+        headers={
+            "Category": TEXT_COMPUTE_KIND,
+            "Link": f'<{net}>; rel="{INFRA}network"; category="{INFRA}networkinterface"; '
+            'occi.networkinterface.mac="00:11:22:33:44:55"',
+        },
+    )
     assert r.status_code == 201, r.text
     doc = api.get(api.path_of(r)).json
     assert doc["links"][0]["attributes"]["occi.networkinterface.mac"] == "00:11:22:33:44:55"
@@ -236,20 +293,27 @@ def test_inline_link_in_text_link_header(api):
 def test_link_creation_and_validation(api):
     comp = api.path_of(api.create("compute"))
     disk = api.path_of(api.create("storage", {"occi.storage.size": 1}))
-    r = api.post("/link/storagelink/", {"kind": INFRA + "storagelink",
-                                        "source": {"location": comp},
-                                        "target": {"location": disk}})
+    r = api.post(
+        "/link/storagelink/",
+        {"kind": INFRA + "storagelink", "source": {"location": comp}, "target": {"location": disk}},
+    )
     assert r.status.startswith("201 Created"), r.text
     link = api.get(api.path_of(r)).json
     assert link["source"]["location"] == comp and link["target"]["location"] == disk
     assert link["attributes"]["occi.storagelink.deviceid"]
-    bad = api.post("/link/storagelink/", {"kind": INFRA + "storagelink",
-                                          "source": {"location": comp},
-                                          "target": {"location": comp}})
+    bad = api.post(
+        "/link/storagelink/",
+        {"kind": INFRA + "storagelink", "source": {"location": comp}, "target": {"location": comp}},
+    )
     assert bad.status_code == 400
-    missing = api.post("/link/storagelink/", {"kind": INFRA + "storagelink",
-                                              "source": {"location": comp},
-                                              "target": {"location": "/storage/nope"}})
+    missing = api.post(
+        "/link/storagelink/",
+        {
+            "kind": INFRA + "storagelink",
+            "source": {"location": comp},
+            "target": {"location": "/storage/nope"},
+        },
+    )
     assert missing.status_code == 400
     api.delete(disk)
     assert api.get(api.path_of(r)).status_code == 404
@@ -258,7 +322,9 @@ def test_link_creation_and_validation(api):
 
 # ---------------------------------------------------------------- update and replace
 def test_partial_update_changes_only_what_is_given(api):
-    path = api.path_of(api.create("compute", {"occi.compute.hostname": "a", "occi.compute.cores": 2}))
+    path = api.path_of(
+        api.create("compute", {"occi.compute.hostname": "a", "occi.compute.cores": 2})
+    )
     r = api.post(path, {"attributes": {"occi.compute.cores": 4}})
     assert r.status_code == 200, r.text
     a = attrs(api, path)
@@ -266,14 +332,21 @@ def test_partial_update_changes_only_what_is_given(api):
 
 
 def test_put_creates_then_replaces_keeping_links(api):
-    r = api.put("/compute/fixed-1", {"kind": INFRA + "compute",
-                                     "attributes": {"occi.compute.hostname": "one"}})
+    r = api.put(
+        "/compute/fixed-1",
+        {"kind": INFRA + "compute", "attributes": {"occi.compute.hostname": "one"}},
+    )
     assert r.status.startswith("201 Created"), r.text
     assert r.headers["location"].endswith("/compute/fixed-1")
     net = api.path_of(api.create("network"))
-    api.post("/link/networkinterface/", {"kind": INFRA + "networkinterface",
-                                         "source": {"location": "/compute/fixed-1"},
-                                         "target": {"location": net}})
+    api.post(
+        "/link/networkinterface/",
+        {
+            "kind": INFRA + "networkinterface",
+            "source": {"location": "/compute/fixed-1"},
+            "target": {"location": net},
+        },
+    )
     full = api.get("/compute/fixed-1").json
     full["attributes"]["occi.compute.hostname"] = "two"
     full.pop("links")
@@ -296,19 +369,31 @@ def test_changing_immutable_attribute_is_refused(api):
 
 # ---------------------------------------------------------------- user mixins and mixin collections
 def test_user_mixin_lifecycle(api):
-    r = api.post("/-/", body="", ctype="text/plain", headers={
-        "Category": 'my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; '
-                    'location="/my_stuff/"'})
+    r = api.post(
+        "/-/",
+        body="",
+        ctype="text/plain",
+        headers={
+            "Category": 'my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; '
+            'location="/my_stuff/"'
+        },
+    )
     assert r.status_code == 200, r.text
     mid = "http://example.com/occi/my_stuff#my_stuff"
     assert mid in {m["scheme"] + m["term"] for m in api.get("/-/").json["mixins"]}
     a, b, c = (api.path_of(api.create("compute")) for _ in range(3))
-    r = api.post("/my_stuff/", body="", ctype="text/plain", headers={
-        "X-OCCI-Location": f"http://falconframework.org{a}, {b}"})
+    r = api.post(
+        "/my_stuff/",
+        body="",
+        ctype="text/plain",
+        headers={"X-OCCI-Location": f"http://falconframework.org{a}, {b}"},
+    )
     assert r.status_code == 200, r.text
     assert mid in api.get(a).json["mixins"]
-    assert sorted(e["location"].split("//", 1)[1].split("/", 1)[1] for e in
-                  api.get("/my_stuff/").json["resources"]) == sorted([a[1:], b[1:]])
+    assert sorted(
+        e["location"].split("//", 1)[1].split("/", 1)[1]
+        for e in api.get("/my_stuff/").json["resources"]
+    ) == sorted([a[1:], b[1:]])
     r = api.put("/my_stuff/", {"locations": [c]})
     assert r.status_code == 200, r.text
     assert mid not in api.get(a).json["mixins"] and mid in api.get(c).json["mixins"]
@@ -353,7 +438,10 @@ def test_filters_and_pagination(api):
     assert len(r.json["resources"]) == 4
     r = api.get("/", params={"category": "storage"})
     assert len(r.json["resources"]) == 1
-    pages = [api.get("/compute/", params={"page": p, "number": 3}).json["resources"] for p in (1, 2, 3, 4)]
+    pages = [
+        api.get("/compute/", params={"page": p, "number": 3}).json["resources"]
+        for p in (1, 2, 3, 4)
+    ]
     assert [len(p) for p in pages] == [3, 3, 1, 0]
     ids = [e["id"] for p in pages for e in p]
     assert len(set(ids)) == 7
@@ -393,21 +481,60 @@ def test_version_acceptance_and_methods(api):
     assert r.status_code in (404, 406)
 
 
-@pytest.mark.parametrize("body, ctype, fragment", [
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", ', JSON, ""),
-    ('{"kind": "http://example.com/nope#thing"}', JSON, "nope"),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.cores": "many"}}', JSON, "occi.compute.cores"),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.bogus": 1}}', JSON, "occi.compute.bogus"),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"]}', JSON, "apply"),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small", "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#large"]}', JSON, "one"),
-    ("[1, 2", JSON, ""),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.memory": 1' + "0" * 400 + '}}', JSON, "occi.compute.memory"),
-    ('{"kind": "http://schemas.ogf.org/occi/infrastructure#storage", "attributes": {"occi.storage.size": 1' + "0" * 5000 + '}}', JSON, ""),
-    ('Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nLink: <<>>;;', "text/plain", ""),
-    ("\xff\xfe", JSON, ""),
-    ('Category: compute; class="kind"', "text/plain", "scheme"),
-    ('Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nX-OCCI-Attribute: occi.compute.cores', "text/plain", ""),
-])
+@pytest.mark.parametrize(
+    "body, ctype, fragment",
+    [
+        ('{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", ', JSON, ""),
+        ('{"kind": "http://example.com/nope#thing"}', JSON, "nope"),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.cores": "many"}}',
+            JSON,
+            "occi.compute.cores",
+        ),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.bogus": 1}}',
+            JSON,
+            "occi.compute.bogus",
+        ),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"]}',
+            JSON,
+            "apply",
+        ),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "mixins": ["http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small", "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#large"]}',
+            JSON,
+            "one",
+        ),
+        ("[1, 2", JSON, ""),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#compute", "attributes": {"occi.compute.memory": 1'
+            + "0" * 400
+            + "}}",
+            JSON,
+            "occi.compute.memory",
+        ),
+        (
+            '{"kind": "http://schemas.ogf.org/occi/infrastructure#storage", "attributes": {"occi.storage.size": 1'
+            + "0" * 5000
+            + "}}",
+            JSON,
+            "",
+        ),
+        (
+            'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nLink: <<>>;;',
+            "text/plain",
+            "",
+        ),
+        ("\xff\xfe", JSON, ""),
+        ('Category: compute; class="kind"', "text/plain", "scheme"),
+        (
+            'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"\nX-OCCI-Attribute: occi.compute.cores',
+            "text/plain",
+            "",
+        ),
+    ],
+)
 def test_bad_input_is_4xx_in_client_rendering_and_changes_nothing(api, body, ctype, fragment):
     before = api.count("/")
     r = api.post("/compute/", body=body, ctype=ctype)
@@ -435,18 +562,29 @@ def test_oversized_body_is_413(api):
 
 def test_inline_link_failure_rolls_back_the_resource(api):
     before = api.count("/")
-    r = api.post("/compute/", {"kind": INFRA + "compute",
-                               "links": [{"target": {"location": "/network/absent"},
-                                          "kind": INFRA + "networkinterface"}]})
+    r = api.post(
+        "/compute/",
+        {
+            "kind": INFRA + "compute",
+            "links": [
+                {"target": {"location": "/network/absent"}, "kind": INFRA + "networkinterface"}
+            ],
+        },
+    )
     assert r.status_code == 400
     assert api.count("/") == before
 
 
 def test_core_link_to_a_third_party_uri(api):
     comp = api.path_of(api.create("compute"))
-    r = api.post("/link/", {"kind": "http://schemas.ogf.org/occi/core#link",
-                            "source": {"location": comp},
-                            "target": {"location": "https://other.example.org/storage/9"}})
+    r = api.post(
+        "/link/",
+        {
+            "kind": "http://schemas.ogf.org/occi/core#link",
+            "source": {"location": comp},
+            "target": {"location": "https://other.example.org/storage/9"},
+        },
+    )
     assert r.status_code == 201, r.text
     doc = api.get(comp).json
     assert doc["links"][0]["target"]["location"] == "https://other.example.org/storage/9"

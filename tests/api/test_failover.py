@@ -36,16 +36,27 @@ class Node:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-        env.update({
-            "PYTHONPATH": str(ROOT), "OCCI_DATABASE_URL": database_url,
-            "OCCI_LOG_LEVEL": "WARNING", "OCCI_JOB_WAIT": "0", "OCCI_SIMULATOR_DELAY": "0.25",
-            "OCCI_HEARTBEAT": "0.5", "OCCI_DEAD_AFTER": str(DEAD_AFTER),
-            "OCCI_JOB_LEASE": str(LEASE), "OCCI_JOB_THREADS": "2",
-        })
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "OCCI_DATABASE_URL": database_url,
+                "OCCI_LOG_LEVEL": "WARNING",
+                "OCCI_JOB_WAIT": "0",
+                "OCCI_SIMULATOR_DELAY": "0.25",
+                "OCCI_HEARTBEAT": "0.5",
+                "OCCI_DEAD_AFTER": str(DEAD_AFTER),
+                "OCCI_JOB_LEASE": str(LEASE),
+                "OCCI_JOB_THREADS": "2",
+            }
+        )
         self.log = open(tmp / f"node-{port}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "occi.cli", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=tmp,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -90,8 +101,9 @@ class HAProxy:
         cfg = cfg.replace("defaults\n", "defaults\n    log global\n    option httplog\n", 1)
         path.write_text(cfg)
         self.logfile = open(tmp / "haproxy.log", "w+")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(path)],
-                                     stdout=self.logfile, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(path)], stdout=self.logfile, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -108,8 +120,9 @@ class HAProxy:
 
 def create(url: str) -> str | int | None:
     try:
-        r = requests.post(url + "/compute/", json={"kind": INFRA + "compute"}, headers=JSON,
-                          timeout=30)
+        r = requests.post(
+            url + "/compute/", json={"kind": INFRA + "compute"}, headers=JSON, timeout=30
+        )
     except requests.RequestException:
         return None  # the server died under this request
     return r.headers["Location"].rsplit("/", 1)[-1] if r.status_code == 201 else r.status_code
@@ -129,7 +142,9 @@ def test_failover_finishes_every_job_exactly_once(tmp_path, pg_url, through):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with store.engine.connect() as conn:
-                alive = conn.execute(sa.text("SELECT count(*) FROM servers WHERE status='alive'")).scalar()
+                alive = conn.execute(
+                    sa.text("SELECT count(*) FROM servers WHERE status='alive'")
+                ).scalar()
             if alive == 4:
                 break
             time.sleep(0.1)
@@ -141,8 +156,9 @@ def test_failover_finishes_every_job_exactly_once(tmp_path, pg_url, through):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 with store.engine.connect() as conn:
-                    running = conn.execute(sa.text(
-                        "SELECT count(DISTINCT owner) FROM jobs WHERE status='running'")).scalar()
+                    running = conn.execute(
+                        sa.text("SELECT count(DISTINCT owner) FROM jobs WHERE status='running'")
+                    ).scalar()
                     queued = conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar()
                 if running >= 2 and queued >= CREATES // 4:
                     break
@@ -157,16 +173,20 @@ def test_failover_finishes_every_job_exactly_once(tmp_path, pg_url, through):
         deadline = time.monotonic() + DEAD_AFTER + LEASE + 60
         while time.monotonic() < deadline:
             with store.engine.connect() as conn:
-                open_jobs = conn.execute(sa.text(
-                    "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")).scalar()
+                open_jobs = conn.execute(
+                    sa.text("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")
+                ).scalar()
             if open_jobs == 0:
                 break
             time.sleep(0.25)
         with store.engine.connect() as conn:
-            statuses = dict(conn.execute(sa.text(
-                "SELECT status, count(*) FROM jobs GROUP BY status")).all())
-            entities = conn.execute(sa.text(
-                "SELECT id, attributes FROM entities WHERE kind = :k"), {"k": INFRA + "compute"}).all()
+            statuses = dict(
+                conn.execute(sa.text("SELECT status, count(*) FROM jobs GROUP BY status")).all()
+            )
+            entities = conn.execute(
+                sa.text("SELECT id, attributes FROM entities WHERE kind = :k"),
+                {"k": INFRA + "compute"},
+            ).all()
             machines = [r[0] for r in conn.execute(sa.text("SELECT name FROM sim_machines")).all()]
         assert statuses.get("pending", 0) == 0 and statuses.get("running", 0) == 0, statuses
         assert statuses.get("failed", 0) == 0, statuses
@@ -183,13 +203,17 @@ def test_failover_finishes_every_job_exactly_once(tmp_path, pg_url, through):
         deadline = time.monotonic() + DEAD_AFTER + LEASE
         while True:
             with store.engine.connect() as conn:
-                dead = conn.execute(sa.text("SELECT count(*) FROM servers WHERE status='dead'")).scalar()
+                dead = conn.execute(
+                    sa.text("SELECT count(*) FROM servers WHERE status='dead'")
+                ).scalar()
             if dead >= 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         assert dead == 2
         out = subprocess.run(
-            [sys.executable, "-m", "occi.cli", "status"], capture_output=True, text=True,
+            [sys.executable, "-m", "occi.cli", "status"],
+            capture_output=True,
+            text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), "OCCI_DATABASE_URL": pg_url},
         )
         assert out.returncode == 0, out.stderr

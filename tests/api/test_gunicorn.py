@@ -32,13 +32,28 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-        env.update({"OCCI_DATABASE_URL": database_url, "OCCI_LOG_LEVEL": "WARNING",
-                    "PYTHONPATH": str(ROOT)})
+        env.update(
+            {
+                "OCCI_DATABASE_URL": database_url,
+                "OCCI_LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         self.log = open(tmp / f"server-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "occi.cli", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers)],
-            cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "occi.cli",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -80,8 +95,13 @@ def pg_server(tmp_path, pg_url):
 
 def run_walkthrough(name: str, url: str) -> str:
     assert shutil.which("curl"), "curl is needed by the walkthroughs (make test installs it)"
-    p = subprocess.run(["bash", str(ROOT / "examples" / name)], env={**os.environ, "OCCI_URL": url},
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        ["bash", str(ROOT / "examples" / name)],
+        env={**os.environ, "OCCI_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
 
@@ -107,8 +127,11 @@ def test_http_protocol_details_over_real_http(sqlite_server):
     assert r.status_code == 200 and r.reason == "OK"
     assert "OCCI/1.2" in r.headers["Server"]
     assert r.headers["Content-Type"].startswith("text/plain")
-    r = requests.post(url + "/compute/", headers={"Content-Type": JSON, "Accept": JSON},
-                      json={"kind": INFRA + "compute"})
+    r = requests.post(
+        url + "/compute/",
+        headers={"Content-Type": JSON, "Accept": JSON},
+        json={"kind": INFRA + "compute"},
+    )
     assert (r.status_code, r.reason) == (201, "Created")
     loc = r.headers["Location"]
     assert loc.startswith(url + "/compute/")
@@ -123,12 +146,19 @@ def test_http_protocol_details_over_real_http(sqlite_server):
     r = requests.get(url + "/-/", headers={"Category": 'compute; scheme="unterminated'})
     assert r.status_code == 400
     # a chunked body (no Content-Length) is read whole
-    chunks = iter([b'{"kind": "http://schemas.ogf.org/occi/', b'infrastructure#compute", "title": "chunky"}'])
-    r = requests.post(url + "/compute/", data=chunks, headers={"Content-Type": JSON, "Accept": JSON})
+    chunks = iter(
+        [b'{"kind": "http://schemas.ogf.org/occi/', b'infrastructure#compute", "title": "chunky"}']
+    )
+    r = requests.post(
+        url + "/compute/", data=chunks, headers={"Content-Type": JSON, "Accept": JSON}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["title"] == "chunky"
-    r = requests.post(url + "/compute/", data=iter([b"x" * (1 << 20), b"y" * (1 << 20)]),
-                      headers={"Content-Type": JSON, "Accept": JSON})
+    r = requests.post(
+        url + "/compute/",
+        data=iter([b"x" * (1 << 20), b"y" * (1 << 20)]),
+        headers={"Content-Type": JSON, "Accept": JSON},
+    )
     assert r.status_code == 413
     # conventional header spelling, as the OCCI texts write it
     r = requests.get(loc, headers={"Accept": "text/occi"})
@@ -156,16 +186,31 @@ def test_workers_agree_on_state(sqlite_server):
 
 def test_cli_help_and_exit_codes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "occi.cli", "--help"], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "occi.cli", "--help"], capture_output=True, text=True, env=env
+    )
     assert p.returncode == 0 and "--bind" in p.stdout and "OCCI_" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "occi.cli", "--no-such-flag"], capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "occi.cli", "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 2
-    p = subprocess.run([sys.executable, "-m", "occi.cli", "migrate"], capture_output=True, text=True,
-                       env={**env, "OCCI_WORKERS": "many"})
+    p = subprocess.run(
+        [sys.executable, "-m", "occi.cli", "migrate"],
+        capture_output=True,
+        text=True,
+        env={**env, "OCCI_WORKERS": "many"},
+    )
     assert p.returncode == 1 and "workers" in p.stderr
     cfg = tmp_path / "occi.ini"
     cfg.write_text(f"[occi]\ndatabase_url = sqlite:///{tmp_path}/from-file.db\n")
-    p = subprocess.run([sys.executable, "-m", "occi.cli", "--config", str(cfg), "migrate"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "occi.cli", "--config", str(cfg), "migrate"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "from-file.db").exists()

@@ -18,8 +18,11 @@ def test_out_of_band_changes_are_reconciled(api):
     gone = api.path_of(api.create("storage", {"occi.storage.size": 1}))
     sim = api.service.backend
     with sim.engine.begin() as conn:  # the guest powers itself off; an admin deletes a volume
-        conn.execute(update(machines).where(machines.c.name == "occi-" + path.rsplit("/", 1)[1])
-                     .values(state="inactive"))
+        conn.execute(
+            update(machines)
+            .where(machines.c.name == "occi-" + path.rsplit("/", 1)[1])
+            .values(state="inactive")
+        )
         conn.execute(machines.delete().where(machines.c.name == "occi-" + gone.rsplit("/", 1)[1]))
     assert api.get(path).json["attributes"]["occi.compute.state"] == "active"
     assert api.service.reconcile() == 2
@@ -40,8 +43,9 @@ def test_events_trigger_prompt_reconcile(api):
     threading.Thread(target=runner._reconcile_loop, daemon=True).start()
     entity_id = path.rsplit("/", 1)[1]
     with api.service.backend.engine.begin() as conn:
-        conn.execute(update(machines).where(machines.c.name == "occi-" + entity_id)
-                     .values(state="suspended"))
+        conn.execute(
+            update(machines).where(machines.c.name == "occi-" + entity_id).values(state="suspended")
+        )
     runner._on_event(entity_id)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

@@ -59,8 +59,7 @@ def checked(api):
 def os_template(api) -> str:
     """An os_tpl offered by the backend, found in the JSON query interface."""
     doc = api.get("/-/").json
-    return next(m["scheme"] + m["term"] for m in doc["mixins"]
-                if INFRA + "os_tpl" in m["depends"])
+    return next(m["scheme"] + m["term"] for m in doc["mixins"] if INFRA + "os_tpl" in m["depends"])
 
 
 def state(api, path) -> dict:
@@ -83,10 +82,14 @@ def xml_lifecycle(api, root_url: str) -> None:
     r = api.get("/-/", accept=XML)
     assert r.status_code == 200 and r.headers["content-type"].startswith(XML)
     caps = etree.fromstring(r.content)
-    os_tpls = [m.get("scheme") + m.get("term") for m in caps.findall(f"{NS}mixin")
-               if any(d.get("term") == "os_tpl" for d in m.findall(f"{NS}depends"))]
+    os_tpls = [
+        m.get("scheme") + m.get("term")
+        for m in caps.findall(f"{NS}mixin")
+        if any(d.get("term") == "os_tpl" for d in m.findall(f"{NS}depends"))
+    ]
     assert os_tpls and CRTP + "small" in {
-        m.get("scheme") + m.get("term") for m in caps.findall(f"{NS}mixin")}
+        m.get("scheme") + m.get("term") for m in caps.findall(f"{NS}mixin")
+    }
     os_tpl = os_tpls[0]
 
     net = f'<resource xmlns="http://schemas.ogf.org/occi">{xml_ref("kind", INFRA + "network")}</resource>'
@@ -119,8 +122,10 @@ def xml_lifecycle(api, root_url: str) -> None:
     assert r.status_code == 200, r.text
     assert state(api, path)["occi.compute.state"] == "active"
 
-    update = ('<resource xmlns="http://schemas.ogf.org/occi">'
-              '<attribute name="occi.compute.hostname" value="web2"/></resource>')
+    update = (
+        '<resource xmlns="http://schemas.ogf.org/occi">'
+        '<attribute name="occi.compute.hostname" value="web2"/></resource>'
+    )
     r = api.post(path, body=update, ctype=XML, accept=XML)
     assert r.status_code == 200, r.text
     a = state(api, path)
@@ -139,13 +144,14 @@ def xml_lifecycle(api, root_url: str) -> None:
 
 def test_xml_user_mixin_and_bulk_association(checked):
     api = checked
-    mixin = ('<mixin xmlns="http://schemas.ogf.org/occi" scheme="http://example.com/tags#" '
-             'term="blue" title="Blue" location="/tags/blue/"/>')
+    mixin = (
+        '<mixin xmlns="http://schemas.ogf.org/occi" scheme="http://example.com/tags#" '
+        'term="blue" title="Blue" location="/tags/blue/"/>'
+    )
     r = api.post("/-/", body=mixin, ctype=XML, accept=XML)
     assert r.status_code == 200, r.text
     path = api.path_of(api.create("compute"))
-    bulk = (f'<collection xmlns="http://schemas.ogf.org/occi"><resource href="{path}"/>'
-            "</collection>")
+    bulk = f'<collection xmlns="http://schemas.ogf.org/occi"><resource href="{path}"/></collection>'
     r = api.post("/tags/blue/", body=bulk, ctype=XML, accept=XML)
     assert r.status_code == 200, r.text
     assert "http://example.com/tags#blue" in api.get(path).json["mixins"]
@@ -164,8 +170,10 @@ def hostile_xml(api, tmp_path, name: str) -> None:
     bodies = {
         "billion_laughs": BILLION_LAUGHS,
         "file_entity": external_entity(secret.as_uri()),
-        "deep": b'<resource xmlns="http://schemas.ogf.org/occi">' + b"<summary>" * 80
-                + b"</summary>" * 80 + b"</resource>",
+        "deep": b'<resource xmlns="http://schemas.ogf.org/occi">'
+        + b"<summary>" * 80
+        + b"</summary>" * 80
+        + b"</resource>",
         "invalid": b'<resource xmlns="http://schemas.ogf.org/occi"><kind term="compute"/></resource>',
     }
     before = api.count("/compute/")
@@ -200,14 +208,18 @@ def turtle_create(os_tpl: str, net_url: str) -> str:
 
 
 def jsonld_create(os_tpl: str, net_url: str) -> str:
-    return json.dumps({
-        "@context": {"occi": OCCI_RDF, "attr": ATTR, "infra": INFRA},
-        "@type": ["infra:compute", CRTP + "small", os_tpl],
-        "occi:title": "web",
-        "attr:occi.compute.hostname": "web1",
-        "occi:link": {"occi:kind": {"@id": "infra:networkinterface"},
-                      "occi:target": {"@id": net_url}},
-    })
+    return json.dumps(
+        {
+            "@context": {"occi": OCCI_RDF, "attr": ATTR, "infra": INFRA},
+            "@type": ["infra:compute", CRTP + "small", os_tpl],
+            "occi:title": "web",
+            "attr:occi.compute.hostname": "web1",
+            "occi:link": {
+                "occi:kind": {"@id": "infra:networkinterface"},
+                "occi:target": {"@id": net_url},
+            },
+        }
+    )
 
 
 BODIES = {
@@ -220,8 +232,9 @@ BODIES = {
     JSONLD: {
         "network": json.dumps({"@type": INFRA + "network"}),
         "create": jsonld_create,
-        "action": json.dumps({"@type": OCCI_RDF + "ActionInvocation",
-                              OCCI_RDF + "action": {"@id": ACTION + "start"}}),
+        "action": json.dumps(
+            {"@type": OCCI_RDF + "ActionInvocation", OCCI_RDF + "action": {"@id": ACTION + "start"}}
+        ),
         "update": json.dumps({ATTR + "occi.compute.hostname": "web2"}),
     },
 }
@@ -242,8 +255,11 @@ def rdf_lifecycle(api, mt: str) -> None:
         SELECT ?m WHERE {{ ?m a occi:Mixin ; occi:depends <{INFRA}os_tpl> }}""")
     os_tpl = str(next(iter(found))[0])
     compute = URIRef(INFRA + "compute")
-    assert (compute, URIRef("http://www.w3.org/2000/01/rdf-schema#subClassOf"),
-            URIRef("http://schemas.ogf.org/occi/core#resource")) in model
+    assert (
+        compute,
+        URIRef("http://www.w3.org/2000/01/rdf-schema#subClassOf"),
+        URIRef("http://schemas.ogf.org/occi/core#resource"),
+    ) in model
 
     r = api.post("/network/", body=BODIES[mt]["network"], ctype=mt, accept=mt)
     assert r.status_code == 201, r.text
@@ -299,8 +315,12 @@ def test_bad_rdf_bodies_are_400(checked):
 def test_sample_of_json_calls_validate(checked):
     api = checked
     net = api.path_of(api.create("network"))
-    r = api.create("compute", {"occi.compute.hostname": "j"}, mixins=[CRTP + "small"],
-                   links=[{"kind": INFRA + "networkinterface", "target": {"location": net}}])
+    r = api.create(
+        "compute",
+        {"occi.compute.hostname": "j"},
+        mixins=[CRTP + "small"],
+        links=[{"kind": INFRA + "networkinterface", "target": {"location": net}}],
+    )
     path = api.path_of(r)
     api.get(path)
     api.get("/compute/")
@@ -339,8 +359,9 @@ class _LiveApi:
     def __init__(self, url: str):
         self.url = url
 
-    def request(self, method, path, *, body=None, headers=None, accept=JSON, ctype=None,
-                params=None):
+    def request(
+        self, method, path, *, body=None, headers=None, accept=JSON, ctype=None, params=None
+    ):
         import requests
 
         h = {"Accept": accept} if accept else {}
@@ -352,8 +373,11 @@ class _LiveApi:
         if ctype:
             h["Content-Type"] = ctype
         h.update(headers or {})
-        r = _LiveResult(requests.request(method, self.url + path, data=body, headers=h,
-                                         params=params, timeout=30))
+        r = _LiveResult(
+            requests.request(
+                method, self.url + path, data=body, headers=h, params=params, timeout=30
+            )
+        )
         check_response(r)
         return r
 

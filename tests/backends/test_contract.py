@@ -33,8 +33,11 @@ from occi.model import Link, Resource
 TEST_URI = "test:///default"
 TEST_POOL = "default-pool"  # the test driver's own pool
 CONTRACT_IMAGE = "contract-image.qcow2"
-STATE = {"compute": "occi.compute.state", "storage": "occi.storage.state",
-         "network": "occi.network.state"}
+STATE = {
+    "compute": "occi.compute.state",
+    "storage": "occi.storage.state",
+    "network": "occi.network.state",
+}
 
 
 def new_id(prefix: str) -> str:
@@ -44,13 +47,16 @@ def new_id(prefix: str) -> str:
 def libvirt_backend() -> Backend:
     from backends.libvirt import LibvirtBackend
 
-    b = LibvirtBackend({"libvirt_uri": TEST_URI, "libvirt_pool": TEST_POOL,
-                        "libvirt_console_dir": ""})
+    b = LibvirtBackend(
+        {"libvirt_uri": TEST_URI, "libvirt_pool": TEST_POOL, "libvirt_console_dir": ""}
+    )
     pool = b.volume_pool
     if CONTRACT_IMAGE not in pool.listVolumes():
         pool.createXML(
             f"<volume><name>{CONTRACT_IMAGE}</name><capacity>67108864</capacity>"
-            "<target><format type='qcow2'/></target></volume>", 0)
+            "<target><format type='qcow2'/></target></volume>",
+            0,
+        )
     return b
 
 
@@ -78,8 +84,9 @@ def os_tpl_of(backend: Backend) -> str:
 def compute(backend: Backend, *, image: bool = True, **attributes) -> Resource:
     attrs = {"occi.compute.cores": 1, "occi.compute.memory": 0.25, **attributes}
     mixins = [os_tpl_of(backend)] if image else []
-    return Resource(kind=infra.COMPUTE.id, id=new_id("c"), mixins=mixins, attributes=attrs,
-                    location=None)
+    return Resource(
+        kind=infra.COMPUTE.id, id=new_id("c"), mixins=mixins, attributes=attrs, location=None
+    )
 
 
 def storage(size: float = 1.0) -> Resource:
@@ -89,14 +96,22 @@ def storage(size: float = 1.0) -> Resource:
 def network(address: str | None = None) -> Resource:
     if address is None:
         return Resource(kind=infra.NETWORK.id, id=new_id("n"))
-    return Resource(kind=infra.NETWORK.id, id=new_id("n"), mixins=[infra.IPNETWORK.id],
-                    attributes={"occi.network.address": address})
+    return Resource(
+        kind=infra.NETWORK.id,
+        id=new_id("n"),
+        mixins=[infra.IPNETWORK.id],
+        attributes={"occi.network.address": address},
+    )
 
 
 def link_between(kind: str, source: Resource, target: Resource, **attributes) -> Link:
-    return Link(kind=kind, id=new_id("l"), attributes=dict(attributes),
-                source=f"/compute/{source.id}",
-                target=f"/{'storage' if kind == infra.STORAGELINK.id else 'network'}/{target.id}")
+    return Link(
+        kind=kind,
+        id=new_id("l"),
+        attributes=dict(attributes),
+        source=f"/compute/{source.id}",
+        target=f"/{'storage' if kind == infra.STORAGELINK.id else 'network'}/{target.id}",
+    )
 
 
 def created(backend: Backend, entity: Resource) -> Resource:
@@ -152,13 +167,18 @@ def test_compute_walks_its_state_machine(backend):
     assert act(backend, c, "start").attributes["occi.compute.state"] == "active"
     with pytest.raises(InvalidTransition):
         backend.action(c, "start", {})
-    assert act(backend, c, "suspend", method="suspend").attributes["occi.compute.state"] == "suspended"
+    assert (
+        act(backend, c, "suspend", method="suspend").attributes["occi.compute.state"] == "suspended"
+    )
     with pytest.raises(InvalidTransition):
         backend.action(c, "stop", {"method": "graceful"})
     assert act(backend, c, "start").attributes["occi.compute.state"] == "active"
     assert act(backend, c, "restart", method="cold").attributes["occi.compute.state"] == "active"
     assert act(backend, c, "restart", method="warm").attributes["occi.compute.state"] == "active"
-    assert act(backend, c, "suspend", method="hibernate").attributes["occi.compute.state"] == "suspended"
+    assert (
+        act(backend, c, "suspend", method="hibernate").attributes["occi.compute.state"]
+        == "suspended"
+    )
     assert backend.observe(c).attributes["occi.compute.state"] == "suspended"
     assert act(backend, c, "start").attributes["occi.compute.state"] == "active"
     out = act(backend, c, "stop", method="poweroff")
@@ -230,16 +250,25 @@ def test_save_makes_a_new_os_tpl_or_is_unsupported(backend):
     assert out.attributes["occi.compute.state"] == "inactive"
     assert out.mixin.id in {m.id for m in backend.provider_mixins()}
     # the new image makes computes too
-    other = Resource(kind=infra.COMPUTE.id, id=new_id("c"), mixins=[out.mixin.id],
-                     attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25})
+    other = Resource(
+        kind=infra.COMPUTE.id,
+        id=new_id("c"),
+        mixins=[out.mixin.id],
+        attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25},
+    )
     assert created(backend, other).attributes["occi.compute.state"] == "inactive"
     backend.delete(other)
     backend.delete(c)
 
 
 def test_contextualisation_is_honoured_or_unsupported(backend):
-    c = compute(backend, **{"occi.credentials.ssh.publickey": "ssh-ed25519 AAAAC3Nza test@x",
-                            "occi.compute.userdata": "I2Nsb3VkLWNvbmZpZwo="})
+    c = compute(
+        backend,
+        **{
+            "occi.credentials.ssh.publickey": "ssh-ed25519 AAAAC3Nza test@x",
+            "occi.compute.userdata": "I2Nsb3VkLWNvbmZpZwo=",
+        },
+    )
     c.mixins += [infra.SSH_KEY.id, infra.USER_DATA.id]
     if CONTEXTUALISATION in backend.capabilities:
         assert created(backend, c).attributes["occi.compute.state"] == "inactive"
@@ -352,8 +381,9 @@ def test_links_on_a_running_compute_hotplug_or_unsupported(backend):
 def test_link_kinds_other_than_the_two_are_unsupported(backend):
     c = created(backend, compute(backend))
     s = created(backend, storage(1.0))
-    plain = Link(kind=infra.LINK.id, id=new_id("l"), source=f"/compute/{c.id}",
-                 target=f"/storage/{s.id}")
+    plain = Link(
+        kind=infra.LINK.id, id=new_id("l"), source=f"/compute/{c.id}", target=f"/storage/{s.id}"
+    )
     with pytest.raises(Unsupported):
         backend.link(plain, c, s)
     backend.delete(c)

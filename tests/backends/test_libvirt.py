@@ -55,23 +55,39 @@ def backend():
 
 def compute(backend: LibvirtBackend, **attributes) -> Resource:
     image = next(m.id for m in backend.provider_mixins() if infra.OS_TPL.id in m.depends)
-    return Resource(kind=infra.COMPUTE.id, id=new_id(), mixins=[image],
-                    attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25, **attributes})
+    return Resource(
+        kind=infra.COMPUTE.id,
+        id=new_id(),
+        mixins=[image],
+        attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25, **attributes},
+    )
 
 
 # ---------------------------------------------------------------------------- pure parts
 def test_domain_xml_carries_sizes_disks_nics_console_and_metadata():
     md = Metadata(entity="abc", os_tpl="tiny", links={"l1": {"kind": "disk", "dev": "vdb"}})
-    xml = ET.fromstring(__import__("backends.libvirt.xmldesc", fromlist=["x"]).domain_xml(
-        DomainSpec(
-            name="occi-abc", domain_type="qemu", cores=2, max_vcpus=4, memory_kib=262144,
-            max_memory_kib=524288, title="My  VM", console_path="/var/log/x/occi-abc.log",
-            disks=[DiskSpec("p", "occi-abc-root.qcow2", "vda"),
-                   DiskSpec("p", "occi-abc-seed.iso", "sda", format="raw", device="cdrom",
-                            bus="sata")],
-            nics=[NicSpec("occi-net", "52:54:00:aa:bb:cc")],
-            metadata=md.element(),
-        )))
+    xml = ET.fromstring(
+        __import__("backends.libvirt.xmldesc", fromlist=["x"]).domain_xml(
+            DomainSpec(
+                name="occi-abc",
+                domain_type="qemu",
+                cores=2,
+                max_vcpus=4,
+                memory_kib=262144,
+                max_memory_kib=524288,
+                title="My  VM",
+                console_path="/var/log/x/occi-abc.log",
+                disks=[
+                    DiskSpec("p", "occi-abc-root.qcow2", "vda"),
+                    DiskSpec(
+                        "p", "occi-abc-seed.iso", "sda", format="raw", device="cdrom", bus="sata"
+                    ),
+                ],
+                nics=[NicSpec("occi-net", "52:54:00:aa:bb:cc")],
+                metadata=md.element(),
+            )
+        )
+    )
     assert xml.get("type") == "qemu" and xml.findtext("name") == "occi-abc"
     assert xml.findtext("title") == "My VM"
     assert xml.find("vcpu").get("current") == "2" and xml.findtext("vcpu") == "4"
@@ -113,11 +129,15 @@ def test_state_mapping_table(state, reason, managed, occi, words):
 def test_pending_stop_reads_as_stopping_then_stopped_then_overdue():
     pending = {"op": "stop", "method": "graceful", "since": "1000"}
     assert st.with_pending(st.RUNNING, 1, False, pending, 1010, 120) == (
-        "active", "stopping (graceful shutdown requested)")
+        "active",
+        "stopping (graceful shutdown requested)",
+    )
     state, message = st.with_pending(st.RUNNING, 1, False, pending, 1500, 120)
     assert state == "active" and "still running after 500 s" in message
     assert st.with_pending(st.SHUTOFF, 1, False, pending, 1011, 120) == (
-        "inactive", "stopped by a graceful guest shutdown")
+        "inactive",
+        "stopped by a graceful guest shutdown",
+    )
 
 
 def test_isolated_network_xml_with_address_plan():
@@ -136,17 +156,27 @@ def test_isolated_network_xml_with_address_plan():
 def test_settings_and_templates():
     cfg = LibvirtConfig.from_settings({})
     assert (cfg.uri, cfg.domain_type, cfg.pool, cfg.image_pool) == (
-        "qemu:///system", "kvm", "default", "default")
-    cfg = LibvirtConfig.from_settings({"libvirt_uri": "qemu:///session",
-                                       "libvirt_domain_type": "QEMU",
-                                       "libvirt_pool": "vols", "libvirt_templates": "xl:8:32:100"})
+        "qemu:///system",
+        "kvm",
+        "default",
+        "default",
+    )
+    cfg = LibvirtConfig.from_settings(
+        {
+            "libvirt_uri": "qemu:///session",
+            "libvirt_domain_type": "QEMU",
+            "libvirt_pool": "vols",
+            "libvirt_templates": "xl:8:32:100",
+        }
+    )
     assert cfg.domain_type == "qemu" and cfg.image_pool == "vols"
     assert parse_templates("xlarge:8:32, tiny:1:0.25")[1].memory == 0.25
     for bad in ({"libvirt_domain_type": "xen"}, {"libvirt_templates": "xl:eight:32"}):
         with pytest.raises(ConfigError):
             LibvirtConfig.from_settings(bad)
-    b = LibvirtBackend({"libvirt_uri": TEST_URI, "libvirt_pool": TEST_POOL,
-                        "libvirt_templates": "xlarge:8:32:100"})
+    b = LibvirtBackend(
+        {"libvirt_uri": TEST_URI, "libvirt_pool": TEST_POOL, "libvirt_templates": "xlarge:8:32:100"}
+    )
     xl = next(m for m in b.provider_mixins() if m.term == "xlarge")
     assert infra.RESOURCE_TPL.id in xl.depends
     assert xl.attributes["occi.compute.cores"].default == 8
@@ -168,8 +198,12 @@ def test_names_macs_and_device_ids_are_deterministic():
 
 @pytest.mark.skipif(writer() is None, reason="needs genisoimage or xorriso")
 def test_cloud_init_seed_is_a_nocloud_iso():
-    data = build_iso("occi-x", "web1", ["ssh-ed25519 AAAA k@x"],
-                     decode_user_data("I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtlY2hvXQo="))
+    data = build_iso(
+        "occi-x",
+        "web1",
+        ["ssh-ed25519 AAAA k@x"],
+        decode_user_data("I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtlY2hvXQo="),
+    )
     assert data[0x8001:0x8006] == b"CD001"  # ISO 9660 primary volume descriptor
     assert b"CIDATA" in data[0x8000:0x8100].upper()
     assert b"#cloud-config\nruncmd: [echo]" in data
@@ -185,8 +219,9 @@ def test_libvirt_errors_translate_to_backend_faults():
 
     assert isinstance(translate(FakeError(libvirt.VIR_ERR_NO_DOMAIN), "x"), NotFoundOnPlatform)
     assert isinstance(translate(FakeError(libvirt.VIR_ERR_NO_SUPPORT), "x"), Unsupported)
-    assert isinstance(translate(FakeError(libvirt.VIR_ERR_OPERATION_INVALID), "x"),
-                      InvalidTransition)
+    assert isinstance(
+        translate(FakeError(libvirt.VIR_ERR_OPERATION_INVALID), "x"), InvalidTransition
+    )
     fault = translate(FakeError(libvirt.VIR_ERR_INTERNAL_ERROR), "starting occi-x")
     assert isinstance(fault, PlatformError) and "starting occi-x" in str(fault)
 
@@ -220,8 +255,10 @@ def test_changes_made_outside_the_server_are_observed(backend):
     assert backend.observe(c).attributes["occi.compute.state"] == "active"
     dom.destroy()  # virsh destroy
     seen = backend.observe(c).attributes
-    assert seen["occi.compute.state"] == "inactive" and "destroyed" in seen[
-        "occi.compute.state.message"]
+    assert (
+        seen["occi.compute.state"] == "inactive"
+        and "destroyed" in seen["occi.compute.state.message"]
+    )
     dom.setVcpusFlags(3, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
     dom.setVcpusFlags(3, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
     assert backend.observe(c).attributes["occi.compute.cores"] == 3
@@ -239,9 +276,11 @@ def test_graceful_stop_message_survives_later_reads(backend):
     assert out.attributes["occi.compute.state"] == "inactive"  # the test driver stops at once
     for _ in range(2):
         assert backend.observe(c).attributes["occi.compute.state.message"] == (
-            "stopped by a graceful guest shutdown")
+            "stopped by a graceful guest shutdown"
+        )
     assert backend.action(c, "start", {}).attributes["occi.compute.state.message"] == (
-        "running; booting")
+        "running; booting"
+    )
     backend.action(c, "stop", {"method": "poweroff"})
     backend.delete(c)
 
@@ -309,9 +348,12 @@ def test_lifecycle_events_reach_the_callback(backend):
 
 @pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh is installed with libvirt-clients")
 def test_network_with_address_is_isolated_on_the_platform(backend):
-    n = Resource(kind=infra.NETWORK.id, id=new_id(), mixins=[infra.IPNETWORK.id],
-                 attributes={"occi.network.address": "10.66.1.0/24",
-                             "occi.network.gateway": "10.66.1.1"})
+    n = Resource(
+        kind=infra.NETWORK.id,
+        id=new_id(),
+        mixins=[infra.IPNETWORK.id],
+        attributes={"occi.network.address": "10.66.1.0/24", "occi.network.gateway": "10.66.1.1"},
+    )
     backend.create(n)
     xml = ET.fromstring(backend.conn.networkLookupByName(platform_name(n)).XMLDesc(0))
     assert xml.find("forward") is None and xml.find("ip").get("address") == "10.66.1.1"

@@ -42,11 +42,22 @@ DEFAULT_DIR = "/var/tmp/occi-pocci"
 # CORE/CREATE/001 is left out on purpose: it sends occi.compute.architecture="arch", which the
 # standard's enum {x86, x64} forbids, so the server's 400 is right (pOCCI skips it by default too).
 TESTS = (
-    "CORE/DISCOVERY/001", "CORE/DISCOVERY/002",
-    "INFRA/CREATE/001", "INFRA/CREATE/002", "INFRA/CREATE/003", "INFRA/CREATE/004",
-    "INFRA/CREATE/005", "INFRA/CREATE/006", "INFRA/CREATE/007",
-    "CORE/READ/001", "CORE/READ/002", "CORE/READ/007",
-    "CORE/MISC/001", "CORE/DELETE/001", "CORE/CREATE/006", "CORE/UPDATE/001",
+    "CORE/DISCOVERY/001",
+    "CORE/DISCOVERY/002",
+    "INFRA/CREATE/001",
+    "INFRA/CREATE/002",
+    "INFRA/CREATE/003",
+    "INFRA/CREATE/004",
+    "INFRA/CREATE/005",
+    "INFRA/CREATE/006",
+    "INFRA/CREATE/007",
+    "CORE/READ/001",
+    "CORE/READ/002",
+    "CORE/READ/007",
+    "CORE/MISC/001",
+    "CORE/DELETE/001",
+    "CORE/CREATE/006",
+    "CORE/UPDATE/001",
 )
 
 # `^(?i)...` -> `(?i)^...`: global inline flags must come first since Python 3.11.
@@ -68,18 +79,41 @@ class Pocci:
     source: Path  # the converted tree: put it on PYTHONPATH
 
     def command(self, url: str, mimetype: str, tests=TESTS) -> list[str]:
-        return [str(self.python), "-m", "pOCCI.pOCCI", "-a", "none", "-e", url, "-m", mimetype,
-                "-f", "plain", "-t", ",".join(tests)]
+        return [
+            str(self.python),
+            "-m",
+            "pOCCI.pOCCI",
+            "-a",
+            "none",
+            "-e",
+            url,
+            "-m",
+            mimetype,
+            "-f",
+            "plain",
+            "-t",
+            ",".join(tests),
+        ]
 
-    def run(self, url: str, mimetype: str, tests=TESTS, timeout: float = 300,
-            ) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        url: str,
+        mimetype: str,
+        tests=TESTS,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
         """Run pOCCI; HOME points at an empty directory so no ~/.pOCCI.cfg interferes."""
         with tempfile.TemporaryDirectory(prefix="pocci-home-") as home:
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-            env.update({"PYTHONPATH": str(self.source), "HOME": home,
-                        "PYTHONWARNINGS": "ignore"})
-            return subprocess.run(self.command(url, mimetype, tests), env=env, cwd=home,
-                                  capture_output=True, text=True, timeout=timeout)
+            env.update({"PYTHONPATH": str(self.source), "HOME": home, "PYTHONWARNINGS": "ignore"})
+            return subprocess.run(
+                self.command(url, mimetype, tests),
+                env=env,
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
 
 
 def cache_dir() -> Path:
@@ -113,8 +147,11 @@ def prepare(root: Path | None = None) -> Pocci:
 
 def _is_ready(ready: Path, stamp: str, pocci: Pocci) -> bool:
     try:
-        return (ready.read_text() == stamp and pocci.python.exists()
-                and (pocci.source / "pOCCI" / "pOCCI.py").exists())
+        return (
+            ready.read_text() == stamp
+            and pocci.python.exists()
+            and (pocci.source / "pOCCI" / "pOCCI.py").exists()
+        )
     except OSError:
         return False
 
@@ -122,16 +159,29 @@ def _is_ready(ready: Path, stamp: str, pocci: Pocci) -> bool:
 def _run(cmd: list[str], what: str, **kw) -> None:
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if p.returncode != 0:
-        raise PocciUnavailable(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n"
-                               f"{p.stdout[-3000:]}{p.stderr[-3000:]}")
+        raise PocciUnavailable(
+            f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n"
+            f"{p.stdout[-3000:]}{p.stderr[-3000:]}"
+        )
 
 
 def _make_venv(venv: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     _run([sys.executable, "-m", "venv", str(venv)], "creating pOCCI's venv")
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--only-binary",
-          "pycurl", "pycurl"], "installing pycurl (a binary wheel from PyPI) into pOCCI's venv",
-         timeout=600)
+    _run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--only-binary",
+            "pycurl",
+            "pycurl",
+        ],
+        "installing pycurl (a binary wheel from PyPI) into pOCCI's venv",
+        timeout=600,
+    )
 
 
 def _fetch(url: str) -> bytes:
@@ -149,12 +199,18 @@ def _sdist_url() -> str:
         except Exception as exc:  # network, HTTP or JSON error: try the next form of the API
             errors.append(f"{api}: {exc}")
             continue
-        files = meta["urls"] if "/" + VERSION + "/" in api else meta.get("releases", {}).get(VERSION, [])
+        files = (
+            meta["urls"]
+            if "/" + VERSION + "/" in api
+            else meta.get("releases", {}).get(VERSION, [])
+        )
         for f in files:
             if f.get("filename") == SDIST:
                 if f["digests"]["sha256"] != SHA256:
-                    raise PocciUnavailable(f"PyPI states sha256 {f['digests']['sha256']} for "
-                                           f"{SDIST}, not the pinned {SHA256}")
+                    raise PocciUnavailable(
+                        f"PyPI states sha256 {f['digests']['sha256']} for "
+                        f"{SDIST}, not the pinned {SHA256}"
+                    )
                 return f["url"]
         errors.append(f"{api}: no {SDIST} listed")
     raise PocciUnavailable("cannot find the pOCCI sdist on PyPI:\n  " + "\n  ".join(errors))
@@ -187,8 +243,10 @@ def _convert(tarball: Path, src: Path, python: Path) -> None:
         package = work / f"pOCCI-{VERSION}" / "pOCCI"
         if not (package / "pOCCI.py").exists():
             raise PocciUnavailable(f"{tarball} does not hold pOCCI-{VERSION}/pOCCI/pOCCI.py")
-        _run([str(python), "-W", "ignore", "-m", "lib2to3", "--write", "--nobackups",
-              str(package)], "converting pOCCI to Python 3 with lib2to3")
+        _run(
+            [str(python), "-W", "ignore", "-m", "lib2to3", "--write", "--nobackups", str(package)],
+            "converting pOCCI to Python 3 with lib2to3",
+        )
         render_text = package / "render_text.py"
         text = render_text.read_text()
         for old, new in REGEX_FIXES.items():
@@ -203,11 +261,17 @@ def _convert(tarball: Path, src: Path, python: Path) -> None:
 
 def _smoke(pocci: Pocci) -> None:
     env = {**os.environ, "PYTHONPATH": str(pocci.source), "PYTHONWARNINGS": "ignore"}
-    p = subprocess.run([str(pocci.python), "-m", "pOCCI.pOCCI", "--version"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [str(pocci.python), "-m", "pOCCI.pOCCI", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if p.returncode != 0 or p.stdout.strip() != VERSION:
-        raise PocciUnavailable(f"the converted pOCCI does not run (exit {p.returncode}):\n"
-                               f"{p.stdout}{p.stderr}")
+        raise PocciUnavailable(
+            f"the converted pOCCI does not run (exit {p.returncode}):\n{p.stdout}{p.stderr}"
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -20,8 +20,11 @@ def pocci() -> pocci_mod.Pocci:
         return pocci_mod.prepare()
     except pocci_mod.PocciUnavailable as exc:
         error = str(exc)
-    pytest.fail(f"pOCCI {pocci_mod.VERSION} could not be prepared in {pocci_mod.cache_dir()} "
-                f"(set OCCI_POCCI_DIR to use another directory): {error}", pytrace=False)
+    pytest.fail(
+        f"pOCCI {pocci_mod.VERSION} could not be prepared in {pocci_mod.cache_dir()} "
+        f"(set OCCI_POCCI_DIR to use another directory): {error}",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -35,10 +38,13 @@ def server(tmp_path):
 @pytest.mark.parametrize("mimetype", ["text/plain", "text/occi"])
 def test_pocci_compliance(pocci, server, mimetype):
     p = pocci.run(server.url, mimetype)
-    report = (f"pOCCI -m {mimetype} exited {p.returncode}\n--- stdout\n{p.stdout}"
-              f"--- stderr\n{p.stderr}--- server log (tail)\n{server.output()}")
+    report = (
+        f"pOCCI -m {mimetype} exited {p.returncode}\n--- stdout\n{p.stdout}"
+        f"--- stderr\n{p.stderr}--- server log (tail)\n{server.output()}"
+    )
     results = dict(RESULT.findall(p.stdout))
     missing = [t for t in pocci_mod.TESTS if t not in results]
     failed = [t for t in pocci_mod.TESTS if results.get(t) == "FAIL"]
     assert not missing and not failed and p.returncode == 0, (
-        f"missing: {missing}, failed: {failed}\n{report}")
+        f"missing: {missing}, failed: {failed}\n{report}"
+    )

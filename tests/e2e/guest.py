@@ -90,7 +90,9 @@ def _kernel_package() -> str:
         line = line.strip()
         if line.startswith("Depends:") and "linux-image-" in line:
             return line.split(":", 1)[1].strip()
-    raise GuestBuildError("apt-cache knows no kernel behind linux-image-cloud-amd64 (apt-get update?)")
+    raise GuestBuildError(
+        "apt-cache knows no kernel behind linux-image-cloud-amd64 (apt-get update?)"
+    )
 
 
 def _download(packages: list[str], into: Path) -> list[Path]:
@@ -130,7 +132,9 @@ def _initrd(busybox: Path, modules_root: Path, work: Path) -> Path:
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     cpio = subprocess.run(
         ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
-        input=("\n".join(files) + "\n").encode(), cwd=root, capture_output=True,
+        input=("\n".join(files) + "\n").encode(),
+        cwd=root,
+        capture_output=True,
     )
     if cpio.returncode != 0:
         raise GuestBuildError(f"cpio failed: {cpio.stderr.decode()[-1000:]}")

@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 URI = "qemu:///system"
 SOCKETS = (Path("/run/libvirt/libvirt-sock"), Path("/var/run/libvirt/libvirt-sock"))
-PIDFILES = {"virtlogd": Path("/run/occi-test-virtlogd.pid"),
-            "libvirtd": Path("/run/occi-test-libvirtd.pid")}
+PIDFILES = {
+    "virtlogd": Path("/run/occi-test-virtlogd.pid"),
+    "libvirtd": Path("/run/occi-test-libvirtd.pid"),
+}
 
 
 class LibvirtdUnavailable(RuntimeError):

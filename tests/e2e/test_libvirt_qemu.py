@@ -96,7 +96,10 @@ class Env:
         self.log = open(self.tmp / "server.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "occi.cli", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            cwd=self.tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -125,10 +128,16 @@ class Env:
             except libvirt.libvirtError:
                 pass
         return {
-            "domains": [d.name() for d in self.conn.listAllDomains() if d.name().startswith("occi-")
-                        and self._mine(d)],
-            "networks": [n.name() for n in self.conn.listAllNetworks()
-                         if n.name().startswith("occi-") and n.name() in self.networks],
+            "domains": [
+                d.name()
+                for d in self.conn.listAllDomains()
+                if d.name().startswith("occi-") and self._mine(d)
+            ],
+            "networks": [
+                n.name()
+                for n in self.conn.listAllNetworks()
+                if n.name().startswith("occi-") and n.name() in self.networks
+            ],
             "volumes": vols,
         }
 
@@ -170,8 +179,9 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Iterator[Env]:
     if os.geteuid() != 0:
-        pytest.fail("the QEMU end-to-end test needs root (make test runs it as root)",
-                    pytrace=False)
+        pytest.fail(
+            "the QEMU end-to-end test needs root (make test runs it as root)", pytrace=False
+        )
     libvirtd.ensure_running(URI)
     image = guest.build()
     e = Env(tmp_path_factory.mktemp("libvirt-e2e"))
@@ -209,8 +219,9 @@ def act(env: Env, location: str, action: str, scheme: str = ACT, **params) -> di
     return r.json()
 
 
-def wait_state(env: Env, location: str, attr: str, value: str,
-               timeout: float = STATE_TIMEOUT) -> dict:
+def wait_state(
+    env: Env, location: str, attr: str, value: str, timeout: float = STATE_TIMEOUT
+) -> dict:
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
@@ -220,8 +231,9 @@ def wait_state(env: Env, location: str, attr: str, value: str,
         if seen.get(attr) == "error":
             break
         time.sleep(0.5)
-    raise AssertionError(f"{location}: {attr} did not become {value}; last seen {seen}\n"
-                         f"{env.output()}")
+    raise AssertionError(
+        f"{location}: {attr} did not become {value}; last seen {seen}\n{env.output()}"
+    )
 
 
 def console_count(env: Env, domain: str, marker: str) -> int:
@@ -229,8 +241,9 @@ def console_count(env: Env, domain: str, marker: str) -> int:
     return log.read_text(errors="replace").count(marker) if log.exists() else 0
 
 
-def wait_console(env: Env, domain: str, marker: str, count: int = 1,
-                 timeout: float = BOOT_TIMEOUT) -> None:
+def wait_console(
+    env: Env, domain: str, marker: str, count: int = 1, timeout: float = BOOT_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if console_count(env, domain, marker) >= count:
@@ -247,12 +260,21 @@ def test_compute_storage_network_on_real_qemu(env: Env):
     cats = requests.get(env.url + "/-/", headers=JSON, timeout=30).json()
     mixin_ids = {m["scheme"] + m["term"] for m in cats["mixins"]}
     assert OS_TPL + "tiny" in mixin_ids
-    assert CRTP + "small" in mixin_ids and "http://occi.libvirt.local/resource_tpl#tiny" in mixin_ids
+    assert (
+        CRTP + "small" in mixin_ids and "http://occi.libvirt.local/resource_tpl#tiny" in mixin_ids
+    )
 
     # network: isolated, with an address plan; up
     octet = int(env.tag[:2], 16) % 200 + 20
-    r = post(env, "/network/", {"kind": INFRA + "network", "mixins": [INFRA[:-1] + "/network#ipnetwork"],
-                                "attributes": {"occi.network.address": f"10.213.{octet}.0/24"}})
+    r = post(
+        env,
+        "/network/",
+        {
+            "kind": INFRA + "network",
+            "mixins": [INFRA[:-1] + "/network#ipnetwork"],
+            "attributes": {"occi.network.address": f"10.213.{octet}.0/24"},
+        },
+    )
     net = r.headers["Location"]
     net_name = "occi-" + net.rsplit("/", 1)[1]
     env.networks.add(net_name)
@@ -263,7 +285,9 @@ def test_compute_storage_network_on_real_qemu(env: Env):
     assert "<forward" not in net_xml and f"10.213.{octet}.1" in net_xml
 
     # storage: a qcow2 volume, grown by updating occi.storage.size
-    r = post(env, "/storage/", {"kind": INFRA + "storage", "attributes": {"occi.storage.size": 0.5}})
+    r = post(
+        env, "/storage/", {"kind": INFRA + "storage", "attributes": {"occi.storage.size": 0.5}}
+    )
     stor = r.headers["Location"]
     vol_name = f"occi-{stor.rsplit('/', 1)[1]}.qcow2"
     pool = env.conn.storagePoolLookupByName(env.volume_pool)
@@ -273,26 +297,38 @@ def test_compute_storage_network_on_real_qemu(env: Env):
     assert get(env, stor)["attributes"]["occi.storage.size"] == 1.0
 
     # compute from the image with a resource template, a disk and a NIC
-    r = post(env, "/compute/", {
-        "kind": INFRA + "compute",
-        "mixins": [OS_TPL + "tiny", "http://occi.libvirt.local/resource_tpl#tiny"],
-        "attributes": {"occi.core.title": "e2e tiny guest"},
-    })
+    r = post(
+        env,
+        "/compute/",
+        {
+            "kind": INFRA + "compute",
+            "mixins": [OS_TPL + "tiny", "http://occi.libvirt.local/resource_tpl#tiny"],
+            "attributes": {"occi.core.title": "e2e tiny guest"},
+        },
+    )
     vm = r.headers["Location"]
     dom_name = "occi-" + vm.rsplit("/", 1)[1]
     assert get(env, vm)["attributes"]["occi.compute.cores"] == 1
-    r = post(env, "/link/storagelink/", {
-        "kind": INFRA + "storagelink",
-        "source": {"location": vm.removeprefix(env.url)},
-        "target": {"location": stor.removeprefix(env.url), "kind": INFRA + "storage"},
-    })
+    r = post(
+        env,
+        "/link/storagelink/",
+        {
+            "kind": INFRA + "storagelink",
+            "source": {"location": vm.removeprefix(env.url)},
+            "target": {"location": stor.removeprefix(env.url), "kind": INFRA + "storage"},
+        },
+    )
     disk = get(env, r.headers["Location"])
     assert disk["attributes"]["occi.storagelink.deviceid"] == "vdb"
-    r = post(env, "/link/networkinterface/", {
-        "kind": INFRA + "networkinterface",
-        "source": {"location": vm.removeprefix(env.url)},
-        "target": {"location": net.removeprefix(env.url), "kind": INFRA + "network"},
-    })
+    r = post(
+        env,
+        "/link/networkinterface/",
+        {
+            "kind": INFRA + "networkinterface",
+            "source": {"location": vm.removeprefix(env.url)},
+            "target": {"location": net.removeprefix(env.url), "kind": INFRA + "network"},
+        },
+    )
     mac = get(env, r.headers["Location"])["attributes"]["occi.networkinterface.mac"]
     dom = env.conn.lookupByName(dom_name)
     xml = dom.XMLDesc(0)
@@ -319,7 +355,8 @@ def test_compute_storage_network_on_real_qemu(env: Env):
         assert time.monotonic() < deadline, "the guest did not power off"
         time.sleep(0.5)
     assert backend.observe(entity).attributes["occi.compute.state.message"] == (
-        "stopped by a graceful guest shutdown")
+        "stopped by a graceful guest shutdown"
+    )
     backend.close()
     # the server learns it from libvirt's events or its periodic reconcile (observe())
     seen = wait_state(env, vm, "occi.compute.state", "inactive")

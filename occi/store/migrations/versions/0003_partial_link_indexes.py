@@ -19,8 +19,10 @@ depends_on = None
 def upgrade() -> None:
     op.drop_index("ix_entities_source_id", table_name="entities")
     op.drop_index("ix_entities_target", table_name="entities")
-    for name, column in (("ix_entities_link_source", "source_id"),
-                         ("ix_entities_link_target", "target")):
+    for name, column in (
+        ("ix_entities_link_source", "source_id"),
+        ("ix_entities_link_target", "target"),
+    ):
         where = sa.text(f"{column} IS NOT NULL")
         op.create_index(name, "entities", [column], sqlite_where=where, postgresql_where=where)
 
