@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,7 +261,7 @@ class CategoryCollection:
     mixins: list[Mixin] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
 
-    def __iter__(self) -> Iterable[Category]:
+    def __iter__(self) -> Iterator[Category]:
         yield from self.kinds
         yield from self.mixins
         yield from self.actions

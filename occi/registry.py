@@ -38,7 +38,8 @@ class Registry:
                 self.actions[a.id] = a
         self._actions_memo: dict[tuple[str, tuple[str, ...]], list[Action]] = {}
         self._by_location: dict[str, Kind | Mixin] = {}
-        for c in (*self.kinds.values(), *self.mixins.values()):
+        located: list[Kind | Mixin] = [*self.kinds.values(), *self.mixins.values()]
+        for c in located:
             if c.location and c is not infra.ENTITY:
                 self._by_location.setdefault(c.location, c)
 
@@ -142,6 +143,7 @@ class Registry:
             or any(a in wanted for a in m.applies)
         ]
         sel_actions = [a for a in actions if a.id in wanted]
-        for c in (*sel_kinds, *sel_mixins):
+        owners: list[Kind | Mixin] = [*sel_kinds, *sel_mixins]
+        for c in owners:
             sel_actions.extend(a for a in c.actions if a not in sel_actions)
         return CategoryCollection(sel_kinds, sel_mixins, sel_actions)

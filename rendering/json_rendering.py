@@ -353,9 +353,9 @@ def _parse_entity(
     if links is not None:
         lpath = _key(path, "links")
         for i, item in enumerate(_list(links, lpath, "link objects")):
-            link = _parse_entity(item, f"{lpath}[{i}]", base_url, True, inline=True)
-            assert isinstance(link, Link)
-            res.links.append(link)
+            inline_link = _parse_entity(item, f"{lpath}[{i}]", base_url, True, inline=True)
+            assert isinstance(inline_link, Link)
+            res.links.append(inline_link)
     return res
 
 
@@ -366,12 +366,13 @@ def _parse_attribute_def(name: str, value: Any, path: str) -> AttributeDef:
     if tname is None:
         atype = STRING
     else:
-        atype = _TYPE_NAMES.get(tname.strip().lower())
-        if atype is None:
+        found = _TYPE_NAMES.get(tname.strip().lower())
+        if found is None:
             raise ParseError(
                 f"{_key(path, 'type')} must be one of string, number, boolean, array, object, "
                 f"not {tname!r}"
             )
+        atype = found
     regex: str | None = None
     enum: tuple[str, ...] = ()
     minimum = maximum = None
@@ -418,10 +419,10 @@ def _parse_attribute_def(name: str, value: Any, path: str) -> AttributeDef:
 def _parse_category(value: Any, path: str, base_url: str, cls: str | None) -> CategoryRef:
     if isinstance(value, str):  # a bare type identifier (rOCCI category_identifiers)
         try:
-            scheme, term = split_type_id(value)
+            pair = split_type_id(value)
         except ValueError as exc:
             raise ParseError(f"{_where(path)}: {exc}") from None
-        return CategoryRef(scheme=scheme, term=term, cls=cls)
+        return CategoryRef(scheme=pair[0], term=pair[1], cls=cls)
     obj = _obj(value, path)
     term = _opt_str(obj, "term", path)
     scheme = _opt_str(obj, "scheme", path)

@@ -40,6 +40,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -122,7 +123,7 @@ class _Vocab:
             self.iri_types[str(self.XSD[name])] = INTEGER
         self.iri_types[str(self.XSD.anyURI)] = STRING
 
-        class ExactDouble(rdflib.Literal):
+        class ExactDouble(rdflib.Literal):  # type: ignore[name-defined]
             """An xsd:double Turtle writes in full: rdflib's shorthand keeps 6 digits."""
 
             def _literal_n3(self, use_plain: bool = False, qname_callback: Any = None) -> str:
@@ -289,10 +290,10 @@ class GraphBuilder:
             g.add((node, V["applies"], rdflib.URIRef(a)))
         if m.location is not None:
             g.add((node, V["location"], _literal(m.location)))
-        for a in m.actions:
-            g.add((node, V["action"], rdflib.URIRef(a.id)))
-        for d in m.attributes.values():
-            self.attribute(node, d)
+        for action in m.actions:
+            g.add((node, V["action"], rdflib.URIRef(action.id)))
+        for spec in m.attributes.values():
+            self.attribute(node, spec)
 
     def action(self, a: Action) -> None:
         node = self._category(a, "Action")
@@ -446,7 +447,7 @@ class GraphReader:
     def _declared_kinds(self) -> set[str]:
         return {str(s) for s in self.g.subjects(self.v.RDF.type, self.v.O["Kind"])}
 
-    def _is_entity(self, node: Any, kinds: set[str]) -> bool:
+    def _is_entity(self, node: Any, kinds: AbstractSet[str]) -> bool:
         g, V = self.g, self.v.O
         types = {str(t) for t in g.objects(node, self.v.RDF.type)}
         if types & {OCCI_NS + "Resource", OCCI_NS + "Link", OCCI_NS + "Entity"}:
@@ -542,10 +543,12 @@ class GraphReader:
                     link.location = self._rel(str(node))
             return link
         res = Resource(**common, summary=field(V["summary"], "occi.core.summary"))
-        links = [self.entity(n, inline=True) for n in g.objects(node, V["link"])]
-        for lk in links:
+        links: list[Link] = []
+        for n in g.objects(node, V["link"]):
+            lk = self.entity(n, inline=True)
             if not isinstance(lk, Link):
                 raise ParseError(f"{where}: every occi:link must be a link (with occi:target)")
+            links.append(lk)
         res.links = sorted(
             links,
             key=lambda lk: (

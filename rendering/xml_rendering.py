@@ -288,10 +288,10 @@ def mixin_element(m: Mixin, parent: Any = None) -> Any:
         _ref(el, "depends", d)
     for a in m.applies:
         _ref(el, "applies", a)
-    for d in m.attributes.values():
-        _attribute_spec(el, d)
-    for a in m.actions:
-        _ref(el, "action", a.id)
+    for spec in m.attributes.values():
+        _attribute_spec(el, spec)
+    for action in m.actions:
+        _ref(el, "action", action.id)
     return el
 
 

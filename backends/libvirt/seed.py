@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-WRITERS = (
+WRITERS: tuple[tuple[str, list[str]], ...] = (
     ("genisoimage", []),
     ("xorriso", ["-as", "mkisofs"]),
     ("mkisofs", []),

@@ -97,7 +97,7 @@ class SqlJobTx(JobTx):
             for entity_id, operation, params in jobs
         ]
         self.conn.execute(self.t.insert(), rows)
-        return [r["id"] for r in rows]
+        return [str(r["id"]) for r in rows]
 
     def get(self, job_id: str) -> Job | None:
         row = self.conn.execute(sa.select(self.t).where(self.t.c.id == job_id)).first()
