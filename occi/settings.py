@@ -177,14 +177,26 @@ def read_file(path: str) -> dict[str, str]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: a setting before the [occi] section header"
+        ) from None
     except configparser.ParsingError as exc:
-        lineno, line = exc.errors[0]
-        raise SettingsError(f"{path}, line {lineno}: cannot parse {line.strip()}") from None
+        lineno = exc.errors[0][0]
+        line = text.splitlines()[lineno - 1].strip()
+        raise SettingsError(
+            f"{path}, line {lineno}: {line!r} is neither `key = value` nor a [section]"
+        ) from None
+    except configparser.DuplicateOptionError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: {exc.option} is given twice in [{exc.section}]"
+        ) from None
+    except configparser.DuplicateSectionError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: section [{exc.section}] is given twice"
+        ) from None
     except configparser.Error as exc:
-        lineno = getattr(exc, "lineno", None)
-        where = f", line {lineno}" if lineno else ""
-        message = exc.message.splitlines()[0] if hasattr(exc, "message") else str(exc)
-        raise SettingsError(f"{path}{where}: {message}") from None
+        raise SettingsError(f"{path}: {exc.message.splitlines()[0]}") from None
     if not parser.has_section("occi"):
         found = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
         raise SettingsError(f"{path}: no [occi] section (sections found: {found})")
