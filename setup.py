@@ -19,6 +19,7 @@ setup(
     packages=find_packages(include=[f"{top}{sub}" for top in TOP for sub in ("", ".*")]),
     package_data={
         "schemas": ["*.json", "*.xsd", "*.ttl", "README.md"],
+        "backends": ["README.md"],
         "occi.store.migrations": ["script.py.mako"],
     },
     install_requires=[
