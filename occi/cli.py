@@ -1,4 +1,5 @@
-"""`occi-server`: the command line. Starts gunicorn with the OCCI app, or upgrades the schema.
+"""`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
+shows the servers and jobs sharing a database, lists the backends and whether they load.
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """
@@ -19,7 +20,7 @@ from occi.settings import Settings, SettingsError, setting_names, suggest
 log = logging.getLogger("occi.cli")
 
 
-#: the options that are settings, accepted before and after any command: dest, flags, help
+#: the options that are settings (flag, argparse keywords), accepted before or after any command
 SETTING_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--bind", {"metavar": "HOST:PORT", "help": "address to listen on (127.0.0.1:8080)"}),
     ("--workers", {"type": int, "metavar": "N", "help": "gunicorn worker processes (2)"}),
