@@ -1,5 +1,7 @@
 # make run: install into .venv and serve on 127.0.0.1:8080 (SQLite + simulator).
-# make test: install what the tests need (Debian packages when root) and run the whole suite.
+# make test: install what the tests need (Debian packages when root) and run the whole suite
+# (tests/test_packaging.py builds the wheel and serves from a fresh virtual environment), ruff
+# and mypy (settings in pyproject.toml).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -37,7 +39,9 @@ system-deps:
 
 test: system-deps install-test
 	$(BIN)/ruff check occi rendering backends tests
+	$(BIN)/ruff format --check occi rendering backends tests
 	$(BIN)/python -m pytest -q
+	$(BIN)/mypy
 
 lint: install-test
 	$(BIN)/ruff check occi rendering backends tests

@@ -2,6 +2,9 @@
 
 from setuptools import find_packages, setup
 
+#: the top-level packages: the server, the renderings, the backends, the schemas they load
+TOP = ("occi", "rendering", "backends", "schemas")
+
 setup(
     name="occi-server",
     version="0.1.0",
@@ -10,15 +13,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["occi", "occi.*", "rendering", "rendering.*", "backends", "backends.*"]),
-    include_package_data=True,
-    package_data={"occi.store": ["migrations/*.py", "migrations/versions/*.py", "alembic.ini"]},
-    # schemas/ (JSON Schema, XSD, RDF vocabulary) is read beside the rendering package: the
-    # server runs from the source tree or an editable install (`make run`: pip install -e)
-    data_files=[("share/occi-server/schemas", [
-        "schemas/occi-1.2.schema.json", "schemas/occi.xsd", "schemas/occi-xs-facets.xsd",
-        "schemas/occi.ttl", "schemas/README.md",
-    ])],
+    # Every directory of code is a package (tests/test_packaging.py checks that the wheel holds
+    # every file of the tree); the data they read at run time is package data, found through
+    # importlib.resources.
+    packages=find_packages(include=[f"{top}{sub}" for top in TOP for sub in ("", ".*")]),
+    package_data={
+        "schemas": ["*.json", "*.xsd", "*.ttl", "README.md"],
+        "backends": ["README.md"],
+        "occi.store.migrations": ["script.py.mako"],
+    },
     install_requires=[
         "falcon>=4,<5",
         "gunicorn>=22",
@@ -31,21 +34,23 @@ setup(
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
-        "vsphere": ["pyvmomi>=8"],
-        "xenserver": ["XenAPI>=23"],
         "test": [
             "pytest>=8",
             "requests>=2.31",
             "hypothesis>=6",
             "psycopg[binary]>=3.1",
             "ruff>=0.5",
+            "mypy>=1.10",
         ],
     },
     entry_points={
         "console_scripts": ["occi-server=occi.cli:main"],
+        # A backend that needs more than the core names its extra in [brackets]: `occi-server
+        # backends` and a refused --backend then say what to install. An extra exists only
+        # with its backend (tests/test_packaging.py).
         "occi.backends": [
             "simulator=backends.simulator:SimulatorBackend",
-            "libvirt=backends.libvirt:LibvirtBackend",
+            "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
         ],
     },
     classifiers=[

@@ -1,4 +1,5 @@
-"""`occi-server`: the command line. Starts gunicorn with the OCCI app, or upgrades the schema.
+"""`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
+shows the servers and jobs sharing a database, lists the backends and whether they load.
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """
@@ -9,80 +10,101 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from occi import __version__
-from occi.settings import Settings, SettingsError
+from occi.plugins import available, probe
+from occi.settings import Settings, SettingsError, setting_names, suggest
 
 log = logging.getLogger("occi.cli")
 
 
+#: the options that are settings (flag, argparse keywords), accepted before or after any command
+SETTING_OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("--bind", {"metavar": "HOST:PORT", "help": "address to listen on (127.0.0.1:8080)"}),
+    ("--workers", {"type": int, "metavar": "N", "help": "gunicorn worker processes (2)"}),
+    ("--threads", {"type": int, "metavar": "N", "help": "threads per worker (4)"}),
+    (
+        "--database-url",
+        {
+            "metavar": "URL",
+            "help": "SQLAlchemy URL: sqlite:///occi.db (default) or postgresql://...",
+        },
+    ),
+    ("--backend", {"metavar": "NAME", "help": "backend plugin (simulator)"}),
+    ("--base-url", {"metavar": "URL", "help": "public root URL behind a proxy"}),
+]
+#: commands that may create a new SQLite file (in an existing directory); others need the file
+CREATES_DATABASE = ("serve", "migrate")
+
+
 def _parser() -> argparse.ArgumentParser:
+    # One parent holds the global options; every parser gets it, with SUPPRESS as the default
+    # so that an option given before the command is not reset by the command's parser.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
+        "--config", metavar="FILE", help="INI settings file (default: $OCCI_CONFIG)"
+    )
+    for flag, kwargs in SETTING_OPTIONS:
+        common.add_argument(flag, **kwargs)
     p = argparse.ArgumentParser(
         prog="occi-server",
-        description="OCCI 1.2 cloud interface server. Settings come from OCCI_* environment "
-        "variables and an optional INI file ([occi] section); options here override both.",
+        description="OCCI 1.2 cloud interface server. Settings come from defaults, an optional "
+        "INI file ([occi] section), then OCCI_* environment variables, then these options, each "
+        "over the one before. Options go before or after the command.",
+        parents=[common],
+        allow_abbrev=False,
     )
     p.add_argument("--version", action="version", version=f"occi-server {__version__}")
-    p.add_argument("--config", metavar="FILE", help="INI settings file (default: $OCCI_CONFIG)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the server under gunicorn (the default command)")
-    for sp in (p, serve):
-        sp.add_argument("--bind", metavar="HOST:PORT", help="address to listen on (127.0.0.1:8080)")
-        sp.add_argument("--workers", type=int, metavar="N", help="gunicorn worker processes (2)")
-        sp.add_argument("--threads", type=int, metavar="N", help="threads per worker (4)")
-        sp.add_argument(
-            "--database-url",
-            metavar="URL",
-            help="SQLAlchemy URL: sqlite:///occi.db (default) or postgresql://...",
-        )
-        sp.add_argument("--backend", metavar="NAME", help="backend plugin (simulator)")
-        sp.add_argument("--base-url", metavar="URL", help="public root URL behind a proxy")
-    sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
-    status = sub.add_parser("status", help="list the server processes, their heartbeats and jobs")
+    kw: dict[str, Any] = {"parents": [common], "allow_abbrev": False}
+    sub.add_parser("serve", help="run the server under gunicorn (the default command)", **kw)
+    sub.add_parser("migrate", help="create or upgrade the database schema, then exit", **kw)
+    status = sub.add_parser(
+        "status", help="list the server processes, their heartbeats and jobs", **kw
+    )
     status.add_argument(
         "--jobs", type=int, default=20, metavar="N", help="how many recent jobs to list (20)"
     )
-    sub.add_parser("backends", help="list the installed backends")
+    sub.add_parser("backends", help="list the installed backends and whether they load", **kw)
     return p
 
 
+def _check_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Name a mistyped option (argparse would take its value for the command otherwise)."""
+    known: set[str] = set()
+    for action in parser._actions:
+        known.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                for a in subparser._actions:
+                    known.update(a.option_strings)
+    for arg in argv:
+        if arg == "--":
+            break
+        option = arg.split("=", 1)[0]
+        if option.startswith("-") and len(option) > 1 and option not in known:
+            if option[1:].replace(".", "").isdigit():
+                continue  # a negative number is a value
+            parser.error(f"unknown option {option}{suggest(option, sorted(known))}")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as options (only those given)."""
+    names = [flag[2:].replace("-", "_") for flag, _ in SETTING_OPTIONS]
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    _check_options(parser, argv)
+    args = parser.parse_args(argv)
     try:
-        settings = Settings.load(config_file=args.config)
-        overrides = {
-            k: v
-            for k, v in {
-                "bind": getattr(args, "bind", None),
-                "workers": getattr(args, "workers", None),
-                "threads": getattr(args, "threads", None),
-                "database_url": getattr(args, "database_url", None),
-                "backend": getattr(args, "backend", None),
-                "base_url": getattr(args, "base_url", None),
-            }.items()
-            if v is not None
-        }
-        if overrides:
-            merged = {
-                **settings.extra,
-                **{
-                    f: getattr(settings, f)
-                    for f in (
-                        "bind",
-                        "workers",
-                        "threads",
-                        "database_url",
-                        "backend",
-                        "base_url",
-                        "max_body",
-                        "max_page_size",
-                        "log_level",
-                    )
-                },
-                **overrides,
-            }
-            settings = Settings.from_mapping(merged)
+        settings = Settings.load(
+            config_file=getattr(args, "config", None), overrides=_overrides(args)
+        )
     except SettingsError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
@@ -92,12 +114,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    for key in settings.unrecognised():
+        log.warning(
+            "OCCI_%s is neither a setting nor a backend option%s: ignored",
+            key.upper(),
+            suggest(key, setting_names()),
+        )
     command = args.command or "serve"
     if command == "backends":
-        from occi.plugins import available
-
-        print("\n".join(available()))
-        return 0
+        return _backends()
+    if command == "serve":
+        found = probe(settings.backend)
+        if not found.usable:
+            print(f"occi-server: {found.reason}", file=sys.stderr)
+            return 1
+    problem = sqlite_problem(settings.database_url, may_create=command in CREATES_DATABASE)
+    if problem:
+        print(f"occi-server: {problem}", file=sys.stderr)
+        return 1
     try:
         from occi.store import make_store
 
@@ -114,6 +148,41 @@ def main(argv: list[str] | None = None) -> int:
     if command == "status":
         return _status(settings, args.jobs)
     return _serve(settings)
+
+
+def _backends() -> int:
+    """Each installed backend, and whether it loads here (else why not, what to install)."""
+    probes = [probe(name) for name in available()]
+    width = max(len(p.name) for p in probes)
+    for p in probes:
+        print(f"{p.name:{width}}  " + ("usable" if p.usable else f"not usable: {p.reason}"))
+    return 0
+
+
+def sqlite_problem(url: str, may_create: bool) -> str | None:
+    """Why a SQLite URL points nowhere useful, or None: its directory must exist (a mistyped
+    path is not a new empty database), and so must the file unless the command may create it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # not a URL the store can open either: it says so
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    if not path.parent.is_dir():
+        return f"the directory {path.parent} of the SQLite database {url} does not exist"
+    if not may_create and not path.exists():
+        return (
+            f"the SQLite database {path} does not exist "
+            "(occi-server migrate or serve creates a new one)"
+        )
+    return None
 
 
 def _status(settings: Settings, limit: int) -> int:
@@ -135,7 +204,10 @@ def _status(settings: Settings, limit: int) -> int:
             running[j.owner] = running.get(j.owner, 0) + 1
     for srv in servers:
         age = now - srv.heartbeat_at
-        print(f"{srv.id:42} {srv.status:8} {age:>10.1f}s  {running.get(srv.id, 0)}")
+        # A server silent for dead_after is dead even before another server has marked it so
+        # (there may be no other server left to do it).
+        state = "dead" if srv.status == "alive" and age > settings.dead_after else srv.status
+        print(f"{srv.id:42} {state:8} {age:>10.1f}s  {running.get(srv.id, 0)}")
     print()
     print(
         "JOBS " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -1,15 +1,21 @@
-"""One settings object: defaults, then an optional file, then OCCI_* environment variables.
+"""One settings object: defaults, then an optional file, then OCCI_* environment variables, then
+the command line's options (`Settings.load(overrides=...)`), each level over the one before.
 
 The file (OCCI_CONFIG, or --config on the command line) is INI with one [occi] section whose
-keys are the setting names below, lower-case (database_url = ...). Every OCCI_* variable is also
-handed to the backend, so backend options (OCCI_SIMULATOR_DELAY, OCCI_LIBVIRT_URI, ...) need no
-code here.
+keys are the setting names below, lower-case (database_url = ...), or backend options, which
+start with an installed backend's name (simulator_delay, libvirt_uri); any other key, a missing
+[occi] section or a malformed line is a SettingsError naming the file and line. Every OCCI_*
+variable is also handed to the backend, so backend options (OCCI_SIMULATOR_DELAY,
+OCCI_LIBVIRT_URI, ...) need no code here; unknown variables are kept (`unrecognised()` lists
+them for a warning).
 """
 
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -60,19 +66,19 @@ class Settings:
         cls,
         environ: Mapping[str, str] | None = None,
         config_file: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> Settings:
+        """Defaults < the file (`config_file`, else $OCCI_CONFIG) < OCCI_* variables <
+        `overrides` (the command line's options; None values are left out)."""
         env = os.environ if environ is None else environ
-        raw: dict[str, str] = {}
+        raw: dict[str, Any] = {}
         path = config_file or env.get(PREFIX + "CONFIG")
         if path:
-            parser = configparser.ConfigParser()
-            if not parser.read(path, encoding="utf-8"):
-                raise SettingsError(f"configuration file {path} cannot be read")
-            if parser.has_section("occi"):
-                raw.update({k.lower(): v for k, v in parser.items("occi")})
+            raw.update(read_file(path))
         for key, value in env.items():
             if key.startswith(PREFIX) and key != PREFIX + "CONFIG":
                 raw[key[len(PREFIX) :].lower()] = value
+        raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_mapping(raw)
 
     @classmethod
@@ -121,6 +127,11 @@ class Settings:
             reconcile=self.reconcile_interval,
         )
 
+    def unrecognised(self) -> list[str]:
+        """Extra keys (from OCCI_* variables) that are neither settings nor backend options."""
+        prefixes = backend_prefixes()
+        return sorted(k for k in self.extra if not k.startswith(prefixes))
+
     def backend_settings(self) -> dict[str, Any]:
         """What the backend sees: its own options plus the database URL."""
         return {**self.extra, "database_url": self.database_url}
@@ -136,3 +147,80 @@ class Settings:
 
 class SettingsError(ValueError):
     """A setting has a value the server cannot use."""
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "extra"]
+
+
+def backend_prefixes() -> tuple[str, ...]:
+    """How backend options start: an installed backend's name and an underscore."""
+    from occi.plugins import available
+
+    return tuple(f"{name}_" for name in available())
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    """A " (did you mean x?)" hint naming the closest of `choices`, or nothing."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def read_file(path: str) -> dict[str, str]:
+    """The [occi] section of an INI file; any problem is one SettingsError naming the line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"configuration file {path} cannot be read: {exc}") from None
+    # No interpolation: a % in a database password is just a character.
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: a setting before the [occi] section header"
+        ) from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0]
+        line = text.splitlines()[lineno - 1].strip()
+        raise SettingsError(
+            f"{path}, line {lineno}: {line!r} is neither `key = value` nor a [section]"
+        ) from None
+    except configparser.DuplicateOptionError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: {exc.option} is given twice in [{exc.section}]"
+        ) from None
+    except configparser.DuplicateSectionError as exc:
+        raise SettingsError(
+            f"{path}, line {exc.lineno}: section [{exc.section}] is given twice"
+        ) from None
+    except configparser.Error as exc:
+        raise SettingsError(f"{path}: {exc.message.splitlines()[0]}") from None
+    if not parser.has_section("occi"):
+        found = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
+        raise SettingsError(f"{path}: no [occi] section (sections found: {found})")
+    names = setting_names()
+    prefixes = backend_prefixes()
+    out: dict[str, str] = {}
+    for key, value in parser.items("occi"):
+        if key not in names and not key.startswith(prefixes):
+            raise SettingsError(
+                f"{path}{_line_of(text, key)}: unknown setting {key!r}{suggest(key, names)}; "
+                f"backend options start with a backend name ({', '.join(prefixes)})"
+            )
+        out[key] = value
+    return out
+
+
+def _line_of(text: str, key: str) -> str:
+    """ ", line N" for `key` in the [occi] section of an INI text (configparser keeps no lines)."""
+    pattern = re.compile(rf"\s*{re.escape(key)}\s*[=:]", re.IGNORECASE)
+    section = None
+    for n, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1)
+        elif section == "occi" and pattern.match(line):
+            return f", line {n}"
+    return ""

@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 import re
 from functools import cache, lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from rendering.base import ParseError
 
-#: schemas/ beside the rendering package (the server runs from the source tree or an
-#: editable install, as `make run` does)
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+def _schema_dir() -> Path:
+    """The `schemas` package's folder, wherever it is imported from: the source tree, an
+    editable install or a wheel (lxml resolves occi.xsd's import beside it, so a real folder)."""
+    found = files("schemas")
+    if not isinstance(found, Path):
+        raise RuntimeError(f"the schemas package must be a folder on disk, not {found}")
+    return found
+
+
+SCHEMA_DIR = _schema_dir()
 JSON_SCHEMA_FILE = SCHEMA_DIR / "occi-1.2.schema.json"
 XSD_FILE = SCHEMA_DIR / "occi.xsd"
 VOCABULARY_FILE = SCHEMA_DIR / "occi.ttl"

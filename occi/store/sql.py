@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,8 @@ from occi.store.jobs_sql import SqlJobTx
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: the Alembic scripts, found as a package wherever occi is imported from (tree, editable, wheel)
+MIGRATIONS_DIR = files("occi.store.migrations")
 #: pg_advisory_xact_lock key taken around schema upgrades ("OCCI" in ASCII)
 UPGRADE_LOCK_KEY = 0x4F434349
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -1,0 +1,217 @@
+"""The package as a user installs it: a wheel built from the tree, installed into a fresh
+virtual environment, serving requests from outside the source tree.
+
+A directory of code without __init__.py, or data read beside the source instead of from the
+installed package, only shows up here: the source tree and an editable install hide it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.api.test_gunicorn import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+#: what the wheel is built from (setup.py's TOP and the files setup.py reads)
+TOP = ("occi", "rendering", "backends", "schemas")
+BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")
+#: extras that are not a backend's
+NOT_BACKEND_EXTRAS = {"test", "postgresql"}
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+JSON = "application/occi+json"
+
+pytestmark = pytest.mark.packaging
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the test run's PYTHONPATH (which points at the tree)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OCCI_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    env.update(extra)
+    return env
+
+
+def tree_files() -> set[str]:
+    out = set()
+    for top in TOP:
+        for path in (ROOT / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                out.add(path.relative_to(ROOT).as_posix())
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel built from a copy of the tree (the build leaves build/ behind), and the
+    build's verbose output."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in BUILD_FILES:
+        shutil.copy(ROOT / name, src / name)
+    for top in TOP:
+        shutil.copytree(ROOT / top, src / top, ignore=shutil.ignore_patterns("__pycache__"))
+    p = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", str(src), "-w", str(tmp)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    (wheel,) = tmp.glob("occi_server-*.whl")
+    return wheel, p.stdout + p.stderr
+
+
+def test_build_prints_no_setuptools_warnings(built):
+    _, output = built
+    warnings = [
+        line
+        for line in output.splitlines()
+        if re.search(r"warn", line, re.IGNORECASE)
+        # pip's own notes on this machine's index configuration, not the build's
+        and not line.strip().startswith("WARNING: Location")
+        # PYTHONDONTWRITEBYTECODE in the environment, not the package
+        and "byte-compiling is disabled" not in line
+    ]
+    assert warnings == []
+
+
+def test_wheel_holds_every_file_of_the_tree(built):
+    wheel, _ = built
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert tree_files() - names == set()
+
+
+def test_every_extra_comes_with_its_backend(built):
+    """An extra appears with its backend, never before it: each extra other than test and
+    postgresql is named by a backend entry point, and each such entry point's module ships."""
+    wheel, _ = built
+    with zipfile.ZipFile(wheel) as z:
+        info = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(z.read(info).decode())
+        entry_points = z.read(info.replace("METADATA", "entry_points.txt")).decode()
+        names = set(z.namelist())
+    extras = set(metadata.get_all("Provides-Extra") or []) - NOT_BACKEND_EXTRAS
+    section = entry_points.split("[occi.backends]", 1)[1].split("\n[", 1)[0]
+    backends = [line for line in section.splitlines() if "=" in line]
+    named: set[str] = set()
+    for line in backends:
+        target = line.split("=", 1)[1].strip()
+        module = target.split(":", 1)[0].strip()
+        assert f"{module.replace('.', '/')}/__init__.py" in names or f"{module}.py" in names
+        if "[" in target:
+            named.update(e.strip() for e in target.split("[", 1)[1].rstrip("]").split(","))
+    assert extras == named
+
+
+def test_installed_wheel_serves_from_outside_the_tree(built, tmp_path):
+    """pip install of the wheel into a fresh venv; migrate, then serve a create whose job the
+    runner (occi.jobs) finishes, with the JSON schema read from the installed package."""
+    wheel, _ = built
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    bin_ = venv / "bin"
+    p = subprocess.run(
+        [str(bin_ / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    run = tmp_path / "run"
+    run.mkdir()
+    env = clean_env(OCCI_DATABASE_URL=f"sqlite:///{run}/occi.db", OCCI_LOG_LEVEL="WARNING")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_ / "occi-server"), *args],
+            cwd=run,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    where = subprocess.run(
+        [
+            str(bin_ / "python"),
+            "-c",
+            "import occi, schemas; print(occi.__file__, schemas.__file__)",
+        ],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
+    p = cli("migrate")
+    assert p.returncode == 0, p.stderr
+    p = cli("backends")
+    assert p.returncode == 0, p.stderr
+    assert "simulator  usable" in p.stdout
+    assert "pip install 'occi-server[libvirt]'" in p.stdout  # the fresh venv has no libvirt
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen(
+        [str(bin_ / "occi-server"), "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=run,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, log.seek(0) or log.read()
+            try:
+                r = requests.get(url + "/-/", headers={"Accept": JSON}, timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert r.status_code == 200, r.text
+        r = requests.post(
+            url + "/compute/",
+            json={"kind": INFRA + "compute", "attributes": {"occi.core.title": "from a wheel"}},
+            headers={"Content-Type": JSON, "Accept": JSON},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        # the job ran (the answer waits for it by default): not still "creating"
+        assert r.json()["attributes"]["occi.compute.state.message"] != "creating", r.text
+        # a body the JSON schema (read from the installed schemas package) refuses
+        r = requests.post(
+            url + "/compute/",
+            json={"kind": INFRA + "compute", "attributes": {"occi.core.title": 5}},
+            headers={"Content-Type": JSON, "Accept": JSON},
+            timeout=30,
+        )
+        assert r.status_code == 400, r.text
+        assert proc.poll() is None
+        p = cli("status")
+        assert p.returncode == 0, p.stderr
+        assert "JOBS done=1" in p.stdout, p.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.seek(0)
+        output = log.read()
+        log.close()
+    assert "Traceback" not in output, output
