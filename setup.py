@@ -17,6 +17,9 @@ setup(
     # every file of the tree); the data they read at run time is package data, found through
     # importlib.resources.
     packages=find_packages(include=[f"{top}{sub}" for top in TOP for sub in ("", ".*")]),
+    # the packages sit at the top of the tree: an editable install is then one .pth entry, and
+    # setuptools has nothing to warn about (its meta-path finder prints a notice on every install)
+    package_dir={"": "."},
     package_data={
         "schemas": ["*.json", "*.xsd", "*.ttl", "README.md"],
         "backends": ["README.md"],
