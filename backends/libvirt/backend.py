@@ -1100,11 +1100,20 @@ class LibvirtBackend(Backend):
         md = self._metadata(dom, inactive=True)
         info = md.links.get(link.id or "")
         if info is None:
+            # not recorded by link(): the device its attributes name, if it is this link's
+            # (a link whose attachment was refused names a device another link holds)
             a = link.attributes
+            target = name_at(link.target) or ""
+            with self._errors(f"reading domain {dom.name()}"):
+                docs = [parse_domain(dom.XMLDesc(flags)) for flags in (XML_INACTIVE, 0)]
             if link.kind == infra.STORAGELINK.id and a.get("occi.storagelink.deviceid"):
-                info = {"kind": "disk", "dev": str(a["occi.storagelink.deviceid"])}
+                dev, volume = str(a["occi.storagelink.deviceid"]), f"{target}.qcow2"
+                if any(d["dev"] == dev and d["volume"] == volume for x in docs for d in x.disks):
+                    info = {"kind": "disk", "dev": dev}
             elif link.kind == infra.NETWORKINTERFACE.id and a.get("occi.networkinterface.mac"):
-                info = {"kind": "nic", "mac": str(a["occi.networkinterface.mac"]).lower()}
+                mac = str(a["occi.networkinterface.mac"]).lower()
+                if any(n["mac"] == mac and n["network"] == target for x in docs for n in x.nics):
+                    info = {"kind": "nic", "mac": mac}
         return dom, info
 
     def unlink(self, link: Link) -> None:

@@ -456,3 +456,24 @@ def test_deleting_storage_attached_to_a_running_compute_detaches_or_refuses(back
         backend.observe(s)
     assert backend.observe(c).attributes["occi.compute.state"] in ("active", "inactive")
     backend.delete(c)
+
+
+def test_unlink_of_a_link_never_attached_leaves_other_devices_alone(backend):
+    """A link whose attachment was refused (its device id was taken) is deleted without
+    touching the disk that holds that device id."""
+    c = created(backend, compute(backend))
+    s, s2 = created(backend, storage(1.0)), created(backend, storage(1.0))
+    if LINK_OFFLINE not in backend.capabilities:
+        return
+    disk = link_between(infra.STORAGELINK.id, c, s)
+    disk.attributes.update(backend.link(disk, c, s).attributes)
+    clash = link_between(infra.STORAGELINK.id, c, s2, **{"occi.storagelink.deviceid": "vdb"})
+    with pytest.raises(InvalidTransition):
+        backend.link(clash, c, s2)
+    backend.unlink(clash)
+    backend.delete(clash)
+    assert backend.observe(disk).attributes["occi.storagelink.deviceid"] == "vdb"
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(clash)
+    for e in (c, s, s2):
+        backend.delete(e)
