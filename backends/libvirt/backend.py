@@ -203,6 +203,16 @@ class LibvirtBackend(Backend):
             log.warning("libvirt: %s", fault)
             raise fault from None
 
+    @contextmanager
+    def _deleting(self, what: str) -> Iterator[None]:
+        """As _errors, while removing `what`: its going away meanwhile is what was wanted (the
+        rest of the delete, e.g. a domain's volumes, must still happen)."""
+        try:
+            with self._errors(f"deleting {what}"):
+                yield
+        except NotFoundOnPlatform:
+            log.info("%s went away meanwhile", what)
+
     def _domain(self, name: str) -> libvirt.virDomain | None:
         try:
             return self.conn.lookupByName(name)
@@ -260,7 +270,7 @@ class LibvirtBackend(Backend):
     def _delete_volume(self, pool: libvirt.virStoragePool, name: str) -> None:
         vol = self._volume(pool, name)
         if vol is not None:
-            with self._errors(f"deleting volume {name}"):
+            with self._deleting(f"volume {name}"):
                 vol.delete(0)
             log.info("deleted volume %s", name)
 
@@ -716,7 +726,7 @@ class LibvirtBackend(Backend):
         if kind == "compute":
             dom = self._domain(name)
             if dom is not None:
-                with self._errors(f"deleting domain {name}"):
+                with self._deleting(f"domain {name}"):
                     if dom.isActive():
                         dom.destroy()
                     try:
@@ -748,7 +758,7 @@ class LibvirtBackend(Backend):
         else:
             net = self._network(name)
             if net is not None:
-                with self._errors(f"deleting network {name}"):
+                with self._deleting(f"network {name}"):
                     if net.isActive():
                         net.destroy()
                     net.undefine()
