@@ -18,7 +18,11 @@ from occi.model import Entity, Link, Mixin, Resource
 
 
 class BackendFault(Exception):
-    """Base of what a backend raises; the message is shown to the client."""
+    """Base of what a backend raises; the message is shown to the client.
+
+    The service retries a job that failed with PlatformError (or with an exception of the
+    platform's SDK); the others are final. A request whose job failed answers with the status
+    named below."""
 
 
 class InvalidTransition(BackendFault):
@@ -26,15 +30,20 @@ class InvalidTransition(BackendFault):
 
 
 class Unsupported(BackendFault):
-    """The platform cannot do this at all (HTTP 501 / 409 with the reason)."""
+    """The platform cannot do this at all (HTTP 501 with the reason)."""
 
 
 class PlatformError(BackendFault):
-    """The platform failed; the entity goes to `error` with this message."""
+    """The platform failed; the entity goes to `error` with this message (HTTP 502)."""
+
+
+class Unreachable(PlatformError):
+    """The platform cannot be reached: connection refused, daemon down (HTTP 503)."""
 
 
 class NotFoundOnPlatform(BackendFault):
-    """The platform object behind an entity is gone."""
+    """The platform object behind an entity is gone, or something it needs is (a storage
+    pool): HTTP 502. Never raised by `delete` or `unlink`: there, gone is done."""
 
 
 #: Optional abilities a backend declares in `Backend.capabilities` (the contract suite checks
@@ -97,7 +106,10 @@ class Backend(ABC):
 
     @abstractmethod
     def delete(self, entity: Entity) -> None:
-        """Remove the platform object (idempotent: gone already is fine)."""
+        """Remove the platform object. Idempotent: an object that is gone already, or that the
+        platform never made (its create failed, its pool is missing), is deleted. A storage
+        still attached to a running compute is detached first, or the delete raises
+        InvalidTransition and changes nothing (never a volume pulled from under a guest)."""
 
     @abstractmethod
     def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
@@ -111,7 +123,8 @@ class Backend(ABC):
 
     @abstractmethod
     def unlink(self, link: Link) -> None:
-        """Detach (idempotent)."""
+        """Detach. Idempotent: a link never attached, or whose compute is gone, is detached.
+        Returns only once the device is gone from the compute (live and configured)."""
 
     # ------------------------------------------------------------------ reconciliation
     @abstractmethod

@@ -9,6 +9,9 @@ from __future__ import annotations
 class OcciError(Exception):
     status = 500
     reason = "Internal Server Error"
+    #: the path of an entity the failed request made anyway (a create whose platform work
+    #: failed leaves the entity in state `error`): the API sends it as `Location`
+    location: str | None = None
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -48,6 +51,10 @@ class Conflict(OcciError):
     status, reason = 409, "Conflict"
 
 
+class IdTaken(Conflict):
+    """The id is used by a stored entity (a concurrent request may have just stored it)."""
+
+
 class PreconditionFailed(OcciError):
     status, reason = 412, "Precondition Failed"
 
@@ -72,3 +79,7 @@ class BackendError(OcciError):
     """The hypervisor refused or failed; the entity goes to `error` with this message."""
 
     status, reason = 502, "Bad Gateway"
+
+
+class PlatformUnavailable(ServiceUnavailable):
+    """The hypervisor platform could not be reached (connection refused, daemon down)."""

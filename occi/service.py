@@ -22,6 +22,7 @@ from backends.base import (
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
+    Unreachable,
     Unsupported,
 )
 from occi import errors
@@ -72,6 +73,18 @@ ACTION_TARGET_STATES = {
     "down": "inactive",
     "online": "online",
     "offline": "offline",
+}
+
+
+#: What a failed job's fault was (stored as Job.result["fault"]) and what a request waiting for
+#: it answers, from the least to the most severe (a request whose jobs failed in several ways
+#: answers with the most severe). A platform's failure is not the client's: 502, or 503 when the
+#: platform cannot be reached; 409 only when the entity's state does not allow the operation.
+FAULTS: dict[str, type[errors.OcciError]] = {
+    "state": errors.Conflict,
+    "unsupported": errors.NotImplementedYet,
+    "platform": errors.BackendError,
+    "unreachable": errors.PlatformUnavailable,
 }
 
 
@@ -438,7 +451,7 @@ class Service:
                 )
             for e in entities:
                 created.append(self._create_one(tx, reg, e, target, entity_id=None))
-        self._settle(raise_failures=False)
+        self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh(created)
 
     def _create_one(
@@ -456,7 +469,7 @@ class Service:
                 f"occi.core.id {entity_id!r} must be 1-128 letters, digits, '-', '_', '.' or ':'"
             )
         if tx.get(entity_id) is not None:
-            raise errors.Conflict(f"an entity with occi.core.id {entity_id} already exists")
+            raise errors.IdTaken(f"an entity with occi.core.id {entity_id} already exists")
         mixins = self._check_mixins(reg, kind, e.mixins)
         attributes = self._new_attributes(reg, kind, mixins, e.attributes)
         location = f"{kind.location}{entity_id}"
@@ -705,8 +718,30 @@ class Service:
         jobs = self._runner().settle(ids)
         failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
         if failed and raise_failures:
-            raise errors.Conflict("; ".join(j.error or "the operation failed" for j in failed))
+            raise self._failure(failed)
         return jobs
+
+    def _failure(self, failed: list[Job]) -> errors.OcciError:
+        """The error a request answers with when its jobs failed (see FAULTS). When it made
+        entities whose platform work failed, they stay (in state error, deletable) and the
+        error names the first of them as its location."""
+        order = list(FAULTS)
+        faults = [(j.result or {}).get("fault") for j in failed]
+        worst = max((f if f in FAULTS else "platform" for f in faults), key=order.index)
+        messages = dict.fromkeys(j.error or "the operation failed" for j in failed)
+        error = FAULTS[worst]("; ".join(messages))
+        made = [
+            j.params.get("target", j.entity_id)
+            for op in ("create", "link")
+            for j in failed
+            if j.operation == op
+        ]
+        if made:
+            with self.store.begin(readonly=True) as tx:
+                found = tx.get_many(made)
+            located = [found[i].location for i in made if i in found]
+            error.location = located[0] if located else None
+        return error
 
     def _refresh(self, entities: list[Entity]) -> list[Entity]:
         """The entities as stored now (after their jobs), ready to render."""
@@ -735,15 +770,31 @@ class Service:
         except InvalidTransition as exc:
             outcome = self._already_done(job, entity)
             if outcome is None:
-                self._job_failed(job, runner, entity, str(exc), broken=False)
+                self._job_failed(job, runner, entity, str(exc), broken=False, fault="state")
                 return
-        except (Unsupported, NotFoundOnPlatform) as exc:
+        except NotFoundOnPlatform as exc:
+            if job.operation != "delete":
+                self._job_failed(
+                    job,
+                    runner,
+                    entity,
+                    f"not possible on the {self.backend.name} platform: {exc}",
+                    broken=job.operation in ("create", "link"),
+                    fault="platform",
+                )
+                return
+            # what the platform does not have is deleted (backends say so themselves; this
+            # keeps an entity whose platform object never existed deletable on any backend)
+            log.info("delete of %s: not on the platform (%s); done", target_id, exc)
+            outcome = Outcome()
+        except Unsupported as exc:
             self._job_failed(
                 job,
                 runner,
                 entity,
                 f"not possible on the {self.backend.name} platform: {exc}",
                 broken=job.operation in ("create", "link"),
+                fault="unsupported",
             )
             return
         except Exception as exc:  # PlatformError, or the platform's SDK failing
@@ -760,6 +811,7 @@ class Service:
                     entity,
                     message,
                     broken=job.operation in ("create", "action", "link"),
+                    fault="unreachable" if isinstance(exc, Unreachable) else "platform",
                 )
             return
         self._finish(job, runner, entity, outcome)
@@ -806,10 +858,24 @@ class Service:
                 # entity's own links (its NICs and disks) go with it in backend.delete
                 for ln in links:
                     if ln.kind != infra.LINK.id and getattr(ln, "source", None) != entity.location:
-                        b.unlink(ln)
+                        self._detach_for_delete(entity, ln)
                 b.delete(entity)
             return Outcome()
         raise Unsupported(f"unknown job operation {op}")
+
+    def _detach_for_delete(self, entity: Entity, link: Entity) -> None:
+        """Detach a link of another resource pointing at `entity` before `entity` goes (a
+        storage attached to a compute). Where the platform cannot detach it now, the delete is
+        refused with what to do, and nothing changes."""
+        try:
+            self.backend.unlink(link)  # type: ignore[arg-type]
+        except Unsupported as exc:
+            source = getattr(link, "source", None) or "its compute"
+            raise InvalidTransition(
+                f"{entity.location} is attached to {source} by {link.location}, and the "
+                f"{self.backend.name} platform cannot detach it now ({exc}); stop {source} "
+                "and delete again"
+            ) from None
 
     def _already_done(self, job: Job, entity: Entity) -> Outcome | None:
         """A retried action that the platform refuses because a first attempt already did it
@@ -847,10 +913,18 @@ class Service:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
 
     def _job_failed(
-        self, job: Job, runner: JobRunner, entity: Entity, message: str, *, broken: bool
+        self,
+        job: Job,
+        runner: JobRunner,
+        entity: Entity,
+        message: str,
+        *,
+        broken: bool,
+        fault: str = "platform",
     ) -> None:
         """A job that cannot succeed: the entity says why; `broken` puts it in state error;
-        an update's attributes go back to what they were."""
+        an update's attributes go back to what they were. `fault` (a key of FAULTS) is kept
+        on the job for the request waiting for it."""
         try:
             with self.store.begin() as tx:
                 current = tx.get(entity.id, for_update=True)
@@ -870,7 +944,7 @@ class Service:
                         if state + ".message" in defs:
                             current.attributes[state + ".message"] = message
                     tx.update(current)
-                if not tx.jobs.fail(job.id, job.owner, message):
+                if not tx.jobs.fail(job.id, job.owner, message, {"fault": fault}):
                     raise _LostJob
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
@@ -942,11 +1016,22 @@ class Service:
     def put(
         self, path: str, e: Entity, if_match: str | None = None, if_none_match: str | None = None
     ) -> tuple[Entity, bool]:
-        """PUT on an entity path: create it there, or replace it (links stay)."""
-        self._begin_work()
-        with self.store.begin() as tx:
-            result, created = self._put(tx, path, e, if_match, if_none_match)
-        self._settle(raise_failures=not created)
+        """PUT on an entity path: create it there, or replace it (links stay).
+
+        Concurrent PUTs of one new id are each a create-or-replace: the one whose insert finds
+        the id taken (another PUT stored it after this one looked, which PostgreSQL allows)
+        does it again, and so replaces what the other stored."""
+        for attempt in range(2):
+            self._begin_work()  # jobs queued by a rolled-back attempt are gone with it
+            try:
+                with self.store.begin() as tx:
+                    result, created = self._put(tx, path, e, if_match, if_none_match)
+                break
+            except errors.IdTaken:
+                if attempt:
+                    raise
+                log.info("PUT %s: created meanwhile by another request; replacing it", path)
+        self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh([result])[0], created
 
     def _put(

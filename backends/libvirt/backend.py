@@ -35,6 +35,7 @@ from backends.base import (
     NotFoundOnPlatform,
     Outcome,
     PlatformError,
+    Unreachable,
     Unsupported,
 )
 from backends.libvirt import catalog, seed, states
@@ -80,6 +81,12 @@ UNSUPPORTED = {
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
 }
 INVALID = {libvirt.VIR_ERR_OPERATION_INVALID}
+#: errors of the connection itself (refused, closed, broken pipe): the platform is unreachable
+UNREACHABLE_CODES = {
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_INTERNAL_ERROR,
+    libvirt.VIR_ERR_RPC,
+}
 XML_INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
 STOP_REASONS = {"graceful": ("0", "1"), "acpioff": ("0", "1"), "poweroff": ("2",)}
@@ -135,6 +142,10 @@ def translate(exc: libvirt.libvirtError, what: str) -> BackendFault:
         return Unsupported(text)
     if code in INVALID:
         return InvalidTransition(text)
+    if code == libvirt.VIR_ERR_NO_CONNECT or (
+        exc.get_error_domain() == libvirt.VIR_FROM_RPC and code in UNREACHABLE_CODES
+    ):
+        return Unreachable(text)
     return PlatformError(text)
 
 
@@ -177,7 +188,7 @@ class LibvirtBackend(Backend):
             try:
                 self._conn = libvirt.open(self.config.uri)
             except libvirt.libvirtError as exc:
-                raise PlatformError(f"cannot connect to {self.config.uri}: {exc}") from None
+                raise Unreachable(f"cannot connect to {self.config.uri}: {exc}") from None
             self._conn_pid = os.getpid()
             return self._conn
 
@@ -191,6 +202,16 @@ class LibvirtBackend(Backend):
             fault = translate(exc, what)
             log.warning("libvirt: %s", fault)
             raise fault from None
+
+    @contextmanager
+    def _deleting(self, what: str) -> Iterator[None]:
+        """As _errors, while removing `what`: its going away meanwhile is what was wanted (the
+        rest of the delete, e.g. a domain's volumes, must still happen)."""
+        try:
+            with self._errors(f"deleting {what}"):
+                yield
+        except NotFoundOnPlatform:
+            log.info("%s went away meanwhile", what)
 
     def _domain(self, name: str) -> libvirt.virDomain | None:
         try:
@@ -249,7 +270,7 @@ class LibvirtBackend(Backend):
     def _delete_volume(self, pool: libvirt.virStoragePool, name: str) -> None:
         vol = self._volume(pool, name)
         if vol is not None:
-            with self._errors(f"deleting volume {name}"):
+            with self._deleting(f"volume {name}"):
                 vol.delete(0)
             log.info("deleted volume %s", name)
 
@@ -667,16 +688,45 @@ class LibvirtBackend(Backend):
         return out
 
     # ------------------------------------------------------------------ delete
+    def _existing_volume_pool(self) -> libvirt.virStoragePool | None:
+        """The volume pool, or None when it does not exist (then it holds none of ours)."""
+        try:
+            return self.volume_pool
+        except NotFoundOnPlatform as exc:
+            log.info("no volumes to delete: %s", exc)
+            return None
+
+    def _volume_users(self, pool: libvirt.virStoragePool, vol_name: str) -> list[str]:
+        """Domains whose disks use this volume (live or in their config), with their state."""
+        vol = self._volume(pool, vol_name)
+        if vol is None:
+            return []
+        with self._errors(f"looking for domains using volume {vol_name}"):
+            pool_name, path = pool.name(), vol.path()
+            users = []
+            for dom in self.conn.listAllDomains(0):
+                active = bool(dom.isActive())
+                docs = [dom.XMLDesc(XML_INACTIVE)] + ([dom.XMLDesc(0)] if active else [])
+                if any(
+                    (d["pool"] == pool_name and d["volume"] == vol_name) or d["file"] == path
+                    for doc in docs
+                    for d in parse_domain(doc).disks
+                ):
+                    users.append(f"{dom.name()} ({'running' if active else 'stopped'})")
+        return users
+
     def delete(self, entity: Entity) -> None:
         if isinstance(entity, Link) or entity.is_link:
             self.unlink(entity)  # type: ignore[arg-type]
             return
+        if entity.kind not in (infra.COMPUTE.id, infra.STORAGE.id, infra.NETWORK.id):
+            return  # no platform object was ever made for it
         kind = self._kind(entity)
         name = platform_name(entity)
         if kind == "compute":
             dom = self._domain(name)
             if dom is not None:
-                with self._errors(f"deleting domain {name}"):
+                with self._deleting(f"domain {name}"):
                     if dom.isActive():
                         dom.destroy()
                     try:
@@ -689,15 +739,26 @@ class LibvirtBackend(Backend):
                             raise
                         dom.undefine()
                 log.info("deleted domain %s", name)
-            pool = self.volume_pool
+            pool = self._existing_volume_pool()
             for vol in (f"{name}-root.qcow2", f"{name}-seed.iso"):
-                self._delete_volume(pool, vol)
+                if pool is not None:
+                    self._delete_volume(pool, vol)
         elif kind == "storage":
-            self._delete_volume(self.volume_pool, self._storage_volume_name(entity))
+            pool = self._existing_volume_pool()
+            vol_name = self._storage_volume_name(entity)
+            if pool is None:
+                return
+            users = self._volume_users(pool, vol_name)
+            if users:  # never pull a volume from under a domain: detach it first
+                raise InvalidTransition(
+                    f"volume {vol_name} is attached to {', '.join(users)}; detach it (delete "
+                    "its storagelink) or stop the compute first"
+                )
+            self._delete_volume(pool, vol_name)
         else:
             net = self._network(name)
             if net is not None:
-                with self._errors(f"deleting network {name}"):
+                with self._deleting(f"network {name}"):
                     if net.isActive():
                         net.destroy()
                     net.undefine()
@@ -1049,11 +1110,20 @@ class LibvirtBackend(Backend):
         md = self._metadata(dom, inactive=True)
         info = md.links.get(link.id or "")
         if info is None:
+            # not recorded by link(): the device its attributes name, if it is this link's
+            # (a link whose attachment was refused names a device another link holds)
             a = link.attributes
+            target = name_at(link.target) or ""
+            with self._errors(f"reading domain {dom.name()}"):
+                docs = [parse_domain(dom.XMLDesc(flags)) for flags in (XML_INACTIVE, 0)]
             if link.kind == infra.STORAGELINK.id and a.get("occi.storagelink.deviceid"):
-                info = {"kind": "disk", "dev": str(a["occi.storagelink.deviceid"])}
+                dev, volume = str(a["occi.storagelink.deviceid"]), f"{target}.qcow2"
+                if any(d["dev"] == dev and d["volume"] == volume for x in docs for d in x.disks):
+                    info = {"kind": "disk", "dev": dev}
             elif link.kind == infra.NETWORKINTERFACE.id and a.get("occi.networkinterface.mac"):
-                info = {"kind": "nic", "mac": str(a["occi.networkinterface.mac"]).lower()}
+                mac = str(a["occi.networkinterface.mac"]).lower()
+                if any(n["mac"] == mac and n["network"] == target for x in docs for n in x.nics):
+                    info = {"kind": "nic", "mac": mac}
         return dom, info
 
     def unlink(self, link: Link) -> None:
@@ -1064,21 +1134,21 @@ class LibvirtBackend(Backend):
         key = {"disk_dev": info.get("dev")} if info["kind"] == "disk" else {"mac": info.get("mac")}
         with self._errors(f"detaching {info['kind']} from {name}"):
             running = dom.state()[0] != states.SHUTOFF
-            current = dom.XMLDesc(0 if running else XML_INACTIVE)
-            device = _find_device(current, **key)
-            if device is not None:
-                if running:
-                    dom.detachDeviceFlags(device, LIVE | CONFIG)
-                else:
-                    self._edit_config(
-                        dom, lambda cur: without_device(cur, **key), device, attach=False
+            live = _find_device(dom.XMLDesc(0), **key) if running else None
+            if live is not None:
+                # the guest is asked to release the device; libvirt may return before it has
+                # (QEMU waits a few seconds): until it is gone, the detach is not done
+                dom.detachDeviceFlags(live, LIVE)
+                if _find_device(dom.XMLDesc(0), **key) is not None:
+                    raise PlatformError(
+                        f"{info['kind']} {info.get('dev') or info.get('mac')} is still in use "
+                        f"by the running guest of {name}: it has not released it yet"
                     )
-            elif running:  # gone live already; make sure the config forgets it too
-                cfg_dev = _find_device(dom.XMLDesc(XML_INACTIVE), **key)
-                if cfg_dev is not None:
-                    self._edit_config(
-                        dom, lambda cur: without_device(cur, **key), cfg_dev, attach=False
-                    )
+            cfg_dev = _find_device(dom.XMLDesc(XML_INACTIVE), **key)
+            if cfg_dev is not None:
+                self._edit_config(
+                    dom, lambda cur: without_device(cur, **key), cfg_dev, attach=False
+                )
         md = self._metadata(dom, inactive=True)
         if md.links.pop(link.id or "", None) is not None:
             self._set_metadata(dom, md)

@@ -54,7 +54,10 @@ class OcciResource:
             negotiation.check_version(req.get_header("User-Agent"))
             self._dispatch(req, resp, out, ctx)
         except errors.OcciError as exc:
-            self._error(resp, out, ctx, exc.status, exc.reason, exc.message, exc.headers)
+            headers = dict(exc.headers)
+            if exc.location:  # made anyway, e.g. an entity in error after a failed create
+                headers["Location"] = ctx.url(exc.location)
+            self._error(resp, out, ctx, exc.status, exc.reason, exc.message, headers)
         except ParseError as exc:
             self._error(resp, out, ctx, 400, "Bad Request", str(exc))
         except Unrenderable as exc:

@@ -74,7 +74,12 @@ class JobRunner:
         self.server_id = ""
         self.fenced = True
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # Wake-ups are counted, never cleared: an idle worker sleeps only while the count is
+        # what it was when its last claim began, so a notify() that lands between an empty
+        # claim and the sleep is never lost (one shared Event, cleared by whichever thread
+        # woke first, lost it for the others and left a job waiting for the poll interval).
+        self._wake = threading.Condition()
+        self._wakeups = 0
         self._threads: list[threading.Thread] = []
         self._last_ok = 0.0
         self._lock = threading.Lock()
@@ -105,7 +110,7 @@ class JobRunner:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self.notify()
         self._observe_wake.set()
         for t in self._threads:
             t.join(timeout=5)
@@ -137,7 +142,7 @@ class JobRunner:
                     dead = tx.jobs.reap(s.dead_after)
                 if dead:
                     log.warning("declared dead: %s; their jobs are back in the queue", dead)
-                    self._wake.set()
+                    self.notify()
                 if not alive:
                     log.error("server %s was declared dead by the others: fencing", self.server_id)
                     self.fenced = True
@@ -186,6 +191,7 @@ class JobRunner:
     # ------------------------------------------------------------------ running
     def _work_loop(self) -> None:
         while not self._stop.is_set():
+            seen = self._wakeups
             ran = False
             if not self.fenced:
                 try:
@@ -194,8 +200,14 @@ class JobRunner:
                     log.exception("job runner error")
                     time.sleep(self.settings.poll)
             if not ran:
-                self._wake.wait(self.settings.poll)
-                self._wake.clear()
+                self._sleep(seen)
+
+    def _sleep(self, seen: int) -> None:
+        """Wait for the poll interval, unless notify() was called since the count was `seen`."""
+        with self._wake:
+            self._wake.wait_for(
+                lambda: self._wakeups != seen or self._stop.is_set(), self.settings.poll
+            )
 
     def run_next(self, job_id: str | None = None) -> bool:
         """Claim a job (the next one, or that one) and run it here. False when none was free."""
@@ -221,7 +233,10 @@ class JobRunner:
             _context.depth -= 1
 
     def notify(self) -> None:
-        self._wake.set()
+        """Wake every idle worker thread, and any about to go idle, to claim again."""
+        with self._wake:
+            self._wakeups += 1
+            self._wake.notify_all()
 
     def still_mine(self, job: Job) -> bool:
         """Whether this server may still act for `job` (not fenced, lease kept alive)."""

@@ -99,7 +99,10 @@ class JobTx(ABC):
         """Back to pending, runnable again after `delay` seconds."""
 
     @abstractmethod
-    def fail(self, job_id: str, owner: str, error: str) -> bool: ...
+    def fail(
+        self, job_id: str, owner: str, error: str, result: dict[str, Any] | None = None
+    ) -> bool:
+        """Failed for good; `result` says what kind of failure it was (the service's)."""
 
     @abstractmethod
     def statuses(self, job_ids: Iterable[str]) -> dict[str, Job]: ...

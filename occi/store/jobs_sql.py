@@ -179,7 +179,9 @@ class SqlJobTx(JobTx):
             ).rowcount
         )
 
-    def fail(self, job_id: str, owner: str, error: str) -> bool:
+    def fail(
+        self, job_id: str, owner: str, error: str, result: dict[str, Any] | None = None
+    ) -> bool:
         return bool(
             self.conn.execute(
                 self.t.update()
@@ -188,6 +190,9 @@ class SqlJobTx(JobTx):
                     status=FAILED,
                     lease_expires=None,
                     error=error,
+                    result=json.dumps(result, separators=(",", ":"))
+                    if result is not None
+                    else None,
                     updated_at=time.time(),
                 )
             ).rowcount

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from occi.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache
@@ -513,7 +513,7 @@ class SqlTx(StoreTx):
             )
         ).all()
         if any(r.id == entity.id for r in taken):
-            return Conflict(f"an entity with the id {entity.id} exists already; choose another id")
+            return IdTaken(f"an entity with the id {entity.id} exists already; choose another id")
         if taken:
             return Conflict(f"the location {entity.location} is taken by another entity")
         return Conflict(f"the entity {entity.id} conflicts with a stored one")

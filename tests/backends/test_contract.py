@@ -388,3 +388,92 @@ def test_link_kinds_other_than_the_two_are_unsupported(backend):
         backend.link(plain, c, s)
     backend.delete(c)
     backend.delete(s)
+
+
+# ---------------------------------------------------------------------------- deleting
+def test_delete_and_unlink_of_what_the_platform_never_had_succeed(backend):
+    """An entity whose create failed (or never ran) must stay deletable: delete and unlink
+    of objects the platform never made are done, never an error."""
+    c, s, n = compute(backend), storage(1.0), network("10.78.0.0/24")
+    for e in (c, s, n):
+        backend.delete(e)
+        backend.delete(e)
+    # a resource of a kind the platform has no objects for
+    backend.delete(Resource(kind=infra.RESOURCE.id, id=new_id("r")))
+    # links whose compute never existed, and links never attached to a compute that does
+    for kind, target in ((infra.STORAGELINK.id, s), (infra.NETWORKINTERFACE.id, n)):
+        backend.unlink(link_between(kind, c, target))
+        backend.delete(link_between(kind, c, target))
+    real = created(backend, compute(backend))
+    for kind, target in ((infra.STORAGELINK.id, s), (infra.NETWORKINTERFACE.id, n)):
+        backend.unlink(link_between(kind, real, target))
+    backend.delete(real)
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(real)
+
+
+def test_libvirt_delete_succeeds_when_the_volume_pool_is_missing():
+    """libvirt with a pool that does not exist: nothing was made, so everything deletes."""
+    from backends.libvirt import LibvirtBackend
+
+    pool = f"occi-missing-{uuid.uuid4().hex[:8]}"
+    b = LibvirtBackend({"libvirt_uri": TEST_URI, "libvirt_pool": pool, "libvirt_console_dir": ""})
+    try:
+        c = compute(b, image=False)
+        with pytest.raises(NotFoundOnPlatform, match=pool):
+            b.create(c)  # the create fails: the entity goes to error
+        for e in (c, storage(1.0), network()):
+            b.delete(e)
+        with pytest.raises(NotFoundOnPlatform):
+            b.observe(c)
+    finally:
+        b.close()
+
+
+def test_deleting_storage_attached_to_a_running_compute_detaches_or_refuses(backend):
+    """Never a volume pulled from under a running guest: the delete detaches it first, or
+    raises InvalidTransition and leaves the volume and the attachment as they were."""
+    c = created(backend, compute(backend))
+    s = created(backend, storage(1.0))
+    disk = link_between(infra.STORAGELINK.id, c, s)
+    if LINK_OFFLINE not in backend.capabilities:
+        return
+    disk.attributes.update(backend.link(disk, c, s).attributes)
+    act(backend, c, "start")
+    try:
+        backend.delete(s)
+    except InvalidTransition as exc:
+        assert f"occi-{c.id}" in str(exc)
+        assert backend.observe(s).attributes["occi.storage.size"] == 1.0
+        assert backend.observe(disk).attributes["occi.storagelink.state"] == "active"
+        act(backend, c, "stop", method="poweroff")
+        backend.unlink(disk)
+        backend.delete(s)
+    else:  # detached: the compute runs on without it
+        with pytest.raises(NotFoundOnPlatform):
+            backend.observe(disk)
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(s)
+    assert backend.observe(c).attributes["occi.compute.state"] in ("active", "inactive")
+    backend.delete(c)
+
+
+def test_unlink_of_a_link_never_attached_leaves_other_devices_alone(backend):
+    """A link whose attachment was refused (its device id was taken) is deleted without
+    touching the disk that holds that device id."""
+    c = created(backend, compute(backend))
+    s, s2 = created(backend, storage(1.0)), created(backend, storage(1.0))
+    if LINK_OFFLINE not in backend.capabilities:
+        return
+    disk = link_between(infra.STORAGELINK.id, c, s)
+    disk.attributes.update(backend.link(disk, c, s).attributes)
+    clash = link_between(infra.STORAGELINK.id, c, s2, **{"occi.storagelink.deviceid": "vdb"})
+    with pytest.raises(InvalidTransition):
+        backend.link(clash, c, s2)
+    backend.unlink(clash)
+    backend.delete(clash)
+    assert backend.observe(disk).attributes["occi.storagelink.deviceid"] == "vdb"
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(clash)
+    for e in (c, s, s2):
+        backend.delete(e)
