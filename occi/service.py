@@ -267,21 +267,47 @@ class Service:
         return False
 
     def remove_user_mixins(self, refs: list[CategoryRef]) -> None:
+        """Remove user mixins, and images users saved (the platform image goes too)."""
         if not refs:
             raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
         with self.store.begin() as tx:
             reg = self.registry(tx)
+            saved = {m.id: m for m in tx.user_mixins() if self._is_saved_image(m)}
+            images = []
             for ref in refs:
                 cat = reg.category(ref.id)
                 if cat is None:
                     raise errors.NotFound(f"no mixin {ref.id} is defined")
-                if not (isinstance(cat, Mixin) and cat.user_defined):
+                if ref.id in saved:
+                    images.append(saved[ref.id])
+                elif not (isinstance(cat, Mixin) and cat.user_defined):
                     raise errors.Forbidden(
                         f"{ref.id} is defined by the provider and cannot be removed"
                     )
                 tx.delete_user_mixin(ref.id)
+            for image in images:  # last, so that a refusal above leaves the platform alone
+                try:
+                    self.backend.delete_image(image)
+                except BackendFault as exc:
+                    raise errors.Conflict(
+                        f"the image {image.id} cannot be deleted: {exc}"
+                    ) from None
             self._categories_changed(tx)
         self._registry_checked = float("-inf")
+
+    @staticmethod
+    def _is_saved_image(mixin: Mixin) -> bool:
+        return infra.OS_TPL.id in mixin.depends
+
+    def _record_saved_image(self, tx: StoreTx, mixin: Mixin) -> None:
+        """An image made by `save` belongs to whoever saved it: it is recorded with the user
+        mixins (the backend still lists it as a template), so that it can be deleted."""
+        if any(m.id == mixin.id for m in tx.user_mixins()):
+            return
+        try:
+            tx.add_user_mixin(mixin)
+        except errors.Conflict as exc:  # its location is taken by a user mixin
+            log.warning("saved image %s is not recorded as the user's: %s", mixin.id, exc)
 
     # ================================================================== reading
     def get(self, path: str, *, fresh: bool = False) -> Entity:
@@ -834,6 +860,7 @@ class Service:
                         tx.update(current)
                         self._derive_link_states(tx, current)
                     if outcome.mixin is not None:
+                        self._record_saved_image(tx, outcome.mixin)
                         self._categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, job.owner, result):
@@ -1090,22 +1117,38 @@ class Service:
             if cur.attributes.get(name) != value:
                 changed[name] = value
             attributes[name] = value
-        # a newly associated resource template resizes (GFD.224)
+        # a newly associated resource template resizes (GFD.224), but never changes an
+        # immutable attribute (the ephemeral disk made at creation keeps its size)
         for mid in mixin_ids:
             if mid in cur.mixins:
                 continue
             for m in reg.mixin_closure([mid]):
                 if reg.template_family(m) == infra.RESOURCE_TPL.id:
                     for n, d in m.attributes.items():
-                        if d.default is not None and attributes.get(n) != d.default:
-                            attributes[n] = d.default
-                            changed[n] = d.default
+                        if d.default is None or attributes.get(n) == d.default or not d.mutable:
+                            continue
+                        attributes[n] = d.default
+                        changed[n] = d.default
+        # a size changed directly wins over the resource template the entity had: the
+        # template no longer describes it, so it is dropped (the answer shows it gone)
+        for mid in [x for x in mixin_ids if x in cur.mixins]:
+            for m in reg.mixin_closure([mid]):
+                if reg.template_family(m) == infra.RESOURCE_TPL.id and any(
+                    d.default is not None and n in changed and changed[n] != d.default
+                    for n, d in m.attributes.items()
+                ):
+                    log.info("%s: direct resize drops resource template %s", cur.location, mid)
+                    mixin_ids.remove(mid)
+                    break
         if full:
             for name, d in defs.items():
-                if name not in attributes and d.default is not None and name not in CORE_FIELDS:
-                    attributes[name] = d.default
-                    if cur.attributes.get(name) != d.default:
-                        changed[name] = d.default
+                if name in attributes or d.default is None or name in CORE_FIELDS:
+                    continue
+                if not d.mutable and name not in cur.attributes:
+                    continue  # an immutable attribute the entity lacks stays unset
+                attributes[name] = d.default
+                if cur.attributes.get(name) != d.default:
+                    changed[name] = d.default
             for name in set(cur.attributes) - set(attributes):
                 changed[name] = None
         missing = [

@@ -872,6 +872,13 @@ class LibvirtBackend(Backend):
             mixin=catalog.os_tpl(scheme, image, title),
         )
 
+    def delete_image(self, mixin: Mixin) -> None:
+        if mixin.scheme != self.config.os_tpl_scheme:
+            raise Unsupported(f"{mixin.id} is not an image of this libvirt backend")
+        images = self._images()
+        volume = images[mixin.term][0] if mixin.term in images else f"{mixin.term}.qcow2"
+        self._delete_volume(self.image_pool, volume)
+
     def _write_image(
         self,
         dom: libvirt.virDomain,
