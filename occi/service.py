@@ -971,7 +971,7 @@ class Service:
             attr = machines.LINK_STATE_ATTRS.get(entity.kind)
             links = [entity] if attr and entity.attributes.get(attr) != "error" else []
         else:
-            links = [ln for ln in tx.links_touching([entity.id]) if isinstance(ln, Link)]
+            links = [ln for ln in tx.links_touching([entity.id or ""]) if isinstance(ln, Link)]
         links = [ln for ln in links if ln.kind in machines.LINK_STATE_ATTRS]
         if not links:
             return
@@ -982,7 +982,7 @@ class Service:
             for loc in (ln.source, ln.target)
             if loc and loc.startswith("/")
         )
-        ends[entity.id] = entity
+        ends[entity.id or ""] = entity
         for ln in links:
             side = []
             for loc in (ln.source, ln.target):
@@ -1243,7 +1243,9 @@ class Service:
             entity = self._load(tx, path, for_update=True)
             check_preconditions(entity, if_match, None)
             queued = self._queued_actions(tx, [entity])
-            action, params = self._check_action(reg, entity, term, inv, queued.get(entity.id, []))
+            action, params = self._check_action(
+                reg, entity, term, inv, queued.get(entity.id or "", [])
+            )
             job_id = self._run_action(tx, reg, entity, action.term, params)
         jobs = self._settle()
         job = jobs.get(job_id)
@@ -1264,7 +1266,9 @@ class Service:
             queued = self._queued_actions(tx, entities)
             for e in entities:  # every member is checked before any is changed
                 try:
-                    checked.append(self._check_action(reg, e, term, inv, queued.get(e.id, [])))
+                    checked.append(
+                        self._check_action(reg, e, term, inv, queued.get(e.id or "", []))
+                    )
                 except errors.Conflict as exc:
                     refused.append(str(exc))
             if refused:
@@ -1288,7 +1292,7 @@ class Service:
     def _queued_actions(tx: StoreTx, entities: list[Entity]) -> dict[str, list[str]]:
         """Entity id -> the terms of its actions queued and not yet carried out, in order."""
         out: dict[str, list[str]] = {}
-        for job in tx.jobs.unfinished([e.id for e in entities]):
+        for job in tx.jobs.unfinished([e.id for e in entities if e.id]):
             if job.operation == "action":
                 out.setdefault(job.params.get("target", job.entity_id), []).append(
                     job.params.get("action", "")
