@@ -1354,7 +1354,8 @@ class Service:
             state = machines.after(machine, entity.attributes.get(machine.state_attr), queued or [])
             why = machines.refusal(machine, action.term, state)
             if why is not None:
-                raise errors.Conflict(f"{entity.location}: {why}")
+                after = " once the actions queued for it are done" if queued else ""
+                raise errors.Conflict(f"{entity.location}: {why}{after}")
         return action, params
 
     def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:
