@@ -134,6 +134,11 @@ class Backend(ABC):
         bring SQL in line with the hypervisor. Raises NotFoundOnPlatform when it is gone."""
 
     # ------------------------------------------------------------------ optional hooks
+    def delete_image(self, mixin: Mixin) -> None:
+        """Remove the image behind an os_tpl mixin that `save` made (idempotent: gone already
+        is fine). The service calls it only for images users saved, never provider images."""
+        raise Unsupported(f"the {self.name} platform cannot delete images")
+
     def start_events(self, callback: EventCallback) -> bool:
         """Start delivering platform events: `callback(entity_id)` is called (from a backend
         thread) whenever the platform object behind an entity changes state, inside or outside

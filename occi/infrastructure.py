@@ -244,6 +244,7 @@ IPNETWORK = Mixin(
 )
 
 # ---------------------------------------------------------------- Storage
+STORAGE_STATES = ("online", "offline", "error")
 ONLINE = _action("storage", "online", "Bring the storage online")
 OFFLINE = _action("storage", "offline", "Take the storage offline")
 STORAGE = Kind(
@@ -262,7 +263,7 @@ STORAGE = Kind(
             "occi.storage.state",
             ENUM,
             mutable=False,
-            enum=("online", "offline", "error"),
+            enum=STORAGE_STATES,
             default="offline",
             description="Current state of the storage",
         ),

@@ -27,6 +27,7 @@ from backends.base import (
 )
 from occi import errors
 from occi import infrastructure as infra
+from occi import states as machines
 from occi.jobs.runner import JobRunner, JobSettings
 from occi.model import (
     ActionInvocation,
@@ -63,17 +64,7 @@ CORE_FIELDS = {
 
 
 #: the state an action leads to (GFD.224), to recognise a retried action already carried out
-ACTION_TARGET_STATES = {
-    "start": "active",
-    "stop": "inactive",
-    "restart": "active",
-    "suspend": "suspended",
-    "save": None,
-    "up": "active",
-    "down": "inactive",
-    "online": "online",
-    "offline": "offline",
-}
+ACTION_TARGET_STATES = machines.ACTION_TARGETS
 
 
 #: What a failed job's fault was (stored as Job.result["fault"]) and what a request waiting for
@@ -289,21 +280,47 @@ class Service:
         return False
 
     def remove_user_mixins(self, refs: list[CategoryRef]) -> None:
+        """Remove user mixins, and images users saved (the platform image goes too)."""
         if not refs:
             raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
         with self.store.begin() as tx:
             reg = self.registry(tx)
+            saved = {m.id: m for m in tx.user_mixins() if self._is_saved_image(m)}
+            images = []
             for ref in refs:
                 cat = reg.category(ref.id)
                 if cat is None:
                     raise errors.NotFound(f"no mixin {ref.id} is defined")
-                if not (isinstance(cat, Mixin) and cat.user_defined):
+                if ref.id in saved:
+                    images.append(saved[ref.id])
+                elif not (isinstance(cat, Mixin) and cat.user_defined):
                     raise errors.Forbidden(
                         f"{ref.id} is defined by the provider and cannot be removed"
                     )
                 tx.delete_user_mixin(ref.id)
+            for image in images:  # last, so that a refusal above leaves the platform alone
+                try:
+                    self.backend.delete_image(image)
+                except BackendFault as exc:
+                    raise errors.Conflict(
+                        f"the image {image.id} cannot be deleted: {exc}"
+                    ) from None
             self._categories_changed(tx)
         self._registry_checked = float("-inf")
+
+    @staticmethod
+    def _is_saved_image(mixin: Mixin) -> bool:
+        return infra.OS_TPL.id in mixin.depends
+
+    def _record_saved_image(self, tx: StoreTx, mixin: Mixin) -> None:
+        """An image made by `save` belongs to whoever saved it: it is recorded with the user
+        mixins (the backend still lists it as a template), so that it can be deleted."""
+        if any(m.id == mixin.id for m in tx.user_mixins()):
+            return
+        try:
+            tx.add_user_mixin(mixin)
+        except errors.Conflict as exc:  # its location is taken by a user mixin
+            log.warning("saved image %s is not recorded as the user's: %s", mixin.id, exc)
 
     # ================================================================== reading
     def get(self, path: str, *, fresh: bool = False) -> Entity:
@@ -507,12 +524,15 @@ class Service:
                 raise errors.BadRequest(
                     f"{kind.id} entities are created in {kind.location}, not in {target.location}"
                 )
-        elif target is not None:
-            kind = target
         else:
+            # GFD.223: a creation carries a full entity rendering, Kind included (only inline
+            # links take theirs from the target, in _create_inline_link)
+            term = target.term if target is not None else "compute"
+            scheme = target.scheme if target is not None else infra.COMPUTE.scheme
             raise errors.BadRequest(
-                "say which kind to create: Category: compute; "
-                'scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+                f"the rendering has no Kind, so it is not a full entity: say which kind to "
+                f'create, e.g. Category: {term}; scheme="{scheme}"; class="kind" '
+                f'(JSON: "kind": "{scheme}{term}")'
             )
         if kind.location is None or kind is infra.ENTITY:
             raise errors.BadRequest(f"{kind.id} cannot be instantiated")
@@ -904,7 +924,9 @@ class Service:
                     if current is not None and outcome.attributes:
                         current.attributes.update(outcome.attributes)
                         tx.update(current)
+                        self._derive_link_states(tx, current)
                     if outcome.mixin is not None:
+                        self._record_saved_image(tx, outcome.mixin)
                         self._categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, job.owner, result):
@@ -981,7 +1003,7 @@ class Service:
             if e.id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
                 continue
             try:
-                seen[e.id] = self.backend.observe(e).attributes
+                seen[e.id] = self._observed(e)
             except NotFoundOnPlatform as exc:
                 kind = self.registry().kinds.get(e.kind)
                 if kind is None:
@@ -1003,8 +1025,56 @@ class Service:
                     log.info("reconciled %s: %s", current.location, diff)
                     current.attributes.update(diff)
                     tx.update(current)
+                    self._derive_link_states(tx, current)
                     changed += 1
         return changed
+
+    def _observed(self, e: Entity) -> dict[str, Any]:
+        """What the platform reports for e; a link's state comes from the resources it joins
+        (_derive_link_states), so only the platform's `error` (or its end) is taken from it."""
+        seen = self.backend.observe(e).attributes
+        attr = machines.LINK_STATE_ATTRS.get(e.kind)
+        if attr and "error" not in (seen.get(attr), e.attributes.get(attr)):
+            seen = {k: v for k, v in seen.items() if k not in (attr, attr + ".message")}
+        return seen
+
+    def _derive_link_states(self, tx: StoreTx, entity: Entity) -> None:
+        """After a state change: store the GFD.224 state (occi.states.link_state) of every link
+        joining the resource, or of the link itself unless the platform put it in error."""
+        if isinstance(entity, Link):
+            attr = machines.LINK_STATE_ATTRS.get(entity.kind)
+            links = [entity] if attr and entity.attributes.get(attr) != "error" else []
+        else:
+            links = [ln for ln in tx.links_touching([entity.id or ""]) if isinstance(ln, Link)]
+        links = [ln for ln in links if ln.kind in machines.LINK_STATE_ATTRS]
+        if not links:
+            return
+        reg = self.registry(tx)
+        ends = tx.get_many(
+            loc.rsplit("/", 1)[-1]
+            for ln in links
+            for loc in (ln.source, ln.target)
+            if loc and loc.startswith("/")
+        )
+        ends[entity.id or ""] = entity
+        for ln in links:
+            side = []
+            for loc in (ln.source, ln.target):
+                e = (
+                    ends.get((loc or "").rsplit("/", 1)[-1])
+                    if (loc or "").startswith("/")
+                    else None
+                )
+                kind = reg.kinds.get(e.kind) if e is not None and e.location == loc else None
+                machine = machines.machine_for(kind) if kind is not None else None
+                state = e.attributes.get(machine.state_attr) if e and machine else None
+                side.append((kind, state))
+            state, message = machines.link_state(side[0][0], side[0][1], side[1][0], side[1][1])
+            attr = machines.LINK_STATE_ATTRS[ln.kind]
+            if ln.attributes.get(attr) != state:
+                ln.attributes[attr] = state
+                ln.attributes[attr + ".message"] = message
+                tx.update(ln)
 
     def _resource_by_location(self, tx: StoreTx, location: str | None) -> Resource | None:
         if not location or not location.startswith("/"):
@@ -1132,22 +1202,38 @@ class Service:
             if cur.attributes.get(name) != value:
                 changed[name] = value
             attributes[name] = value
-        # a newly associated resource template resizes (GFD.224)
+        # a newly associated resource template resizes (GFD.224), but never changes an
+        # immutable attribute (the ephemeral disk made at creation keeps its size)
         for mid in mixin_ids:
             if mid in cur.mixins:
                 continue
             for m in reg.mixin_closure([mid]):
                 if reg.template_family(m) == infra.RESOURCE_TPL.id:
                     for n, d in m.attributes.items():
-                        if d.default is not None and attributes.get(n) != d.default:
-                            attributes[n] = d.default
-                            changed[n] = d.default
+                        if d.default is None or attributes.get(n) == d.default or not d.mutable:
+                            continue
+                        attributes[n] = d.default
+                        changed[n] = d.default
+        # a size changed directly wins over the resource template the entity had: the
+        # template no longer describes it, so it is dropped (the answer shows it gone)
+        for mid in [x for x in mixin_ids if x in cur.mixins]:
+            for m in reg.mixin_closure([mid]):
+                if reg.template_family(m) == infra.RESOURCE_TPL.id and any(
+                    d.default is not None and n in changed and changed[n] != d.default
+                    for n, d in m.attributes.items()
+                ):
+                    log.info("%s: direct resize drops resource template %s", cur.location, mid)
+                    mixin_ids.remove(mid)
+                    break
         if full:
             for name, d in defs.items():
-                if name not in attributes and d.default is not None and name not in CORE_FIELDS:
-                    attributes[name] = d.default
-                    if cur.attributes.get(name) != d.default:
-                        changed[name] = d.default
+                if name in attributes or d.default is None or name in CORE_FIELDS:
+                    continue
+                if not d.mutable and name not in cur.attributes:
+                    continue  # an immutable attribute the entity lacks stays unset
+                attributes[name] = d.default
+                if cur.attributes.get(name) != d.default:
+                    changed[name] = d.default
             for name in set(cur.attributes) - set(attributes):
                 changed[name] = None
         missing = [
@@ -1241,7 +1327,10 @@ class Service:
             reg = self.registry(tx)
             entity = self._load(tx, path, for_update=True)
             check_preconditions(entity, if_match, None)
-            action, params = self._check_action(reg, entity, term, inv)
+            queued = self._queued_actions(tx, [entity])
+            action, params = self._check_action(
+                reg, entity, term, inv, queued.get(entity.id or "", [])
+            )
             job_id = self._run_action(tx, reg, entity, action.term, params)
         jobs = self._settle()
         job = jobs.get(job_id)
@@ -1258,7 +1347,20 @@ class Service:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             entities = tx.query(self._query(reg, path, flt))
-            checked = [self._check_action(reg, e, term, inv) for e in entities]
+            checked, refused = [], []
+            queued = self._queued_actions(tx, entities)
+            for e in entities:  # every member is checked before any is changed
+                try:
+                    checked.append(
+                        self._check_action(reg, e, term, inv, queued.get(e.id or "", []))
+                    )
+                except errors.Conflict as exc:
+                    refused.append(str(exc))
+            if refused:
+                raise errors.Conflict(
+                    f"{len(refused)} of {len(entities)} members cannot {term}, so none was "
+                    "changed: " + "; ".join(refused)
+                )
             self._begin_work()
             # one statement for the whole collection; each job reports into its entity
             self._submit_many(
@@ -1271,7 +1373,25 @@ class Service:
         self._settle()
         return self._refresh(entities)
 
-    def _check_action(self, reg: Registry, entity: Entity, term: str, inv: ActionInvocation):
+    @staticmethod
+    def _queued_actions(tx: StoreTx, entities: list[Entity]) -> dict[str, list[str]]:
+        """Entity id -> the terms of its actions queued and not yet carried out, in order."""
+        out: dict[str, list[str]] = {}
+        for job in tx.jobs.unfinished([e.id for e in entities if e.id]):
+            if job.operation == "action":
+                out.setdefault(job.params.get("target", job.entity_id), []).append(
+                    job.params.get("action", "")
+                )
+        return out
+
+    def _check_action(
+        self,
+        reg: Registry,
+        entity: Entity,
+        term: str,
+        inv: ActionInvocation,
+        queued: list[str] | None = None,
+    ):
         kind = reg.kinds[entity.kind]
         available = reg.entity_actions(kind, entity.mixins)
         matches = [a for a in available if a.term == term]
@@ -1312,6 +1432,15 @@ class Service:
                 params[name] = d.default
             if d.required and name not in params:
                 raise errors.BadRequest(f"action {action.term} needs the parameter {name}")
+        # GFD.224's state machine, on the state the entity will be in once its queued actions
+        # are done, before anything is written
+        machine = machines.machine_for(kind)
+        if machine is not None and any(a.id == action.id for a in infra.ACTIONS):
+            state = machines.after(machine, entity.attributes.get(machine.state_attr), queued or [])
+            why = machines.refusal(machine, action.term, state)
+            if why is not None:
+                after = " once the actions queued for it are done" if queued else ""
+                raise errors.Conflict(f"{entity.location}: {why}{after}")
         return action, params
 
     def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:

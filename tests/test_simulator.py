@@ -126,7 +126,7 @@ REFUSED = [
     ("inactive", "stop", "active"),
     ("inactive", "restart", "active"),
     ("inactive", "suspend", "active"),
-    ("active", "start", "inactive or suspended"),
+    ("active", "start", "inactive or suspended or error"),
     ("suspended", "stop", "active"),
     ("suspended", "restart", "active"),
     ("suspended", "suspend", "active"),

@@ -64,6 +64,7 @@ from backends.libvirt.xmldesc import (
     without_device,
 )
 from occi import infrastructure as infra
+from occi import states as machines
 from occi.model import Entity, Link, Mixin, Resource
 
 log = logging.getLogger(__name__)
@@ -789,13 +790,24 @@ class LibvirtBackend(Backend):
         occi, _ = states.describe(state, reason, managed)
         return occi, state, reason, managed
 
-    def _refuse(self, name: str, term: str, current: str, allowed: str) -> InvalidTransition:
-        return InvalidTransition(f"compute {name} is {current}: {term} needs it {allowed}")
+    @staticmethod
+    def _check(machine: machines.Machine, name: str, term: str, current: str) -> None:
+        """Refuse what GFD.224's state machine (occi.states) does not allow."""
+        if machines.refusal(machine, term, current) is not None:
+            raise InvalidTransition(
+                f"{machine.label} {name} is {current}: {term} needs it "
+                + machines.describe(machine.transitions[term].allowed)
+            )
+
+    def _refuse(self, name: str, term: str, current: str) -> InvalidTransition:
+        """A state the machine allows that this platform cannot leave this way."""
+        return InvalidTransition(f"compute {name} is {current}: libvirt cannot {term} it from here")
 
     def _start(self, entity: Resource, term: str, params: Mapping[str, Any]) -> Outcome:
         name = platform_name(entity)
         dom = self._require_domain(name)
         occi, state, _, managed = self._compute_state(dom)
+        self._check(machines.COMPUTE, name, term, occi)
         md = self._metadata(dom, inactive=True)
         md.pending, md.last = {}, {}
         with self._errors(f"starting {name}"):
@@ -807,7 +819,7 @@ class LibvirtBackend(Backend):
                 dom.create()
                 message = "running; restored from hibernation" if managed else "running; booting"
             else:
-                raise self._refuse(name, term, occi, "inactive or suspended")
+                raise self._refuse(name, term, occi)
         self._set_metadata(dom, md)
         log.info("started %s", name)
         return self._compute_outcome(dom, message)
@@ -817,8 +829,7 @@ class LibvirtBackend(Backend):
         dom = self._require_domain(name)
         occi, state, _, _ = self._compute_state(dom)
         method = str(params.get("method") or "graceful")
-        if occi != "active":
-            raise self._refuse(name, term, occi, "active")
+        self._check(machines.COMPUTE, name, term, occi)
         md = self._metadata(dom, inactive=True)
         md.pending = {"op": "stop", "method": method, "since": f"{time.time():.0f}"}
         md.last = {}
@@ -842,8 +853,7 @@ class LibvirtBackend(Backend):
         name = platform_name(entity)
         dom = self._require_domain(name)
         occi, _, _, _ = self._compute_state(dom)
-        if occi != "active":
-            raise self._refuse(name, term, occi, "active")
+        self._check(machines.COMPUTE, name, term, occi)
         method = str(params.get("method") or "graceful")
         with self._errors(f"restarting {name} ({method})"):
             if method == "cold":
@@ -856,8 +866,7 @@ class LibvirtBackend(Backend):
         name = platform_name(entity)
         dom = self._require_domain(name)
         occi, _, _, _ = self._compute_state(dom)
-        if occi != "active":
-            raise self._refuse(name, term, occi, "active")
+        self._check(machines.COMPUTE, name, term, occi)
         method = str(params.get("method") or "suspend")
         with self._errors(f"suspending {name} ({method})"):
             if method == "hibernate":
@@ -895,8 +904,7 @@ class LibvirtBackend(Backend):
         name = platform_name(entity)
         dom = self._require_domain(name)
         occi, state, _, _ = self._compute_state(dom)
-        if occi not in ("active", "inactive"):
-            raise self._refuse(name, term, occi, "active or inactive")
+        self._check(machines.COMPUTE, name, term, occi)
         root = self._root_volume(dom)
         if root is None:
             raise Unsupported(f"compute {name} has no root disk to save")
@@ -924,6 +932,13 @@ class LibvirtBackend(Backend):
             {"occi.compute.state": occi, "occi.compute.state.message": message},
             mixin=catalog.os_tpl(scheme, image, title),
         )
+
+    def delete_image(self, mixin: Mixin) -> None:
+        if mixin.scheme != self.config.os_tpl_scheme:
+            raise Unsupported(f"{mixin.id} is not an image of this libvirt backend")
+        images = self._images()
+        volume = images[mixin.term][0] if mixin.term in images else f"{mixin.term}.qcow2"
+        self._delete_volume(self.image_pool, volume)
 
     def _write_image(
         self,
@@ -999,9 +1014,7 @@ class LibvirtBackend(Backend):
             raise NotFoundOnPlatform(f"volume {name} does not exist in pool {self.config.pool}")
         current = str(entity.attributes.get("occi.storage.state") or "offline")
         target = term
-        if current == target:
-            needs = "offline" if term == "online" else "online"
-            raise InvalidTransition(f"storage {name} is {current}: {term} needs it {needs}")
+        self._check(machines.STORAGE, name, term, current)
         message = "online; ready to attach" if term == "online" else "offline"
         return Outcome(
             {
@@ -1017,14 +1030,11 @@ class LibvirtBackend(Backend):
         if net is None:
             raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
         active = bool(net.isActive())
+        self._check(machines.NETWORK, name, term, "active" if active else "inactive")
         if term == "up":
-            if active:
-                raise InvalidTransition(f"network {name} is active: up needs it inactive")
             with self._errors(f"starting network {name}"):
                 net.create()
         else:
-            if not active:
-                raise InvalidTransition(f"network {name} is inactive: down needs it active")
             with self._errors(f"stopping network {name}"):
                 net.destroy()
         return self.observe(entity)

@@ -356,6 +356,14 @@ class SimulatorBackend(Backend):
             return catalog.os_tpl(term, title)
         raise PlatformError(f"no free image name left for {base!r}")
 
+    def delete_image(self, mixin: Mixin) -> None:
+        if mixin.scheme != catalog.OS_TPL_SCHEME or mixin.term in catalog.BUILTIN_IMAGES:
+            raise Unsupported(f"{mixin.id} is not an image saved on the simulator")
+        self._operate("delete_image")
+        with self._write() as conn:
+            gone = conn.execute(delete(images).where(images.c.term == mixin.term)).rowcount
+        log.info("deleted image %s%s", mixin.term, "" if gone else " (was already gone)")
+
     # ------------------------------------------------------------------ links
     def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
         dev_kind = LINK_KINDS.get(link.kind)

@@ -1,75 +1,27 @@
-"""The simulator's state machines: which action moves a machine from which states to which.
+"""The simulator's view of the state machines: GFD.224's (occi.states), with the messages the
+pretend hypervisor shows after each action.
 
-Pure data following OCCI Infrastructure 1.2 (GFD.224) section 3: a backend translates, so these
-are what the pretend hypervisor allows, and the service learns of refusals as InvalidTransition.
+A backend translates: the service checks transitions before it asks, and learns of refusals the
+platform still makes (a state changed meanwhile) as InvalidTransition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from occi import infrastructure as infra
+from occi import states as machines
+from occi.states import Machine
+from occi.states import Transition as Transition  # re-exported for the backend
+from occi.states import describe as describe  # re-exported for the backend
 
+# The transitions are GFD.224's (occi.states); the simulator adds its messages.
+MachineKind = Machine
+COMPUTE = machines.COMPUTE
+STORAGE = machines.STORAGE
+NETWORK = machines.NETWORK
 
-@dataclass(frozen=True)
-class Transition:
-    allowed: tuple[str, ...]  # states the machine must be in
-    target: str | None  # new state; None keeps the current one
-
-
-@dataclass(frozen=True)
-class MachineKind:
-    label: str  # compute | storage | network (also the sim_machines.kind value)
-    state_attr: str  # occi.compute.state, ...
-    initial: str
-    transitions: Mapping[str, Transition]
-
-    @property
-    def message_attr(self) -> str:
-        return self.state_attr + ".message"
-
-    def attributes(self, state: str, message: str) -> dict[str, Any]:
-        return {self.state_attr: state, self.message_attr: message}
-
-
-COMPUTE = MachineKind(
-    "compute",
-    "occi.compute.state",
-    "inactive",
-    {
-        "start": Transition(("inactive", "suspended"), "active"),
-        "stop": Transition(("active",), "inactive"),
-        "restart": Transition(("active",), "active"),
-        "suspend": Transition(("active",), "suspended"),
-        "save": Transition(("active", "inactive"), None),
-    },
-)
-STORAGE = MachineKind(
-    "storage",
-    "occi.storage.state",
-    "offline",
-    {
-        "online": Transition(("offline",), "online"),
-        "offline": Transition(("online",), "offline"),
-    },
-)
-NETWORK = MachineKind(
-    "network",
-    "occi.network.state",
-    "inactive",
-    {
-        "up": Transition(("inactive",), "active"),
-        "down": Transition(("active",), "inactive"),
-    },
-)
-
-BY_KIND_ID: dict[str, MachineKind] = {
-    infra.COMPUTE.id: COMPUTE,
-    infra.STORAGE.id: STORAGE,
-    infra.NETWORK.id: NETWORK,
-}
+BY_KIND_ID: dict[str, MachineKind] = dict(machines.MACHINES)
 BY_LABEL: dict[str, MachineKind] = {k.label: k for k in BY_KIND_ID.values()}
 
 STOP_MESSAGES = {
@@ -116,7 +68,3 @@ def created_message(kind: MachineKind) -> str:
         "storage": "created, offline until brought online",
         "network": "created, inactive until brought up",
     }[kind.label]
-
-
-def describe(states: tuple[str, ...]) -> str:
-    return " or ".join(states)
