@@ -966,6 +966,7 @@ class Service:
                         if state + ".message" in defs:
                             current.attributes[state + ".message"] = message
                     tx.update(current)
+                    self._derive_link_states(tx, current)
                 if not tx.jobs.fail(job.id, job.owner, message, {"fault": fault}):
                     raise _LostJob
         except _LostJob:
