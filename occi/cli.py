@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import fields
 from typing import Any
 
 from occi import __version__
@@ -66,19 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         if overrides:
             merged = {
                 **settings.extra,
+                # every setting, not a list to keep in step (settings from the environment
+                # or the file were lost when any option was given)
                 **{
-                    f: getattr(settings, f)
-                    for f in (
-                        "bind",
-                        "workers",
-                        "threads",
-                        "database_url",
-                        "backend",
-                        "base_url",
-                        "max_body",
-                        "max_page_size",
-                        "log_level",
-                    )
+                    f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "extra"
                 },
                 **overrides,
             }
