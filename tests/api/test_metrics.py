@@ -166,6 +166,52 @@ def test_metrics_path_is_reserved_and_read_only(api):
     assert r.status_code == 200 and r.content == b""
 
 
+def test_store_counts_entities_by_kind_and_state(db_url):
+    """One GROUP BY on SQLite and PostgreSQL: the state is occi.<kind term>.state, not any
+    other attribute that ends in .state; entities without one count as None."""
+    from occi.model import Link, Resource
+    from occi.store import make_store
+
+    store = make_store(db_url)
+    store.upgrade()
+    compute, storage, link = INFRA + "compute", INFRA + "storage", INFRA + "storagelink"
+    try:
+        with store.begin() as tx:
+            for i, state in enumerate(["active", "active", "inactive"]):
+                attrs = {"occi.compute.state": state, "occi.storage.state": "online"}
+                tx.insert(Resource(compute, f"c{i}", location=f"/compute/c{i}", attributes=attrs))
+            tx.insert(Resource(compute, "bare", location="/compute/bare"))
+            tx.insert(
+                Resource(
+                    storage,
+                    "s0",
+                    location="/storage/s0",
+                    attributes={"occi.storage.state": "online"},
+                )
+            )
+            tx.insert(
+                Link(
+                    link,
+                    "l0",
+                    location="/link/l0",
+                    source="/compute/c0",
+                    target="/storage/s0",
+                    attributes={"occi.storagelink.state": "active"},
+                )
+            )
+        with store.begin(readonly=True) as tx:
+            counts = tx.count_by_kind_state()
+    finally:
+        store.close()
+    assert counts == {
+        (compute, "active"): 2,
+        (compute, "inactive"): 1,
+        (compute, None): 1,
+        (storage, "online"): 1,
+        (link, "active"): 1,
+    }
+
+
 # ------------------------------------------------------------------ real gunicorn
 
 
