@@ -99,3 +99,21 @@ def _lines_naming(srv: LiveServer, rid: str, at_least: int = 1) -> list[str]:
         if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
+
+
+@pytest.mark.server
+def test_haproxy_example_sets_ids_and_keeps_metrics_inside(tmp_path):
+    from tests.api.test_failover import HAProxy
+
+    srv = LiveServer(tmp_path, workers=1)
+    lb = HAProxy(tmp_path, [srv.port, srv.port])
+    try:
+        assert requests.get(lb.url + "/metrics").status_code == 403
+        assert requests.get(srv.url + "/metrics").status_code == 200
+        rid = requests.get(lb.url + "/-/").headers["X-Request-Id"]
+        assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", rid)  # HAProxy's uuid
+        given = requests.get(lb.url + "/-/", headers={"X-Request-Id": "client-7"})
+        assert given.headers["X-Request-Id"] == "client-7"
+    finally:
+        lb.stop()
+        srv.stop()
