@@ -106,6 +106,8 @@ class _Metrics:
             ["route", "method"],
             registry=self.registry,
         )
+        #: (route, method, status) -> the two labelled children (a bounded set)
+        self.request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.job_duration = Histogram(
             "occi_job_duration_seconds",
             "Time one attempt of a hypervisor job took: the platform call and storing its result",
@@ -136,9 +138,14 @@ def _get() -> _Metrics:
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    m = _get()
-    m.requests.labels(route, method, str(status)).inc()
-    m.latency.labels(route, method).observe(seconds)
+    m = _metrics or _get()
+    key = (route, method, status)
+    children = m.request_children.get(key)
+    if children is None:  # labels() costs more than the update: keep the few children
+        children = (m.requests.labels(route, method, str(status)), m.latency.labels(route, method))
+        m.request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def database_error() -> None:

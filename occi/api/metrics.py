@@ -8,9 +8,9 @@ healthz, metrics, other), never the path: entity ids in labels would grow withou
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -31,7 +31,7 @@ class RequestObserver:
     """falcon middleware: the request id (header, log records) and the request metrics.
 
     The id is the client's (or a proxy's) `X-Request-Id` when that is a plain token of at most
-    128 characters, else a new uuid4; every response returns it, errors included. A body that
+    128 characters, else 32 new random hex digits; every response returns it, errors included. A body that
     is streamed after the handler returns is timed, and logs under the id, to its last byte.
     """
 
@@ -57,7 +57,7 @@ class RequestObserver:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header(REQUEST_ID_HEADER)
-        rid = given if given and REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+        rid = given if given and REQUEST_ID_RE.fullmatch(given) else os.urandom(16).hex()
         req.context.request_id = rid
         req.context.request_started = time.perf_counter()
         req.context.request_id_token = metrics.REQUEST_ID.set(rid)
@@ -66,7 +66,7 @@ class RequestObserver:
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         ctx = req.context
-        rid = getattr(ctx, "request_id", None) or uuid.uuid4().hex
+        rid = getattr(ctx, "request_id", None) or os.urandom(16).hex()
         resp.set_header(REQUEST_ID_HEADER, rid)
         method = req.method if req.method in METHODS else "other"
         route = self.route(req)
