@@ -33,6 +33,7 @@ setup(
         "lxml>=5",
         "rdflib>=7",
         "jsonschema>=4",
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],

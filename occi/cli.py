@@ -108,10 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    from occi.metrics import configure_logging
+
+    configure_logging(settings.log_level)
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
     for key in settings.unrecognised():
@@ -241,14 +240,27 @@ def gunicorn_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def observability_config() -> dict[str, Any]:
+    """gunicorn settings for metrics and request ids: each access log line ends with the
+    request's id, and a dead worker's metric files are tidied (occi.metrics)."""
+    from occi import metrics
+
+    return {"access_log_format": metrics.ACCESS_LOG_FORMAT, "child_exit": metrics.worker_exited}
+
+
 def _serve(settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from occi import metrics
+
     os.environ.update(settings.to_env())
+    # before any worker imports prometheus_client: each one writes its metrics there
+    metrics_dir, temporary = metrics.prepare_multiprocess_dir(settings.metrics_dir)
 
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
-            for name, value in gunicorn_config(settings).items():
+            config = {**gunicorn_config(settings), **observability_config()}
+            for name, value in config.items():
                 self.cfg.set(name, value)
 
         def load(self):
@@ -262,7 +274,12 @@ def _serve(settings: Settings) -> int:
         settings.backend,
         settings.database_url,
     )
-    _Gunicorn().run()
+    master = os.getpid()
+    try:
+        _Gunicorn().run()
+    finally:  # workers leave through here too (gunicorn's sys.exit in the forked child)
+        if temporary and os.getpid() == master:
+            metrics.remove_multiprocess_dir(metrics_dir)
     return 0
 
 

@@ -51,7 +51,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 LOCATION_RE = re.compile(r"^/([A-Za-z0-9_.\-~]+/)+$")
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+$")
 RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
-RESERVED_PATHS = ("/-/", "/.well-known/")
+RESERVED_PATHS = ("/-/", "/.well-known/", "/metrics")
 CORE_FIELDS = {
     "occi.core.id",
     "occi.core.title",

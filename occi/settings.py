@@ -58,6 +58,9 @@ class Settings:
     #: one-entity reads each server process keeps in memory on PostgreSQL, kept correct by
     #: LISTEN/NOTIFY (0: none; see occi/store/cache.py)
     entity_cache: int = 10_000
+    #: directory for the gunicorn workers' metric files (emptied at start; empty: a fresh
+    #: private temporary directory, removed at exit)
+    metrics_dir: str = ""
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 

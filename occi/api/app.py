@@ -17,6 +17,8 @@ import falcon
 import rendering
 from occi import __version__, errors
 from occi.api import negotiation
+from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
+from occi.metrics import StoreCollector
 from occi.model import ActionInvocation, Entity, Mixin
 from occi.service import Filter, Page, Service, etag
 from rendering.base import Context, Message, ParseError, Rendered, Rendering, Unrenderable
@@ -249,6 +251,7 @@ class OcciResource:
         reg = self.service.registry()
         target = self.service.collection_target(path, reg)
         is_mixin = isinstance(target, Mixin)
+        req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
         if method == "GET":
             entities, _ = self.service.list_collection(
                 path, self._filter(req, msg), self._page(req)
@@ -406,7 +409,7 @@ def create_app(
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi)."""
-    app = falcon.App(media_type=None)
+    app = falcon.App(media_type=None, middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH)])
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
@@ -415,6 +418,10 @@ def create_app(
         service, max_body=max_body, base_url=base_url, server_header=server_header
     )
     app.add_sink(handler, prefix="/")
+    app.add_route(  # a route: falcon looks at routes before sinks
+        METRICS_PATH,
+        MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),
+    )
 
     def handle_falcon_error(req, resp, ex, params):
         # falcon's own errors (e.g. a malformed header it parsed) in our rendering
@@ -425,6 +432,8 @@ def create_app(
         code = int(str(status).split()[0])
         reason = str(status).partition(" ")[2] or "Error"
         msg = ex.description or ex.title or reason
+        for name, value in (ex.headers or {}).items():  # e.g. Allow on a 405 of /metrics
+            resp.set_header(name, value)
         r = rendering.for_media_type(negotiation.DEFAULT_TYPE).render_error(code, reason, msg, ctx)
         OcciResource._send(resp, f"{code} {reason}", r)
 

@@ -5,12 +5,11 @@ Each worker process builds its own store connections and backend after the fork.
 
 from __future__ import annotations
 
-import logging
-
 import falcon
 
 from occi.api.app import SERVER, create_app, with_canonical_headers
 from occi.jobs.runner import JobRunner
+from occi.metrics import configure_logging
 from occi.plugins import load_backend
 from occi.service import Service
 from occi.settings import Settings
@@ -47,10 +46,7 @@ def build(
 
 def _application():
     settings = Settings.load()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     app = build(settings, server_header=not _announce_through_gunicorn())[0]
     return with_canonical_headers(app)
 

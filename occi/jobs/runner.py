@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from occi import metrics
 from occi.store.base import Job, Store
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class JobRunner:
         events: Callable[[Callable[[str], None]], bool] | None = None,
     ):
         self.store = store
-        self.execute = execute
+        self.execute = metrics.timed_jobs(execute)
         self.reconcile = reconcile
         self.events = events
         self._observed: set[str] = set()

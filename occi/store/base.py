@@ -164,6 +164,11 @@ class StoreTx(ABC):
         """How many entities match q (offset/limit ignored)."""
 
     @abstractmethod
+    def count_by_kind_state(self) -> dict[tuple[str, str | None], int]:
+        """How many entities there are of each kind in each state: (kind id, the value of the
+        attribute occi.<kind term>.state, None where it has none) -> count. One statement."""
+
+    @abstractmethod
     def insert(self, entity: Entity) -> None:
         """Store a new entity (its `id` and `location` are set). A Resource's `links` are NOT
         inserted by this call: the service inserts each link itself."""

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
@@ -223,6 +224,16 @@ def value_key(value: Any) -> str:
     if len(text) > VALUE_KEY_MAX:
         return "#sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return text
+
+
+def _state_of(key: str | None) -> str | None:
+    """A state attribute's value from its value key; None when the entity has none."""
+    if key is None or key == "null":
+        return None
+    if key.startswith("#"):  # a digest of a long value: no state anyone names
+        return "other"
+    value = json.loads(key)
+    return value if isinstance(value, str) else key
 
 
 def _dumps(value: Any) -> str:
@@ -625,6 +636,30 @@ class SqlTx(StoreTx):
         stmt = sa.select(sa.func.count()).select_from(entities).where(*self._where(q))
         return int(self.conn.execute(stmt).scalar_one())
 
+    def count_by_kind_state(self) -> dict[tuple[str, str | None], int]:
+        e, a = entities.c, entity_attributes.c
+        # occi.<term>.state, the term being what follows '#' in the kind's type identifier
+        hash_at = sa.func.strpos(e.kind, "#") if self._pg else sa.func.instr(e.kind, "#")
+        state_name = (
+            sa.literal_column("'occi.'", sa.String)
+            .concat(sa.func.substr(e.kind, hash_at + 1))
+            .concat(sa.literal_column("'.state'", sa.String))
+        )
+        stmt = (
+            sa.select(e.kind, a.value_key, sa.func.count())
+            .select_from(
+                entities.outerjoin(
+                    entity_attributes, sa.and_(a.entity_seq == e.seq, a.name == state_name)
+                )
+            )
+            .group_by(e.kind, a.value_key)
+        )
+        out: dict[tuple[str, str | None], int] = {}
+        for kind, key, n in self.conn.execute(stmt).all():
+            state = _state_of(key)
+            out[(kind, state)] = out.get((kind, state), 0) + int(n)
+        return out
+
     def links_touching(self, entity_ids: Iterable[str]) -> list[Entity]:
         ids = _unique(entity_ids)
         if not ids:
@@ -996,6 +1031,7 @@ class SqlStore(Store):
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
             log.warning("database unavailable: %s", exc)
+            metrics.database_error()
             raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
