@@ -52,6 +52,12 @@ class Settings:
     #: one-entity reads each server process keeps in memory on PostgreSQL, kept correct by
     #: LISTEN/NOTIFY (0: none; see occi/store/cache.py)
     entity_cache: int = 10_000
+    #: seconds a client has to send a request's headers, and again its body (0: no bound);
+    #: a slow client past it is cut off, so it cannot hold a worker thread
+    read_timeout: float = 10.0
+    #: bytes of a body above max_body read and thrown away, so the client can read its 413
+    #: (a larger body gets the 413 and a closed connection)
+    max_discard: int = 64 << 20
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
