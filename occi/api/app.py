@@ -80,10 +80,12 @@ class OcciResource:
                 "Internal Server Error",
                 "the server failed to handle this request; the error is in its log",
             )
-        if req.method == "HEAD":
-            resp.text = None
-            resp.data = None
-            resp.stream = None
+        if req.method == "HEAD" and resp.stream is not None:
+            # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
+            # rendering is produced and measured, not kept. falcon sends no body for HEAD and
+            # measures resp.data itself.
+            stream, resp.stream = resp.stream, None
+            resp.content_length = sum(len(chunk) for chunk in stream)
 
     def _error(
         self,

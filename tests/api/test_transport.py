@@ -107,6 +107,23 @@ def test_a_body_above_max_body_gets_a_413_the_client_reads(server):
 
 
 @pytest.mark.server
+def test_head_over_real_http_announces_the_length_of_get(server):
+    """gunicorn passes HEAD's Content-Length through and sends no body after it."""
+    h = {"Content-Type": JSON, "Accept": JSON}
+    requests.post(server.url + "/compute/", json={"kind": INFRA + "compute"}, headers=h)
+    get = requests.get(server.url + "/compute/", headers=h)
+    assert "Content-Length" not in get.headers  # streamed
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("HEAD", "/compute/", headers=h)
+    r = conn.getresponse()
+    assert r.status == 200 and int(r.getheader("Content-Length")) == len(get.content)
+    assert r.read() == b""
+    conn.request("GET", "/-/", headers=h)  # the connection stays usable: nothing trailed
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+@pytest.mark.server
 def test_curl_reads_the_413_for_a_large_body(server, tmp_path):
     assert shutil.which("curl"), "curl is needed (make test installs it)"
     big = tmp_path / "big.json"
