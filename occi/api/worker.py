@@ -1,5 +1,5 @@
 """The gunicorn worker the server runs under: gthread, with a bound on how long a client may
-take to send a request.
+take to send a request, and an early 413 for clients that wait for 100 Continue.
 
 gunicorn's gthread worker reads a request's headers and body in a pool thread, from a blocking
 socket without a timeout: a client that sends half a request and stops holds that thread for
@@ -9,6 +9,10 @@ for the body. A client past its deadline has the read side of its socket shut, w
 blocked read at once; its request fails (headers: the connection closes; body: 408) and the
 thread is free.
 
+A client that sends `Expect: 100-continue` with a Content-Length above `max_body` (curl does for
+large bodies) gets its 413 before it sends the body, instead of gunicorn's automatic
+100 Continue: it then need not upload what will be refused.
+
 The body's reader (`wsgi.input`) also turns gunicorn's errors for a malformed body (bad chunk
 framing, a body shorter than its Content-Length) into the server's own 400, so the app answers
 them in the client's rendering.
@@ -16,6 +20,7 @@ them in the client's rendering.
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
@@ -133,17 +138,20 @@ class TimedInput:
 
 
 class OcciThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker with `read_timeout` on every request's headers and body."""
+    """gunicorn's gthread worker with `read_timeout` on every request's headers and body, and
+    a 413 sent before a body above `max_body` is, when the client waits for 100 Continue."""
 
     def init_process(self) -> None:
-        self.read_timeout = Settings.load().read_timeout
+        settings = Settings.load()
+        self.read_timeout = settings.read_timeout
+        self.max_body = settings.max_body
         self.deadlines = Deadlines()
+        self._refusing = threading.local()
         super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        if self.read_timeout > 0:
-            self.wsgi = self._timed(self.wsgi)  # type: ignore[has-type]
+        self.wsgi = self._guarded(self.wsgi)  # type: ignore[has-type]
 
     def handle(self, conn):
         if self.read_timeout > 0:
@@ -155,19 +163,35 @@ class OcciThreadWorker(ThreadWorker):
 
     def handle_request(self, req, conn):
         self.deadlines.disarm(conn.sock)  # the headers are in
-        return super().handle_request(req, conn)
+        # gunicorn answers `Expect: 100-continue` itself, before the app sees the request, so
+        # curl would upload a body only to have it refused. One above max_body is refused
+        # before it is sent: no 100 Continue, the app's 413 at once, and the connection
+        # closes after it, since the client may send the body anyway.
+        refuse = req._expected_100_continue and _length(req) > self.max_body
+        if refuse:
+            req._expected_100_continue = False
+            req.must_close = True
+        self._refusing.on = refuse
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            self._refusing.on = False
 
-    def _timed(self, app):
+    def _guarded(self, app):
         deadlines = self.deadlines
         seconds = self.read_timeout
+        refusing = self._refusing
 
-        def timed_app(environ, start_response):
+        def guarded_app(environ, start_response):
+            if getattr(refusing, "on", False):
+                environ["wsgi.input"] = io.BytesIO()  # not sent: nothing to read or drop
+                return app(environ, start_response)
             sock = environ.get("gunicorn.socket")
             length = environ.get("CONTENT_LENGTH")
             chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
             if sock is None or not (chunked or (length and length != "0")):
                 return app(environ, start_response)
-            due = deadlines.arm(sock, seconds)
+            due = deadlines.arm(sock, seconds) if seconds > 0 else float("inf")
             environ["wsgi.input"] = TimedInput(
                 environ["wsgi.input"],
                 deadlines,
@@ -180,4 +204,12 @@ class OcciThreadWorker(ThreadWorker):
             finally:
                 deadlines.disarm(sock)
 
-        return timed_app
+        return guarded_app
+
+
+def _length(req) -> int:
+    """The request's Content-Length, or -1 (none, chunked, or not a number)."""
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            return int(value) if value.strip().isdigit() else -1
+    return -1

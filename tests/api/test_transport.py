@@ -125,30 +125,31 @@ def test_head_over_real_http_announces_the_length_of_get(server):
 
 @pytest.mark.server
 def test_curl_reads_the_413_for_a_large_body(server, tmp_path):
+    """curl sends `Expect: 100-continue` for a large body: it gets the 413 before it uploads
+    anything. Without Expect, and chunked, it uploads and then reads the 413."""
     assert shutil.which("curl"), "curl is needed (make test installs it)"
     big = tmp_path / "big.json"
     big.write_bytes(b"x" * (20 << 20))
-    for extra in ([], ["-H", "Expect:"], ["-H", "Transfer-Encoding: chunked"]):
+
+    def curl(*extra: str) -> tuple[str, int]:
         p = subprocess.run(
             [
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-H",
-                f"Content-Type: {JSON}",
-                *extra,
-                "--data-binary",
-                f"@{big}",
-                server.url + "/compute/",
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
+                "-H", f"Content-Type: {JSON}", *extra,
+                "--data-binary", f"@{big}", server.url + "/compute/",
             ],
             capture_output=True,
             text=True,
             timeout=120,
-        )
-        assert p.stdout == "413", (extra, p.stdout, p.stderr)
+        )  # fmt: skip
+        status, uploaded = p.stdout.split()
+        return status, int(uploaded)
+
+    status, uploaded = curl()
+    assert status == "413" and uploaded < (1 << 20)
+    assert curl("-H", "Expect:")[0] == "413"
+    assert curl("-H", "Transfer-Encoding: chunked")[0] == "413"
+    assert requests.get(server.url + "/-/", timeout=30).status_code == 200
 
 
 @pytest.mark.server
@@ -212,3 +213,21 @@ def test_haproxy_example_holds_stalled_clients_in_front(tmp_path):
             s.close()
         lb.stop()
         srv.stop()
+
+
+@pytest.mark.server
+def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(
+            b"POST /compute/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/occi+json\r\n"
+            b"Accept: application/occi+json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\n{}\r\n0\r\n\r\n"
+        )
+        answer = b""
+        while b"}}" not in answer:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"malformed" in answer
