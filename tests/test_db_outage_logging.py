@@ -130,3 +130,25 @@ def test_rdflib_keeps_quiet_about_literals_the_client_got_a_400_for(
     assert r.status_code == 400 and "occi.compute.cores" in r.text
     assert [r.getMessage() for r in caplog.records if r.name.startswith("rdflib")] == []
     assert [str(w.message) for w in recwarn if "rdflib" in w.filename] == []
+
+
+def test_an_outage_is_told_apart_from_one_failed_statement():
+    """Only an unreachable database is an outage (logged once); a deadlock or SQLite's busy
+    lock is one request's trouble, logged with it."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from occi.store.health import is_outage
+
+    def wrapped(orig: Exception) -> OperationalError:
+        return OperationalError("SELECT 1", {}, orig)
+
+    assert is_outage(wrapped(psycopg.OperationalError("connection failed: Connection refused")))
+    assert is_outage(wrapped(psycopg.errors.AdminShutdown("terminating connection")))
+    assert is_outage(wrapped(psycopg.errors.CannotConnectNow("the database is starting up")))
+    assert not is_outage(wrapped(psycopg.errors.DeadlockDetected("deadlock detected")))
+    assert not is_outage(wrapped(psycopg.errors.SerializationFailure("could not serialize")))
+    assert not is_outage(wrapped(sqlite3.OperationalError("database is locked")))
+    assert is_outage(wrapped(sqlite3.OperationalError("unable to open database file")))

@@ -51,6 +51,20 @@ class Reachability:
             log.warning("database reachable again after %.1f s", time.monotonic() - since)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means the database cannot be reached (down, restarting, the
+    connection lost) rather than that one statement failed (a deadlock, SQLite's busy lock):
+    those are the request's own trouble and are logged with it."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    if hasattr(orig, "sqlstate"):  # psycopg: no state when no server answered
+        state = orig.sqlstate or ""
+        return not state or state.startswith(("08", "57P"))
+    text = str(orig or exc).lower()
+    return not ("locked" in text or "busy" in text)
+
+
 def describe_failure(exc: BaseException) -> str:
     """The driver's own message, first line: SQLAlchemy adds the statement and a link."""
     text = str(getattr(exc, "orig", None) or exc).strip()

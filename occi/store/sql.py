@@ -29,7 +29,7 @@ from occi.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache
-from occi.store.health import Reachability, describe_failure
+from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
 
 log = logging.getLogger(__name__)
@@ -999,7 +999,10 @@ class SqlStore(Store):
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
-            self.health.failed(exc)  # logged once per outage, not once per transaction
+            if is_outage(exc):
+                self.health.failed(exc)  # logged once per outage, not once per transaction
+            else:
+                log.warning("database error: %s", describe_failure(exc))
             raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
 
     def _drop_connections(self) -> None:
@@ -1132,7 +1135,10 @@ class SqlStore(Store):
             self.health.ok()
             return True
         except (SQLAlchemyError, OSError) as exc:
-            self.health.failed(exc)
+            if is_outage(exc):
+                self.health.failed(exc)
+            else:
+                log.warning("database ping failed: %s", describe_failure(exc))
             return False
 
     def iter_all(self, q: Query, batch: int = 500) -> Iterator[Entity]:
