@@ -60,6 +60,12 @@ class OcciResource:
             out = negotiation.choose_rendering(req.get_header("Accept"))
             negotiation.check_version(req.get_header("User-Agent"))
             self._dispatch(req, resp, out, ctx)
+            if req.method == "HEAD" and resp.stream is not None:
+                # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
+                # rendering is produced and measured here, where its errors are still
+                # answered, not kept. falcon sends no body for HEAD and measures resp.data.
+                stream, resp.stream = resp.stream, None
+                resp.content_length = sum(len(chunk) for chunk in stream)
         except errors.OcciError as exc:
             self._error(resp, out, ctx, exc.status, exc.reason, exc.message, exc.headers)
         except ParseError as exc:
@@ -80,12 +86,6 @@ class OcciResource:
                 "Internal Server Error",
                 "the server failed to handle this request; the error is in its log",
             )
-        if req.method == "HEAD" and resp.stream is not None:
-            # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
-            # rendering is produced and measured, not kept. falcon sends no body for HEAD and
-            # measures resp.data itself.
-            stream, resp.stream = resp.stream, None
-            resp.content_length = sum(len(chunk) for chunk in stream)
 
     def _error(
         self,
