@@ -21,7 +21,6 @@ them in the client's rendering.
 from __future__ import annotations
 
 import io
-import logging
 import socket
 import threading
 import time
@@ -31,8 +30,6 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from occi import errors
 from occi.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class Deadlines:
