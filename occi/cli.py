@@ -232,7 +232,9 @@ def gunicorn_config(settings: Settings) -> dict[str, Any]:
         "bind": settings.bind,
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": "gthread" if settings.threads > 1 else "sync",
+        # gthread with a deadline on reading each request (occi/api/worker.py), also for one
+        # thread: gunicorn's sync worker would let one slow client hold the whole process
+        "worker_class": "occi.api.worker.OcciThreadWorker",
         "accesslog": "-",
         "limit_request_field_size": 65536,
         "limit_request_fields": 500,

@@ -47,6 +47,10 @@ class NotAcceptable(OcciError):
     status, reason = 406, "Not Acceptable"
 
 
+class RequestTimeout(OcciError):
+    status, reason = 408, "Request Timeout"
+
+
 class Conflict(OcciError):
     status, reason = 409, "Conflict"
 

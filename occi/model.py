@@ -288,6 +288,15 @@ class CategoryRef:
         return self.scheme + self.term
 
 
+@dataclass(frozen=True)
+class EntityRef:
+    """An entity named by its kind and id, without a location: GFD.226's entity collection
+    rendering in a mixin association. The service finds it through its registry and store."""
+
+    kind: str
+    id: str
+
+
 def split_type_id(type_id: str) -> tuple[str, str]:
     """Split `scheme#term` into (scheme-with-#, term); raise ValueError when there is no '#'."""
     i = type_id.rfind("#")

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from occi.model import (
     CategoryCollection,
     CategoryRef,
     Entity,
+    EntityRef,
     Kind,
     Link,
     Mixin,
@@ -1452,18 +1453,20 @@ class Service:
 
     # ================================================================== mixin collections
     def associate(
-        self, path: str, locations: list[str], *, replace_all: bool = False
+        self, path: str, locations: Sequence[str | EntityRef], *, replace_all: bool = False
     ) -> list[Entity]:
         self._begin_work()
         members = self._associate(path, locations, replace_all)
         self._settle()
         return self._refresh(members)
 
-    def _associate(self, path: str, locations: list[str], replace_all: bool) -> list[Entity]:
+    def _associate(
+        self, path: str, locations: Sequence[str | EntityRef], replace_all: bool
+    ) -> list[Entity]:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             mixin = self._mixin_at(reg, path)
-            targets = self._entities_at(tx, [self._relative(x) for x in locations])
+            targets = self._entities_at(tx, locations)
             for e in targets:
                 kind = reg.kinds[e.kind]
                 if not reg.applies(mixin, kind):
@@ -1489,14 +1492,14 @@ class Service:
             members = tx.query(Query(mixin=mixin.id))
             return [self._present(e, reg) for e in members]
 
-    def dissociate(self, path: str, locations: list[str] | None) -> None:
+    def dissociate(self, path: str, locations: Sequence[str | EntityRef] | None) -> None:
         with self.store.begin() as tx:
             reg = self.registry(tx)
             mixin = self._mixin_at(reg, path)
             if locations is None:
                 tx.dissociate(mixin.id, None)
                 return
-            targets = self._entities_at(tx, [self._relative(x) for x in locations])
+            targets = self._entities_at(tx, locations)
             tx.dissociate(mixin.id, [e.id for e in targets])
 
     def _mixin_at(self, reg: Registry, path: str) -> Mixin:
@@ -1507,12 +1510,24 @@ class Service:
             )
         return cat
 
-    def _entities_at(self, tx: StoreTx, locations: list[str]) -> list[Entity]:
+    def _entities_at(self, tx: StoreTx, locations: Sequence[str | EntityRef]) -> list[Entity]:
+        """The entities at `locations`: paths below the root, or EntityRefs (kind and id, from
+        GFD.226 entity collections) resolved through the kind's location."""
         if not locations:
             raise errors.BadRequest("send the locations of the entities (X-OCCI-Location)")
-        found = tx.get_many(loc.rsplit("/", 1)[-1] for loc in locations if loc.startswith("/"))
+        reg = self.registry(tx)
+        paths = []
+        for x in locations:
+            if isinstance(x, EntityRef):
+                kind = reg.kinds.get(x.kind)
+                if kind is None or not kind.location:
+                    raise errors.BadRequest(f"{x.kind} is not a kind of this server")
+                paths.append(kind.location + x.id)
+            else:
+                paths.append(self._relative(x))
+        found = tx.get_many(loc.rsplit("/", 1)[-1] for loc in paths if loc.startswith("/"))
         out = []
-        for loc in locations:
+        for loc in paths:
             e = found.get(loc.rsplit("/", 1)[-1])
             if e is None or e.location != loc:
                 raise errors.BadRequest(f"no entity exists at {loc}")

@@ -61,6 +61,12 @@ class Settings:
     #: directory for the gunicorn workers' metric files (emptied at start; empty: a fresh
     #: private temporary directory, removed at exit)
     metrics_dir: str = ""
+    #: seconds a client has to send a request's headers, and again its body (0: no bound);
+    #: a slow client past it is cut off, so it cannot hold a worker thread
+    read_timeout: float = 10.0
+    #: bytes of a body above max_body read and thrown away, so the client can read its 413
+    #: (a larger body gets the 413 and a closed connection)
+    max_discard: int = 64 << 20
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from occi.model import (
     CategoryCollection,
     CategoryRef,
     Entity,
+    EntityRef,
     Mixin,
 )
 
@@ -105,8 +106,9 @@ class Rendering(ABC):
         mixins to remove on DELETE. Empty list when there are none."""
 
     @abstractmethod
-    def parse_locations(self, msg: Message) -> list[str]:
-        """Entity locations (mixin collection association), made relative to msg.base_url."""
+    def parse_locations(self, msg: Message) -> list[str | EntityRef]:
+        """Entity locations (mixin collection association), made relative to msg.base_url, or
+        EntityRefs for entities a rendering names by kind and id."""
 
     def parse_attribute_filter(self, msg: Message) -> dict[str, object]:
         """X-OCCI-Attribute filters on a collection GET (header renderings only)."""

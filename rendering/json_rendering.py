@@ -60,6 +60,7 @@ from occi.model import (
     CategoryCollection,
     CategoryRef,
     Entity,
+    EntityRef,
     Kind,
     Link,
     Mixin,
@@ -737,7 +738,7 @@ class JsonRendering(Rendering):
                 out.append(_parse_category(v, f"{key}[{i}]", base, cls))
         return _validated(out, doc, "request_categories")
 
-    def parse_locations(self, msg: Message) -> list[str]:
+    def parse_locations(self, msg: Message) -> list[str | EntityRef]:
         doc = _load(msg)
         if doc is None:
             return []
@@ -762,12 +763,21 @@ class JsonRendering(Rendering):
             raise ParseError(
                 f"the body must be a JSON object or array of locations, not {_json_type(doc)}"
             )
-        out: list[str] = []
+        out: list[str | EntityRef] = []
         for path, v in items:
             if isinstance(v, dict):
                 loc = _opt_str(v, "location", path)
                 if loc is None:
-                    raise ParseError(f"{_key(path, 'location')} is missing")
+                    # GFD.223's entity collection rendering: GFD.226 resources and links
+                    # carry "kind" and "id"; the service resolves them with its registry
+                    kind = _opt_str(v, "kind", path)
+                    ident = _opt_str(v, "id", path)
+                    if kind is None or ident is None:
+                        raise ParseError(
+                            f'{_where(path)} needs a "location", or a "kind" and an "id"'
+                        )
+                    out.append(EntityRef(kind, ident))
+                    continue
             elif isinstance(v, str):
                 loc = v
             else:

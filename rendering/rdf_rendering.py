@@ -36,8 +36,10 @@ refusal as the XML rendering.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import threading
 import warnings
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
@@ -97,6 +99,25 @@ def _rdf():
     import rdflib
 
     return rdflib
+
+
+class _WhileParsing(logging.Filter):
+    """Drops rdflib's records about literals it cannot convert (a warning with a traceback
+    each) while this thread parses a request: the reader checks every value itself and the
+    client gets a 400 naming it, so the traceback says nothing the server needs to know."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(self.active, "on", False):
+            return True
+        return not str(record.msg).startswith("Failed to convert Literal")
+
+
+_QUIET = _WhileParsing()
+logging.getLogger("rdflib.term").addFilter(_QUIET)
 
 
 class _Vocab:
@@ -743,9 +764,12 @@ class _RdfRendering(Rendering):
         text = self._check(body)
         g = _new_graph()
         base = (msg.base_url.rstrip("/") + "/") if msg.base_url else None
+        _QUIET.active.on = True
         try:
             with warnings.catch_warnings():  # rdflib's JSON-LD parser warns about itself
                 warnings.simplefilter("ignore", DeprecationWarning)
+                # and about literals it cannot convert: the reader refuses them with a 400
+                warnings.filterwarnings("ignore", "Parsing weird boolean", UserWarning)
                 g.parse(data=text, format=self.rdf_format, publicID=base)
         except RecursionError:
             raise ParseError(f"the {self.label} body is nested too deeply") from None
@@ -755,6 +779,8 @@ class _RdfRendering(Rendering):
             text = " ".join(str(exc).split())
             text = text if len(text) <= 300 else text[:297] + "..."
             raise ParseError(f"the body is not valid {self.label}: {text}") from None
+        finally:
+            _QUIET.active.on = False
         return g
 
     def parse_entities(self, msg: Message) -> list[Entity]:

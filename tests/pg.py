@@ -114,10 +114,7 @@ class PgCluster:
         last_error: Exception | None = None
         for _ in range(5):
             self.port = _free_port()
-            opts = (
-                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-            )
+            opts = self._options()
             try:
                 self._run(
                     [
@@ -145,6 +142,29 @@ class PgCluster:
             raise PostgresUnavailable(f"PostgreSQL did not start: {last_error}\n{log}")
         self.create_database(self.database)
         return self.url(self.database)
+
+    def _options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+
+    def pause(self) -> None:
+        """Stop the server as a crash would (immediate), keeping its data and port."""
+        self._run(
+            [self.bindir / "pg_ctl", "-D", self.dir / "data", "-m", "immediate", "-w", "stop"]
+        )
+        self._running = False
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port."""
+        opts = self._options()
+        data, logfile = self.dir / "data", self.dir / "server.log"
+        self._run(
+            [self.bindir / "pg_ctl", "-D", data, "-l", logfile, "-o", opts, "-w", "start"],
+            timeout=90,
+        )
+        self._running = True
 
     def stop(self) -> None:
         if self.dir is None:

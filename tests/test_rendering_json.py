@@ -505,7 +505,9 @@ def test_locations_erlang_collection_and_roundtrip():
 def test_locations_errors():
     with pytest.raises(ParseError, match=r"locations\[1\] must be a location string"):
         R.parse_locations(msg({"locations": ["/a", 3]}))
-    with pytest.raises(ParseError, match=r"resources\[0\]\.location is missing"):
+    with pytest.raises(
+        ParseError, match=r'resources\[0\] needs a "location", or a "kind" and an "id"'
+    ):
         R.parse_locations(msg({"resources": [{"kind": "x"}]}))
     with pytest.raises(ParseError, match="must list locations"):
         R.parse_locations(msg({"foo": 1}))

@@ -36,12 +36,19 @@ class OcciResource:
     """The single sink: dispatches on path shape and method."""
 
     def __init__(
-        self, service: Service, *, max_body: int, base_url: str = "", server_header: bool = True
+        self,
+        service: Service,
+        *,
+        max_body: int,
+        base_url: str = "",
+        server_header: bool = True,
+        max_discard: int = 64 << 20,
     ):
         self.service = service
         self.server_header = server_header
         self._model_cache: dict[object, object] = {}
         self.max_body = max_body
+        self.max_discard = max_discard
         self.base_url = base_url.rstrip("/")
 
     # ------------------------------------------------------------------ entry point
@@ -55,6 +62,12 @@ class OcciResource:
             out = negotiation.choose_rendering(req.get_header("Accept"))
             negotiation.check_version(req.get_header("User-Agent"))
             self._dispatch(req, resp, out, ctx)
+            if req.method == "HEAD" and resp.stream is not None:
+                # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
+                # rendering is produced and measured here, where its errors are still
+                # answered, not kept. falcon sends no body for HEAD and measures resp.data.
+                stream, resp.stream = resp.stream, None
+                resp.content_length = sum(len(chunk) for chunk in stream)
         except errors.OcciError as exc:
             headers = dict(exc.headers)
             if exc.location:  # made anyway, e.g. an entity in error after a failed create
@@ -78,10 +91,6 @@ class OcciResource:
                 "Internal Server Error",
                 "the server failed to handle this request; the error is in its log",
             )
-        if req.method == "HEAD":
-            resp.text = None
-            resp.data = None
-            resp.stream = None
 
     def _error(
         self,
@@ -114,6 +123,7 @@ class OcciResource:
     def _message(self, req: falcon.Request, ctx: Context) -> Message:
         length = req.content_length
         if length is not None and length > self.max_body:
+            self._discard(req.bounded_stream, length)
             raise errors.PayloadTooLarge(
                 f"the request body of {length} bytes is above the limit of {self.max_body} bytes"
             )
@@ -124,11 +134,25 @@ class OcciResource:
         else:
             body = b""
         if len(body) > self.max_body:
+            self._discard(req.stream, None)
             raise errors.PayloadTooLarge(
                 f"the request body is above the limit of {self.max_body} bytes"
             )
         headers = {k.lower(): v for k, v in req.headers.items()}
         return Message(headers=headers, body=body, base_url=ctx.base_url)
+
+    def _discard(self, stream, length: int | None) -> None:
+        """Read and drop a body refused as too large, up to `max_discard` bytes: a client
+        that sends its whole body before reading the answer (most do) would otherwise find the
+        connection closed under it and never see the 413. Above the bound it is closed."""
+        if length is not None and length > self.max_discard:
+            return
+        left = self.max_discard
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _parse(self, req: falcon.Request, msg: Message, what: Callable[[Rendering], object]):
         r = negotiation.request_rendering(req.get_header("Content-Type"), bool(msg.body))
@@ -405,7 +429,12 @@ def with_canonical_headers(app):
 
 
 def create_app(
-    service: Service, *, max_body: int = 1 << 20, base_url: str = "", server_header: bool = True
+    service: Service,
+    *,
+    max_body: int = 1 << 20,
+    base_url: str = "",
+    server_header: bool = True,
+    max_discard: int = 64 << 20,
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi)."""
@@ -415,7 +444,11 @@ def create_app(
     app.req_options.auto_parse_qs_csv = False
     app.resp_options.default_media_type = negotiation.DEFAULT_TYPE
     handler = OcciResource(
-        service, max_body=max_body, base_url=base_url, server_header=server_header
+        service,
+        max_body=max_body,
+        base_url=base_url,
+        server_header=server_header,
+        max_discard=max_discard,
     )
     app.add_sink(handler, prefix="/")
     app.add_route(  # a route: falcon looks at routes before sinks

@@ -39,7 +39,11 @@ def build(
         runner.start()
         service.attach_runner(runner)
     app = create_app(
-        service, max_body=settings.max_body, base_url=settings.base_url, server_header=server_header
+        service,
+        max_body=settings.max_body,
+        base_url=settings.base_url,
+        server_header=server_header,
+        max_discard=settings.max_discard,
     )
     return app, service
 

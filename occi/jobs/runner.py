@@ -21,12 +21,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from occi import metrics
+from occi.errors import ServiceUnavailable
 from occi.store.base import Job, Store
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("done", "failed")
 _context = threading.local()
+
+
+def _failed(what: str, exc: Exception) -> None:
+    """A failure in a loop that runs every second: an unreachable database is logged once per
+    outage by the store (occi.store.health), so here only at debug level; anything else is
+    logged with its traceback."""
+    if isinstance(exc, ServiceUnavailable):
+        log.debug("%s: %s", what, exc)
+    else:
+        log.error("%s", what, exc_info=exc)
 
 
 def in_job() -> bool:
@@ -151,7 +162,7 @@ class JobRunner:
                 self._last_ok = time.monotonic()
             except Exception as exc:
                 silent = time.monotonic() - self._last_ok
-                log.warning("heartbeat failed (%.1f s without the database): %s", silent, exc)
+                _failed(f"heartbeat failed ({silent:.1f} s without the database)", exc)
                 if silent > s.dead_after - s.heartbeat and not self.fenced:
                     log.error("server %s lost the database: fencing itself", self.server_id)
                     self.fenced = True
@@ -183,8 +194,8 @@ class JobRunner:
                         mine = tx.take_lease("reconcile", interval * 0.9)
                     if mine:
                         self.reconcile(None)
-            except Exception:
-                log.exception("reconcile failed")
+            except Exception as exc:
+                _failed("reconcile failed", exc)
 
     def healthy(self) -> bool:
         return not self.fenced and time.monotonic() - self._last_ok < self.settings.dead_after
@@ -197,8 +208,8 @@ class JobRunner:
             if not self.fenced:
                 try:
                     ran = self.run_next()
-                except Exception:
-                    log.exception("job runner error")
+                except Exception as exc:
+                    _failed("job runner error", exc)
                     time.sleep(self.settings.poll)
             if not ran:
                 self._sleep(seen)
@@ -262,8 +273,8 @@ class JobRunner:
         for job_id in ids:
             try:
                 self.run_next(job_id)
-            except Exception:
-                log.exception("inline job %s failed", job_id)
+            except Exception as exc:
+                _failed(f"inline job {job_id} failed", exc)
         self.notify()
         delay = 0.005
         while True:
@@ -276,7 +287,7 @@ class JobRunner:
             for job_id in pending:
                 try:
                     self.run_next(job_id)
-                except Exception:
-                    log.exception("inline job %s failed", job_id)
+                except Exception as exc:
+                    _failed(f"inline job {job_id} failed", exc)
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

@@ -30,6 +30,7 @@ from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavaila
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache
+from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
 
 log = logging.getLogger(__name__)
@@ -999,6 +1000,9 @@ class SqlStore(Store):
         self._listening = False
         self._notifications = 0
         self._closed = False
+        self.health = Reachability(
+            on_lost=self._drop_connections if backend == "postgresql" else None
+        )
         self._cache: EntityCache | None = None
         if backend == "postgresql" and entity_cache > 0:
             self._cache = EntityCache(entity_cache)
@@ -1023,6 +1027,7 @@ class SqlStore(Store):
                 with conn.begin():
                     tx = SqlTx(conn)
                     yield tx
+            self.health.ok()
             if tx.categories_bumped:
                 self._signal_categories()
             if tx.entities_changed and self._cache is not None:
@@ -1030,9 +1035,18 @@ class SqlStore(Store):
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
-            log.warning("database unavailable: %s", exc)
             metrics.database_error()
+            if is_outage(exc):
+                self.health.failed(exc)  # logged once per outage, not once per transaction
+            else:
+                log.warning("database error: %s", describe_failure(exc))
             raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
+
+    def _drop_connections(self) -> None:
+        """Empty the pools: their connections died with the database."""
+        self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
         cache = self._cache
@@ -1093,6 +1107,7 @@ class SqlStore(Store):
 
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         cache = self._cache
+        lost = False  # said so in the log already: say it once per outage
         while not self._closed:
             try:
                 with psycopg.connect(
@@ -1115,6 +1130,9 @@ class SqlStore(Store):
                         cache.enable(announced)
                     self._notifications += 1  # anything may have changed while not listening
                     self._listening = True
+                    if lost:
+                        log.warning("change listener connected again")
+                        lost = False
                     while not self._closed:
                         for note in conn.notifies(timeout=5.0):
                             if note.channel == ENTITIES_CHANNEL:
@@ -1128,7 +1146,9 @@ class SqlStore(Store):
                 self._notifications += 1
                 if self._closed:
                     return
-                log.warning("change listener lost its connection: %s", exc)
+                if not lost:
+                    log.warning("change listener lost its connection: %s", describe_failure(exc))
+                    lost = True
                 time.sleep(1)
 
     def upgrade(self) -> None:
@@ -1149,9 +1169,13 @@ class SqlStore(Store):
             with self.engine.connect() as conn:
                 conn.execution_options(occi_sqlite_begin="BEGIN")
                 conn.execute(sa.text("SELECT 1"))
+            self.health.ok()
             return True
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("database ping failed: %s", exc)
+            if is_outage(exc):
+                self.health.failed(exc)
+            else:
+                log.warning("database ping failed: %s", describe_failure(exc))
             return False
 
     def iter_all(self, q: Query, batch: int = 500) -> Iterator[Entity]:
