@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -63,7 +62,9 @@ from occi.model import (
     Kind,
     Link,
     Mixin,
+    PatternError,
     Resource,
+    compile_pattern,
     split_type_id,
 )
 from rendering.base import (
@@ -73,6 +74,7 @@ from rendering.base import (
     Rendered,
     Rendering,
     relative_location,
+    safe_text,
 )
 
 OCCI_NS = "http://schemas.ogf.org/occi/rdf#"
@@ -614,8 +616,8 @@ class GraphReader:
         pattern = value(V["pattern"])
         if pattern is not None:
             try:
-                re.compile(str(pattern))
-            except (re.error, OverflowError, RecursionError) as exc:
+                compile_pattern(str(pattern))
+            except PatternError as exc:
                 raise ParseError(f"{where}: occi:pattern is not a valid regex: {exc}") from None
         return AttributeDef(
             name=name,
@@ -810,7 +812,7 @@ class _RdfRendering(Rendering):
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
         b = GraphBuilder(ctx)
-        b.error(status, reason, message)
+        b.error(status, safe_text(reason), safe_text(message))
         return self._rendered(b)
 
 

@@ -9,7 +9,7 @@ import logging
 
 import falcon
 
-from occi.api.app import SERVER, create_app, with_canonical_headers
+from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
 from occi.jobs.runner import JobRunner
 from occi.plugins import load_backend
 from occi.service import Service
@@ -40,7 +40,11 @@ def build(
         runner.start()
         service.attach_runner(runner)
     app = create_app(
-        service, max_body=settings.max_body, base_url=settings.base_url, server_header=server_header
+        service,
+        max_body=settings.max_body,
+        base_url=settings.base_url,
+        server_header=server_header,
+        limits=RequestLimits.from_settings(settings),
     )
     return app, service
 
