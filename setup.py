@@ -27,6 +27,8 @@ setup(
         "lxml>=5",
         "rdflib>=7",
         "jsonschema>=4",
+        # attribute patterns are matched by RE2: linear time whatever a client's pattern
+        "google-re2>=1.1",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
