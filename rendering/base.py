@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -137,32 +138,40 @@ def _check_name(name: object, where: str) -> None:
 
 
 def check_parsed(value: Any) -> Any:
-    """`value` (what a parser produced) once every string in it is storable and every attribute
-    name fits the OCCI grammar; ParseError otherwise. Walks without recursion, to a bounded
-    depth, so a hostile document costs time linear in its size."""
+    """`value` (what a parser produced) once every string in it is storable, every number
+    finite and every attribute name fits the OCCI grammar; ParseError otherwise. Walks without
+    recursion, to a bounded depth, so a hostile document costs time linear in its size."""
     limits = LIMITS.get()
     categories = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    stack: list[tuple[Any, int, str]] = [(value, 0, "the text")]
     while stack:
-        v, depth = stack.pop()
+        v, depth, where = stack.pop()
         if depth > MAX_VALUE_DEPTH:
             raise ParseError(f"the request is nested too deeply (more than {MAX_VALUE_DEPTH})")
         if isinstance(v, str):
-            _check_string(v, "the text")
+            _check_string(v, where)
+        elif isinstance(v, float):
+            if math.isnan(v) or math.isinf(v):
+                raise ParseError(f"{where}: {v} is not a finite number")
         elif isinstance(v, (list, tuple)):
-            stack.extend((x, depth + 1) for x in v)
+            stack.extend((x, depth + 1, where) for x in v)
         elif isinstance(v, dict):
             for k, x in v.items():
                 if isinstance(k, str):
                     _check_string(k, "the name")
-                stack.append((x, depth + 1))
+                stack.append((x, depth + 1, where))
         elif isinstance(v, (Entity, ActionInvocation)):
             _check_count(len(v.attributes), limits.attributes, "attributes", "max_attributes")
             if isinstance(v, Entity):
                 categories += 1 + len(v.mixins)
-            for name in v.attributes:
+            for name, x in v.attributes.items():
                 _check_name(name, "the attribute name")
-            stack.extend((getattr(v, f.name), depth + 1) for f in dataclasses.fields(v))
+                stack.append((x, depth + 1, f"attribute {name}"))
+            stack.extend(
+                (getattr(v, f.name), depth + 1, f.name)
+                for f in dataclasses.fields(v)
+                if f.name != "attributes"
+            )
         elif isinstance(v, CategoryRef):
             categories += 1
             _check_count(len(v.attributes), limits.attributes, "attributes", "max_attributes")
@@ -170,9 +179,12 @@ def check_parsed(value: Any) -> Any:
                 _check_name(name, "the attribute name")
                 if isinstance(d, AttributeDef):
                     _check_name(d.name, "the attribute name")
-            stack.extend((getattr(v, f.name), depth + 1) for f in dataclasses.fields(v))
+            stack.extend((getattr(v, f.name), depth + 1, f.name) for f in dataclasses.fields(v))
         elif isinstance(v, AttributeDef):
-            stack.extend((getattr(v, f.name), depth + 1) for f in dataclasses.fields(v))
+            stack.extend(
+                (getattr(v, f.name), depth + 1, f"attribute {v.name} {f.name}")
+                for f in dataclasses.fields(v)
+            )
         _check_count(categories, limits.categories, "categories", "max_categories")
     return value
 

@@ -145,14 +145,12 @@ def _fail_constant(name: str) -> Any:
     raise ParseError(f"{name} is not a JSON number; send a finite number")
 
 
-def _bounded_int(text: str) -> int:
-    """JSON integers of at most MAX_NUMBER_TEXT characters (Python refuses to convert more than
-    4300 digits, and no attribute holds more than 64 bits)."""
+def _bounded_int(text: str) -> int | float:
+    """A JSON integer; one of more than MAX_NUMBER_TEXT digits is read as a float (Python
+    refuses int() of more than 4300 digits, and no attribute holds more than 64 bits): the
+    attribute's type then refuses it with its name, or check_parsed as not finite."""
     if len(text) > MAX_NUMBER_TEXT:
-        raise ParseError(
-            f"the integer {text[:20]}... has more than {MAX_NUMBER_TEXT} digits: "
-            "attributes hold 64-bit integers"
-        )
+        return float(text)
     return int(text)
 
 
