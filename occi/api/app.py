@@ -71,7 +71,7 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
-        out = rendering.for_media_type(negotiation.DEFAULT_TYPE)
+        out = negotiation.choose_rendering(None)  # the default, until Accept is read
         ctx = Context(self.base_url or req.prefix)
         if self.server_header:
             resp.set_header("Server", SERVER)
@@ -564,7 +564,7 @@ def create_app(
         try:  # in the rendering the client asked for, when it asked for one we have
             out = negotiation.choose_rendering(req.get_header("Accept"))
         except errors.OcciError:
-            out = rendering.for_media_type(negotiation.DEFAULT_TYPE)
+            out = negotiation.choose_rendering(None)  # the default, until Accept is read
         r = out.render_error(code, reason, msg, ctx)
         OcciResource._send(resp, f"{code} {reason}", r)
 

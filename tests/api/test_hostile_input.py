@@ -345,3 +345,12 @@ def test_json_surrogate_in_filter_query_string(api):
     )
     assert "NUL" in assert_json_error(r)
     assert json.loads(api.get("/compute/").text) is not None
+
+
+@pytest.mark.parametrize("path", [b"/x/../", b"/compute/%2e%2e/", b"/compute/./"])
+def test_gunicorn_passes_dot_segments_through_and_they_get_a_400(server, path):
+    answer = raw_request(
+        server, b"DELETE " + path + b" HTTP/1.1\r\nHost: x\r\nAccept: application/occi+json\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"segment" in answer
