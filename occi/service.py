@@ -255,9 +255,15 @@ class Service:
                 f"the scheme {ref.scheme} is reserved for the OCCI specification; "
                 "use a scheme of your own, e.g. http://example.com/occi/my_stuff#"
             )
-        if not ref.scheme.endswith("#") or "://" not in ref.scheme:
+        if (
+            not ref.scheme.endswith("#")
+            or "://" not in ref.scheme
+            or len(ref.scheme) > MAX_LOCATION
+            or not URI_RE.match(ref.scheme)
+        ):
             raise errors.BadRequest(
-                f"a mixin scheme must be a URI ending in '#', not {ref.scheme!r}"
+                f"a mixin scheme must be a URI ending in '#' (no spaces or control characters), "
+                f"not {ref.scheme[:80]!r}"
             )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
             raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")

@@ -252,6 +252,12 @@ def test_text_renderers_never_emit_cr_or_lf_in_a_header():
     assert b"\r" not in plain and b"\nx-evil" not in plain
 
 
+@pytest.mark.parametrize("scheme", ["http://e.com/x\r\nX-Evil: 1#", "http://e.com/a b#"])
+def test_a_mixin_scheme_that_would_break_a_header_is_a_400(api, scheme):
+    r = api.post("/-/", {"mixins": [{"scheme": scheme, "term": "m"}]})
+    assert "scheme" in assert_json_error(r)
+
+
 # ------------------------------------------------------------------ 16: paths
 def test_dot_segments_in_a_request_path_are_a_400_and_delete_nothing(api):
     api.create("compute")
