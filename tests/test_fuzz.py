@@ -38,7 +38,7 @@ ACCEPTS = {
 CTYPES = [JSON, "text/plain", "text/occi", "application/occi+xml", "text/turtle", None]
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=400,
     derandomize=True,
     deadline=None,
     database=None,
@@ -185,9 +185,37 @@ def _xml_body(draw) -> bytes:
     ).encode("utf-8", "surrogatepass")
 
 
+def _turtle_body(draw) -> bytes:
+    name = quote(draw(attr_name).encode("utf-8", "surrogatepass"), safe=".")
+    value = json.dumps(draw(hostile_text))  # a JSON string is a Turtle string, \u escapes too
+    number = draw(st.sampled_from(["9" * 4400, "1e999", "-0", "0x1"]))
+    return (
+        "@prefix occi: <http://schemas.ogf.org/occi/rdf#> .\n"
+        f"<urn:fz> a occi:Resource ; occi:kind <{INFRA}compute> ;\n"
+        f"  <http://schemas.ogf.org/occi/attribute#{name}> {value} ;\n"
+        f"  <http://schemas.ogf.org/occi/attribute#occi.compute.cores> {number} .\n"
+    ).encode("utf-8", "surrogatepass")
+
+
+def _jsonld_body(draw) -> bytes:
+    doc = {
+        "@id": "urn:fz",
+        "@type": "http://schemas.ogf.org/occi/rdf#Resource",
+        "http://schemas.ogf.org/occi/rdf#kind": {"@id": INFRA + "compute"},
+        "http://schemas.ogf.org/occi/attribute#" + draw(attr_name): draw(json_value),
+    }
+    return json.dumps(doc).encode()
+
+
 @st.composite
 def bodies(draw) -> tuple[bytes, str | None]:
-    kind = draw(st.sampled_from(["entity", "mixin", "text", "xml", "bytes", "none"]))
+    kind = draw(
+        st.sampled_from(["entity", "mixin", "text", "xml", "turtle", "jsonld", "bytes", "none"])
+    )
+    if kind == "turtle":
+        return _turtle_body(draw), "text/turtle"
+    if kind == "jsonld":
+        return _jsonld_body(draw), "application/ld+json"
     if kind == "entity":
         return _entity_json(draw), JSON
     if kind == "mixin":
@@ -211,21 +239,12 @@ def _header_value(text: str) -> str:
 @st.composite
 def requests(draw) -> dict:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]))
-    path = draw(
-        st.sampled_from(
-            [
-                "/compute/",
-                "/-/",
-                "/mixin/user/fz/",
-                "/compute/fz1",
-                "/",
-                "/x/../",
-                "/compute/./",
-                "/storage/",
-            ]
-        )
-        | hostile_text.map(lambda t: "/" + quote(t.encode("utf-8", "surrogatepass"), safe="/"))
-    )
+    known = ["/compute/", "/-/", "/seeded/", "/compute/fz1", "/", "/x/../", "/compute/./"]
+    if draw(st.integers(0, 4)) == 0:  # one in five: a hostile path
+        text = draw(hostile_text).encode("utf-8", "surrogatepass")
+        path = "/" + quote(text, safe="/")
+    else:
+        path = draw(st.sampled_from(known + ["/storage/", "/mixin/user/fz/"]))
     accept = draw(st.sampled_from(list(ACCEPTS)))
     headers = {"Accept": accept}
     for name in draw(
