@@ -2,6 +2,11 @@
 
 Pure code: imports only occi.model. No falcon, no SQL. The API picks a Rendering by media type,
 hands parsers a Message and sends back what renderers return.
+
+Also what every parser lets in, whatever its media type: `check_parsed` (run on the result of
+each parse_* method) refuses NUL, lone surrogates, malformed attribute names and more than the
+request `Limits`; `safe_text` and `header_safe` keep renderers from failing on, or emitting,
+what cannot travel.
 """
 
 from __future__ import annotations

@@ -360,3 +360,15 @@ def test_gunicorn_passes_dot_segments_through_and_they_get_a_400(server, path):
     )
     assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert b"segment" in answer
+
+
+def test_every_pattern_of_the_servers_model_runs_on_the_linear_engine(api):
+    from occi.model import compile_pattern
+
+    reg = api.service.registry()
+    patterns = [
+        d.pattern for c in reg.collection() for d in c.attributes.values() if d.pattern is not None
+    ]
+    assert patterns
+    for p in patterns:
+        compile_pattern(p)
