@@ -34,6 +34,8 @@ setup(
         "rdflib>=7",
         "jsonschema>=4",
         "prometheus_client>=0.20",
+        # attribute patterns are matched by RE2: linear time whatever a client's pattern
+        "google-re2>=1.1",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],

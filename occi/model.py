@@ -6,11 +6,14 @@ HTTP, SQL or a hypervisor. Pure data with a little validation help.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
 
 CORE = "http://schemas.ogf.org/occi/core#"
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
@@ -25,8 +28,67 @@ ARRAY = "array"
 OBJECT = "object"
 ATTRIBUTE_TYPES = (STRING, INTEGER, NUMBER, BOOLEAN, ENUM, ARRAY, OBJECT)
 
-TERM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+TERM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+#: GFD.185: attribute-name = attr-component *( "." attr-component ),
+#: attr-component = LOALPHA *( LOALPHA / DIGIT / "-" / "_" )
+ATTRIBUTE_NAME_RE = re.compile(r"[a-z][a-z0-9_\-]*(?:\.[a-z][a-z0-9_\-]*)*\Z")
+#: longest attribute name accepted (the model's own are under 60 characters)
+MAX_ATTRIBUTE_NAME = 255
+
+#: integers travel as 64-bit signed numbers (SQL BIGINT, JSON readers of other languages)
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+#: longest number written as text that a parser converts (sign, digits, point, exponent);
+#: int() of thousands of digits is refused by Python and costs quadratic time before that
+MAX_NUMBER_TEXT = 64
+#: longest attribute `pattern` accepted
+MAX_PATTERN = 1024
+
+
+def valid_attribute_name(name: object) -> bool:
+    """True when `name` is an OCCI attribute name (GFD.185 grammar, bounded length)."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_ATTRIBUTE_NAME
+        and ATTRIBUTE_NAME_RE.match(name) is not None
+    )
+
+
+class PatternError(ValueError):
+    """An attribute pattern that cannot be checked in linear time (or is not a regex)."""
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 8 << 20
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """`pattern` compiled by RE2, which matches in time linear in the input whatever the
+    pattern (no backtracking: `(a+)+b` is as fast as `a+b`). Raise PatternError for what RE2
+    does not offer (back-references, look-around) or for a pattern too long or too big."""
+    if len(pattern) > MAX_PATTERN:
+        raise PatternError(f"the pattern is longer than {MAX_PATTERN} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise PatternError(
+            f"{detail} (patterns are RE2 regular expressions: no back-references or look-around)"
+        ) from None
+    except (TypeError, UnicodeError, OverflowError) as exc:
+        raise PatternError(str(exc)) from None
+
+
+def integer_text(text: str) -> int:
+    """int(text) for a number written as text, refusing more than MAX_NUMBER_TEXT characters
+    before converting (ValueError)."""
+    text = text.strip()
+    if len(text) > MAX_NUMBER_TEXT:
+        raise ValueError(f"a number of more than {MAX_NUMBER_TEXT} characters")
+    return int(text)
 
 
 class AttributeValueError(ValueError):
@@ -62,11 +124,11 @@ class AttributeDef:
                 value = str(value) if not isinstance(value, str) else value
                 if t == ENUM and self.enum and value not in self.enum:
                     raise AttributeValueError(
-                        f"{self.name} must be one of {', '.join(self.enum)}, not {value!r}"
+                        f"{self.name} must be one of {', '.join(self.enum)}, not {_shown(value)}"
                     )
-                if self.pattern and not re.fullmatch(self.pattern, value):
+                if self.pattern and not _pattern_matches(self.name, self.pattern, value):
                     raise AttributeValueError(
-                        f"{self.name} value {value!r} does not match the pattern {self.pattern}"
+                        f"{self.name} value {_shown(value)} does not match the pattern {self.pattern}"
                     )
                 return value
             if t == INTEGER:
@@ -77,9 +139,13 @@ class AttributeDef:
                         raise AttributeValueError(f"{self.name} must be an integer, not {value}")
                     value = int(value)
                 elif isinstance(value, str):
-                    value = int(value.strip())
+                    value = integer_text(value)
                 elif not isinstance(value, int):
                     raise AttributeValueError(f"{self.name} must be an integer")
+                if not MIN_INTEGER <= value <= MAX_INTEGER:
+                    raise AttributeValueError(
+                        f"{self.name} must be a 64-bit integer (from -2^63 to 2^63-1)"
+                    )
                 return self._bounded(value)
             if t == NUMBER:
                 if isinstance(value, bool):
@@ -110,7 +176,7 @@ class AttributeDef:
         except (TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, AttributeValueError):
                 raise
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            shown = _shown(value)
             raise AttributeValueError(f"{self.name} must be of type {t}, not {shown}") from None
         return value
 
@@ -120,6 +186,22 @@ class AttributeDef:
         if self.maximum is not None and value > self.maximum:
             raise AttributeValueError(f"{self.name} must be at most {self.maximum:g}")
         return value
+
+
+def _shown(value: Any) -> str:
+    """A short repr for messages (a huge int's repr would hit Python's digit limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return "a number of more than 60 digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _pattern_matches(name: str, pattern: str, value: str) -> bool:
+    try:
+        compiled = compile_pattern(pattern)
+    except PatternError as exc:
+        raise AttributeValueError(f"{name} has a pattern that cannot be checked: {exc}") from None
+    return compiled.fullmatch(value) is not None
 
 
 def attrs(*defs: AttributeDef) -> dict[str, AttributeDef]:

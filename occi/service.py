@@ -40,19 +40,50 @@ from occi.model import (
     Kind,
     Link,
     Mixin,
+    PatternError,
     Resource,
+    compile_pattern,
     split_type_id,
+    valid_attribute_name,
 )
 from occi.registry import Registry
 from occi.store.base import Job, Query, Store, StoreTx
 
 log = logging.getLogger(__name__)
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-LOCATION_RE = re.compile(r"^/([A-Za-z0-9_.\-~]+/)+$")
-URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}\Z")
+#: one segment of a collection path (one quantifier: matched in linear time)
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.\-~]{1,255}\Z")
+#: longest mixin location accepted
+MAX_LOCATION = 1024
+URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"]+\Z")
 RESERVED_SCHEME = "http://schemas.ogf.org/occi/"
-RESERVED_PATHS = ("/-/", "/.well-known/", "/metrics")
+#: paths the server answers itself, the one list of them: no user mixin sits at or below one
+#: (the query interface, the health check, and the paths of the provider's own services)
+RESERVED_PATHS = ("/-/", "/.well-known/", "/healthz", "/metrics", "/console/", "/ec2/")
+
+
+def reserved_path(path: str) -> bool:
+    """True when `path` is one of RESERVED_PATHS or lies below one."""
+    for reserved in RESERVED_PATHS:
+        stem = reserved.rstrip("/")
+        if path == stem or path.startswith(stem + "/"):
+            return True
+    return False
+
+
+def valid_location(location: str) -> bool:
+    """A collection path: /seg/.../ with segments of letters, digits, '-', '_', '.', '~', and no
+    dot segments ('.' or '..', which a client or proxy would resolve to another path)."""
+    if len(location) > MAX_LOCATION or not location.startswith("/") or location == "/":
+        return False
+    if not location.endswith("/"):
+        return False
+    return all(
+        _SEGMENT_RE.match(seg) and seg not in (".", "..") for seg in location[1:-1].split("/")
+    )
+
+
 CORE_FIELDS = {
     "occi.core.id",
     "occi.core.title",
@@ -229,9 +260,15 @@ class Service:
                 f"the scheme {ref.scheme} is reserved for the OCCI specification; "
                 "use a scheme of your own, e.g. http://example.com/occi/my_stuff#"
             )
-        if not ref.scheme.endswith("#") or "://" not in ref.scheme:
+        if (
+            not ref.scheme.endswith("#")
+            or "://" not in ref.scheme
+            or len(ref.scheme) > MAX_LOCATION
+            or not URI_RE.match(ref.scheme)
+        ):
             raise errors.BadRequest(
-                f"a mixin scheme must be a URI ending in '#', not {ref.scheme!r}"
+                f"a mixin scheme must be a URI ending in '#' (no spaces or control characters), "
+                f"not {ref.scheme[:80]!r}"
             )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
             raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")
@@ -241,10 +278,16 @@ class Service:
         location = self._relative(location)
         if not location.endswith("/"):
             location += "/"
-        if not LOCATION_RE.match(location) or location.startswith(RESERVED_PATHS):
+        if not valid_location(location):
             raise errors.BadRequest(
-                f"mixin location {location!r} must be a path such as /my_stuff/ "
-                "(letters, digits, '-', '_', '.', ending in '/')"
+                f"mixin location {location[:80]!r} must be a path such as /my_stuff/ "
+                "(segments of letters, digits, '-', '_', '.', no '.' or '..' segment, "
+                "ending in '/')"
+            )
+        if reserved_path(location):
+            raise errors.Conflict(
+                f"the location {location} is reserved by the server "
+                f"({', '.join(RESERVED_PATHS)}); choose another path"
             )
         if location in taken or self._location_clashes(location, reg):
             raise errors.Conflict(f"the location {location} is already in use")
@@ -254,7 +297,17 @@ class Service:
         for app in ref.applies:
             if app not in reg.kinds:
                 raise errors.BadRequest(f"mixin {ref.id} applies to {app}, which is not a kind")
-        for name in ref.attributes:
+        for name, d in ref.attributes.items():
+            if not valid_attribute_name(name) or d.name != name:
+                raise errors.BadRequest(
+                    f"attribute name {name[:80]!r} is invalid: write lower-case components "
+                    "joined by '.', each a letter then letters, digits, '-' or '_'"
+                )
+            if d.pattern is not None:
+                try:
+                    compile_pattern(d.pattern)
+                except PatternError as exc:
+                    raise errors.BadRequest(f"attribute {name}: pattern: {exc}") from None
             if name.startswith("occi."):
                 raise errors.BadRequest(
                     f"attribute {name}: the occi. prefix is reserved; "

@@ -67,6 +67,17 @@ class Settings:
     #: bytes of a body above max_body read and thrown away, so the client can read its 413
     #: (a larger body gets the 413 and a closed connection)
     max_discard: int = 64 << 20
+    #: header fields in one request (400 above)
+    max_headers: int = 200
+    #: bytes of all header names and values in one request (400 above)
+    max_header_bytes: int = 65536
+    #: categories in one request: mixins defined or removed, filters, an entity's kind and
+    #: mixins (400 above)
+    max_categories: int = 100
+    #: attributes in one entity, action invocation or mixin definition (400 above)
+    max_attributes: int = 200
+    #: parameters in one Category or Link value of text/plain and text/occi (400 above)
+    max_text_parameters: int = 64
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -121,6 +132,15 @@ class Settings:
             raise SettingsError("setting workers must be at least 1")
         if s.max_page_size < 1:
             raise SettingsError("setting max_page_size must be at least 1")
+        for name in (
+            "max_headers",
+            "max_header_bytes",
+            "max_categories",
+            "max_attributes",
+            "max_text_parameters",
+        ):
+            if getattr(s, name) < 1:
+                raise SettingsError(f"setting {name} must be at least 1")
         return s
 
     def job_settings(self) -> JobSettings:

@@ -2,21 +2,35 @@
 
 Pure code: imports only occi.model. No falcon, no SQL. The API picks a Rendering by media type,
 hands parsers a Message and sends back what renderers return.
+
+Also what every parser lets in, whatever its media type: `check_parsed` (run on the result of
+each parse_* method) refuses NUL, lone surrogates, malformed attribute names and more than the
+request `Limits`; `safe_text` and `header_safe` keep renderers from failing on, or emitting,
+what cannot travel.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from occi.model import (
+    MAX_ATTRIBUTE_NAME,
     ActionInvocation,
+    AttributeDef,
     CategoryCollection,
     CategoryRef,
     Entity,
     EntityRef,
     Mixin,
+    valid_attribute_name,
 )
 
 
@@ -79,8 +93,164 @@ def relative_location(location: str, base_url: str) -> str:
     return loc
 
 
+# ---------------------------------------------------------------------- what parsers let in
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may ask a parser to read (the server's max_* settings)."""
+
+    #: parameters in one Category or Link value of a text rendering
+    parameters: int = 64
+    #: categories in one request: mixin definitions, query filters, an entity's kind and mixins
+    categories: int = 100
+    #: attributes in one entity, action invocation or category definition
+    attributes: int = 200
+
+
+#: the limits of the request being parsed (the API sets them per request; defaults otherwise)
+DEFAULT_LIMITS = Limits()
+LIMITS: ContextVar[Limits] = ContextVar("occi_parse_limits", default=DEFAULT_LIMITS)
+
+
+#: characters no parsed string may hold: NUL (PostgreSQL text and jsonb cannot store it) and
+#: lone surrogates (not Unicode scalar values: they cannot be encoded as UTF-8 to answer)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: deepest nesting of values (lists, objects) a parser hands on
+MAX_VALUE_DEPTH = 64
+
+
+def _shown(text: str) -> str:
+    return safe_text(text[:40] + ("..." if len(text) > 40 else ""))
+
+
+def _check_string(text: str, where: str) -> None:
+    m = _UNSTORABLE.search(text)
+    if m is None:
+        return
+    c = m.group()
+    what = "a NUL character" if c == "\x00" else f"a lone surrogate (U+{ord(c):04X})"
+    raise ParseError(
+        f"{where} {_shown(text)!r} holds {what}: send text of Unicode characters without NUL"
+    )
+
+
+def _check_name(name: object, where: str) -> None:
+    if not valid_attribute_name(name):
+        shown = _shown(name) if isinstance(name, str) else repr(name)
+        raise ParseError(
+            f"{where} {shown!r} is not an attribute name: write lower-case components joined "
+            f"by '.', each a letter then letters, digits, '-' or '_' (e.g. com.example.tier), "
+            f"at most {MAX_ATTRIBUTE_NAME} characters"
+        )
+
+
+def check_parsed(value: Any) -> Any:
+    """`value` (what a parser produced) once every string in it is storable, every number
+    finite and every attribute name fits the OCCI grammar; ParseError otherwise. Walks without
+    recursion, to a bounded depth, so a hostile document costs time linear in its size."""
+    limits = LIMITS.get()
+    categories = 0
+    stack: list[tuple[Any, int, str]] = [(value, 0, "the text")]
+    while stack:
+        v, depth, where = stack.pop()
+        if depth > MAX_VALUE_DEPTH:
+            raise ParseError(f"the request is nested too deeply (more than {MAX_VALUE_DEPTH})")
+        if isinstance(v, str):
+            _check_string(v, where)
+        elif isinstance(v, float):
+            if math.isnan(v) or math.isinf(v):
+                raise ParseError(f"{where}: {v} is not a finite number")
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, depth + 1, where) for x in v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if isinstance(k, str):
+                    _check_string(k, "the name")
+                stack.append((x, depth + 1, where))
+        elif isinstance(v, (Entity, ActionInvocation)):
+            _check_count(len(v.attributes), limits.attributes, "attributes", "max_attributes")
+            if isinstance(v, Entity):
+                categories += 1 + len(v.mixins)
+            for name, x in v.attributes.items():
+                _check_name(name, "the attribute name")
+                stack.append((x, depth + 1, f"attribute {name}"))
+            stack.extend(
+                (getattr(v, f.name), depth + 1, f.name)
+                for f in dataclasses.fields(v)
+                if f.name != "attributes"
+            )
+        elif isinstance(v, CategoryRef):
+            categories += 1
+            _check_count(len(v.attributes), limits.attributes, "attributes", "max_attributes")
+            for name, d in v.attributes.items():
+                _check_name(name, "the attribute name")
+                if isinstance(d, AttributeDef):
+                    _check_name(d.name, "the attribute name")
+            stack.extend((getattr(v, f.name), depth + 1, f.name) for f in dataclasses.fields(v))
+        elif isinstance(v, AttributeDef):
+            stack.extend(
+                (getattr(v, f.name), depth + 1, f"attribute {v.name} {f.name}")
+                for f in dataclasses.fields(v)
+            )
+        _check_count(categories, limits.categories, "categories", "max_categories")
+    return value
+
+
+def _check_count(count: int, limit: int, what: str, setting: str) -> None:
+    if count > limit:
+        raise ParseError(
+            f"the request names more than {limit} {what}: send them in several requests "
+            f"(the server's {setting} setting)"
+        )
+
+
+def _checked(parse: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(parse)
+    def parse_and_check(self: Rendering, msg: Message) -> Any:
+        return check_parsed(parse(self, msg))
+
+    parse_and_check.__wrapped_by_check__ = True  # type: ignore[attr-defined]
+    return parse_and_check
+
+
+_PARSERS = (
+    "parse_entities",
+    "parse_action",
+    "parse_categories",
+    "parse_locations",
+    "parse_attribute_filter",
+)
+
+#: C0 controls and DEL: never inside an HTTP header value or a text/plain field line
+_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
+
+
+def safe_text(text: str) -> str:
+    """`text` encodable as UTF-8 (for error messages that quote
+    what the client sent): lone surrogates are written as \\udXXX escapes."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def header_safe(value: str) -> str:
+    """A header value (or text/plain field value) that cannot break its line: control
+    characters become spaces. Parsers refuse them in names; this is the last line of defence
+    for anything stored before they did."""
+    return _HEADER_UNSAFE.sub(" ", safe_text(value))
+
+
 class Rendering(ABC):
-    """One family of media types. Parsers are liberal, renderers strict."""
+    """One family of media types. Parsers are liberal, renderers strict.
+
+    Every parse_* method a subclass defines is wrapped by `check_parsed`: whatever a rendering
+    reads, no NUL or lone surrogate and no malformed attribute name gets past it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _PARSERS:
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "__wrapped_by_check__", False):
+                setattr(cls, name, _checked(fn))
 
     #: media types this rendering answers to; the first is what it emits as Content-Type
     media_types: tuple[str, ...] = ()

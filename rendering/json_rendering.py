@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -50,6 +49,7 @@ from occi.model import (
     BOOLEAN,
     ENUM,
     INTEGER,
+    MAX_NUMBER_TEXT,
     NUMBER,
     OBJECT,
     STRING,
@@ -64,7 +64,9 @@ from occi.model import (
     Kind,
     Link,
     Mixin,
+    PatternError,
     Resource,
+    compile_pattern,
     split_type_id,
 )
 from rendering.base import (
@@ -74,6 +76,7 @@ from rendering.base import (
     Rendered,
     Rendering,
     relative_location,
+    safe_text,
 )
 from rendering.schema_validation import validate_json
 
@@ -112,6 +115,7 @@ _POSIX_CLASSES = {
     "graph": r"\x21-\x7e",
 }
 _POSIX_RE = re.compile(r"\[:(" + "|".join(_POSIX_CLASSES) + r"):\]")
+_RUBY_NO_FLAGS_RE = re.compile(r"\(\?-[mix]{1,3}:")
 
 _CORE_ATTRS = (
     "occi.core.id",
@@ -142,6 +146,15 @@ def _fail_constant(name: str) -> Any:
     raise ParseError(f"{name} is not a JSON number; send a finite number")
 
 
+def _bounded_int(text: str) -> int | float:
+    """A JSON integer; one of more than MAX_NUMBER_TEXT digits is read as a float (Python
+    refuses int() of more than 4300 digits, and no attribute holds more than 64 bits): the
+    attribute's type then refuses it with its name, or check_parsed as not finite."""
+    if len(text) > MAX_NUMBER_TEXT:
+        return float(text)
+    return int(text)
+
+
 def _load(msg: Message) -> Any:
     """The body as a JSON value, or None when the body is empty."""
     body = msg.body or b""
@@ -154,7 +167,7 @@ def _load(msg: Message) -> Any:
     if not text.strip():
         return None
     try:
-        value = json.loads(text, parse_constant=_fail_constant)
+        value = json.loads(text, parse_constant=_fail_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise ParseError(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -262,11 +275,11 @@ def _list(value: Any, path: str, what: str) -> list[Any]:
 def _python_regex(pattern: str, path: str) -> str:
     """The regex as Python reads it (POSIX bracket classes translated); ParseError if invalid."""
     converted = _POSIX_RE.sub(lambda m: _POSIX_CLASSES[m.group(1)], pattern)
+    # rOCCI's Ruby patterns come as (?-mix:...): flags switched off, which is the default
+    converted = _RUBY_NO_FLAGS_RE.sub("(?:", converted)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            re.compile(converted)
-    except (re.error, OverflowError, RecursionError) as exc:
+        compile_pattern(converted)
+    except PatternError as exc:
         raise ParseError(f"{path} is not a valid regular expression: {exc}") from None
     return converted
 
@@ -817,6 +830,7 @@ class JsonRendering(Rendering):
         return Rendered(CONTENT_TYPE, body=b"{}")
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+        message, reason = safe_text(message), safe_text(reason)
         return self._rendered({"error": {"code": status, "reason": reason, "message": message}})
 
 

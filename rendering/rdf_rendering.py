@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import warnings
 from collections.abc import Iterable
@@ -66,7 +65,9 @@ from occi.model import (
     Kind,
     Link,
     Mixin,
+    PatternError,
     Resource,
+    compile_pattern,
     split_type_id,
 )
 from rendering.base import (
@@ -76,6 +77,7 @@ from rendering.base import (
     Rendered,
     Rendering,
     relative_location,
+    safe_text,
 )
 
 OCCI_NS = "http://schemas.ogf.org/occi/rdf#"
@@ -638,8 +640,8 @@ class GraphReader:
         pattern = value(V["pattern"])
         if pattern is not None:
             try:
-                re.compile(str(pattern))
-            except (re.error, OverflowError, RecursionError) as exc:
+                compile_pattern(str(pattern))
+            except PatternError as exc:
                 raise ParseError(f"{where}: occi:pattern is not a valid regex: {exc}") from None
         return AttributeDef(
             name=name,
@@ -839,7 +841,7 @@ class _RdfRendering(Rendering):
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
         b = GraphBuilder(ctx)
-        b.error(status, reason, message)
+        b.error(status, safe_text(reason), safe_text(message))
         return self._rendered(b)
 
 

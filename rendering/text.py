@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from occi.model import (
-    ATTRIBUTE_NAME_RE,
+    MAX_NUMBER_TEXT,
     TERM_RE,
     Action,
     ActionInvocation,
@@ -33,15 +34,19 @@ from occi.model import (
     Link,
     Mixin,
     Resource,
+    valid_attribute_name,
 )
 from rendering.base import (
+    LIMITS,
     Context,
     Message,
     ParseError,
     Rendered,
     Rendering,
     Unrenderable,
+    header_safe,
     relative_location,
+    safe_text,
 )
 
 CATEGORY = "Category"
@@ -256,23 +261,24 @@ def logical_lines(text: str) -> list[str]:
     """Body lines with continuations joined: a line ending in `\\` continues on the next line,
     and a line starting with whitespace continues the previous one (header folding)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    out: list[str] = []
+    out: list[list[str]] = []  # each logical line as its parts, joined once at the end
     pending_backslash = False
     for raw in lines:
         line = raw.strip()
         if not line:  # a blank line ends any continuation
             pending_backslash = False
-            out.append("")
+            out.append([])
             continue
         folded = raw[:1].isspace() and not _KNOWN_FIELD_RE.match(line)  # indented whole body
+        pending = line.endswith("\\")
+        if pending:
+            line = line[:-1].rstrip()
         if (pending_backslash or folded) and out and out[-1]:
-            out[-1] = out[-1] + " " + line
+            out[-1].append(line)
         else:
-            out.append(line)
-        pending_backslash = out[-1].endswith("\\")
-        if pending_backslash:
-            out[-1] = out[-1][:-1].rstrip()
-    return [ln for ln in out if ln]
+            out.append([line])
+        pending_backslash = pending
+    return [joined for parts in out if (joined := " ".join(p for p in parts if p))]
 
 
 def body_pairs(text: str, *, allow_ok: bool = True) -> list[Pair]:
@@ -307,9 +313,24 @@ def header_pairs(headers: Any) -> list[Pair]:
     for name, value in headers.items():
         lname = name.lower()
         if lname in _CANONICAL and value is not None:
-            text = re.sub(r"\\?[ \t]*\r?\n[ \t]*", " ", _header_text(str(value)))
-            pairs.append((lname, text))
+            pairs.append((lname, _unfold(_header_text(str(value)))))
     return pairs
+
+
+def _unfold(text: str) -> str:
+    """A header value with its line folds (optional `\\`, blanks, CR LF, blanks) made one space.
+    Plain string operations: time linear in the value whatever its blanks."""
+    if "\n" not in text:
+        return text
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if i < len(lines) - 1:
+            line = line.removesuffix("\r").rstrip(" \t").removesuffix("\\")
+        if i > 0:
+            line = line.lstrip(" \t")
+        out.append(line)
+    return " ".join(out)
 
 
 def split_outside(text: str, sep: str, *, angle: bool = False) -> list[str]:
@@ -399,6 +420,10 @@ def typed_value(text: str, quoted: bool) -> Any:
         if text[:1] in "[{" and text[-1:] in "]}":
             try:
                 decoded = json.loads(text)
+            except RecursionError:
+                raise ParseError(
+                    f"the JSON value {_excerpt(text, 30)!r} is nested too deeply"
+                ) from None
             except ValueError:
                 return text
             if isinstance(decoded, (list, dict)):
@@ -407,7 +432,9 @@ def typed_value(text: str, quoted: bool) -> Any:
     if text in ("true", "false"):
         return text == "true"
     if _INT_RE.match(text):
-        return int(text)
+        # an integer of thousands of digits is no 64-bit number (and Python refuses int() of
+        # more than 4300): it stays text, for the attribute's type to judge
+        return int(text) if len(text) <= MAX_NUMBER_TEXT else text
     if _FLOAT_RE.match(text):
         return float(text)
     return text
@@ -416,9 +443,14 @@ def typed_value(text: str, quoted: bool) -> Any:
 def _params(segments: list[str], context: str) -> list[tuple[str, str, bool]]:
     """`name=value` segments -> (name, value, was_quoted); empty segments are skipped."""
     out: list[tuple[str, str, bool]] = []
-    queue = list(segments)
+    queue = deque(segments)
+    limit = LIMITS.get().parameters
+    if len(queue) > limit + 1:  # a trailing ';' leaves one empty segment
+        _too_many_parameters(context, limit)
     while queue:
-        seg = queue.pop(0).strip()
+        if len(out) >= limit:
+            _too_many_parameters(context, limit)
+        seg = queue.popleft().strip()
         if not seg:
             continue
         if seg.startswith('"') and seg.endswith('"') and len(seg) > 1 and "=" in seg:
@@ -442,11 +474,18 @@ def _params(segments: list[str], context: str) -> list[tuple[str, str, bool]]:
                         f"unexpected text {_excerpt(rest, 30)!r} after the quoted value in "
                         f"{_excerpt(context)!r}: separate parameters with ';'"
                     )
-                queue.insert(0, rest)
+                queue.appendleft(rest)
         else:
             text, quoted = read_value(value, context)
         out.append((name, text, quoted))
     return out
+
+
+def _too_many_parameters(context: str, limit: int) -> None:
+    raise ParseError(
+        f"{_excerpt(context)!r} has more than {limit} parameters: send fewer "
+        "(the server's max_text_parameters setting)"
+    )
 
 
 @dataclass
@@ -518,10 +557,11 @@ def parse_link_value(value: str) -> ParsedLink:
 
 
 def _check_attribute_name(name: str, context: str) -> None:
-    if not ATTRIBUTE_NAME_RE.match(name):
+    if not valid_attribute_name(name):
         raise ParseError(
-            f"invalid attribute name {_excerpt(name, 40)!r} in {_excerpt(context)!r}: use letters, "
-            "digits, '-', '_' and '.', starting with a letter or digit"
+            f"invalid attribute name {_excerpt(name, 40)!r} in {_excerpt(context)!r}: write "
+            "lower-case components joined by '.', each a letter then letters, digits, '-' or '_' "
+            "(e.g. com.example.tier)"
         )
 
 
@@ -757,7 +797,7 @@ class _FieldRendering(Rendering):
         return Rendered(self.content_type, [], b"OK\n")
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
-        text = message or reason or str(status)
+        text = safe_text(message or reason or str(status))
         return Rendered(self.content_type, [], (text.rstrip("\n") + "\n").encode("utf-8"))
 
 
@@ -771,7 +811,7 @@ class TextPlain(_FieldRendering):
         return body_pairs(_decode_body(msg.body)) + header_pairs(msg.headers)
 
     def _emit(self, pairs: list[Pair]) -> Rendered:
-        body = "".join(f"{name}: {value}\n" for name, value in pairs)
+        body = "".join(f"{name}: {header_safe(value)}\n" for name, value in pairs)
         return Rendered(self.content_type, [], body.encode("utf-8"))
 
 
@@ -792,7 +832,9 @@ class TextOcci(_FieldRendering):
         grouped: dict[str, list[str]] = {}
         for name, value in pairs:
             grouped.setdefault(name, []).append(value)
-        headers = [(name, _wire_header(", ".join(values))) for name, values in grouped.items()]
+        headers = [
+            (name, _wire_header(header_safe(", ".join(values)))) for name, values in grouped.items()
+        ]
         return Rendered(self.content_type, headers, b"OK\n")
 
 
@@ -848,7 +890,7 @@ class UriList(Rendering):
         return Rendered(self.content_type, [], b"")
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
-        text = message or reason or str(status)
+        text = safe_text(message or reason or str(status))
         return Rendered("text/plain; charset=utf-8", [], (text.rstrip("\n") + "\n").encode())
 
 

@@ -54,7 +54,9 @@ from occi.model import (
     Kind,
     Link,
     Mixin,
+    PatternError,
     Resource,
+    compile_pattern,
 )
 from rendering.base import (
     Context,
@@ -63,6 +65,7 @@ from rendering.base import (
     Rendered,
     Rendering,
     relative_location,
+    safe_text,
 )
 from rendering.schema_validation import safe_xml_parser, validate_xml
 
@@ -575,8 +578,8 @@ def _attribute_def(el: Any, where: str) -> AttributeDef:
             elif facet == "pattern":
                 pattern = value
                 try:
-                    re.compile(value)
-                except (re.error, OverflowError, RecursionError) as exc:
+                    compile_pattern(value or "")
+                except PatternError as exc:
                     raise ParseError(
                         f"{where}: the pattern is not a valid regular expression: {exc}"
                     ) from None
@@ -730,8 +733,8 @@ class XmlRendering(Rendering):
         return self._rendered(_el(None, "ok"))
 
     def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
-        root = _el(None, "error", code=status, reason=reason)
-        root.text = _text(message)
+        root = _el(None, "error", code=status, reason=safe_text(reason))
+        root.text = _text(safe_text(message))
         return self._rendered(root)
 
 

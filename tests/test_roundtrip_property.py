@@ -65,10 +65,14 @@ term = st.builds(
 )
 scheme = st.builds(lambda s: f"http://example.com/{s}#", slug)
 type_id = st.builds(lambda s, t: s + t, scheme, term)
-attr_name = st.builds(
-    lambda a, b: f"com.example.{a}{b}",
+# GFD.185: components of a lower-case letter then letters, digits, '-', '_', joined by '.'
+attr_component = st.builds(
+    lambda a, b: a + b,
     st.sampled_from(string.ascii_lowercase),
-    st.text(string.ascii_lowercase + string.digits + "._-", max_size=10),
+    st.text(string.ascii_lowercase + string.digits + "_-", max_size=5),
+)
+attr_name = st.builds(
+    lambda parts: "com.example." + ".".join(parts), st.lists(attr_component, min_size=1, max_size=3)
 )
 # text XML 1.0 can carry and that no rendering reads as something else (a string that looks
 # like a JSON array is an array in the text rendering)

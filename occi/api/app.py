@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import falcon
 
@@ -19,9 +21,27 @@ from occi import __version__, errors
 from occi.api import negotiation
 from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
 from occi.metrics import StoreCollector
-from occi.model import ActionInvocation, Entity, Mixin
+from occi.model import ActionInvocation, Entity, Mixin, valid_attribute_name
 from occi.service import Filter, Page, Service, etag
-from rendering.base import Context, Message, ParseError, Rendered, Rendering, Unrenderable
+from occi.settings import Settings
+from rendering.base import (
+    LIMITS,
+    Context,
+    Limits,
+    Message,
+    ParseError,
+    Rendered,
+    Rendering,
+    Unrenderable,
+    check_parsed,
+)
+
+try:  # what gunicorn raises while a handler reads a malformed body (bad chunked encoding)
+    from gunicorn.http.errors import NoMoreData, ParseException
+
+    _BODY_ERRORS: tuple[type[BaseException], ...] = (ParseException, NoMoreData)
+except ImportError:  # served by another WSGI server
+    _BODY_ERRORS = ()
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +63,9 @@ class OcciResource:
         base_url: str = "",
         server_header: bool = True,
         max_discard: int = 64 << 20,
+        limits: RequestLimits | None = None,
     ):
+        self.limits = limits or RequestLimits()
         self.service = service
         self.server_header = server_header
         self._model_cache: dict[object, object] = {}
@@ -53,13 +75,15 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
-        out = rendering.for_media_type(negotiation.DEFAULT_TYPE)
+        out = negotiation.choose_rendering(None)  # the default, until Accept is read
         ctx = Context(self.base_url or req.prefix)
         if self.server_header:
             resp.set_header("Server", SERVER)
         resp.set_header("Accept", ACCEPT)
+        token = LIMITS.set(self.limits.parsing)
         try:
             out = negotiation.choose_rendering(req.get_header("Accept"))
+            check_request_head(req, self.limits)
             negotiation.check_version(req.get_header("User-Agent"))
             self._dispatch(req, resp, out, ctx)
             if req.method == "HEAD" and resp.stream is not None:
@@ -81,6 +105,18 @@ class OcciResource:
             self._error(
                 resp, rendering.for_media_type("text/plain"), ctx, 400, "Bad Request", str(exc)
             )
+        except falcon.HTTPError as exc:  # falcon refused a header it parsed (Content-Length)
+            code, reason = _status_of(exc)
+            self._error(resp, out, ctx, code, reason, exc.description or exc.title or reason)
+        except _BODY_ERRORS as exc:
+            self._error(
+                resp,
+                out,
+                ctx,
+                400,
+                "Bad Request",
+                f"the request body cannot be read: {type(exc).__name__} {exc}".strip(),
+            )
         except Exception:  # a bug: log it, answer without leaking internals
             log.exception("unhandled error on %s %s", req.method, req.path)
             self._error(
@@ -91,6 +127,8 @@ class OcciResource:
                 "Internal Server Error",
                 "the server failed to handle this request; the error is in its log",
             )
+        finally:
+            LIMITS.reset(token)
 
     def _error(
         self,
@@ -172,7 +210,15 @@ class OcciResource:
         values = req.get_param_as_list("value") or []
         if len(names) != len(values):
             raise errors.BadRequest("give each ?attribute= a ?value= (they pair up in order)")
+        for name in names:
+            if not valid_attribute_name(name):
+                raise errors.BadRequest(
+                    f"?attribute={name[:60]!r} is not an attribute name (e.g. occi.core.title)"
+                )
         flt.attributes.update(zip(names, values, strict=True))
+        check_parsed([flt.categories, flt.attributes])
+        _check_count(len(flt.categories), self.limits.parsing.categories, "categories")
+        _check_count(len(flt.attributes), self.limits.parsing.attributes, "attributes")
         return flt
 
     def _page(self, req: falcon.Request) -> Page:
@@ -181,14 +227,19 @@ class OcciResource:
         if number is None and page is None:
             return Page()
         try:
-            n = int(number) if number is not None else self.service.max_page_size
-            p = int(page) if page is not None else 1
+            n = _whole(number) if number is not None else self.service.max_page_size
+            p = _whole(page) if page is not None else 1
         except ValueError:
             raise errors.BadRequest(
                 "page and number must be whole numbers, e.g. ?page=1&number=50"
             ) from None
         if n < 1 or p < 1:
             raise errors.BadRequest("page and number start at 1")
+        if n <= self.service.max_page_size and (p - 1) * n > MAX_OFFSET:
+            raise errors.BadRequest(
+                f"page {p} of {n} entities is beyond any collection (the offset must stay "
+                f"below 2^63)"
+            )
         return Page(number=n, page=p)
 
     # ------------------------------------------------------------------ dispatch
@@ -196,6 +247,7 @@ class OcciResource:
         self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context
     ) -> None:
         path = req.path or "/"  # falcon has percent-decoded it once already
+        check_path(path)
         method = "GET" if req.method == "HEAD" else req.method
         if path in QUERY_PATHS:
             return self._query_interface(req, resp, method, out, ctx)
@@ -390,6 +442,85 @@ class OcciResource:
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
 
 
+#: the largest row offset a page may ask for (SQL OFFSET is a signed 64-bit number)
+MAX_OFFSET = 2**63 - 1
+#: longest ?page= or ?number= read (a number of more digits is beyond any collection)
+_MAX_DIGITS = 19
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The work one request may ask for: its headers here, what parsers read in `parsing`."""
+
+    #: header fields in one request
+    headers: int = 200
+    #: bytes of all header names and values of one request
+    header_bytes: int = 65536
+    parsing: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestLimits:
+        return cls(
+            headers=settings.max_headers,
+            header_bytes=settings.max_header_bytes,
+            parsing=Limits(
+                parameters=settings.max_text_parameters,
+                categories=settings.max_categories,
+                attributes=settings.max_attributes,
+            ),
+        )
+
+
+def check_request_head(req: falcon.Request, limits: RequestLimits) -> None:
+    """400 for a request with more header fields, or more header bytes, than the limits."""
+    headers = req.headers
+    if len(headers) > limits.headers:
+        raise errors.BadRequest(
+            f"the request has {len(headers)} header fields, above the limit of {limits.headers} "
+            "(the server's max_headers setting)"
+        )
+    size = sum(len(k) + len(v) for k, v in headers.items())
+    if size > limits.header_bytes:
+        raise errors.BadRequest(
+            f"the request headers hold {size} bytes, above the limit of {limits.header_bytes} "
+            "(the server's max_header_bytes setting)"
+        )
+
+
+def check_path(path: str) -> None:
+    """400 for a path a client or proxy would resolve to another one (dot segments), or one
+    holding characters no location holds (controls, lone surrogates)."""
+    if any(seg in (".", "..") for seg in path.split("/")):
+        raise errors.BadRequest(
+            "the path has a '.' or '..' segment: send the path it stands for (no location "
+            "holds one)"
+        )
+    if _PATH_UNSAFE.search(path):
+        raise errors.BadRequest("the path holds control characters or lone surrogates")
+
+
+_PATH_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _whole(text: str) -> int:
+    """A query-string whole number, refusing more digits than any 64-bit number has."""
+    text = text.strip()
+    if len(text) > _MAX_DIGITS:
+        raise ValueError(text)
+    return int(text)
+
+
+def _check_count(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise errors.BadRequest(f"the request names more than {limit} {what}")
+
+
+def _status_of(exc: falcon.HTTPError) -> tuple[int, str]:
+    status = exc.status if isinstance(exc.status, str) else f"{exc.status}"
+    code = int(str(status).split()[0])
+    return code, str(status).partition(" ")[2] or "Error"
+
+
 def _wants_fresh(req: falcon.Request) -> bool:
     """`Cache-Control: no-cache` or `max-age=0` (RFC 9111 5.2.1), or `Pragma: no-cache`: the
     client wants what the database holds now, not the server's memory of a recent read."""
@@ -435,6 +566,7 @@ def create_app(
     base_url: str = "",
     server_header: bool = True,
     max_discard: int = 64 << 20,
+    limits: RequestLimits | None = None,
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi)."""
@@ -449,6 +581,7 @@ def create_app(
         base_url=base_url,
         server_header=server_header,
         max_discard=max_discard,
+        limits=limits,
     )
     app.add_sink(handler, prefix="/")
     app.add_route(  # a route: falcon looks at routes before sinks
@@ -461,13 +594,15 @@ def create_app(
         ctx = Context(base_url or req.prefix)
         if server_header:
             resp.set_header("Server", SERVER)
-        status = ex.status if isinstance(ex.status, str) else f"{ex.status}"
-        code = int(str(status).split()[0])
-        reason = str(status).partition(" ")[2] or "Error"
+        code, reason = _status_of(ex)
         msg = ex.description or ex.title or reason
         for name, value in (ex.headers or {}).items():  # e.g. Allow on a 405 of /metrics
             resp.set_header(name, value)
-        r = rendering.for_media_type(negotiation.DEFAULT_TYPE).render_error(code, reason, msg, ctx)
+        try:  # in the rendering the client asked for, when it asked for one we have
+            out = negotiation.choose_rendering(req.get_header("Accept"))
+        except errors.OcciError:
+            out = negotiation.choose_rendering(None)  # the default, until Accept is read
+        r = out.render_error(code, reason, msg, ctx)
         OcciResource._send(resp, f"{code} {reason}", r)
 
     app.add_error_handler(falcon.HTTPError, handle_falcon_error)

@@ -16,6 +16,8 @@ DEFAULT_TYPE = "text/plain"
 WILDCARDS = {"*/*": DEFAULT_TYPE, "text/*": DEFAULT_TYPE, "application/*": "application/occi+json"}
 OCCI_VERSION = (1, 2)
 _VERSION_RE = re.compile(r"OCCI/(\d+)\.(\d+)", re.IGNORECASE)
+#: longest version component read as a number (a longer one is no version)
+_MAX_VERSION_DIGITS = 9
 
 
 def parse_accept(header: str) -> list[tuple[str, float]]:
@@ -95,6 +97,10 @@ def check_version(user_agent: str | None) -> None:
     if not user_agent:
         return
     for m in _VERSION_RE.finditer(user_agent):
+        if max(len(m.group(1)), len(m.group(2))) > _MAX_VERSION_DIGITS:
+            raise errors.BadRequest(
+                f"User-Agent: {m.group()[:40]}... is not an OCCI version; send e.g. OCCI/1.2"
+            )
         version = (int(m.group(1)), int(m.group(2)))
         if version > OCCI_VERSION:
             raise errors.NotImplementedYet(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import falcon
 
-from occi.api.app import SERVER, create_app, with_canonical_headers
+from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend
@@ -44,6 +44,7 @@ def build(
         base_url=settings.base_url,
         server_header=server_header,
         max_discard=settings.max_discard,
+        limits=RequestLimits.from_settings(settings),
     )
     return app, service
 
