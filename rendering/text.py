@@ -535,8 +535,13 @@ class ParsedLink:
 
     @property
     def is_action(self) -> bool:
-        rel = self.params.get("rel", "")
-        return bool(re.search(r"[?&]action=", self.uri)) or "/action#" in rel
+        """An action link (`<uri?action=term>; rel="...action#term"`), not an inline link: a
+        link to a resource carries its category or self, whatever its rel names."""
+        if re.search(r"[?&]action=", self.uri):
+            return True
+        if "category" in self.params or "self" in self.params:
+            return False
+        return "/action#" in self.params.get("rel", "")
 
 
 def parse_link_value(value: str) -> ParsedLink:

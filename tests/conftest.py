@@ -3,11 +3,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.pg import PgCluster, PostgresUnavailable
+
+# Generated tests run the same examples on every `make test` (a landing never depends on what a
+# random draw found that day); HYPOTHESIS_PROFILE=explore draws new ones on each run.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
