@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.test_gunicorn import free_port
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = "application/occi+json"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.api.test_gunicorn import free_port
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what the wheel is built from (setup.py's TOP and the files setup.py reads)

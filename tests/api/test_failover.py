@@ -20,7 +20,7 @@ import requests
 import sqlalchemy as sa
 
 from occi.store import make_store
-from tests.api.test_gunicorn import ROOT, free_port
+from tests.live import ROOT, free_port
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 JSON = {"Content-Type": "application/occi+json", "Accept": "application/occi+json"}

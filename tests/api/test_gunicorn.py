@@ -7,76 +7,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live import ROOT, LiveServer
+
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 JSON = "application/occi+json"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(LiveServer):
+    """`occi-server` with several workers on `database_url`."""
 
-
-class Server:
     def __init__(self, database_url: str, tmp: Path, workers: int = 3):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-        env.update(
-            {
-                "OCCI_DATABASE_URL": database_url,
-                "OCCI_LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        self.log = open(tmp / f"server-{self.port}.log", "w+")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "occi.cli",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(workers),
-            ],
-            cwd=tmp,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if requests.get(self.url + "/-/", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not come up: {self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        super().__init__(tmp, database_url=database_url, workers=workers)
 
 
 @pytest.fixture

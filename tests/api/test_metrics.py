@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from occi.api.wsgi import build
 from occi.settings import Settings
 from tests.api.conftest import INFRA, JSON
+from tests.live import LiveServer
 
-ROOT = Path(__file__).resolve().parents[2]
 ROUTES = {
     "query_interface",
     "collection",
@@ -216,54 +215,14 @@ def test_store_counts_entities_by_kind_and_state(db_url):
 # ------------------------------------------------------------------ real gunicorn
 
 
-class LiveServer:
+class SyncServer(LiveServer):
     """`occi-server` under gunicorn with `workers` sync workers (one request at a time each),
-    its output in a file the tests read."""
+    its output in a file the tests read; `env` verbatim."""
 
     def __init__(self, tmp: Path, workers: int = 2, **env: str):
-        from tests.api.test_gunicorn import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-        full.update({"OCCI_DATABASE_URL": f"sqlite:///{tmp}/occi.db", "PYTHONPATH": str(ROOT)})
-        full.update(env)
-        self.log_path = tmp / f"server-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "occi.cli", "--bind", f"127.0.0.1:{self.port}"]
-            + ["--workers", str(workers), "--threads", "1"],
-            cwd=tmp,
-            env=full,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            tmp, workers=workers, threads=1, env=env, health="/healthz", log_level="INFO"
         )
-        self.wait_up()
-
-    def wait_up(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not come up: {self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def per_worker(metrics_dir: Path, name: str, **labels) -> dict[int, float]:
@@ -282,7 +241,7 @@ def per_worker(metrics_dir: Path, name: str, **labels) -> dict[int, float]:
 def test_two_workers_counted_in_one_scrape(tmp_path):
     metrics_dir = tmp_path / "metrics"
     # a slow simulator: while one sync worker runs a create, the other must take the next
-    srv = LiveServer(tmp_path, OCCI_METRICS_DIR=str(metrics_dir), OCCI_SIMULATOR_DELAY="0.3")
+    srv = SyncServer(tmp_path, OCCI_METRICS_DIR=str(metrics_dir), OCCI_SIMULATOR_DELAY="0.3")
     try:
         h = {"Content-Type": JSON, "Accept": JSON}
 
@@ -328,7 +287,7 @@ def test_private_metrics_directory_is_removed_at_exit(tmp_path):
     """Without metrics_dir, the master makes a private temporary directory, and removes it."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    srv = LiveServer(tmp_path, workers=1, TMPDIR=str(tmp))
+    srv = SyncServer(tmp_path, workers=1, TMPDIR=str(tmp))
     try:
         assert requests.get(srv.url + "/metrics").status_code == 200
         dirs = list(tmp.glob("occi-metrics-*"))

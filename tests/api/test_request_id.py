@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.api.conftest import INFRA, JSON
-from tests.api.test_metrics import LiveServer
+from tests.api.test_metrics import SyncServer
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -65,7 +65,7 @@ def test_log_records_of_a_request_carry_its_id(api, caplog):
 
 @pytest.mark.server
 def test_request_id_in_the_live_server_log(tmp_path):
-    srv = LiveServer(tmp_path, workers=2, OCCI_LOG_LEVEL="DEBUG")
+    srv = SyncServer(tmp_path, workers=2, OCCI_LOG_LEVEL="DEBUG")
     try:
         h = {"Content-Type": JSON, "Accept": JSON}
         r = requests.post(
@@ -92,7 +92,7 @@ def test_request_id_in_the_live_server_log(tmp_path):
     assert "evil" not in output
 
 
-def _lines_naming(srv: LiveServer, rid: str, at_least: int = 1) -> list[str]:
+def _lines_naming(srv: SyncServer, rid: str, at_least: int = 1) -> list[str]:
     deadline = time.monotonic() + 10
     while True:
         found = [ln for ln in srv.output().splitlines() if rid in ln]
@@ -105,7 +105,7 @@ def _lines_naming(srv: LiveServer, rid: str, at_least: int = 1) -> list[str]:
 def test_haproxy_example_sets_ids_and_keeps_metrics_inside(tmp_path):
     from tests.api.test_failover import HAProxy
 
-    srv = LiveServer(tmp_path, workers=1)
+    srv = SyncServer(tmp_path, workers=1)
     lb = HAProxy(tmp_path, [srv.port, srv.port])
     try:
         assert requests.get(lb.url + "/metrics").status_code == 403

@@ -8,70 +8,26 @@ real sockets, with http.client, raw sockets and curl.
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.api.test_gunicorn import ROOT, free_port
+from tests.live import LiveServer
 
 JSON = "application/occi+json"
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 
 
-class Server:
+class Server(LiveServer):
     """`occi-server` on a free port, with the given OCCI_* settings."""
 
-    def __init__(self, tmp: Path, **settings: object):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-        env.update(
-            {
-                "OCCI_DATABASE_URL": f"sqlite:///{tmp}/occi.db",
-                "OCCI_BIND": f"127.0.0.1:{self.port}",
-                "OCCI_LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        env.update({"OCCI_" + k.upper(): str(v) for k, v in settings.items()})
-        self.log = open(tmp / f"server-{self.port}.log", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "occi.cli"],
-            cwd=tmp,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if requests.get(self.url + "/-/", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not come up: {self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+    def __init__(self, tmp: Path, workers: int = 1, threads: int = 2, **settings: object):
+        super().__init__(tmp, workers=workers, threads=threads, **settings)
 
 
 @pytest.fixture

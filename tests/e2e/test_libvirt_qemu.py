@@ -24,8 +24,8 @@ import requests
 
 from backends.libvirt import LibvirtBackend
 from occi.model import Resource
-from tests.api.test_gunicorn import free_port
 from tests.e2e import guest, libvirtd
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
