@@ -40,8 +40,8 @@ system-deps:
 test: system-deps install-test
 	$(BIN)/ruff check occi rendering backends tests
 	$(BIN)/ruff format --check occi rendering backends tests
-	$(BIN)/python -m pytest -q
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
 
 lint: install-test
 	$(BIN)/ruff check occi rendering backends tests

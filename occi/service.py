@@ -33,6 +33,7 @@ from occi.model import (
     ActionInvocation,
     AttributeDef,
     AttributeValueError,
+    Category,
     CategoryCollection,
     CategoryRef,
     Entity,
@@ -122,6 +123,19 @@ def _at(path: str, read: Callable[[str], Entity | None]) -> Entity:
     if entity is None or entity.location != path:
         raise errors.NotFound(f"nothing exists at {path}")
     return entity
+
+
+def _stored_id(entity: Entity) -> str:
+    """The id of an entity the store holds (or one about to be stored): only an entity a client
+    sent has none yet, and the service gives it one before storing it."""
+    assert entity.id is not None, f"a stored {entity.kind} entity has no id"
+    return entity.id
+
+
+def _owner(job: Job) -> str:
+    """The server holding a claimed job: only claimed jobs are executed, finished or failed."""
+    assert job.owner is not None, f"job {job.id} is not claimed"
+    return job.owner
 
 
 def check_preconditions(entity: Entity, if_match: str | None, if_none_match: str | None) -> None:
@@ -244,6 +258,7 @@ class Service:
             for ref in refs:
                 mixin = self._user_mixin(ref, reg, taken)
                 tx.add_user_mixin(mixin)
+                assert mixin.location is not None  # _user_mixin always gives it one
                 taken.add(mixin.location)
                 out.append(mixin)
             self._categories_changed(tx)
@@ -442,9 +457,9 @@ class Service:
     @staticmethod
     def _resolve_category(
         reg: Registry, name: str, unknown: type[errors.OcciError] = errors.BadRequest
-    ) -> Kind | Mixin | Any:
+    ) -> Category:
         """A category by type identifier, or by bare term when that is unambiguous."""
-        cat = reg.category(name)
+        cat: Category | None = reg.category(name)
         if cat is None and "#" not in name:
             matches = [c for c in reg.collection() if c.term == name]
             if len(matches) > 1:
@@ -554,7 +569,7 @@ class Service:
                 self._note(link, kind, "attaching")
             tx.insert(link)
             if kind != infra.LINK:
-                self._submit(tx, self._link_key(link), "link", link.id)
+                self._submit(tx, self._link_key(link), "link", entity_id)
             return self._present(link, reg)
         if isinstance(e, Link):
             raise errors.BadRequest(f"{kind.id} is a resource kind: it takes no source or target")
@@ -562,7 +577,7 @@ class Service:
         res.summary = e.summary if isinstance(e, Resource) else None
         self._note(res, kind, "creating")
         tx.insert(res)
-        self._submit(tx, res.id, "create", res.id)
+        self._submit(tx, entity_id, "create", entity_id)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
         return self._present(res, reg)
@@ -737,12 +752,14 @@ class Service:
             target=target_loc,
             target_kind=inline.target_kind,
         )
-        return self._create_one(tx, reg, spec, kind, entity_id=None)
+        link = self._create_one(tx, reg, spec, kind, entity_id=None)
+        assert isinstance(link, Link)  # kind is a link kind: _create_one made a Link
+        return link
 
     @staticmethod
     def _link_key(link: Link) -> str:
         """Link operations queue behind the source resource's (a NIC waits for its VM)."""
-        return (link.source or "").rsplit("/", 1)[-1] or link.id
+        return (link.source or "").rsplit("/", 1)[-1] or _stored_id(link)
 
     @staticmethod
     def _note(entity: Entity, kind: Kind, message: str) -> None:
@@ -822,7 +839,7 @@ class Service:
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
             fresh = tx.get_many(e.id for e in entities if e.id)
-            return [self._present(fresh.get(e.id, e), reg) for e in entities]
+            return [self._present(fresh.get(e.id or "", e), reg) for e in entities]
 
     def execute(self, job: Job, runner: JobRunner) -> None:
         """Carry out one claimed job on the backend and store what it did."""
@@ -842,10 +859,11 @@ class Service:
         try:
             outcome = self._call_backend(job, entity, links, source, target)
         except InvalidTransition as exc:
-            outcome = self._already_done(job, entity)
-            if outcome is None:
+            seen = self._already_done(job, entity)
+            if seen is None:
                 self._job_failed(job, runner, entity, str(exc), broken=False, fault="state")
                 return
+            outcome = seen
         except NotFoundOnPlatform as exc:
             if job.operation != "delete":
                 self._job_failed(
@@ -876,7 +894,7 @@ class Service:
             log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
             if job.attempts < job.max_attempts:
                 with self.store.begin() as tx:
-                    tx.jobs.retry(job.id, job.owner, message, runner.backoff(job.attempts))
+                    tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts))
                 runner.notify()
             else:
                 self._job_failed(
@@ -901,16 +919,21 @@ class Service:
         op, p = job.operation, job.params
         b = self.backend
         if op == "create":
+            assert isinstance(entity, Resource)  # links are made by "link" jobs
             return b.create(entity)
         if op == "update":
+            assert isinstance(entity, Resource)  # a link's update has no platform work
             return b.update(entity, p.get("changed", {}))
         if op == "action":
+            assert isinstance(entity, Resource)  # only resource kinds have actions
             return b.action(entity, p["action"], p.get("params", {}))
         if op == "link":
+            assert isinstance(entity, Link)  # queued by _create_one for links only
             if source is None:
                 raise NotFoundOnPlatform(f"the source {entity.source} of the link is gone")
             return b.link(entity, source, target)
         if op == "relink":
+            assert isinstance(entity, Link)  # queued by _replace for a moved link
             old = Link(
                 entity.kind,
                 entity.id,
@@ -956,7 +979,7 @@ class Service:
         (the server died before recording it): observe and accept."""
         if job.attempts < 2 or job.operation != "action":
             return None
-        goal = ACTION_TARGET_STATES.get(job.params.get("action"))
+        goal = ACTION_TARGET_STATES.get(job.params.get("action", ""))
         try:
             seen = self.backend.observe(entity)
         except BackendFault:
@@ -972,9 +995,9 @@ class Service:
         try:
             with self.store.begin() as tx:
                 if entity is not None and job.operation == "delete":
-                    tx.delete([entity.id])
+                    tx.delete([_stored_id(entity)])
                 elif entity is not None and outcome is not None:
-                    current = tx.get(entity.id, for_update=True)
+                    current = tx.get(_stored_id(entity), for_update=True)
                     if current is not None and outcome.attributes:
                         current.attributes.update(outcome.attributes)
                         tx.update(current)
@@ -983,7 +1006,7 @@ class Service:
                         self._record_saved_image(tx, outcome.mixin)
                         self._categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
-                if not tx.jobs.finish(job.id, job.owner, result):
+                if not tx.jobs.finish(job.id, _owner(job), result):
                     raise _LostJob
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
@@ -1003,7 +1026,7 @@ class Service:
         on the job for the request waiting for it."""
         try:
             with self.store.begin() as tx:
-                current = tx.get(entity.id, for_update=True)
+                current = tx.get(_stored_id(entity), for_update=True)
                 if current is not None:
                     kind = self.registry(tx).kinds.get(current.kind)
                     if job.operation == "update":
@@ -1021,7 +1044,7 @@ class Service:
                             current.attributes[state + ".message"] = message
                     tx.update(current)
                     self._derive_link_states(tx, current)
-                if not tx.jobs.fail(job.id, job.owner, message, {"fault": fault}):
+                if not tx.jobs.fail(job.id, _owner(job), message, {"fault": fault}):
                     raise _LostJob
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
@@ -1050,21 +1073,22 @@ class Service:
         if not entities:
             return 0
         with self.store.begin(readonly=True) as tx:
-            unfinished = tx.jobs.unfinished([e.id for e in entities])
+            unfinished = tx.jobs.unfinished([_stored_id(e) for e in entities])
         stored = {e.id: e.attributes for e in entities}
         busy = {j.entity_id for j in unfinished} | {j.params.get("target") for j in unfinished}
         seen: dict[str, dict[str, Any]] = {}
         for e in entities:
-            if e.id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
+            e_id = _stored_id(e)
+            if e_id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
                 continue
             try:
-                seen[e.id] = self._observed(e)
+                seen[e_id] = self._observed(e)
             except NotFoundOnPlatform as exc:
                 kind = self.registry().kinds.get(e.kind)
                 if kind is None:
                     continue
                 state = f"occi.{kind.term}.state"
-                seen[e.id] = {state: "error", state + ".message": f"gone from the platform: {exc}"}
+                seen[e_id] = {state: "error", state + ".message": f"gone from the platform: {exc}"}
             except BackendFault as exc:
                 log.warning("cannot observe %s: %s", e.location, exc)
         changed = 0
@@ -1199,6 +1223,7 @@ class Service:
         self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool
     ) -> Entity:
         kind = reg.kinds[cur.kind]
+        cur_id = _stored_id(cur)
         prev = dict(cur.attributes)
         if new.kind and new.kind != cur.kind:
             raise errors.BadRequest(
@@ -1314,7 +1339,7 @@ class Service:
                     moved = True
             if moved:
                 old_source = old_target = None
-                stored = tx.get(cur.id)
+                stored = tx.get(cur_id)
                 if isinstance(stored, Link):
                     old_source, old_target = stored.source, stored.target
                 self._bind_link(tx, reg, cur, kind)
@@ -1323,14 +1348,14 @@ class Service:
                         tx,
                         self._link_key(cur),
                         "relink",
-                        cur.id,
+                        cur_id,
                         old_source=old_source,
                         old_target=old_target,
                     )
         previous = {n: prev.get(n) for n in changed}
         tx.update(cur)
         if changed and not kind.is_a(infra.LINK):
-            self._submit(tx, cur.id, "update", cur.id, changed=changed, previous=previous)
+            self._submit(tx, cur_id, "update", cur_id, changed=changed, previous=previous)
         return self._present(cur, reg)
 
     # ================================================================== deleting
@@ -1354,7 +1379,12 @@ class Service:
             self._submit_many(
                 tx,
                 [
-                    (self._link_key(e) if isinstance(e, Link) else e.id, "delete", e.id, {})
+                    (
+                        self._link_key(e) if isinstance(e, Link) else _stored_id(e),
+                        "delete",
+                        _stored_id(e),
+                        {},
+                    )
                     for e in entities
                 ],
             )
@@ -1370,8 +1400,9 @@ class Service:
             if kind is not None:
                 self._note(e, kind, "deleting")
                 tx.update(e)
-            key = self._link_key(e) if isinstance(e, Link) else e.id
-            self._submit(tx, key, "delete", e.id)
+            e_id = _stored_id(e)
+            key = self._link_key(e) if isinstance(e, Link) else e_id
+            self._submit(tx, key, "delete", e_id)
 
     # ================================================================== actions
     def act(
@@ -1421,7 +1452,12 @@ class Service:
             self._submit_many(
                 tx,
                 [
-                    (e.id, "action", e.id, {"action": action.term, "params": params})
+                    (
+                        _stored_id(e),
+                        "action",
+                        _stored_id(e),
+                        {"action": action.term, "params": params},
+                    )
                     for e, (action, params) in zip(entities, checked, strict=True)
                 ],
             )
@@ -1502,7 +1538,8 @@ class Service:
         kind = reg.kinds[entity.kind]
         self._note(entity, kind, f"{term} requested")
         tx.update(entity)
-        return self._submit(tx, entity.id, "action", entity.id, action=term, params=params)
+        entity_id = _stored_id(entity)
+        return self._submit(tx, entity_id, "action", entity_id, action=term, params=params)
 
     # ================================================================== mixin collections
     def associate(
@@ -1527,7 +1564,7 @@ class Service:
             if replace_all:
                 keep = {e.id for e in targets}
                 current = tx.query(Query(mixin=mixin.id))
-                tx.dissociate(mixin.id, [e.id for e in current if e.id not in keep])
+                tx.dissociate(mixin.id, [_stored_id(e) for e in current if e.id not in keep])
             fam = reg.template_family(mixin)
             for e in targets:
                 if mixin.id in e.mixins:
@@ -1541,7 +1578,7 @@ class Service:
                     )
                     self._replace(tx, reg, e, patch, full=False)
                 else:
-                    tx.associate(mixin.id, [e.id])
+                    tx.associate(mixin.id, [_stored_id(e)])
             members = tx.query(Query(mixin=mixin.id))
             return [self._present(e, reg) for e in members]
 
@@ -1553,7 +1590,7 @@ class Service:
                 tx.dissociate(mixin.id, None)
                 return
             targets = self._entities_at(tx, locations)
-            tx.dissociate(mixin.id, [e.id for e in targets])
+            tx.dissociate(mixin.id, [_stored_id(e) for e in targets])
 
     def _mixin_at(self, reg: Registry, path: str) -> Mixin:
         cat = self.collection_target(path, reg)

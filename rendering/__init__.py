@@ -33,6 +33,12 @@ def for_media_type(media_type: str) -> Rendering | None:
     return _BY_TYPE.get(media_type.strip().lower())
 
 
+def require(media_type: str) -> Rendering:
+    """The rendering for one of MEDIA_TYPES, as written there (the server's own choices, such
+    as its default text/plain); KeyError for any other."""
+    return _BY_TYPE[media_type]
+
+
 __all__ = [
     "Context",
     "Message",
@@ -42,4 +48,5 @@ __all__ = [
     "Unrenderable",
     "MEDIA_TYPES",
     "for_media_type",
+    "require",
 ]

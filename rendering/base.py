@@ -16,7 +16,7 @@ import functools
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -276,7 +276,7 @@ class Rendering(ABC):
         mixins to remove on DELETE. Empty list when there are none."""
 
     @abstractmethod
-    def parse_locations(self, msg: Message) -> list[str | EntityRef]:
+    def parse_locations(self, msg: Message) -> Sequence[str | EntityRef]:
         """Entity locations (mixin collection association), made relative to msg.base_url, or
         EntityRefs for entities a rendering names by kind and id."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import falcon
@@ -49,7 +49,7 @@ SERVER = f"occi-server/{__version__} OCCI/1.2 OCCI-CRTP/1.1"
 QUERY_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
 HEALTH_PATH = "/healthz"
 ACCEPT = ", ".join(rendering.MEDIA_TYPES)
-_HEADER_RENDERING = rendering.for_media_type("text/occi")
+_HEADER_RENDERING = rendering.require("text/occi")
 
 
 class OcciResource:
@@ -91,6 +91,7 @@ class OcciResource:
                 # rendering is produced and measured here, where its errors are still
                 # answered, not kept. falcon sends no body for HEAD and measures resp.data.
                 stream, resp.stream = resp.stream, None
+                assert isinstance(stream, Iterable)  # _send streams only a Rendered body
                 resp.content_length = sum(len(chunk) for chunk in stream)
         except errors.OcciError as exc:
             headers = dict(exc.headers)
@@ -102,9 +103,7 @@ class OcciResource:
         except Unrenderable as exc:
             # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
             # returned"; the message is sent as text/plain, which every client can read
-            self._error(
-                resp, rendering.for_media_type("text/plain"), ctx, 400, "Bad Request", str(exc)
-            )
+            self._error(resp, rendering.require("text/plain"), ctx, 400, "Bad Request", str(exc))
         except falcon.HTTPError as exc:  # falcon refused a header it parsed (Content-Length)
             code, reason = _status_of(exc)
             self._error(resp, out, ctx, code, reason, exc.description or exc.title or reason)
@@ -312,13 +311,14 @@ class OcciResource:
         if cache.get("registry") is not reg:
             cache.clear()
             cache["registry"] = reg
-        r = cache.get(key)
-        if r is None:
-            r = out.render_categories(reg.collection(), ctx)
-            if not isinstance(r.body, (bytes, bytearray)):
-                r = Rendered(r.content_type, list(r.headers), b"".join(r.body))
-            if len(cache) < 64:  # base URLs come from Host headers: bound the cache
-                cache[key] = r
+        cached = cache.get(key)
+        if isinstance(cached, Rendered):
+            return cached
+        r = out.render_categories(reg.collection(), ctx)
+        if not isinstance(r.body, (bytes, bytearray)):
+            r = Rendered(r.content_type, list(r.headers), b"".join(r.body))
+        if len(cache) < 64:  # base URLs come from Host headers: bound the cache
+            cache[key] = r
         return r
 
     # ------------------------------------------------------------------ collections
@@ -388,14 +388,16 @@ class OcciResource:
         self._send(resp, status, out.render_entity(entity, ctx))
 
     def _created(self, resp, out: Rendering, ctx: Context, created: list[Entity]) -> None:
-        resp.set_header("Location", ctx.url(created[0].location))
+        locations: list[str] = []
         for e in created:
-            resp.append_header("X-OCCI-Location", ctx.url(e.location))
+            assert e.location is not None  # stored entities have their location
+            locations.append(e.location)
+        resp.set_header("Location", ctx.url(locations[0]))
+        for location in locations:
+            resp.append_header("X-OCCI-Location", ctx.url(location))
         if len(created) == 1 and out.media_types[0] != "text/uri-list":
             return self._send_entity(resp, "201 Created", out, ctx, created[0])
-        return self._send(
-            resp, "201 Created", out.render_locations([e.location for e in created], ctx)
-        )
+        return self._send(resp, "201 Created", out.render_locations(locations, ctx))
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
@@ -570,11 +572,12 @@ def create_app(
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi)."""
-    app = falcon.App(media_type=None, middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH)])
+    app = falcon.App(
+        media_type=negotiation.DEFAULT_TYPE, middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH)]
+    )
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
-    app.resp_options.default_media_type = negotiation.DEFAULT_TYPE
     handler = OcciResource(
         service,
         max_body=max_body,

@@ -62,7 +62,7 @@ def choose_rendering(accept: str | None) -> Rendering:
 
 def _choose(accept: str | None) -> Rendering:
     if not accept or not accept.strip():
-        return rendering.for_media_type(DEFAULT_TYPE)
+        return rendering.require(DEFAULT_TYPE)
     for mt, q in parse_accept(accept):
         if q <= 0:
             continue
@@ -79,13 +79,13 @@ def _choose(accept: str | None) -> Rendering:
 def request_rendering(content_type: str | None, has_body: bool) -> Rendering:
     """The rendering that parses the request: by Content-Type, text/plain when none is given."""
     if not content_type or not content_type.strip():
-        return rendering.for_media_type(DEFAULT_TYPE)
+        return rendering.require(DEFAULT_TYPE)
     mt = content_type.split(";", 1)[0].strip().lower()
     r = rendering.for_media_type(mt)
     if r is None:
         if mt == "application/x-www-form-urlencoded":
             # what curl -d sends unless told otherwise: read it as text/plain
-            return rendering.for_media_type(DEFAULT_TYPE)
+            return rendering.require(DEFAULT_TYPE)
         raise errors.UnsupportedMediaType(
             f"Content-Type {mt} cannot be read; send one of {', '.join(rendering.MEDIA_TYPES)}"
         )

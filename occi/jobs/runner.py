@@ -176,6 +176,8 @@ class JobRunner:
     def _reconcile_loop(self) -> None:
         """Events: observe the named entities at once. Periodically: one server (holding a
         shared lease) walks every entity."""
+        reconcile = self.reconcile
+        assert reconcile is not None  # the loop is started only with a reconcile function
         interval = self.settings.reconcile
         next_pass = time.monotonic() + (interval if interval > 0 else float("inf"))
         while not self._stop.is_set():
@@ -187,13 +189,13 @@ class JobRunner:
                 named, self._observed = list(self._observed), set()
             try:
                 if named:
-                    self.reconcile(named)
+                    reconcile(named)
                 if time.monotonic() >= next_pass:
                     next_pass = time.monotonic() + interval
                     with self.store.begin() as tx:
                         mine = tx.take_lease("reconcile", interval * 0.9)
                     if mine:
-                        self.reconcile(None)
+                        reconcile(None)
             except Exception as exc:
                 _failed("reconcile failed", exc)
 

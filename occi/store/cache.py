@@ -25,9 +25,11 @@ happened meanwhile. A notification that arrives after the rows are stored drops 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-Rows = list[tuple[Any, ...]]
+#: what a DB-API cursor's fetchall() gives (PEP 249 promises a sequence of rows)
+Rows = Sequence[tuple[Any, ...]]
 
 
 class EntityCache:

@@ -58,7 +58,7 @@ def is_outage(exc: BaseException) -> bool:
     if getattr(exc, "connection_invalidated", False):
         return True
     orig = getattr(exc, "orig", None)
-    if hasattr(orig, "sqlstate"):  # psycopg: no state when no server answered
+    if orig is not None and hasattr(orig, "sqlstate"):  # psycopg: no state when no server answered
         state = orig.sqlstate or ""
         return not state or state.startswith(("08", "57P"))
     text = str(orig or exc).lower()

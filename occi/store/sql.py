@@ -29,7 +29,7 @@ from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
 from occi.store.base import Query, Store, StoreTx
-from occi.store.cache import EntityCache
+from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
 
@@ -317,10 +317,11 @@ _ENTITY_NAMES = tuple(c.name for c in _ENTITY_COLUMNS)
 _LINK_NAMES = tuple(name for name, _ in _LINK_LABELS)
 
 
-class _LinkRow(dict):
+class _LinkRow(dict[str, Any]):
     """A link's columns out of a joined row, read by attribute like a Row."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
 
 
 class _DriverStatement:
@@ -344,7 +345,7 @@ class _DriverStatement:
             done = self._compiled[dialect.name] = (str(compiled), names)
         return done
 
-    def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection, params: dict[str, Any]) -> Rows:
         sql, names = self._sql(conn.dialect)
         args: Any = tuple(params[n] for n in names) if names is not None else params
         dbapi_conn = conn.connection.dbapi_connection
@@ -398,7 +399,7 @@ class SqlTx(StoreTx):
             return column == sa.any_(
                 sa.bindparam(None, list(values), type_=postgresql.ARRAY(elem_type))
             )
-        each = sa.select(sa.column("value")).select_from(
+        each: sa.Select[Any] = sa.select(sa.column("value")).select_from(
             sa.func.json_each(sa.bindparam(None, _dumps(list(values)), type_=sa.Text()))
         )
         return column.in_(each.scalar_subquery())
@@ -438,7 +439,7 @@ class SqlTx(StoreTx):
         return clauses
 
     @staticmethod
-    def _to_entity(row: Row[Any]) -> Entity:
+    def _to_entity(row: Row[Any] | _LinkRow) -> Entity:
         attributes = json.loads(row.attributes) if row.attributes else {}
         mixins = json.loads(row.mixins) if row.mixins else []
         if row.source_id is None:
@@ -538,7 +539,7 @@ class SqlTx(StoreTx):
         return self._from_tuples(stmt.rows(self.conn, {"entity_id": entity_id}))
 
     @classmethod
-    def _from_tuples(cls, rows: list[tuple[Any, ...]]) -> Entity | None:
+    def _from_tuples(cls, rows: Rows) -> Entity | None:
         """One entity from _GET's rows as plain tuples (entity columns, then its link's)."""
         if not rows:
             return None
@@ -572,7 +573,11 @@ class SqlTx(StoreTx):
         if not ids:
             return {}
         rows = self.conn.execute(sa.select(entities).where(self._in(entities.c.id, ids))).all()
-        return {e.id: e for e in self._attach_links(rows)}
+        found: dict[str, Entity] = {}
+        for e in self._attach_links(rows):
+            assert e.id is not None  # the primary key
+            found[e.id] = e
+        return found
 
     def _listing(
         self, q: Query
@@ -710,7 +715,9 @@ class SqlTx(StoreTx):
             )
         try:
             with self.conn.begin_nested():
-                seq = self.conn.execute(entities.insert().values(**values)).inserted_primary_key[0]
+                key = self.conn.execute(entities.insert().values(**values)).inserted_primary_key
+                assert key is not None  # an INSERT of one row has its primary key
+                seq = key[0]
         except IntegrityError:
             raise self._entity_conflict(entity) from None
         self._write_index(seq, mixins, attributes)
