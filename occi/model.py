@@ -284,6 +284,18 @@ class Mixin(Category):
     cls = "mixin"
 
 
+#: the attributes OCCI Core makes fields of an entity (its id, title, summary, link ends)
+CORE_ATTRIBUTES = (
+    "occi.core.id",
+    "occi.core.title",
+    "occi.core.summary",
+    "occi.core.source",
+    "occi.core.target",
+    "occi.core.source.kind",
+    "occi.core.target.kind",
+)
+
+
 @dataclass
 class Entity:
     """An entity as it crosses the rendering boundary.
@@ -306,6 +318,20 @@ class Entity:
 
     is_link = False
 
+    def as_resource(self) -> Resource:
+        """A bare entity as a resource without summary or links (how renderings show it)."""
+        if isinstance(self, Resource):
+            return self
+        return Resource(
+            kind=self.kind,
+            id=self.id,
+            title=self.title,
+            mixins=self.mixins,
+            attributes=self.attributes,
+            location=self.location,
+            actions=self.actions,
+        )
+
 
 @dataclass
 class Resource(Entity):
@@ -325,6 +351,17 @@ class Link(Entity):
     rel: str | None = None
 
     is_link = True
+
+    def core_values(self) -> list[tuple[str, str | None]]:
+        """The link's core attributes as (name, value), id and title first (GFD.185 order)."""
+        return [
+            ("occi.core.id", self.id),
+            ("occi.core.title", self.title),
+            ("occi.core.source", self.source),
+            ("occi.core.target", self.target),
+            ("occi.core.source.kind", self.source_kind),
+            ("occi.core.target.kind", self.target_kind),
+        ]
 
 
 @dataclass

@@ -30,6 +30,7 @@ from occi import infrastructure as infra
 from occi import states as machines
 from occi.jobs.runner import JobRunner, JobSettings
 from occi.model import (
+    CORE_ATTRIBUTES,
     ActionInvocation,
     AttributeDef,
     AttributeValueError,
@@ -85,15 +86,7 @@ def valid_location(location: str) -> bool:
     )
 
 
-CORE_FIELDS = {
-    "occi.core.id",
-    "occi.core.title",
-    "occi.core.summary",
-    "occi.core.source",
-    "occi.core.target",
-    "occi.core.source.kind",
-    "occi.core.target.kind",
-}
+CORE_FIELDS = frozenset(CORE_ATTRIBUTES)
 
 
 #: the state an action leads to (GFD.224), to recognise a retried action already carried out

@@ -47,6 +47,7 @@ from typing import Any
 from occi.model import (
     ARRAY,
     BOOLEAN,
+    CORE_ATTRIBUTES,
     ENUM,
     INTEGER,
     MAX_NUMBER_TEXT,
@@ -117,15 +118,7 @@ _POSIX_CLASSES = {
 _POSIX_RE = re.compile(r"\[:(" + "|".join(_POSIX_CLASSES) + r"):\]")
 _RUBY_NO_FLAGS_RE = re.compile(r"\(\?-[mix]{1,3}:")
 
-_CORE_ATTRS = (
-    "occi.core.id",
-    "occi.core.title",
-    "occi.core.summary",
-    "occi.core.source",
-    "occi.core.target",
-    "occi.core.source.kind",
-    "occi.core.target.kind",
-)
+_CORE_ATTRS = CORE_ATTRIBUTES
 _ENTITY_KEYS = {
     "kind",
     "id",
@@ -627,19 +620,7 @@ def entity_object(entity: Entity, ctx: Context) -> dict[str, Any]:
         return link_object(entity, ctx)
     if isinstance(entity, Resource):
         return resource_object(entity, ctx)
-    # a bare Entity: render it as a resource without summary/links
-    return resource_object(
-        Resource(
-            kind=entity.kind,
-            id=entity.id,
-            title=entity.title,
-            mixins=entity.mixins,
-            attributes=entity.attributes,
-            location=entity.location,
-            actions=entity.actions,
-        ),
-        ctx,
-    )
+    return resource_object(entity.as_resource(), ctx)  # a bare Entity: no summary, links
 
 
 def _stream_entities(entities: Iterable[Entity], ctx: Context) -> Iterator[bytes]:

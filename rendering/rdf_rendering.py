@@ -50,6 +50,7 @@ from occi.model import (
     ARRAY,
     BOOLEAN,
     CORE,
+    CORE_ATTRIBUTES,
     ENUM,
     INFRA,
     INTEGER,
@@ -84,15 +85,7 @@ OCCI_NS = "http://schemas.ogf.org/occi/rdf#"
 ATTR_NS = "http://schemas.ogf.org/occi/attribute#"
 MAX_DEPTH = 64
 
-_CORE_ATTRS = (
-    "occi.core.id",
-    "occi.core.title",
-    "occi.core.summary",
-    "occi.core.source",
-    "occi.core.target",
-    "occi.core.source.kind",
-    "occi.core.target.kind",
-)
+_CORE_ATTRS = CORE_ATTRIBUTES
 _STANDARD_KINDS = frozenset(k.id for k in infrastructure.KINDS)
 _LINK_KINDS = frozenset(k.id for k in infrastructure.KINDS if k.is_a(infrastructure.LINK))
 
@@ -377,14 +370,7 @@ class GraphBuilder:
             g.add((node, V["targetKind"], rdflib.URIRef(link.target_kind)))
         if link.rel:
             g.add((node, V["rel"], rdflib.URIRef(link.rel)))
-        core = [
-            ("occi.core.id", link.id),
-            ("occi.core.title", link.title),
-            ("occi.core.source", link.source),
-            ("occi.core.target", link.target),
-            ("occi.core.source.kind", link.source_kind),
-            ("occi.core.target.kind", link.target_kind),
-        ]
+        core = link.core_values()
         self._values(node, core, link.attributes)
         return node
 
@@ -408,17 +394,7 @@ class GraphBuilder:
             return self.link(e)
         if isinstance(e, Resource):
             return self.resource(e)
-        return self.resource(
-            Resource(
-                kind=e.kind,
-                id=e.id,
-                title=e.title,
-                mixins=e.mixins,
-                attributes=e.attributes,
-                location=e.location,
-                actions=e.actions,
-            )
-        )
+        return self.resource(e.as_resource())
 
     def collection(self, members: Iterable[Any]) -> None:
         rdflib = _rdf()

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from occi.model import (
+    CORE_ATTRIBUTES,
     MAX_NUMBER_TEXT,
     TERM_RE,
     Action,
@@ -65,15 +66,7 @@ _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?$")
 _PARAM_START_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*\s*=")
 _ATTR_DEF_RE = re.compile(r"([^\s{}]+)(?:\{([^}]*)\})?")
-_CORE_ATTRIBUTES = (
-    "occi.core.id",
-    "occi.core.title",
-    "occi.core.summary",
-    "occi.core.source",
-    "occi.core.target",
-    "occi.core.source.kind",
-    "occi.core.target.kind",
-)
+_CORE_ATTRIBUTES = CORE_ATTRIBUTES
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
@@ -166,17 +159,6 @@ def _short_category(type_id: str, cls: str) -> str:
     return f'{term}; scheme={quote(scheme)}; class="{cls}"'
 
 
-def _link_core_attributes(link: Link) -> list[tuple[str, Any]]:
-    return [
-        ("occi.core.id", link.id),
-        ("occi.core.title", link.title),
-        ("occi.core.source", link.source),
-        ("occi.core.target", link.target),
-        ("occi.core.source.kind", link.source_kind),
-        ("occi.core.target.kind", link.target_kind),
-    ]
-
-
 def _inline_link_value(link: Link) -> str:
     parts = [f"<{link.target or ''}>"]
     rel = link.rel or link.target_kind
@@ -187,7 +169,7 @@ def _inline_link_value(link: Link) -> str:
     cats = [c for c in [link.kind, *link.mixins] if c]
     if cats:
         parts.append(f"category={quote(' '.join(cats))}")
-    attributes = _link_core_attributes(link) + sorted(link.attributes.items())
+    attributes = link.core_values() + sorted(link.attributes.items())
     parts.extend(f"{name}={format_value(v)}" for name, v in attributes if v is not None)
     return "; ".join(parts)
 
@@ -208,7 +190,7 @@ def entity_pairs(entity: Entity) -> list[Pair]:
     if isinstance(entity, Resource):
         core.append(("occi.core.summary", entity.summary))
     if isinstance(entity, Link):
-        core.extend(_link_core_attributes(entity)[2:])
+        core.extend(entity.core_values()[2:])
     for name, value in core + sorted(entity.attributes.items()):
         if value is not None:
             pairs.append((ATTRIBUTE, f"{name}={format_value(value)}"))

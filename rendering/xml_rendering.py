@@ -40,6 +40,7 @@ from typing import Any
 from occi.model import (
     ARRAY,
     BOOLEAN,
+    CORE_ATTRIBUTES,
     ENUM,
     INTEGER,
     NUMBER,
@@ -76,15 +77,7 @@ CONTENT_TYPE = "application/occi+xml"
 MAX_DEPTH = 64
 CHUNK_SIZE = 32 * 1024
 
-_CORE_ATTRS = (
-    "occi.core.id",
-    "occi.core.title",
-    "occi.core.summary",
-    "occi.core.source",
-    "occi.core.target",
-    "occi.core.source.kind",
-    "occi.core.target.kind",
-)
+_CORE_ATTRS = CORE_ATTRIBUTES
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _HOSTILE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -328,14 +321,7 @@ def link_element(link: Link, ctx: Context, parent: Any = None) -> Any:
         _ref(el, "kind", link.kind)
     for m in link.mixins:
         _ref(el, "mixin", m)
-    core = [
-        ("occi.core.id", link.id),
-        ("occi.core.title", link.title),
-        ("occi.core.source", link.source),
-        ("occi.core.target", link.target),
-        ("occi.core.source.kind", link.source_kind),
-        ("occi.core.target.kind", link.target_kind),
-    ]
+    core = link.core_values()
     for name, v in [c for c in core if c[1] is not None] + _values(link.attributes, _CORE_ATTRS):
         _value_el(el, name, v)
     for a in link.actions:
@@ -377,15 +363,7 @@ def entity_element(entity: Entity, ctx: Context, parent: Any = None) -> Any:
     if isinstance(entity, Resource):
         return resource_element(entity, ctx, parent)
     return resource_element(
-        Resource(
-            kind=entity.kind,
-            id=entity.id,
-            title=entity.title,
-            mixins=entity.mixins,
-            attributes=entity.attributes,
-            location=entity.location,
-            actions=entity.actions,
-        ),
+        entity.as_resource(),
         ctx,
         parent,
     )
