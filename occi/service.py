@@ -857,31 +857,21 @@ class Service:
                 self._job_failed(job, runner, entity, str(exc), broken=False, fault="state")
                 return
             outcome = seen
-        except NotFoundOnPlatform as exc:
-            if job.operation != "delete":
+        except (NotFoundOnPlatform, Unsupported) as exc:
+            if isinstance(exc, Unsupported) or job.operation != "delete":
                 self._job_failed(
                     job,
                     runner,
                     entity,
                     f"not possible on the {self.backend.name} platform: {exc}",
                     broken=job.operation in ("create", "link"),
-                    fault="platform",
+                    fault="unsupported" if isinstance(exc, Unsupported) else "platform",
                 )
                 return
             # what the platform does not have is deleted (backends say so themselves; this
             # keeps an entity whose platform object never existed deletable on any backend)
             log.info("delete of %s: not on the platform (%s); done", target_id, exc)
             outcome = Outcome()
-        except Unsupported as exc:
-            self._job_failed(
-                job,
-                runner,
-                entity,
-                f"not possible on the {self.backend.name} platform: {exc}",
-                broken=job.operation in ("create", "link"),
-                fault="unsupported",
-            )
-            return
         except Exception as exc:  # PlatformError, or the platform's SDK failing
             message = f"the {self.backend.name} platform failed: {exc}"
             log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
