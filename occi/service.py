@@ -1133,7 +1133,9 @@ class Service:
                 side.append((kind, state))
             state, message = machines.link_state(side[0][0], side[0][1], side[1][0], side[1][1])
             attr = machines.LINK_STATE_ATTRS[ln.kind]
-            if ln.attributes.get(attr) != state:
+            # an inactive link says what it waits for, even when it was inactive before
+            waits = state == "inactive" and ln.attributes.get(attr + ".message") != message
+            if ln.attributes.get(attr) != state or waits:
                 ln.attributes[attr] = state
                 ln.attributes[attr + ".message"] = message
                 tx.update(ln)

@@ -57,6 +57,9 @@ def test_links_follow_compute_storage_and_network_over_the_api(api):
     act(api, vm, "compute", "start")
     assert link_state(api, sl, "storagelink") == "inactive"  # the volume is still offline
     assert link_state(api, ni, "networkinterface") == "inactive"  # the network is down
+    # and each says what it waits for, now that the compute runs
+    message = api.get(sl).json["attributes"]["occi.storagelink.state.message"]
+    assert "storage is offline" in message and "compute" not in message
 
     act(api, disk, "storage", "online")
     act(api, net, "network", "up")
