@@ -127,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         if not found.usable:
             print(f"occi-server: {found.reason}", file=sys.stderr)
             return 1
+        uri = settings.extra.get("libvirt_uri", "")
+        if settings.backend == "libvirt" and uri.startswith("test:") and settings.workers > 1:
+            log.warning(
+                "libvirt's test driver (%s) keeps its machines inside each process: with %d "
+                "workers each sees its own; serve it with --workers 1",
+                uri,
+                settings.workers,
+            )
     problem = sqlite_problem(settings.database_url, may_create=command in CREATES_DATABASE)
     if problem:
         print(f"occi-server: {problem}", file=sys.stderr)
