@@ -25,11 +25,13 @@ import socket
 import threading
 import time
 
+from gunicorn import util as gunicorn_util
 from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.gthread import ThreadWorker
 
 from occi import errors
 from occi.settings import Settings
+from rendering.base import safe_text
 
 
 class Deadlines:
@@ -144,6 +146,9 @@ class OcciThreadWorker(ThreadWorker):
         self.max_body = settings.max_body
         self.deadlines = Deadlines()
         self._refusing = threading.local()
+        # requests gunicorn cannot parse (a header holding NUL, a request line too long) are
+        # answered by gunicorn itself, in HTML; this process answers them like its own errors
+        gunicorn_util.write_error = write_plain_error
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -202,6 +207,19 @@ class OcciThreadWorker(ThreadWorker):
                 deadlines.disarm(sock)
 
         return guarded_app
+
+
+def write_plain_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error`, in OCCI's default rendering (text/plain, GFD.185) with the
+    server's own Server header: the request could not be read, so neither could its Accept."""
+    from occi.api.app import SERVER
+
+    body = (safe_text(mesg or reason).rstrip("\n") + "\n").encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nServer: {SERVER}\r\nConnection: close\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def _length(req) -> int:

@@ -187,3 +187,32 @@ def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert b"malformed" in answer
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "request_head, status",
+    [
+        (b"GET /-/ HTTP/1.1\r\nHost: x\r\nX-OCCI-Attribute: a\x00b\r\n\r\n", 400),
+        (b"GET /-/ HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ],
+    ids=["nul-in-header", "space-in-name", "long-request-line"],
+)
+def test_requests_gunicorn_cannot_parse_get_the_servers_own_plain_answer(
+    server, request_head, status
+):
+    """gunicorn answers what it cannot parse before the app sees it; the answer is still the
+    server's: text/plain (the OCCI default: the Accept header could not be read either), with
+    the OCCI Server header, never gunicorn's HTML."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(request_head)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer
+    assert b"\r\nContent-Type: text/plain; charset=utf-8" in head
+    assert b"OCCI/1.2" in head  # the Server header
+    assert b"<html>" not in body and body.endswith(b"\n") and len(body) > 1
+    assert requests.get(server.url + "/-/", timeout=30).status_code == 200
