@@ -144,6 +144,7 @@ class OcciThreadWorker(ThreadWorker):
         settings = Settings.load()
         self.read_timeout = settings.read_timeout
         self.max_body = settings.max_body
+        self.max_discard = settings.max_discard
         self.deadlines = Deadlines()
         self._refusing = threading.local()
         # requests gunicorn cannot parse (a header holding NUL, a request line too long) are
@@ -182,6 +183,7 @@ class OcciThreadWorker(ThreadWorker):
     def _guarded(self, app):
         deadlines = self.deadlines
         seconds = self.read_timeout
+        max_discard = self.max_discard
         refusing = self._refusing
 
         def guarded_app(environ, start_response):
@@ -194,19 +196,39 @@ class OcciThreadWorker(ThreadWorker):
             if sock is None or not (chunked or (length and length != "0")):
                 return app(environ, start_response)
             due = deadlines.arm(sock, seconds) if seconds > 0 else float("inf")
-            environ["wsgi.input"] = TimedInput(
+            body = TimedInput(
                 environ["wsgi.input"],
                 deadlines,
                 sock,
                 due,
                 None if chunked or not length.isdigit() else int(length),
             )
+            environ["wsgi.input"] = body
             try:
-                return app(environ, start_response)
+                result = app(environ, start_response)
+                # a body the answer did not need (a GET's, an OPTIONS') is read here, before
+                # the answer goes out: gunicorn drops a keep-alive connection whose unread body
+                # is over 64 KB after it has promised to keep it, and the client's next request
+                # on it fails
+                _drain(body, max_discard)
+                return result
             finally:
                 deadlines.disarm(sock)
 
         return guarded_app
+
+
+def _drain(body: TimedInput, limit: int) -> None:
+    """Read and drop what is left of a request body, up to `limit` bytes (beyond it, or when the
+    body is malformed or too slow, gunicorn closes the connection after the answer)."""
+    try:
+        while limit > 0:
+            chunk = body.read(min(limit, 1 << 16))
+            if not chunk:
+                return
+            limit -= len(chunk)
+    except (errors.OcciError, OSError):
+        return
 
 
 def write_plain_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:

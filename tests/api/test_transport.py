@@ -216,3 +216,21 @@ def test_requests_gunicorn_cannot_parse_get_the_servers_own_plain_answer(
     assert b"OCCI/1.2" in head  # the Server header
     assert b"<html>" not in body and body.endswith(b"\n") and len(body) > 1
     assert requests.get(server.url + "/-/", timeout=30).status_code == 200
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("method", ["GET", "OPTIONS", "HEAD"])
+def test_an_unread_body_does_not_break_the_kept_alive_connection(server, method):
+    """A request whose answer needs no body (GET of an entity, OPTIONS) may still carry a large
+    one; the connection the answer keeps alive serves the client's next request."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    body = b"x" * 200_000
+    conn.request(method, "/compute/nothing-here", body=body, headers={"Content-Type": "text/plain"})
+    first = conn.getresponse()
+    first.read()
+    assert first.status in (204, 404)
+    assert first.getheader("Connection", "").lower() != "close"
+    conn.request("GET", "/-/")  # the same connection
+    second = conn.getresponse()
+    assert second.status == 200 and second.read()
+    conn.close()
