@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,15 +25,13 @@ from backends.base import (
     Unreachable,
     Unsupported,
 )
-from occi import errors
+from occi import errors, validation
 from occi import infrastructure as infra
 from occi import states as machines
 from occi.jobs.runner import JobRunner, JobSettings
 from occi.model import (
     CORE_ATTRIBUTES,
     ActionInvocation,
-    AttributeDef,
-    AttributeValueError,
     Category,
     CategoryCollection,
     CategoryRef,
@@ -45,7 +43,6 @@ from occi.model import (
     PatternError,
     Resource,
     compile_pattern,
-    split_type_id,
     valid_attribute_name,
 )
 from occi.registry import Registry
@@ -444,7 +441,7 @@ class Service:
                 raise errors.BadRequest(f"{cat_name} is an action; filter by a kind or a mixin")
         if kinds is not None:
             q.kinds = sorted(kinds)
-        q.attributes = self._coerce_filter(reg, flt.attributes)
+        q.attributes = validation.filter_attributes(reg, flt.attributes)
         return q
 
     @staticmethod
@@ -474,25 +471,6 @@ class Service:
             cat = self._resolve_category(reg, name, unknown=errors.NotFound)
             refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
         return refs
-
-    @staticmethod
-    def _coerce_filter(reg: Registry, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        defs: dict[str, AttributeDef] = {}
-        for k in reg.kinds.values():
-            defs.update(k.attributes)
-        for m in reg.mixins.values():
-            defs.update(m.attributes)
-        out = {}
-        for name, value in attrs.items():
-            name = infra.LEGACY_ATTRIBUTES.get(name, name)
-            d = defs.get(name)
-            if d is not None:
-                try:
-                    value = d.coerce(value)
-                except AttributeValueError as exc:
-                    raise errors.BadRequest(f"filter: {exc}") from None
-            out[name] = value
-        return out
 
     def list_collection(
         self, path: str, flt: Filter, page: Page
@@ -549,8 +527,8 @@ class Service:
             )
         if tx.get(entity_id) is not None:
             raise errors.IdTaken(f"an entity with occi.core.id {entity_id} already exists")
-        mixins = self._check_mixins(reg, kind, e.mixins)
-        attributes = self._new_attributes(reg, kind, mixins, e.attributes)
+        mixins = validation.check_mixins(reg, kind, e.mixins)
+        attributes = validation.entity_attributes(reg, kind, mixins, e.attributes).attributes
         location = f"{kind.location}{entity_id}"
         if kind.is_a(infra.LINK):
             link = Link(kind.id, entity_id, e.title, mixins, attributes, location)
@@ -599,81 +577,6 @@ class Service:
         if kind.location is None or kind is infra.ENTITY:
             raise errors.BadRequest(f"{kind.id} cannot be instantiated")
         return kind
-
-    def _check_mixins(self, reg: Registry, kind: Kind, mixin_ids: Iterable[str]) -> list[str]:
-        out: list[str] = []
-        families: dict[str, str] = {}
-        for mid in mixin_ids:
-            m = reg.mixins.get(mid)
-            if m is None:
-                other = reg.category(mid)
-                what = f"a {other.cls}, not a mixin" if other else "not defined here"
-                raise errors.BadRequest(f"mixin {mid} is {what}")
-            if not reg.applies(m, kind):
-                raise errors.BadRequest(f"mixin {mid} does not apply to {kind.id} entities")
-            fam = reg.template_family(m)
-            if fam is not None:
-                if fam in families and families[fam] != mid:
-                    raise errors.BadRequest(
-                        f"only one {split_type_id(fam)[1]} mixin per entity: "
-                        f"{families[fam]} and {mid} were both given"
-                    )
-                families[fam] = mid
-            if mid not in out:
-                out.append(mid)
-        return out
-
-    def _canonical(self, name: str) -> str:
-        return infra.LEGACY_ATTRIBUTES.get(name, name)
-
-    def _new_attributes(
-        self, reg: Registry, kind: Kind, mixins: list[str], given: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        defs = reg.attribute_defs(kind, mixins)
-        out: dict[str, Any] = {}
-        for raw_name, value in given.items():
-            name = self._canonical(raw_name)
-            if name in CORE_FIELDS:
-                continue
-            d = defs.get(name)
-            if d is None and name == infra.COMPUTE_SPEED.name and kind.is_a(infra.COMPUTE):
-                d = infra.COMPUTE_SPEED
-            if d is None:
-                raise errors.BadRequest(
-                    f"attribute {raw_name} is not defined for {kind.id}"
-                    + (" with its mixins" if mixins else "")
-                )
-            if value is None:
-                continue
-            try:
-                value = d.coerce(value)
-            except AttributeValueError as exc:
-                raise errors.BadRequest(str(exc)) from None
-            if not d.mutable and d.default is not None and value != d.default:
-                raise errors.Forbidden(f"attribute {name} is immutable: the server sets it")
-            if not d.mutable and d.default is None and name.endswith(".state.message"):
-                continue
-            out[name] = value
-        # resource templates override the client's sizes (GFD.224 / CRTP R0305)
-        for m in reg.mixin_closure(mixins):
-            if reg.template_family(m) == infra.RESOURCE_TPL.id:
-                for name, d in m.attributes.items():
-                    if d.default is not None:
-                        out[name] = d.default
-        for name, d in defs.items():
-            if name in CORE_FIELDS:
-                continue
-            if name not in out and d.default is not None:
-                out[name] = d.default
-        missing = [
-            n for n, d in defs.items() if d.required and n not in out and n not in CORE_FIELDS
-        ]
-        if missing:
-            raise errors.BadRequest(
-                f"missing required attribute{'s' if len(missing) > 1 else ''} "
-                + ", ".join(sorted(missing))
-            )
-        return out
 
     # ------------------------------------------------------------------ links
     def _bind_link(self, tx: StoreTx, reg: Registry, link: Link, kind: Kind) -> None:
@@ -1217,99 +1120,23 @@ class Service:
         if new.id and new.id != cur.id:
             raise errors.Forbidden(f"occi.core.id is immutable ({cur.id})")
         if full:
-            mixin_ids = self._check_mixins(reg, kind, new.mixins)
+            mixin_ids = validation.check_mixins(reg, kind, new.mixins)
         else:
-            mixin_ids = list(cur.mixins)
-            for mid in self._check_mixins(reg, kind, new.mixins):
-                m = reg.mixins[mid]
-                fam = reg.template_family(m)
-                if fam is not None:
-                    mixin_ids = [
-                        x
-                        for x in mixin_ids
-                        if x not in reg.mixins or reg.template_family(reg.mixins[x]) != fam
-                    ]
-                if mid not in mixin_ids:
-                    mixin_ids.append(mid)
-        defs = reg.attribute_defs(kind, mixin_ids)
-        attributes = (
-            dict(cur.attributes)
-            if not full
-            else {n: v for n, v in cur.attributes.items() if n in defs and not defs[n].mutable}
+            mixin_ids = validation.added_mixins(reg, kind, cur.mixins, new.mixins)
+        checked = validation.entity_attributes(
+            reg,
+            kind,
+            mixin_ids,
+            new.attributes,
+            current=cur.attributes,
+            current_mixins=cur.mixins,
+            full=full,
         )
-        changed: dict[str, Any] = {}
-        for raw_name, value in new.attributes.items():
-            name = self._canonical(raw_name)
-            if name in CORE_FIELDS:
-                continue
-            d = defs.get(name)
-            if d is None and name == infra.COMPUTE_SPEED.name and kind.is_a(infra.COMPUTE):
-                d = infra.COMPUTE_SPEED
-            if d is None:
-                raise errors.BadRequest(f"attribute {raw_name} is not defined for {kind.id}")
-            if value is None:
-                if not d.mutable:
-                    continue
-                attributes.pop(name, None)
-                changed[name] = None
-                continue
-            try:
-                value = d.coerce(value)
-            except AttributeValueError as exc:
-                raise errors.BadRequest(str(exc)) from None
-            if not d.mutable:
-                if cur.attributes.get(name) != value:
-                    raise errors.Forbidden(
-                        f"attribute {name} is immutable: it is {cur.attributes.get(name)!r}, "
-                        f"{value!r} was given"
-                    )
-                continue
-            if cur.attributes.get(name) != value:
-                changed[name] = value
-            attributes[name] = value
-        # a newly associated resource template resizes (GFD.224), but never changes an
-        # immutable attribute (the ephemeral disk made at creation keeps its size)
-        for mid in mixin_ids:
-            if mid in cur.mixins:
-                continue
-            for m in reg.mixin_closure([mid]):
-                if reg.template_family(m) == infra.RESOURCE_TPL.id:
-                    for n, d in m.attributes.items():
-                        if d.default is None or attributes.get(n) == d.default or not d.mutable:
-                            continue
-                        attributes[n] = d.default
-                        changed[n] = d.default
-        # a size changed directly wins over the resource template the entity had: the
-        # template no longer describes it, so it is dropped (the answer shows it gone)
-        for mid in [x for x in mixin_ids if x in cur.mixins]:
-            for m in reg.mixin_closure([mid]):
-                if reg.template_family(m) == infra.RESOURCE_TPL.id and any(
-                    d.default is not None and n in changed and changed[n] != d.default
-                    for n, d in m.attributes.items()
-                ):
-                    log.info("%s: direct resize drops resource template %s", cur.location, mid)
-                    mixin_ids.remove(mid)
-                    break
-        if full:
-            for name, d in defs.items():
-                if name in attributes or d.default is None or name in CORE_FIELDS:
-                    continue
-                if not d.mutable and name not in cur.attributes:
-                    continue  # an immutable attribute the entity lacks stays unset
-                attributes[name] = d.default
-                if cur.attributes.get(name) != d.default:
-                    changed[name] = d.default
-            for name in set(cur.attributes) - set(attributes):
-                changed[name] = None
-        missing = [
-            n
-            for n, d in defs.items()
-            if d.required and n not in attributes and n not in CORE_FIELDS
-        ]
-        if missing:
-            raise errors.BadRequest("missing required attribute " + ", ".join(sorted(missing)))
-        cur.attributes = attributes
-        cur.mixins = mixin_ids
+        for mid in checked.dropped:
+            log.info("%s: direct resize drops resource template %s", cur.location, mid)
+        changed = checked.changed
+        cur.attributes = checked.attributes
+        cur.mixins = checked.mixins
         if full or new.title is not None:
             cur.title = new.title
         if isinstance(cur, Resource) and isinstance(new, Resource):
@@ -1399,7 +1226,7 @@ class Service:
             entity = self._load(tx, path, for_update=True)
             check_preconditions(entity, if_match, None)
             queued = self._queued_actions(tx, [entity])
-            action, params = self._check_action(
+            action, params = validation.check_action(
                 reg, entity, term, inv, queued.get(entity.id or "", [])
             )
             job_id = self._run_action(tx, reg, entity, action.term, params)
@@ -1423,7 +1250,7 @@ class Service:
             for e in entities:  # every member is checked before any is changed
                 try:
                     checked.append(
-                        self._check_action(reg, e, term, inv, queued.get(e.id or "", []))
+                        validation.check_action(reg, e, term, inv, queued.get(e.id or "", []))
                     )
                 except errors.Conflict as exc:
                     refused.append(str(exc))
@@ -1459,65 +1286,6 @@ class Service:
                     job.params.get("action", "")
                 )
         return out
-
-    def _check_action(
-        self,
-        reg: Registry,
-        entity: Entity,
-        term: str,
-        inv: ActionInvocation,
-        queued: list[str] | None = None,
-    ):
-        kind = reg.kinds[entity.kind]
-        available = reg.entity_actions(kind, entity.mixins)
-        matches = [a for a in available if a.term == term]
-        if inv.action:
-            if reg.actions.get(inv.action) is None:
-                raise errors.BadRequest(f"{inv.action} is not an action defined here")
-            matches = [a for a in matches if a.id == inv.action]
-            if not matches:
-                raise errors.BadRequest(
-                    f"the action category {inv.action} does not match ?action={term} "
-                    f"for a {kind.term}"
-                )
-        if not matches:
-            names = ", ".join(sorted({a.term for a in available})) or "none"
-            raise errors.BadRequest(
-                f"a {kind.term} has no action {term!r}; its actions are: {names}"
-            )
-        if len(matches) > 1:
-            raise errors.Conflict(
-                f"action {term!r} is ambiguous ({', '.join(a.id for a in matches)}): "
-                "send its Category to choose"
-            )
-        action = matches[0]
-        params: dict[str, Any] = {}
-        for name, value in inv.attributes.items():
-            d = action.attributes.get(name)
-            if d is None:
-                allowed = ", ".join(action.attributes) or "none"
-                raise errors.BadRequest(
-                    f"action {action.term} takes no parameter {name!r} (parameters: {allowed})"
-                )
-            try:
-                params[name] = d.coerce(value)
-            except AttributeValueError as exc:
-                raise errors.BadRequest(str(exc)) from None
-        for name, d in action.attributes.items():
-            if name not in params and d.default is not None:
-                params[name] = d.default
-            if d.required and name not in params:
-                raise errors.BadRequest(f"action {action.term} needs the parameter {name}")
-        # GFD.224's state machine, on the state the entity will be in once its queued actions
-        # are done, before anything is written
-        machine = machines.machine_for(kind)
-        if machine is not None and any(a.id == action.id for a in infra.ACTIONS):
-            state = machines.after(machine, entity.attributes.get(machine.state_attr), queued or [])
-            why = machines.refusal(machine, action.term, state)
-            if why is not None:
-                after = " once the actions queued for it are done" if queued else ""
-                raise errors.Conflict(f"{entity.location}: {why}{after}")
-        return action, params
 
     def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:
         kind = reg.kinds[entity.kind]
