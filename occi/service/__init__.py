@@ -13,6 +13,8 @@ Its rooms, each a layer of the one Service class, from the bottom:
   entities    create, put, update, replace, delete
   actions     actions on an entity or a collection
   mixins      mixin collections: associate, dissociate
+and beside them, pure: locations (ids, collection paths, reserved paths) and conditions (ETag,
+If-Match, If-None-Match).
 """
 
 from __future__ import annotations
