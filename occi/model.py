@@ -364,6 +364,13 @@ class Link(Entity):
         ]
 
 
+def stored_id(entity: Entity) -> str:
+    """The id of an entity the store holds (or one about to be stored): only an entity a client
+    sent has none yet, and the service gives it one before storing it."""
+    assert entity.id is not None, f"a stored {entity.kind} entity has no id"
+    return entity.id
+
+
 @dataclass
 class ActionInvocation:
     """The body of POST ?action=: the action's type identifier (or only its term) and parameters."""

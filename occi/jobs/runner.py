@@ -6,7 +6,8 @@ declared dead by any other, and its running jobs go back to the queue. A server 
 reach the database for that long fences itself: it claims nothing and finishes nothing until it
 has registered again, so it never acts on state another server has taken over.
 
-Touches the store (through its JobTx contract) and the service's `execute`; no HTTP, no SQL.
+Touches the store (through its JobTx contract) and the `execute` it is given (occi.jobs.execution);
+no HTTP, no SQL.
 """
 
 from __future__ import annotations

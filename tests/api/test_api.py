@@ -367,6 +367,22 @@ def test_changing_immutable_attribute_is_refused(api):
     assert r.status_code == 400
 
 
+def test_an_immutable_attribute_is_the_servers_at_creation_as_after(api):
+    # one rule for creation and replacement: a client may only repeat the value the entity has
+    # (at creation, the value it starts with); the state message starts with none
+    for body in (
+        {"occi.compute.state": "active"},
+        {"occi.compute.state.message": "made by hand"},
+    ):
+        r = api.post("/compute/", {"kind": INFRA + "compute", "attributes": body})
+        assert r.status_code == 403, r.text
+        assert "immutable" in r.json["error"]["message"]
+    assert api.count("/compute/") == 0
+    path = api.path_of(api.create("compute", {"occi.compute.state": "inactive"}))
+    r = api.post(path, {"attributes": {"occi.compute.state.message": "made by hand"}})
+    assert r.status_code == 403, r.text
+
+
 # ---------------------------------------------------------------- user mixins and mixin collections
 def test_user_mixin_lifecycle(api):
     r = api.post(

@@ -1,0 +1,287 @@
+"""Job execution: a claimed job carried out on the backend, and what it did stored (the entity's
+new attributes, its links' states, a saved image; or why it failed, and in which way).
+
+Takes the store, the backend and the registry accessor it is given; never the service's
+semantics beyond that. Run by the job runner (occi.jobs.runner) in any server process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from backends.base import (
+    Backend,
+    BackendFault,
+    InvalidTransition,
+    NotFoundOnPlatform,
+    Outcome,
+    Unreachable,
+    Unsupported,
+)
+from occi import errors
+from occi import infrastructure as infra
+from occi import states as machines
+from occi.jobs.link_states import RegistryOf, derive_link_states
+from occi.jobs.runner import JobRunner
+from occi.model import Entity, Link, Mixin, Resource, stored_id
+from occi.store.base import Job, Store, StoreTx
+
+log = logging.getLogger(__name__)
+
+#: the state an action leads to (GFD.224), to recognise a retried action already carried out
+ACTION_TARGET_STATES = machines.ACTION_TARGETS
+
+
+#: What a failed job's fault was (stored as Job.result["fault"]) and what a request waiting for
+#: it answers, from the least to the most severe (a request whose jobs failed in several ways
+#: answers with the most severe). A platform's failure is not the client's: 502, or 503 when the
+#: platform cannot be reached; 409 only when the entity's state does not allow the operation.
+FAULTS: dict[str, type[errors.OcciError]] = {
+    "state": errors.Conflict,
+    "unsupported": errors.NotImplementedYet,
+    "platform": errors.BackendError,
+    "unreachable": errors.PlatformUnavailable,
+}
+
+
+class _LostJob(Exception):
+    """The job's lease passed to another server: this server's result must not be stored."""
+
+
+def _owner(job: Job) -> str:
+    """The server holding a claimed job: only claimed jobs are executed, finished or failed."""
+    assert job.owner is not None, f"job {job.id} is not claimed"
+    return job.owner
+
+
+class Executor:
+    """Carries out claimed jobs (`execute` is the job runner's callback)."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        registry: RegistryOf,
+        categories_changed: Callable[[StoreTx], None],
+    ):
+        self.store = store
+        self.backend = backend
+        self.registry = registry
+        #: tells every server that the categories changed (a saved image is a new os_tpl)
+        self.categories_changed = categories_changed
+
+    def execute(self, job: Job, runner: JobRunner) -> None:
+        """Carry out one claimed job on the backend and store what it did."""
+        target_id = job.params.get("target", job.entity_id)
+        with self.store.begin(readonly=True) as tx:
+            entity = tx.get(target_id)
+            links = tx.links_touching([target_id]) if job.operation == "delete" else []
+            source = target = None
+            if isinstance(entity, Link):
+                source = self._resource_by_location(tx, entity.source)
+                target = self._resource_by_location(tx, entity.target)
+        if entity is None:  # deleted meanwhile: nothing left to do
+            self._finish(job, runner, None, None)
+            return
+        if not runner.still_mine(job):
+            return
+        try:
+            outcome = self._call_backend(job, entity, links, source, target)
+        except InvalidTransition as exc:
+            seen = self._already_done(job, entity)
+            if seen is None:
+                self._job_failed(job, runner, entity, str(exc), broken=False, fault="state")
+                return
+            outcome = seen
+        except (NotFoundOnPlatform, Unsupported) as exc:
+            if isinstance(exc, Unsupported) or job.operation != "delete":
+                self._job_failed(
+                    job,
+                    runner,
+                    entity,
+                    f"not possible on the {self.backend.name} platform: {exc}",
+                    broken=job.operation in ("create", "link"),
+                    fault="unsupported" if isinstance(exc, Unsupported) else "platform",
+                )
+                return
+            # what the platform does not have is deleted (backends say so themselves; this
+            # keeps an entity whose platform object never existed deletable on any backend)
+            log.info("delete of %s: not on the platform (%s); done", target_id, exc)
+            outcome = Outcome()
+        except Exception as exc:  # PlatformError, or the platform's SDK failing
+            message = f"the {self.backend.name} platform failed: {exc}"
+            log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
+            if job.attempts < job.max_attempts:
+                with self.store.begin() as tx:
+                    tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts))
+                runner.notify()
+            else:
+                self._job_failed(
+                    job,
+                    runner,
+                    entity,
+                    message,
+                    broken=job.operation in ("create", "action", "link"),
+                    fault="unreachable" if isinstance(exc, Unreachable) else "platform",
+                )
+            return
+        self._finish(job, runner, entity, outcome)
+
+    def _call_backend(
+        self,
+        job: Job,
+        entity: Entity,
+        links: list[Entity],
+        source: Resource | None,
+        target: Resource | None,
+    ) -> Outcome:
+        op, p = job.operation, job.params
+        b = self.backend
+        if op == "create":
+            assert isinstance(entity, Resource)  # links are made by "link" jobs
+            return b.create(entity)
+        if op == "update":
+            assert isinstance(entity, Resource)  # a link's update has no platform work
+            return b.update(entity, p.get("changed", {}))
+        if op == "action":
+            assert isinstance(entity, Resource)  # only resource kinds have actions
+            return b.action(entity, p["action"], p.get("params", {}))
+        if op == "link":
+            assert isinstance(entity, Link)  # queued by _create_one for links only
+            if source is None:
+                raise NotFoundOnPlatform(f"the source {entity.source} of the link is gone")
+            return b.link(entity, source, target)
+        if op == "relink":
+            assert isinstance(entity, Link)  # queued by _replace for a moved link
+            old = Link(
+                entity.kind,
+                entity.id,
+                entity.title,
+                list(entity.mixins),
+                dict(entity.attributes),
+                entity.location,
+                source=p["old_source"],
+                target=p["old_target"],
+            )
+            b.unlink(old)
+            return b.link(entity, source, target) if source is not None else Outcome()
+        if op == "delete":
+            if isinstance(entity, Link):
+                if entity.kind != infra.LINK.id:
+                    b.unlink(entity)
+            else:
+                # links pointing here from other resources are detached from those; the
+                # entity's own links (its NICs and disks) go with it in backend.delete
+                for ln in links:
+                    if ln.kind != infra.LINK.id and getattr(ln, "source", None) != entity.location:
+                        self._detach_for_delete(entity, ln)
+                b.delete(entity)
+            return Outcome()
+        raise Unsupported(f"unknown job operation {op}")
+
+    def _detach_for_delete(self, entity: Entity, link: Entity) -> None:
+        """Detach a link of another resource pointing at `entity` before `entity` goes (a
+        storage attached to a compute). Where the platform cannot detach it now, the delete is
+        refused with what to do, and nothing changes."""
+        try:
+            self.backend.unlink(link)  # type: ignore[arg-type]
+        except Unsupported as exc:
+            source = getattr(link, "source", None) or "its compute"
+            raise InvalidTransition(
+                f"{entity.location} is attached to {source} by {link.location}, and the "
+                f"{self.backend.name} platform cannot detach it now ({exc}); stop {source} "
+                "and delete again"
+            ) from None
+
+    def _already_done(self, job: Job, entity: Entity) -> Outcome | None:
+        """A retried action that the platform refuses because a first attempt already did it
+        (the server died before recording it): observe and accept."""
+        if job.attempts < 2 or job.operation != "action":
+            return None
+        goal = ACTION_TARGET_STATES.get(job.params.get("action", ""))
+        try:
+            seen = self.backend.observe(entity)
+        except BackendFault:
+            return None
+        if goal and any(n.endswith(".state") and v == goal for n, v in seen.attributes.items()):
+            return seen
+        return None
+
+    def _finish(
+        self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
+    ) -> None:
+        result: dict[str, Any] = {}
+        try:
+            with self.store.begin() as tx:
+                if entity is not None and job.operation == "delete":
+                    tx.delete([stored_id(entity)])
+                elif entity is not None and outcome is not None:
+                    current = tx.get(stored_id(entity), for_update=True)
+                    if current is not None and outcome.attributes:
+                        current.attributes.update(outcome.attributes)
+                        tx.update(current)
+                        derive_link_states(tx, current, self.registry)
+                    if outcome.mixin is not None:
+                        self._record_saved_image(tx, outcome.mixin)
+                        self.categories_changed(tx)
+                        result["mixin"] = outcome.mixin.id
+                if not tx.jobs.finish(job.id, _owner(job), result):
+                    raise _LostJob
+        except _LostJob:
+            log.warning("job %s was taken over by another server; its result is dropped", job.id)
+
+    def _job_failed(
+        self,
+        job: Job,
+        runner: JobRunner,
+        entity: Entity,
+        message: str,
+        *,
+        broken: bool,
+        fault: str = "platform",
+    ) -> None:
+        """A job that cannot succeed: the entity says why; `broken` puts it in state error;
+        an update's attributes go back to what they were. `fault` (a key of FAULTS) is kept
+        on the job for the request waiting for it."""
+        try:
+            with self.store.begin() as tx:
+                current = tx.get(stored_id(entity), for_update=True)
+                if current is not None:
+                    kind = self.registry(tx).kinds.get(current.kind)
+                    if job.operation == "update":
+                        for name, old in job.params.get("previous", {}).items():
+                            if old is None:
+                                current.attributes.pop(name, None)
+                            else:
+                                current.attributes[name] = old
+                    if kind is not None:
+                        defs = kind.all_attributes()
+                        state = f"occi.{kind.term}.state"
+                        if broken and state in defs:
+                            current.attributes[state] = "error"
+                        if state + ".message" in defs:
+                            current.attributes[state + ".message"] = message
+                    tx.update(current)
+                    derive_link_states(tx, current, self.registry)
+                if not tx.jobs.fail(job.id, _owner(job), message, {"fault": fault}):
+                    raise _LostJob
+        except _LostJob:
+            log.warning("job %s was taken over by another server", job.id)
+
+    def _record_saved_image(self, tx: StoreTx, mixin: Mixin) -> None:
+        """An image made by `save` belongs to whoever saved it: it is recorded with the user
+        mixins (the backend still lists it as a template), so that it can be deleted."""
+        if any(m.id == mixin.id for m in tx.user_mixins()):
+            return
+        try:
+            tx.add_user_mixin(mixin)
+        except errors.Conflict as exc:  # its location is taken by a user mixin
+            log.warning("saved image %s is not recorded as the user's: %s", mixin.id, exc)
+
+    def _resource_by_location(self, tx: StoreTx, location: str | None) -> Resource | None:
+        if not location or not location.startswith("/"):
+            return None
+        e = tx.get(location.rsplit("/", 1)[-1])
+        return e if isinstance(e, Resource) and e.location == location else None

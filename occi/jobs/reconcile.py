@@ -1,0 +1,95 @@
+"""Reconciliation: stored states brought in line with what the platform reports, for the
+entities events name and, periodically, for all of them. Entities with work queued are left
+alone (their jobs will say).
+
+Takes the store, the backend and the registry accessor it is given. Run by the job runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from backends.base import Backend, BackendFault, NotFoundOnPlatform
+from occi import infrastructure as infra
+from occi import states as machines
+from occi.jobs.link_states import RegistryOf, derive_link_states
+from occi.model import Entity, stored_id
+from occi.store.base import Query, Store
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(self, store: Store, backend: Backend, registry: RegistryOf):
+        self.store = store
+        self.backend = backend
+        self.registry = registry
+
+    def reconcile(self, entity_ids: Iterable[str] | None = None, batch: int = 200) -> int:
+        """Bring stored states in line with what the platform reports (events name entities;
+        the periodic pass walks all of them). Entities with work queued are left alone: their
+        jobs will say. Returns how many entities changed."""
+        changed = 0
+        if entity_ids is not None:
+            ids = list(entity_ids)
+            with self.store.begin(readonly=True) as tx:
+                found = list(tx.get_many(ids).values())
+            return self._reconcile_batch(found)
+        offset = 0
+        while True:
+            with self.store.begin(readonly=True) as tx:
+                page = tx.query(Query(offset=offset, limit=batch))
+            changed += self._reconcile_batch(page)
+            if len(page) < batch:
+                return changed
+            offset += batch
+
+    def _reconcile_batch(self, entities: list[Entity]) -> int:
+        if not entities:
+            return 0
+        with self.store.begin(readonly=True) as tx:
+            unfinished = tx.jobs.unfinished([stored_id(e) for e in entities])
+        stored = {e.id: e.attributes for e in entities}
+        busy = {j.entity_id for j in unfinished} | {j.params.get("target") for j in unfinished}
+        seen: dict[str, dict[str, Any]] = {}
+        for e in entities:
+            e_id = stored_id(e)
+            if e_id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
+                continue
+            try:
+                seen[e_id] = self._observed(e)
+            except NotFoundOnPlatform as exc:
+                kind = self.registry(None).kinds.get(e.kind)
+                if kind is None:
+                    continue
+                state = f"occi.{kind.term}.state"
+                seen[e_id] = {state: "error", state + ".message": f"gone from the platform: {exc}"}
+            except BackendFault as exc:
+                log.warning("cannot observe %s: %s", e.location, exc)
+        changed = 0
+        for entity_id, attributes in seen.items():
+            if all(stored[entity_id].get(k) == v for k, v in attributes.items()):
+                continue  # the usual case: nothing to write, no write transaction
+            with self.store.begin() as tx:
+                current = tx.get(entity_id, for_update=True)
+                if current is None or tx.jobs.unfinished([entity_id]):
+                    continue
+                diff = {k: v for k, v in attributes.items() if current.attributes.get(k) != v}
+                if diff:
+                    log.info("reconciled %s: %s", current.location, diff)
+                    current.attributes.update(diff)
+                    tx.update(current)
+                    derive_link_states(tx, current, self.registry)
+                    changed += 1
+        return changed
+
+    def _observed(self, e: Entity) -> dict[str, Any]:
+        """What the platform reports for e; a link's state comes from the resources it joins
+        (_derive_link_states), so only the platform's `error` (or its end) is taken from it."""
+        seen = self.backend.observe(e).attributes
+        attr = machines.LINK_STATE_ATTRS.get(e.kind)
+        if attr and "error" not in (seen.get(attr), e.attributes.get(attr)):
+            seen = {k: v for k, v in seen.items() if k not in (attr, attr + ".message")}
+        return seen

@@ -1,0 +1,91 @@
+"""Actions on an entity or on every member of a collection: checked (occi.validation, with the
+actions already queued for each entity), then queued as jobs."""
+
+from __future__ import annotations
+
+from occi import errors, validation
+from occi.model import ActionInvocation, Entity, Mixin, stored_id
+from occi.registry import Registry
+from occi.service.conditions import check_preconditions
+from occi.service.reads import Filter
+from occi.service.work import Work
+from occi.store.base import StoreTx
+
+
+class Actions(Work):
+    def act(
+        self, path: str, term: str, inv: ActionInvocation, if_match: str | None = None
+    ) -> Entity | Mixin:
+        self._begin_work()
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entity = self._load(tx, path, for_update=True)
+            check_preconditions(entity, if_match, None)
+            queued = self._queued_actions(tx, [entity])
+            action, params = validation.check_action(
+                reg, entity, term, inv, queued.get(entity.id or "", [])
+            )
+            job_id = self._run_action(tx, reg, entity, action.term, params)
+        jobs = self._settle()
+        job = jobs.get(job_id)
+        if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
+            self._registry_checked = float("-inf")  # the job may have run in another process
+            mixin = self.registry().mixins.get(job.result["mixin"])
+            if mixin is not None:
+                return mixin
+        return self._refresh([entity])[0]
+
+    def act_on_collection(
+        self, path: str, term: str, inv: ActionInvocation, flt: Filter
+    ) -> list[Entity]:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entities = tx.query(self._query(reg, path, flt))
+            checked, refused = [], []
+            queued = self._queued_actions(tx, entities)
+            for e in entities:  # every member is checked before any is changed
+                try:
+                    checked.append(
+                        validation.check_action(reg, e, term, inv, queued.get(e.id or "", []))
+                    )
+                except errors.Conflict as exc:
+                    refused.append(str(exc))
+            if refused:
+                raise errors.Conflict(
+                    f"{len(refused)} of {len(entities)} members cannot {term}, so none was "
+                    "changed: " + "; ".join(refused)
+                )
+            self._begin_work()
+            # one statement for the whole collection; each job reports into its entity
+            self._submit_many(
+                tx,
+                [
+                    (
+                        stored_id(e),
+                        "action",
+                        stored_id(e),
+                        {"action": action.term, "params": params},
+                    )
+                    for e, (action, params) in zip(entities, checked, strict=True)
+                ],
+            )
+        self._settle()
+        return self._refresh(entities)
+
+    @staticmethod
+    def _queued_actions(tx: StoreTx, entities: list[Entity]) -> dict[str, list[str]]:
+        """Entity id -> the terms of its actions queued and not yet carried out, in order."""
+        out: dict[str, list[str]] = {}
+        for job in tx.jobs.unfinished([e.id for e in entities if e.id]):
+            if job.operation == "action":
+                out.setdefault(job.params.get("target", job.entity_id), []).append(
+                    job.params.get("action", "")
+                )
+        return out
+
+    def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:
+        kind = reg.kinds[entity.kind]
+        self._note(entity, kind, f"{term} requested")
+        tx.update(entity)
+        entity_id = stored_id(entity)
+        return self._submit(tx, entity_id, "action", entity_id, action=term, params=params)

@@ -1,0 +1,41 @@
+"""What every room of the service shares: the store, the backend, the settings, the job runner.
+
+The rooms (categories, reads, work, links, entities, actions, mixins) each add their methods on
+top of this, one above the other, and occi.service.Service is the whole.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from backends.base import Backend
+from occi.jobs.execution import Executor
+from occi.jobs.reconcile import Reconciler
+from occi.jobs.runner import JobRunner, JobSettings
+from occi.registry import Registry
+from occi.store.base import Store
+
+
+class ServiceBase:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        *,
+        max_page_size: int = 1000,
+        job_settings: JobSettings | None = None,
+    ):
+        self.store = store
+        self.backend = backend
+        self.max_page_size = max_page_size
+        self.job_settings = job_settings or JobSettings()
+        self.runner: JobRunner | None = None
+        self._local = threading.local()
+        self._registry_cache: tuple[int, float, Registry] | None = None
+        self._registry_checked = float("-inf")
+        self._registry_signal: int | None = None
+
+    #: carries out claimed jobs on the backend, and brings stored states in line with the
+    #: platform (occi.jobs); made by occi.service.Service
+    executor: Executor
+    reconciler: Reconciler

@@ -1,0 +1,258 @@
+"""The service's categories: the cached registry, the query interface, the users' mixins (and
+the images users saved, which are recorded with them), category lookups by id or term."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+
+from backends.base import BackendFault
+from occi import errors
+from occi import infrastructure as infra
+from occi.model import (
+    Category,
+    CategoryCollection,
+    CategoryRef,
+    Kind,
+    Mixin,
+    PatternError,
+    compile_pattern,
+    valid_attribute_name,
+)
+from occi.registry import Registry
+from occi.service.base import ServiceBase
+from occi.service.locations import (
+    MAX_LOCATION,
+    RESERVED_PATHS,
+    RESERVED_SCHEME,
+    URI_RE,
+    relative,
+    reserved_path,
+    valid_location,
+)
+from occi.store.base import StoreTx
+
+log = logging.getLogger(__name__)
+
+
+class Categories(ServiceBase):
+    #: seconds a cached registry is trusted even when the version did not move (templates can
+    #: appear on the platform without going through this server, e.g. images in a pool)
+    registry_ttl = 30.0
+    #: the store signals category changes (occi.store.base.Store.categories_signal); the
+    #: version is read from SQL anyway after this many seconds, in case a signal was missed
+    registry_check = 5.0
+
+    def registry(self, tx: StoreTx | None = None) -> Registry:
+        """The categories now: standard, the backend's templates, the users' mixins.
+
+        Cached per process and keyed on the store's categories version: one small query per
+        request instead of rebuilding from the backend and the user mixin table."""
+        cached = self._registry_cache
+        now = time.monotonic()
+        signal = self.store.categories_signal()
+        if (
+            cached is not None
+            and signal is not None
+            and signal == self._registry_signal
+            and now - self._registry_checked < self.registry_check
+        ):
+            return cached[2]
+        if tx is None:
+            with self.store.begin(readonly=True) as t:
+                return self.registry(t)
+        version = tx.categories_version()
+        self._registry_checked = now
+        self._registry_signal = signal
+        if cached is not None and cached[0] == version and now - cached[1] < self.registry_ttl:
+            return cached[2]
+        reg = Registry(self._provider_mixins(), tx.user_mixins())
+        self._registry_cache = (version, now, reg)
+        return reg
+
+    def _categories_changed(self, tx: StoreTx) -> None:
+        """Tell every server (through the shared version) and this process (at once)."""
+        tx.bump_categories_version()
+        self._registry_checked = float("-inf")
+
+    def _provider_mixins(self) -> list[Mixin]:
+        try:
+            return self.backend.provider_mixins()
+        except BackendFault as exc:
+            log.warning("backend templates unavailable: %s", exc)
+            return []
+
+    # ------------------------------------------------------------------ query interface
+    def categories(self, filters: Iterable[CategoryRef] = ()) -> CategoryCollection:
+        reg = self.registry()
+        refs = list(filters)
+        for ref in refs:
+            if reg.category(ref.id) is None:
+                raise errors.NotFound(f"no category {ref.id} is defined here")
+        return reg.collection(refs)
+
+    def add_user_mixins(self, refs: list[CategoryRef]) -> list[Mixin]:
+        if not refs:
+            raise errors.BadRequest(
+                'send at least one mixin definition: Category: term; scheme="..."; '
+                'class="mixin"; location="/my_mixin/"'
+            )
+        out = []
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            taken = set(reg.locations())
+            for ref in refs:
+                mixin = self._user_mixin(ref, reg, taken)
+                tx.add_user_mixin(mixin)
+                assert mixin.location is not None  # _user_mixin always gives it one
+                taken.add(mixin.location)
+                out.append(mixin)
+            self._categories_changed(tx)
+        self._registry_checked = float("-inf")  # committed: the next request rebuilds
+        return out
+
+    def _user_mixin(self, ref: CategoryRef, reg: Registry, taken: set[str]) -> Mixin:
+        if ref.cls not in (None, "mixin"):
+            raise errors.BadRequest(
+                f"only mixins can be defined by clients; {ref.id} has class {ref.cls}"
+            )
+        if ref.scheme.startswith(RESERVED_SCHEME):
+            raise errors.BadRequest(
+                f"the scheme {ref.scheme} is reserved for the OCCI specification; "
+                "use a scheme of your own, e.g. http://example.com/occi/my_stuff#"
+            )
+        if (
+            not ref.scheme.endswith("#")
+            or "://" not in ref.scheme
+            or len(ref.scheme) > MAX_LOCATION
+            or not URI_RE.match(ref.scheme)
+        ):
+            raise errors.BadRequest(
+                f"a mixin scheme must be a URI ending in '#' (no spaces or control characters), "
+                f"not {ref.scheme[:80]!r}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
+            raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")
+        if reg.category(ref.id) is not None:
+            raise errors.Conflict(f"the category {ref.id} already exists")
+        location = ref.location or f"/mixin/user/{ref.term}/"
+        location = relative(location)
+        if not location.endswith("/"):
+            location += "/"
+        if not valid_location(location):
+            raise errors.BadRequest(
+                f"mixin location {location[:80]!r} must be a path such as /my_stuff/ "
+                "(segments of letters, digits, '-', '_', '.', no '.' or '..' segment, "
+                "ending in '/')"
+            )
+        if reserved_path(location):
+            raise errors.Conflict(
+                f"the location {location} is reserved by the server "
+                f"({', '.join(RESERVED_PATHS)}); choose another path"
+            )
+        if location in taken or self._location_clashes(location, reg):
+            raise errors.Conflict(f"the location {location} is already in use")
+        for dep in ref.rel:
+            if dep not in reg.mixins:
+                raise errors.BadRequest(f"mixin {ref.id} depends on {dep}, which is not defined")
+        for app in ref.applies:
+            if app not in reg.kinds:
+                raise errors.BadRequest(f"mixin {ref.id} applies to {app}, which is not a kind")
+        for name, d in ref.attributes.items():
+            if not valid_attribute_name(name) or d.name != name:
+                raise errors.BadRequest(
+                    f"attribute name {name[:80]!r} is invalid: write lower-case components "
+                    "joined by '.', each a letter then letters, digits, '-' or '_'"
+                )
+            if d.pattern is not None:
+                try:
+                    compile_pattern(d.pattern)
+                except PatternError as exc:
+                    raise errors.BadRequest(f"attribute {name}: pattern: {exc}") from None
+            if name.startswith("occi."):
+                raise errors.BadRequest(
+                    f"attribute {name}: the occi. prefix is reserved; "
+                    "use your reverse domain name, e.g. com.example.tier"
+                )
+        return Mixin(
+            ref.scheme,
+            ref.term,
+            ref.title,
+            dict(ref.attributes),
+            depends=tuple(ref.rel),
+            applies=tuple(ref.applies),
+            location=location,
+            user_defined=True,
+        )
+
+    @staticmethod
+    def _location_clashes(location: str, reg: Registry) -> bool:
+        # A mixin collection must not shadow a kind collection or sit inside one, where entity
+        # paths live (/compute/xyz/ would be ambiguous).
+        for loc, cat in reg.locations().items():
+            if isinstance(cat, Kind) and location.startswith(loc) and loc != "/":
+                return True
+        return False
+
+    def remove_user_mixins(self, refs: list[CategoryRef]) -> None:
+        """Remove user mixins, and images users saved (the platform image goes too)."""
+        if not refs:
+            raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            saved = {m.id: m for m in tx.user_mixins() if self._is_saved_image(m)}
+            images = []
+            for ref in refs:
+                cat = reg.category(ref.id)
+                if cat is None:
+                    raise errors.NotFound(f"no mixin {ref.id} is defined")
+                if ref.id in saved:
+                    images.append(saved[ref.id])
+                elif not (isinstance(cat, Mixin) and cat.user_defined):
+                    raise errors.Forbidden(
+                        f"{ref.id} is defined by the provider and cannot be removed"
+                    )
+                tx.delete_user_mixin(ref.id)
+            for image in images:  # last, so that a refusal above leaves the platform alone
+                try:
+                    self.backend.delete_image(image)
+                except BackendFault as exc:
+                    raise errors.Conflict(
+                        f"the image {image.id} cannot be deleted: {exc}"
+                    ) from None
+            self._categories_changed(tx)
+        self._registry_checked = float("-inf")
+
+    @staticmethod
+    def _is_saved_image(mixin: Mixin) -> bool:
+        return infra.OS_TPL.id in mixin.depends
+
+    @staticmethod
+    def _resolve_category(
+        reg: Registry, name: str, unknown: type[errors.OcciError] = errors.BadRequest
+    ) -> Category:
+        """A category by type identifier, or by bare term when that is unambiguous."""
+        cat: Category | None = reg.category(name)
+        if cat is None and "#" not in name:
+            matches = [c for c in reg.collection() if c.term == name]
+            if len(matches) > 1:
+                raise errors.Conflict(
+                    f"category term {name!r} is ambiguous: "
+                    + ", ".join(c.id for c in matches)
+                    + "; give the full scheme#term"
+                )
+            cat = matches[0] if matches else None
+        if cat is None:
+            raise unknown(f"no category {name!r} is defined here")
+        return cat
+
+    def category_refs(self, names: Iterable[str]) -> list[CategoryRef]:
+        """Query-interface filters given as terms or type identifiers (`?category=`)."""
+        reg = self.registry()
+        refs = []
+        for name in names:
+            cat = self._resolve_category(reg, name, unknown=errors.NotFound)
+            refs.append(CategoryRef(cat.scheme, cat.term, cat.cls))
+        return refs

@@ -1,0 +1,310 @@
+"""Writing entities: create (with a resource's inline links), put, partial update, replace,
+delete; each queues its hypervisor work (occi.service.work). Attributes and mixins are checked
+by occi.validation."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from occi import errors, validation
+from occi import infrastructure as infra
+from occi.model import Entity, Kind, Link, Mixin, Resource, stored_id
+from occi.registry import Registry
+from occi.service.conditions import check_preconditions
+from occi.service.links import Links
+from occi.service.locations import ID_RE, relative
+from occi.service.reads import Filter
+from occi.store.base import StoreTx
+
+log = logging.getLogger(__name__)
+
+
+class Entities(Links):
+    # ------------------------------------------------------------------ creating
+    def create(self, collection: str, entities: list[Entity]) -> list[Entity]:
+        """POST on a kind collection: create each entity (and a resource's inline links)."""
+        if not entities:
+            raise errors.BadRequest("the request carries no entity to create")
+        created: list[Entity] = []
+        self._begin_work()
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            target = self.collection_target(collection, reg)
+            if isinstance(target, Mixin):
+                raise errors.BadRequest(
+                    f"{collection} is a mixin collection: POST locations there to associate "
+                    "the mixin; create entities in their kind's collection"
+                )
+            for e in entities:
+                created.append(self._create_one(tx, reg, e, target, entity_id=None))
+        self._settle()  # a failed creation answers 502/503 with the entity's Location
+        return self._refresh(created)
+
+    def _create_one(
+        self, tx: StoreTx, reg: Registry, e: Entity, target: Kind | None, entity_id: str | None
+    ) -> Entity:
+        kind = self._kind_of(reg, e, target)
+        if entity_id is None:
+            entity_id = e.id or str(uuid.uuid4())
+        elif e.id and e.id != entity_id:
+            raise errors.BadRequest(
+                f"occi.core.id {e.id!r} differs from the id in the URL ({entity_id!r})"
+            )
+        if not ID_RE.match(entity_id):
+            raise errors.BadRequest(
+                f"occi.core.id {entity_id!r} must be 1-128 letters, digits, '-', '_', '.' or ':'"
+            )
+        if tx.get(entity_id) is not None:
+            raise errors.IdTaken(f"an entity with occi.core.id {entity_id} already exists")
+        mixins = validation.check_mixins(reg, kind, e.mixins)
+        attributes = validation.entity_attributes(reg, kind, mixins, e.attributes).attributes
+        location = f"{kind.location}{entity_id}"
+        if kind.is_a(infra.LINK):
+            link = Link(kind.id, entity_id, e.title, mixins, attributes, location)
+            if isinstance(e, Link):
+                link.source, link.target = e.source, e.target
+                link.target_kind = e.target_kind
+            self._bind_link(tx, reg, link, kind)
+            if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
+                self._note(link, kind, "attaching")
+            tx.insert(link)
+            if kind != infra.LINK:
+                self._submit(tx, self._link_key(link), "link", entity_id)
+            return self._present(link, reg)
+        if isinstance(e, Link):
+            raise errors.BadRequest(f"{kind.id} is a resource kind: it takes no source or target")
+        res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
+        res.summary = e.summary if isinstance(e, Resource) else None
+        self._note(res, kind, "creating")
+        tx.insert(res)
+        self._submit(tx, entity_id, "create", entity_id)
+        for inline in e.links if isinstance(e, Resource) else []:
+            res.links.append(self._create_inline_link(tx, reg, res, inline))
+        return self._present(res, reg)
+
+    def _kind_of(self, reg: Registry, e: Entity, target: Kind | None) -> Kind:
+        if e.kind:
+            kind = reg.kinds.get(e.kind)
+            if kind is None:
+                other = reg.category(e.kind)
+                what = f"a {other.cls}, not a kind" if other else "not defined here"
+                raise errors.BadRequest(f"{e.kind} is {what}")
+            if target is not None and kind != target:
+                raise errors.BadRequest(
+                    f"{kind.id} entities are created in {kind.location}, not in {target.location}"
+                )
+        else:
+            # GFD.223: a creation carries a full entity rendering, Kind included (only inline
+            # links take theirs from the target, in _create_inline_link)
+            term = target.term if target is not None else "compute"
+            scheme = target.scheme if target is not None else infra.COMPUTE.scheme
+            raise errors.BadRequest(
+                f"the rendering has no Kind, so it is not a full entity: say which kind to "
+                f'create, e.g. Category: {term}; scheme="{scheme}"; class="kind" '
+                f'(JSON: "kind": "{scheme}{term}")'
+            )
+        if kind.location is None or kind is infra.ENTITY:
+            raise errors.BadRequest(f"{kind.id} cannot be instantiated")
+        return kind
+
+    # ------------------------------------------------------------------ links
+
+    def _create_inline_link(
+        self, tx: StoreTx, reg: Registry, source: Resource, inline: Entity
+    ) -> Link:
+        if not isinstance(inline, Link):
+            raise errors.BadRequest("an inline link needs a target")
+        kind_id = inline.kind
+        target_loc = relative(inline.target or "")
+        target = self._resource_at(tx, target_loc, "target") if target_loc.startswith("/") else None
+        if not kind_id:
+            if target is not None and reg.kinds[target.kind].is_a(infra.NETWORK):
+                kind_id = infra.NETWORKINTERFACE.id
+            elif target is not None and reg.kinds[target.kind].is_a(infra.STORAGE):
+                kind_id = infra.STORAGELINK.id
+            else:
+                kind_id = infra.LINK.id
+        kind = reg.kinds.get(kind_id)
+        if kind is None or not kind.is_a(infra.LINK):
+            raise errors.BadRequest(f"inline link category {kind_id} is not a link kind")
+        spec = Link(
+            kind.id,
+            inline.id,
+            inline.title,
+            list(inline.mixins),
+            dict(inline.attributes),
+            source=source.location,
+            target=target_loc,
+            target_kind=inline.target_kind,
+        )
+        link = self._create_one(tx, reg, spec, kind, entity_id=None)
+        assert isinstance(link, Link)  # kind is a link kind: _create_one made a Link
+        return link
+
+    # ------------------------------------------------------------------ updating
+    def put(
+        self, path: str, e: Entity, if_match: str | None = None, if_none_match: str | None = None
+    ) -> tuple[Entity, bool]:
+        """PUT on an entity path: create it there, or replace it (links stay).
+
+        Concurrent PUTs of one new id are each a create-or-replace: the one whose insert finds
+        the id taken (another PUT stored it after this one looked, which PostgreSQL allows)
+        does it again, and so replaces what the other stored."""
+        for attempt in range(2):
+            self._begin_work()  # jobs queued by a rolled-back attempt are gone with it
+            try:
+                with self.store.begin() as tx:
+                    result, created = self._put(tx, path, e, if_match, if_none_match)
+                break
+            except errors.IdTaken:
+                if attempt:
+                    raise
+                log.info("PUT %s: created meanwhile by another request; replacing it", path)
+        self._settle()  # a failed creation answers 502/503 with the entity's Location
+        return self._refresh([result])[0], created
+
+    def _put(
+        self, tx: StoreTx, path: str, e: Entity, if_match: str | None, if_none_match: str | None
+    ) -> tuple[Entity, bool]:
+        reg = self.registry(tx)
+        entity_id = path.rsplit("/", 1)[-1]
+        existing = tx.get(entity_id, for_update=True)
+        if existing is not None and existing.location == path:
+            check_preconditions(existing, if_match, if_none_match)
+        elif if_match is not None:
+            raise errors.PreconditionFailed(f"If-Match: nothing exists at {path}")
+        if existing is None:
+            kind = reg.kind_for_path(path)
+            if kind is None:
+                raise errors.NotFound(f"{path} is not inside a kind collection")
+            if isinstance(e, Resource) and e.links:
+                raise errors.BadRequest("PUT does not create links: POST them to a link collection")
+            return self._create_one(tx, reg, e, kind, entity_id=entity_id), True
+        if existing.location != path:
+            raise errors.Conflict(f"occi.core.id {entity_id} is used at {existing.location}")
+        return self._replace(tx, reg, existing, e, full=True), False
+
+    def update(self, path: str, e: Entity, if_match: str | None = None) -> Entity:
+        """POST on an entity path: partial update (given attributes change, mixins are added)."""
+        self._begin_work()
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            existing = self._load(tx, path, for_update=True)
+            check_preconditions(existing, if_match, None)
+            if isinstance(e, Resource) and e.links:
+                raise errors.BadRequest(
+                    "links cannot be added by updating a resource: POST them to a link collection"
+                )
+            result = self._replace(tx, reg, existing, e, full=False)
+        self._settle()
+        return self._refresh([result])[0]
+
+    def _replace(
+        self, tx: StoreTx, reg: Registry, cur: Entity, new: Entity, *, full: bool
+    ) -> Entity:
+        kind = reg.kinds[cur.kind]
+        cur_id = stored_id(cur)
+        prev = dict(cur.attributes)
+        if new.kind and new.kind != cur.kind:
+            raise errors.BadRequest(
+                f"the kind of an entity cannot change ({cur.kind} given as {new.kind})"
+            )
+        if new.id and new.id != cur.id:
+            raise errors.Forbidden(f"occi.core.id is immutable ({cur.id})")
+        if full:
+            mixin_ids = validation.check_mixins(reg, kind, new.mixins)
+        else:
+            mixin_ids = validation.added_mixins(reg, kind, cur.mixins, new.mixins)
+        checked = validation.entity_attributes(
+            reg,
+            kind,
+            mixin_ids,
+            new.attributes,
+            current=cur.attributes,
+            current_mixins=cur.mixins,
+            full=full,
+        )
+        for mid in checked.dropped:
+            log.info("%s: direct resize drops resource template %s", cur.location, mid)
+        changed = checked.changed
+        cur.attributes = checked.attributes
+        cur.mixins = checked.mixins
+        if full or new.title is not None:
+            cur.title = new.title
+        if isinstance(cur, Resource) and isinstance(new, Resource):
+            if full or new.summary is not None:
+                cur.summary = new.summary
+        if isinstance(cur, Link) and isinstance(new, Link):
+            moved = False
+            for attr in ("source", "target"):
+                val = getattr(new, attr)
+                if val and relative(val) != getattr(cur, attr):
+                    setattr(cur, attr, relative(val))
+                    moved = True
+            if moved:
+                old_source = old_target = None
+                stored = tx.get(cur_id)
+                if isinstance(stored, Link):
+                    old_source, old_target = stored.source, stored.target
+                self._bind_link(tx, reg, cur, kind)
+                if kind != infra.LINK:
+                    self._submit(
+                        tx,
+                        self._link_key(cur),
+                        "relink",
+                        cur_id,
+                        old_source=old_source,
+                        old_target=old_target,
+                    )
+        previous = {n: prev.get(n) for n in changed}
+        tx.update(cur)
+        if changed and not kind.is_a(infra.LINK):
+            self._submit(tx, cur_id, "update", cur_id, changed=changed, previous=previous)
+        return self._present(cur, reg)
+
+    # ------------------------------------------------------------------ deleting
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        self._begin_work()
+        with self.store.begin() as tx:
+            entity = self._load(tx, path, for_update=True)
+            check_preconditions(entity, if_match, None)
+            self._delete_entities(tx, [entity])
+        self._settle()
+
+    def delete_collection(self, path: str, flt: Filter) -> int:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            target = self.collection_target(path, reg)
+            if isinstance(target, Mixin):
+                raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
+            q = self._query(reg, path, flt)
+            entities = tx.query(q)
+            self._begin_work()
+            self._submit_many(
+                tx,
+                [
+                    (
+                        self._link_key(e) if isinstance(e, Link) else stored_id(e),
+                        "delete",
+                        stored_id(e),
+                        {},
+                    )
+                    for e in entities
+                ],
+            )
+        self._settle()
+        return len(entities)
+
+    def _delete_entities(self, tx: StoreTx, entities: list[Entity]) -> None:
+        """Queue the deletion: the job removes the platform objects, then the rows (with every
+        link touching them). Until then the entities say they are being deleted."""
+        reg = self.registry(tx)
+        for e in entities:
+            kind = reg.kinds.get(e.kind)
+            if kind is not None:
+                self._note(e, kind, "deleting")
+                tx.update(e)
+            e_id = stored_id(e)
+            key = self._link_key(e) if isinstance(e, Link) else e_id
+            self._submit(tx, key, "delete", e_id)

@@ -1,0 +1,97 @@
+"""Mixin collections: associating entities with a mixin (a template replaces its predecessor and
+may resize, through a partial update), dissociating them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from occi import errors
+from occi.model import Entity, EntityRef, Link, Mixin, Resource, stored_id
+from occi.registry import Registry
+from occi.service.entities import Entities
+from occi.service.locations import relative
+from occi.store.base import Query, StoreTx
+
+
+class MixinCollections(Entities):
+    def associate(
+        self, path: str, locations: Sequence[str | EntityRef], *, replace_all: bool = False
+    ) -> list[Entity]:
+        self._begin_work()
+        members = self._associate(path, locations, replace_all)
+        self._settle()
+        return self._refresh(members)
+
+    def _associate(
+        self, path: str, locations: Sequence[str | EntityRef], replace_all: bool
+    ) -> list[Entity]:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            mixin = self._mixin_at(reg, path)
+            targets = self._entities_at(tx, locations)
+            for e in targets:
+                kind = reg.kinds[e.kind]
+                if not reg.applies(mixin, kind):
+                    raise errors.BadRequest(f"mixin {mixin.id} does not apply to {e.location}")
+            if replace_all:
+                keep = {e.id for e in targets}
+                current = tx.query(Query(mixin=mixin.id))
+                tx.dissociate(mixin.id, [stored_id(e) for e in current if e.id not in keep])
+            fam = reg.template_family(mixin)
+            for e in targets:
+                if mixin.id in e.mixins:
+                    continue
+                if fam is not None or any(d.default is not None for d in mixin.attributes.values()):
+                    # templates replace their predecessor and may resize: a full update
+                    patch = (
+                        Resource(e.kind, mixins=[mixin.id])
+                        if not isinstance(e, Link)
+                        else Link(e.kind, mixins=[mixin.id])
+                    )
+                    self._replace(tx, reg, e, patch, full=False)
+                else:
+                    tx.associate(mixin.id, [stored_id(e)])
+            members = tx.query(Query(mixin=mixin.id))
+            return [self._present(e, reg) for e in members]
+
+    def dissociate(self, path: str, locations: Sequence[str | EntityRef] | None) -> None:
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            mixin = self._mixin_at(reg, path)
+            if locations is None:
+                tx.dissociate(mixin.id, None)
+                return
+            targets = self._entities_at(tx, locations)
+            tx.dissociate(mixin.id, [stored_id(e) for e in targets])
+
+    def _mixin_at(self, reg: Registry, path: str) -> Mixin:
+        cat = self.collection_target(path, reg)
+        if not isinstance(cat, Mixin):
+            raise errors.MethodNotAllowed(
+                f"{path} is not a mixin collection", allowed=["GET", "POST", "DELETE", "HEAD"]
+            )
+        return cat
+
+    def _entities_at(self, tx: StoreTx, locations: Sequence[str | EntityRef]) -> list[Entity]:
+        """The entities at `locations`: paths below the root, or EntityRefs (kind and id, from
+        GFD.226 entity collections) resolved through the kind's location."""
+        if not locations:
+            raise errors.BadRequest("send the locations of the entities (X-OCCI-Location)")
+        reg = self.registry(tx)
+        paths = []
+        for x in locations:
+            if isinstance(x, EntityRef):
+                kind = reg.kinds.get(x.kind)
+                if kind is None or not kind.location:
+                    raise errors.BadRequest(f"{x.kind} is not a kind of this server")
+                paths.append(kind.location + x.id)
+            else:
+                paths.append(relative(x))
+        found = tx.get_many(loc.rsplit("/", 1)[-1] for loc in paths if loc.startswith("/"))
+        out = []
+        for loc in paths:
+            e = found.get(loc.rsplit("/", 1)[-1])
+            if e is None or e.location != loc:
+                raise errors.BadRequest(f"no entity exists at {loc}")
+            out.append(e)
+        return out

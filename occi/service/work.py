@@ -1,0 +1,95 @@
+"""A request's hypervisor work: jobs queued in its transaction, run (or waited for) after the
+commit, and the error the request answers with when they failed.
+
+Hypervisor work is queued as job rows in the request's transaction, so it happens only if the
+request's changes are stored, and any server can finish it. After the commit the request runs
+its jobs itself when they are free (the fast path), or waits for them up to the configured
+time, then answers with the state so far.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from occi import errors
+from occi.jobs.execution import FAULTS
+from occi.jobs.runner import JobRunner
+from occi.model import Entity, Kind
+from occi.service.reads import Reads
+from occi.store.base import Job, StoreTx
+
+
+class Work(Reads):
+    def attach_runner(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    def _begin_work(self) -> None:
+        self._local.jobs = []
+
+    def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
+        job_id = tx.jobs.enqueue(
+            key, operation, {"target": target, **params}, self.job_settings.max_attempts
+        )
+        self._local.__dict__.setdefault("jobs", []).append(job_id)
+        return job_id
+
+    def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Queue many jobs (key, operation, target, params) with one statement."""
+        ids = tx.jobs.enqueue_many(
+            [(key, op, {"target": target, **params}) for key, op, target, params in jobs],
+            self.job_settings.max_attempts,
+        )
+        self._local.__dict__.setdefault("jobs", []).extend(ids)
+
+    def _runner(self) -> JobRunner:
+        if self.runner is None:  # no background threads: run every job in the request
+            runner = JobRunner(self.store, self.executor.execute, self.job_settings)
+            runner._register()
+            self.runner = runner
+        return self.runner
+
+    def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
+        ids = self._local.__dict__.pop("jobs", [])
+        if not ids:
+            return {}
+        jobs = self._runner().settle(ids)
+        failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
+        if failed and raise_failures:
+            raise self._failure(failed)
+        return jobs
+
+    def _failure(self, failed: list[Job]) -> errors.OcciError:
+        """The error a request answers with when its jobs failed (see FAULTS). When it made
+        entities whose platform work failed, they stay (in state error, deletable) and the
+        error names the first of them as its location."""
+        order = list(FAULTS)
+        faults = [(j.result or {}).get("fault") for j in failed]
+        worst = max((f if f in FAULTS else "platform" for f in faults), key=order.index)
+        messages = dict.fromkeys(j.error or "the operation failed" for j in failed)
+        error = FAULTS[worst]("; ".join(messages))
+        made = [
+            j.params.get("target", j.entity_id)
+            for op in ("create", "link")
+            for j in failed
+            if j.operation == op
+        ]
+        if made:
+            with self.store.begin(readonly=True) as tx:
+                found = tx.get_many(made)
+            located = [found[i].location for i in made if i in found]
+            error.location = located[0] if located else None
+        return error
+
+    def _refresh(self, entities: list[Entity]) -> list[Entity]:
+        """The entities as stored now (after their jobs), ready to render."""
+        with self.store.begin(readonly=True) as tx:
+            reg = self.registry(tx)
+            fresh = tx.get_many(e.id for e in entities if e.id)
+            return [self._present(fresh.get(e.id or "", e), reg) for e in entities]
+
+    @staticmethod
+    def _note(entity: Entity, kind: Kind, message: str) -> None:
+        """Say in the state message what is under way."""
+        name = f"occi.{kind.term}.state.message"
+        if name in kind.all_attributes():
+            entity.attributes[name] = message
