@@ -116,10 +116,11 @@ def entity_attributes(
 
     A creation has no `current` attributes; a replacement gives the entity's `current`
     attributes and mixins, and `full=False` for a partial update (given attributes change, the
-    others stay). One rule for immutable attributes: a client may only repeat the value the
-    entity has, and at creation the value it starts with (its default, from the kind or a
-    template; an attribute with no default starts without a value, which the server sets);
-    anything else is 403 and nothing changes. A value of None removes a mutable attribute.
+    others stay). One rule for immutable attributes: a value is given once. After creation a
+    client may only repeat the value the entity has; at creation, one with a default (from the
+    kind or a template) may only be given that default, and one without a default takes the
+    client's value (a state message, which only the server writes, is left out). Anything
+    else is 403 and nothing changes. A value of None removes a mutable attribute.
     Resource templates set their sizes (GFD.224): all of them at creation, the mutable ones
     when associated later; a size changed directly to a value the entity's template disagrees
     with drops that template. Defaults fill what a creation or a full replacement leaves out.
@@ -155,6 +156,12 @@ def entity_attributes(
         except AttributeValueError as exc:
             raise errors.BadRequest(str(exc)) from None
         if not d.mutable:
+            if creating and d.default is None:
+                # set once: an immutable attribute without a default is the client's to give
+                # at creation, except the state message, which only the server writes
+                if not name.endswith(".state.message"):
+                    out[name] = value
+                continue
             was = d.default if creating else before.get(name)
             if value != was:
                 raise errors.Forbidden(
