@@ -73,14 +73,26 @@ class JobTx(ABC):
 
     @abstractmethod
     def enqueue(
-        self, entity_id: str, operation: str, params: dict[str, Any], max_attempts: int = 5
-    ) -> str: ...
+        self,
+        entity_id: str,
+        operation: str,
+        params: dict[str, Any],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
+    ) -> str:
+        """Queue one job; it belongs to `project_id` (None: the `default` project)."""
 
     @abstractmethod
     def enqueue_many(
-        self, jobs: list[tuple[str, str, dict[str, Any]]], max_attempts: int = 5
+        self,
+        jobs: list[tuple[str, str, dict[str, Any]]],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
     ) -> list[str]:
-        """Queue (entity_id, operation, params) jobs with ONE statement."""
+        """Queue (entity_id, operation, params) jobs with ONE statement, all in `project_id`
+        (None: the `default` project)."""
 
     @abstractmethod
     def get(self, job_id: str) -> Job | None: ...
@@ -169,9 +181,10 @@ class StoreTx(ABC):
         attribute occi.<kind term>.state, None where it has none) -> count. One statement."""
 
     @abstractmethod
-    def insert(self, entity: Entity) -> None:
-        """Store a new entity (its `id` and `location` are set). A Resource's `links` are NOT
-        inserted by this call: the service inserts each link itself."""
+    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
+        """Store a new entity (its `id` and `location` are set) owned by `project_id` (None: the
+        `default` project). A Resource's `links` are NOT inserted by this call: the service
+        inserts each link itself."""
 
     @abstractmethod
     def update(self, entity: Entity) -> None:
@@ -214,8 +227,9 @@ class StoreTx(ABC):
         """Client-defined mixins (user_defined=True)."""
 
     @abstractmethod
-    def add_user_mixin(self, mixin: Mixin) -> None:
-        """Define a user mixin; Conflict when its id or location is taken."""
+    def add_user_mixin(self, mixin: Mixin, *, project_id: str | None = None) -> None:
+        """Define a user mixin owned by `project_id` (None: the `default` project); Conflict
+        when its id or location is taken."""
 
     @abstractmethod
     def delete_user_mixin(self, mixin_id: str) -> bool:

@@ -47,12 +47,20 @@ class SqlJobTx(JobTx):
         )
 
     def enqueue(
-        self, entity_id: str, operation: str, params: dict[str, Any], max_attempts: int = 5
+        self,
+        entity_id: str,
+        operation: str,
+        params: dict[str, Any],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
     ) -> str:
         now = time.time()
         job_id = str(uuid.uuid4())
+        owned = {} if project_id is None else {"project_id": project_id}
         self.conn.execute(
             self.t.insert().values(
+                **owned,
                 id=job_id,
                 entity_id=entity_id,
                 operation=operation,
@@ -72,13 +80,19 @@ class SqlJobTx(JobTx):
         return job_id
 
     def enqueue_many(
-        self, jobs: list[tuple[str, str, dict[str, Any]]], max_attempts: int = 5
+        self,
+        jobs: list[tuple[str, str, dict[str, Any]]],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
     ) -> list[str]:
         if not jobs:
             return []
         now = time.time()
+        owned = {} if project_id is None else {"project_id": project_id}
         rows = [
             dict(
+                **owned,
                 id=str(uuid.uuid4()),
                 entity_id=entity_id,
                 operation=operation,

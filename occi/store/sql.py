@@ -49,6 +49,9 @@ VALUE_KEY_MAX = 200
 
 metadata = sa.MetaData()
 
+#: the project that owns what is stored without naming one (rows from before migration 0005)
+DEFAULT_PROJECT = "default"
+
 entities = sa.Table(
     "entities",
     metadata,
@@ -68,9 +71,12 @@ entities = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # the owning project (migration 0005); inserts that name none land in `default`
+    sa.Column("project_id", sa.String, nullable=False, server_default=DEFAULT_PROJECT),
     sa.UniqueConstraint("id", name="uq_entities_id"),
     sa.UniqueConstraint("location", name="uq_entities_location"),
     sa.Index("ix_entities_kind_seq", "kind", "seq"),
+    sa.Index("ix_entities_project_kind_seq", "project_id", "kind", "seq"),
     # partial: only links have a source and a target, so planners that gather statistics
     # (SQLite's ANALYZE) do not judge a mostly-NULL index useless and scan the table instead
     sa.Index(
@@ -127,6 +133,7 @@ user_mixins = sa.Table(
     sa.Column("applies", sa.Text, nullable=False),
     sa.Column("attributes", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("project_id", sa.String, nullable=False, server_default=DEFAULT_PROJECT),
     sa.UniqueConstraint("location", name="uq_user_mixins_location"),
 )
 
@@ -169,10 +176,119 @@ jobs = sa.Table(
     sa.Column("result", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("project_id", sa.String, nullable=False, server_default=DEFAULT_PROJECT),
     sa.UniqueConstraint("id", name="uq_jobs_id"),
     sa.Index("ix_jobs_status_seq", "status", "seq"),
     sa.Index("ix_jobs_entity_status", "entity_id", "status"),
     sqlite_autoincrement=True,
+)
+
+# -- identity (migration 0005; occi.identity.store reads and writes these) ---------------------
+
+#: tenants: every entity, job and user mixin belongs to one
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("name", name="uq_projects_name"),
+)
+
+#: people and programs: local (argon2id password hash), federated (OIDC issuer and subject)
+#: or by certificate (X.509 subject DN); API tokens work for any of them
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("password_hash", sa.String, nullable=True),
+    sa.Column("oidc_issuer", sa.String, nullable=True),
+    sa.Column("oidc_subject", sa.String, nullable=True),
+    sa.Column("x509_dn", sa.String, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("name", name="uq_users_name"),
+    sa.UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc"),
+    sa.UniqueConstraint("x509_dn", name="uq_users_x509_dn"),
+)
+
+#: who may do what where: `member` and `reader` on one project; `admin` is global, stored
+#: with no project (project_id NULL), and only `admin` is
+role_assignments = sa.Table(
+    "role_assignments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "user_id",
+        sa.String,
+        sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_role_assignments_user"),
+        nullable=False,
+    ),
+    sa.Column(
+        "project_id",
+        sa.String,
+        sa.ForeignKey("projects.id", ondelete="CASCADE", name="fk_role_assignments_project"),
+        nullable=True,
+    ),
+    sa.Column("role", sa.String, nullable=False),
+    sa.CheckConstraint(
+        "(role = 'admin' AND project_id IS NULL) OR "
+        "(role IN ('member', 'reader') AND project_id IS NOT NULL)",
+        name="ck_role_assignments_scope",
+    ),
+    sa.UniqueConstraint("user_id", "project_id", "role", name="uq_role_assignments"),
+    # NULLs are distinct in the constraint above: one global admin row per user by this index
+    sa.Index(
+        "uq_role_assignments_global",
+        "user_id",
+        "role",
+        unique=True,
+        sqlite_where=sa.text("project_id IS NULL"),
+        postgresql_where=sa.text("project_id IS NULL"),
+    ),
+    sa.Index("ix_role_assignments_project", "project_id"),
+)
+
+#: API tokens: only the SHA-256 of the random secret is kept; the token is shown once
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.String,
+        sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_tokens_user"),
+        nullable=False,
+    ),
+    sa.Column(
+        "project_id",
+        sa.String,
+        sa.ForeignKey("projects.id", ondelete="CASCADE", name="fk_tokens_project"),
+        nullable=True,
+    ),
+    sa.Column("hash", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_tokens_user", "user_id"),
+)
+
+#: per-project limits set by an administrator (-1: unlimited); a resource without a row
+#: follows the quota_* settings
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column(
+        "project_id",
+        sa.String,
+        sa.ForeignKey("projects.id", ondelete="CASCADE", name="fk_quotas_project"),
+        primary_key=True,
+    ),
+    sa.Column("resource", sa.String, primary_key=True),
+    sa.Column("limit", sa.BigInteger, nullable=False),
 )
 
 CATEGORIES_VERSION = "categories_version"
@@ -686,7 +802,7 @@ class SqlTx(StoreTx):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def insert(self, entity: Entity) -> None:
+    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
         if not entity.id or not entity.location:
             raise ValueError("insert() needs an entity with its id and location set")
         self.entities_changed = True
@@ -705,6 +821,8 @@ class SqlTx(StoreTx):
             "created_at": now,
             "updated_at": now,
         }
+        if project_id is not None:  # else the column's default: the `default` project
+            values["project_id"] = project_id
         if isinstance(entity, Link):
             values.update(
                 source_id=self._resolve_source(entity.source),
@@ -895,8 +1013,8 @@ class SqlTx(StoreTx):
             )
         return out
 
-    def add_user_mixin(self, mixin: Mixin) -> None:
-        values = {
+    def add_user_mixin(self, mixin: Mixin, *, project_id: str | None = None) -> None:
+        values: dict[str, Any] = {
             "id": mixin.id,
             "scheme": mixin.scheme,
             "term": mixin.term,
@@ -907,6 +1025,8 @@ class SqlTx(StoreTx):
             "attributes": _dumps([_attr_def_to_json(d) for d in mixin.attributes.values()]),
             "created_at": _now(),
         }
+        if project_id is not None:
+            values["project_id"] = project_id
         try:
             with self.conn.begin_nested():
                 self.conn.execute(user_mixins.insert().values(**values))
