@@ -36,6 +36,8 @@ setup(
         "prometheus_client>=0.20",
         # attribute patterns are matched by RE2: linear time whatever a client's pattern
         "google-re2>=1.1",
+        # password hashes (argon2id)
+        "argon2-cffi>=23.1",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],

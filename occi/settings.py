@@ -78,6 +78,15 @@ class Settings:
     max_attributes: int = 200
     #: parameters in one Category or Link value of text/plain and text/occi (400 above)
     max_text_parameters: int = 64
+    #: default quotas of a project without its own (`occi-server quotas set`); -1: unlimited.
+    #: Recorded now, enforced when authorization comes: virtual machines, their cores in all,
+    #: their memory in GB in all, volumes, their size in GB in all, networks
+    quota_instances: int = -1
+    quota_cores: int = -1
+    quota_memory_gb: int = -1
+    quota_volumes: int = -1
+    quota_storage_gb: int = -1
+    quota_networks: int = -1
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -141,7 +150,19 @@ class Settings:
         ):
             if getattr(s, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1")
+        for f in fields(cls):
+            if f.name.startswith("quota_") and getattr(s, f.name) < -1:
+                raise SettingsError(f"setting {f.name} must be -1 (unlimited) or more")
         return s
+
+    def default_quotas(self) -> dict[str, int]:
+        """The quota_* settings by resource (instances, cores, ...): a project's limits where it
+        has none of its own."""
+        return {
+            f.name.removeprefix("quota_"): getattr(self, f.name)
+            for f in fields(self)
+            if f.name.startswith("quota_")
+        }
 
     def job_settings(self) -> JobSettings:
         from occi.jobs.runner import JobSettings
