@@ -1,5 +1,6 @@
 """`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
-shows the servers and jobs sharing a database, lists the backends and whether they load.
+shows the servers and jobs sharing a database, lists the backends and whether they load, and
+administers projects, users, roles, API tokens and quotas (occi.cli_identity).
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occi import __version__
+from occi import __version__, cli_identity
 from occi.plugins import available, probe
 from occi.settings import Settings, SettingsError, setting_names, suggest
 
@@ -68,18 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=20, metavar="N", help="how many recent jobs to list (20)"
     )
     sub.add_parser("backends", help="list the installed backends and whether they load", **kw)
+    cli_identity.add_parsers(sub, kw)
     return p
 
 
 def _check_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Name a mistyped option (argparse would take its value for the command otherwise)."""
     known: set[str] = set()
-    for action in parser._actions:
-        known.update(action.option_strings)
-        if isinstance(action, argparse._SubParsersAction):
-            for subparser in action.choices.values():
-                for a in subparser._actions:
-                    known.update(a.option_strings)
+    parsers = [parser]
+    while parsers:  # commands, and the actions of commands that have them (users create)
+        for action in parsers.pop()._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
     for arg in argv:
         if arg == "--":
             break
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _check_options(parser, argv)
     args = parser.parse_args(argv)
+    if args.command == "users" and args.action == "create":
+        if (args.oidc_issuer is None) != (args.oidc_subject is None):
+            parser.error("--oidc-issuer and --oidc-subject go together")
     try:
         settings = Settings.load(
             config_file=getattr(args, "config", None), overrides=_overrides(args)
@@ -154,7 +159,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "status":
         return _status(settings, args.jobs)
+    if command in cli_identity.COMMANDS:
+        return _administer(args, settings)
     return _serve(settings)
+
+
+def _administer(args: argparse.Namespace, settings: Settings) -> int:
+    """One identity administration command; a refusal is one line on stderr and exit 1."""
+    from occi.errors import OcciError
+
+    try:
+        return cli_identity.run(args, settings)
+    except OcciError as exc:
+        print(f"occi-server: {exc}", file=sys.stderr)
+        return 1
 
 
 def _backends() -> int:
