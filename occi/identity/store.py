@@ -252,13 +252,13 @@ class IdentityTx:
         return bool(result.rowcount)
 
     def roles(self, user_id: str | None = None) -> list[RoleAssignment]:
-        """Every role assignment, or one user's, by user then project name."""
+        """Every role assignment, or one user's, by user then project name (admin first)."""
         t = role_assignments
         q = (
             sa.select(t.c.user_id, users.c.name.label("user_name"), t.c.role, t.c.project_id)
             .add_columns(projects.c.name.label("project_name"))
             .select_from(t.join(users, users.c.id == t.c.user_id).outerjoin(projects))
-            .order_by(users.c.name, projects.c.name, t.c.role)
+            .order_by(users.c.name, projects.c.name.nulls_first(), t.c.role)
         )
         if user_id is not None:
             q = q.where(t.c.user_id == user_id)
