@@ -261,3 +261,19 @@ def test_quotas_default_from_settings_and_set_per_project(store):
     }
     with pytest.raises(SettingsError, match="quota_volumes must be -1"):
         Settings.load(environ={"OCCI_QUOTA_VOLUMES": "-5"})
+
+
+def test_downgrade_to_0004_and_back(store):
+    """0005 comes off cleanly (entities kept) and goes on again."""
+    from alembic import command
+
+    with store.begin() as tx:
+        tx.insert(compute("kept"))
+    with store.engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        assert "projects" not in sa.inspect(conn).get_table_names()
+        assert "project_id" not in {c["name"] for c in sa.inspect(conn).get_columns("entities")}
+    store.upgrade()
+    assert project_of(store, "entities", "id", "kept") == "default"
