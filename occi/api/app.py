@@ -20,9 +20,10 @@ import rendering
 from occi import __version__, errors
 from occi.api import negotiation
 from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
+from occi.context import RequestContext
 from occi.metrics import StoreCollector
-from occi.model import ActionInvocation, Entity, Mixin, valid_attribute_name
-from occi.service import Filter, Page, Service, etag
+from occi.model import ActionInvocation, Entity, Kind, Mixin, valid_attribute_name
+from occi.service import Expected, Filter, Page, Service, version
 from occi.settings import Settings
 from rendering.base import (
     LIMITS,
@@ -287,18 +288,18 @@ class OcciResource:
         msg = self._message(req, ctx)
         if method == "GET":
             refs = _HEADER_RENDERING.parse_categories(Message(headers=msg.headers))
-            refs += self.service.category_refs(req.get_param_as_list("category") or [])
+            refs += self.service.category_refs(who(req), req.get_param_as_list("category") or [])
             if not refs:
                 return self._send(resp, "200 OK", self._whole_model(out, ctx))
-            coll = self.service.categories(refs)
+            coll = self.service.categories(who(req), refs)
             return self._send(resp, "200 OK", out.render_categories(coll, ctx))
         if method == "POST":
             refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
-            self.service.add_user_mixins(refs)
+            self.service.add_user_mixins(who(req), refs)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         if method == "DELETE":
             refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
-            self.service.remove_user_mixins(refs)
+            self.service.remove_user_mixins(who(req), refs)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed("the query interface", ["GET", "HEAD", "POST", "DELETE"])
 
@@ -330,7 +331,7 @@ class OcciResource:
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
         if method == "GET":
             entities, _ = self.service.list_collection(
-                path, self._filter(req, msg), self._page(req)
+                who(req), path, self._filter(req, msg), self._page(req)
             )
             return self._send(resp, "200 OK", out.render_entities(entities, ctx))
         if method == "POST" and action is not None:
@@ -339,17 +340,19 @@ class OcciResource:
                 if msg.body or _has_occi_headers(msg)
                 else ActionInvocation(None)
             )
-            done = self.service.act_on_collection(path, action, inv, self._filter(req, Message()))
+            done = self.service.act_on_collection(
+                who(req), path, action, inv, self._filter(req, Message())
+            )
             return self._send(resp, "200 OK", out.render_entities(done, ctx))
         if method == "POST":
             if is_mixin:
                 locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
-                members = self.service.associate(path, locs)
+                members = self.service.associate(who(req), path, locs)
                 return self._send(resp, "200 OK", out.render_entities(members, ctx))
             if target is None:
                 raise self._not_allowed(path, ["GET", "HEAD", "DELETE"])
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
-            created = self.service.create(path, entities)
+            created = self.service.create(who(req), path, entities)
             return self._created(resp, out, ctx, created)
         if method == "PUT":
             if not is_mixin:
@@ -360,7 +363,9 @@ class OcciResource:
                 else []
             )
             members = (
-                self.service.associate(path, locs, replace_all=True) if locs else self._clear(path)
+                self.service.associate(who(req), path, locs, replace_all=True)
+                if locs
+                else self._clear(req, path)
             )
             return self._send(resp, "200 OK", out.render_entities(members, ctx))
         if method == "DELETE":
@@ -368,9 +373,9 @@ class OcciResource:
                 locs = None
                 if msg.body or "x-occi-location" in msg.headers:
                     locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
-                self.service.dissociate(path, locs)
+                self.service.dissociate(who(req), path, locs)
             else:
-                self.service.delete_collection(path, self._filter(req, msg))
+                self.service.delete_collection(who(req), path, self._filter(req, msg))
             return self._send(resp, "200 OK", out.render_ok(ctx))
         allowed = (
             ["GET", "HEAD", "POST", "PUT", "DELETE"]
@@ -379,8 +384,8 @@ class OcciResource:
         )
         raise self._not_allowed(path, allowed)
 
-    def _clear(self, path: str) -> list[Entity]:
-        self.service.dissociate(path, None)
+    def _clear(self, req: falcon.Request, path: str) -> list[Entity]:
+        self.service.dissociate(who(req), path, None)
         return []
 
     def _send_entity(self, resp, status: str, out: Rendering, ctx: Context, entity: Entity) -> None:
@@ -401,24 +406,26 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
+        kind, entity_id = self._address(path, method)
         if method == "GET":
-            none_match = req.get_header("If-None-Match")
-            entity = self.service.get(path, fresh=bool(none_match) or _wants_fresh(req))
-            tag = etag(entity)
-            resp.set_header("ETag", tag)
-            if none_match and tag in [t.strip() for t in none_match.split(",")]:
+            none_match = req.if_none_match
+            entity = self.service.get(
+                who(req), kind, entity_id, fresh=bool(none_match) or _wants_fresh(req)
+            )
+            resp.set_header("ETag", etag(entity))
+            if none_match and str(version(entity)) in [t for t in none_match if t != "*"]:
                 resp.status = "304 Not Modified"
                 return None
             return self._send(resp, "200 OK", out.render_entity(entity, ctx))
         msg = self._message(req, ctx)
-        if_match = req.get_header("If-Match")
+        if_match = expected(req, none_match=False)
         if method == "POST" and action is not None:
             inv = (
                 self._parse(req, msg, lambda r: r.parse_action(msg))
                 if msg.body or _has_occi_headers(msg)
                 else ActionInvocation(None)
             )
-            result = self.service.act(path, action, inv, if_match=if_match)
+            result = self.service.act(who(req), kind, entity_id, action, inv, if_match)
             if isinstance(result, Mixin):
                 return self._send(resp, "200 OK", out.render_mixin(result, ctx))
             return self._send_entity(resp, "200 OK", out, ctx, result)
@@ -426,22 +433,68 @@ class OcciResource:
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("update one entity at a time")
-            updated = self.service.update(path, entities[0], if_match=if_match)
+            updated = self.service.update(who(req), kind, entity_id, entities[0], if_match)
             return self._send_entity(resp, "200 OK", out, ctx, updated)
         if method == "PUT":
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("PUT carries exactly one entity")
             entity, created = self.service.put(
-                path, entities[0], if_match=if_match, if_none_match=req.get_header("If-None-Match")
+                who(req), kind, entity_id, entities[0], expected(req, none_match=True)
             )
             if created:
                 return self._created(resp, out, ctx, [entity])
             return self._send_entity(resp, "200 OK", out, ctx, entity)
         if method == "DELETE":
-            self.service.delete(path, if_match=if_match)
+            self.service.delete(who(req), kind, entity_id, if_match)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+    def _address(self, path: str, method: str) -> tuple[Kind, str]:
+        """The kind and id of the entity a path names (through the kinds' locations): 404 when
+        no kind's collection holds it."""
+        kind = self.service.registry().kind_for_path(path)
+        entity_id = path.rsplit("/", 1)[-1]
+        if kind is None or not entity_id:
+            if method == "PUT":
+                raise errors.NotFound(f"{path} is not inside a kind collection")
+            raise errors.NotFound(f"nothing exists at {path}")
+        return kind, entity_id
+
+
+def who(req: falcon.Request) -> RequestContext:
+    """The request's context, made once: anonymous in the default project until identities
+    exist, under the request id the RequestObserver gave it (occi.api.metrics)."""
+    made = getattr(req.context, "occi_context", None)
+    if made is None:
+        made = RequestContext.anonymous(getattr(req.context, "request_id", None))
+        req.context.occi_context = made
+    return made
+
+
+def etag(entity: Entity) -> str:
+    """An entity's ETag: its version, which every stored change raises."""
+    return f'"{version(entity)}"'
+
+
+def expected(req: falcon.Request, *, none_match: bool) -> Expected | None:
+    """What If-Match (and, with `none_match`, If-None-Match: *) expect of the entity, as the
+    service checks it. An ETag that is not one of this server's (a version) matches nothing."""
+    tags = req.if_match
+    versions: frozenset[int] | None = None
+    exists: bool | None = None
+    if tags is not None:
+        if "*" in tags:
+            exists = True
+        else:
+            versions = frozenset(int(t) for t in tags if t.isdigit() and len(t) < 19)
+    if none_match and "*" in (req.if_none_match or []):
+        if exists:  # If-Match: * and If-None-Match: * together: nothing satisfies both
+            versions = frozenset()
+        exists = False
+    if versions is None and exists is None:
+        return None
+    return Expected(versions=versions, exists=exists)
 
 
 #: the largest row offset a page may ask for (SQL OFFSET is a signed 64-bit number)
