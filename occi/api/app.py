@@ -3,7 +3,10 @@
 Every path goes through one sink, because collection paths are data (user mixins choose their
 own). The handler classifies the path (query interface, collection, entity), parses the body with
 the rendering its Content-Type names, calls the service, and renders the answer in the rendering
-the Accept header chose. Errors from any layer become a 4xx in that same rendering.
+the Accept header chose. It makes the request context (occi.context) the service calls take,
+maps an entity's path to its kind and id, and ETags and If-Match to versions. Errors from any
+layer, falcon's own included, go to one handler (ErrorRenderer), which answers them in that same
+rendering with their machine-readable code.
 """
 
 from __future__ import annotations
@@ -76,13 +79,12 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
-        out = negotiation.choose_rendering(None)  # the default, until Accept is read
         ctx = Context(self.base_url or req.prefix)
         if self.server_header:
             resp.set_header("Server", SERVER)
         resp.set_header("Accept", ACCEPT)
         token = LIMITS.set(self.limits.parsing)
-        try:
+        try:  # what is raised here, falcon hands to ErrorRenderer
             out = negotiation.choose_rendering(req.get_header("Accept"))
             check_request_head(req, self.limits)
             negotiation.check_version(req.get_header("User-Agent"))
@@ -94,57 +96,8 @@ class OcciResource:
                 stream, resp.stream = resp.stream, None
                 assert isinstance(stream, Iterable)  # _send streams only a Rendered body
                 resp.content_length = sum(len(chunk) for chunk in stream)
-        except errors.OcciError as exc:
-            headers = dict(exc.headers)
-            if exc.location:  # made anyway, e.g. an entity in error after a failed create
-                headers["Location"] = ctx.url(exc.location)
-            self._error(resp, out, ctx, exc.status, exc.reason, exc.message, headers)
-        except ParseError as exc:
-            self._error(resp, out, ctx, 400, "Bad Request", str(exc))
-        except Unrenderable as exc:
-            # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
-            # returned"; the message is sent as text/plain, which every client can read
-            self._error(resp, rendering.require("text/plain"), ctx, 400, "Bad Request", str(exc))
-        except falcon.HTTPError as exc:  # falcon refused a header it parsed (Content-Length)
-            code, reason = _status_of(exc)
-            self._error(resp, out, ctx, code, reason, exc.description or exc.title or reason)
-        except _BODY_ERRORS as exc:
-            self._error(
-                resp,
-                out,
-                ctx,
-                400,
-                "Bad Request",
-                f"the request body cannot be read: {type(exc).__name__} {exc}".strip(),
-            )
-        except Exception:  # a bug: log it, answer without leaking internals
-            log.exception("unhandled error on %s %s", req.method, req.path)
-            self._error(
-                resp,
-                out,
-                ctx,
-                500,
-                "Internal Server Error",
-                "the server failed to handle this request; the error is in its log",
-            )
         finally:
             LIMITS.reset(token)
-
-    def _error(
-        self,
-        resp,
-        out: Rendering,
-        ctx: Context,
-        status: int,
-        reason: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        resp.stream = None
-        resp.data = None
-        for name, value in (headers or {}).items():
-            resp.set_header(name, value)
-        self._send(resp, f"{status} {reason}", out.render_error(status, reason, message, ctx))
 
     @staticmethod
     def _send(resp: falcon.Response, status: str, r: Rendered) -> None:
@@ -645,21 +598,65 @@ def create_app(
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),
     )
 
-    def handle_falcon_error(req, resp, ex, params):
-        # falcon's own errors (e.g. a malformed header it parsed) in our rendering
-        ctx = Context(base_url or req.prefix)
-        if server_header:
-            resp.set_header("Server", SERVER)
-        code, reason = _status_of(ex)
-        msg = ex.description or ex.title or reason
-        for name, value in (ex.headers or {}).items():  # e.g. Allow on a 405 of /metrics
-            resp.set_header(name, value)
-        try:  # in the rendering the client asked for, when it asked for one we have
+    renderer = ErrorRenderer(base_url, server_header)
+    # one handler for every error: the service's, the renderings', falcon's own, and bugs
+    for kind in (Exception, falcon.HTTPError, errors.OcciError):
+        app.add_error_handler(kind, renderer)
+    return app
+
+
+#: the response header naming an error's machine-readable code, in every rendering
+ERROR_CODE_HEADER = "X-OCCI-Error-Code"
+
+
+class ErrorRenderer:
+    """falcon's error handler for every exception a request raises: an answer with the error's
+    status, its message and its machine-readable code (occi.errors), in the rendering the
+    client's Accept chose (the default one when it chose none we have). A bug is logged and
+    answers 500 with no trace of its internals."""
+
+    def __init__(self, base_url: str = "", server_header: bool = True):
+        self.base_url = base_url.rstrip("/")
+        self.server_header = server_header
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
+        ctx = Context(self.base_url or req.prefix)
+        try:
             out = negotiation.choose_rendering(req.get_header("Accept"))
         except errors.OcciError:
             out = negotiation.choose_rendering(None)  # the default, until Accept is read
-        r = out.render_error(code, reason, msg, ctx)
-        OcciResource._send(resp, f"{code} {reason}", r)
-
-    app.add_error_handler(falcon.HTTPError, handle_falcon_error)
-    return app
+        headers: dict[str, str] = {}
+        if isinstance(ex, errors.OcciError):
+            status, reason, message, code = ex.status, ex.reason, ex.message, ex.code
+            headers.update(ex.headers)
+            if ex.location:  # made anyway, e.g. an entity in error after a failed create
+                headers["Location"] = ctx.url(ex.location)
+        elif isinstance(ex, falcon.HTTPError):  # falcon's own: no route, a header it refused
+            status, reason = _status_of(ex)
+            message = ex.description or ex.title or reason
+            code = errors.code_for_status(status)
+            headers.update(ex.headers or {})  # e.g. Allow on a 405 of /metrics
+        elif isinstance(ex, ParseError):
+            status, reason, message, code = 400, "Bad Request", str(ex), "unparsable"
+        elif isinstance(ex, Unrenderable):
+            # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
+            # returned"; the message is sent as text/plain, which every client can read
+            status, reason, message, code = 400, "Bad Request", str(ex), "unrenderable"
+            out = rendering.require("text/plain")
+        elif isinstance(ex, _BODY_ERRORS):
+            status, reason, code = 400, "Bad Request", "unreadable_body"
+            message = f"the request body cannot be read: {type(ex).__name__} {ex}".strip()
+        else:  # a bug: log it, answer without leaking internals
+            log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
+            status, reason, code = 500, "Internal Server Error", errors.OcciError.code
+            message = "the server failed to handle this request; the error is in its log"
+        resp.stream = None
+        resp.data = None
+        if self.server_header:
+            resp.set_header("Server", SERVER)
+        for name, value in headers.items():
+            resp.set_header(name, value)
+        resp.set_header(ERROR_CODE_HEADER, code)
+        OcciResource._send(
+            resp, f"{status} {reason}", out.render_error(status, reason, message, ctx, code)
+        )
