@@ -1,7 +1,8 @@
 """The HTTP face of the server: falcon routes, negotiation, the OCCI verb matrix, errors.
 
-Every path goes through one sink, because collection paths are data (user mixins choose their
-own). The handler classifies the path (query interface, collection, entity), parses the body with
+Collection and entity paths go through one sink, because collection paths are data (user mixins
+choose their own); the server's fixed paths (the query interface, /healthz, /metrics) are falcon
+routes. The handler classifies the path (collection, entity), parses the body with
 the rendering its Content-Type names, calls the service, and renders the answer in the rendering
 the Accept header chose. It makes the request context (occi.context) the service calls take,
 maps an entity's path to its kind and id, and ETags and If-Match to versions. Errors from any
@@ -56,8 +57,13 @@ ACCEPT = ", ".join(rendering.MEDIA_TYPES)
 _HEADER_RENDERING = rendering.require("text/occi")
 
 
+#: what a route answers with, once OcciResource.serve has checked the request
+Answer = Callable[[falcon.Request, falcon.Response, str, Rendering, Context], None]
+
+
 class OcciResource:
-    """The single sink: dispatches on path shape and method."""
+    """The sink for collection and entity paths (which are data: user mixins choose theirs):
+    dispatches on path shape and method. The fixed paths are falcon routes (FixedPath)."""
 
     def __init__(
         self,
@@ -79,6 +85,11 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
+        self.serve(req, resp, self._dispatch)
+
+    def serve(self, req: falcon.Request, resp: falcon.Response, answer: Answer) -> None:
+        """What every OCCI request goes through (its headers, limits and version checked, its
+        rendering chosen) before `answer` (called with the method, HEAD as GET)."""
         ctx = Context(self.base_url or req.prefix)
         if self.server_header:
             resp.set_header("Server", SERVER)
@@ -88,7 +99,7 @@ class OcciResource:
             out = negotiation.choose_rendering(req.get_header("Accept"))
             check_request_head(req, self.limits)
             negotiation.check_version(req.get_header("User-Agent"))
-            self._dispatch(req, resp, out, ctx)
+            answer(req, resp, "GET" if req.method == "HEAD" else req.method, out, ctx)
             if req.method == "HEAD" and resp.stream is not None:
                 # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
                 # rendering is produced and measured here, where its errors are still
@@ -197,15 +208,10 @@ class OcciResource:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(
-        self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context
+        self, req: falcon.Request, resp: falcon.Response, method: str, out: Rendering, ctx: Context
     ) -> None:
         path = req.path or "/"  # falcon has percent-decoded it once already
         check_path(path)
-        method = "GET" if req.method == "HEAD" else req.method
-        if path in QUERY_PATHS:
-            return self._query_interface(req, resp, method, out, ctx)
-        if path == HEALTH_PATH:
-            return self._health(resp, method)
         if method == "OPTIONS":
             resp.status = "204 No Content"
             resp.set_header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
@@ -215,7 +221,7 @@ class OcciResource:
             return self._collection(req, resp, method, path, action, out, ctx)
         return self._entity(req, resp, method, path, action, out, ctx)
 
-    def _health(self, resp, method: str) -> None:
+    def _health(self, req, resp, method: str, out: Rendering, ctx: Context) -> None:
         """For load balancers: 200 when this process reaches the database and is not fenced."""
         if method != "GET":
             raise self._not_allowed(HEALTH_PATH, ["GET", "HEAD"])
@@ -450,6 +456,21 @@ def expected(req: falcon.Request, *, none_match: bool) -> Expected | None:
     return Expected(versions=versions, exists=exists)
 
 
+class FixedPath:
+    """A path of the server's own (the query interface, the health check) as a falcon route:
+    each responder has the request checked like any other (OcciResource.serve) and answered by
+    `answer`, which refuses the methods it does not take with the server's 405."""
+
+    def __init__(self, occi: OcciResource, answer: Answer):
+        self.occi = occi
+        self.answer = answer
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.occi.serve(req, resp, self.answer)
+
+    on_head = on_post = on_put = on_patch = on_delete = on_options = on_get
+
+
 #: the largest row offset a page may ask for (SQL OFFSET is a signed 64-bit number)
 MAX_OFFSET = 2**63 - 1
 #: longest ?page= or ?number= read (a number of more digits is beyond any collection)
@@ -593,6 +614,9 @@ def create_app(
         limits=limits,
     )
     app.add_sink(handler, prefix="/")
+    for path in QUERY_PATHS:  # routes: falcon looks at routes before sinks
+        app.add_route(path, FixedPath(handler, handler._query_interface))
+    app.add_route(HEALTH_PATH, FixedPath(handler, handler._health))
     app.add_route(  # a route: falcon looks at routes before sinks
         METRICS_PATH,
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),
