@@ -84,7 +84,7 @@ def test_falcon_own_errors_in_the_negotiated_type(api, accept, ctype):
 
 
 def test_a_bug_answers_500_in_the_negotiated_type_and_is_logged(settings, caplog):
-    app, service = build(settings, upgrade=True)
+    app, service = build(settings, upgrade=True, run_jobs=False)
 
     class Broken:
         def on_get(self, req, resp):
@@ -103,5 +103,7 @@ def test_a_bug_answers_500_in_the_negotiated_type_and_is_logged(settings, caplog
         assert r.status_code == 500 and r.headers["content-type"].startswith("text/plain")
         assert "secret" not in r.text
     finally:
+        if service.runner is not None:
+            service.runner.stop()
         service.store.close()
         service.backend.close()
