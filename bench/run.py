@@ -729,6 +729,7 @@ def json_vs_dumps(url: str, repeats: int = 5) -> dict[str, Any]:
     """The whole storage collection rendered by JsonRendering vs json.dumps of the same data
     as plain dicts (what the rendering emits, parsed back)."""
     from occi.api.wsgi import build
+    from occi.context import RequestContext
     from occi.service import Filter, Page
     from occi.settings import Settings
     from rendering.base import Context
@@ -739,7 +740,7 @@ def json_vs_dumps(url: str, repeats: int = 5) -> dict[str, Any]:
     try:
         ctx = Context("http://127.0.0.1:8080")
         t0 = time.perf_counter()
-        it, _ = service.list_collection("/storage/", Filter(), Page())
+        it, _ = service.list_collection(RequestContext.system(), "/storage/", Filter(), Page())
         loaded = list(it)
         load_s = time.perf_counter() - t0
         r = JsonRendering()

@@ -167,7 +167,8 @@ def entity_attributes(
                 raise errors.Forbidden(
                     f"attribute {name} is immutable: the server sets it"
                     if creating
-                    else f"attribute {name} is immutable: it is {was!r}, {value!r} was given"
+                    else f"attribute {name} is immutable: it is {was!r}, {value!r} was given",
+                    code="immutable_attribute",
                 )
             if creating:
                 out[name] = value
@@ -271,7 +272,8 @@ def check_action(
     if len(matches) > 1:
         raise errors.Conflict(
             f"action {term!r} is ambiguous ({', '.join(a.id for a in matches)}): "
-            "send its Category to choose"
+            "send its Category to choose",
+            code="ambiguous_category",
         )
     action = matches[0]
     params = action_parameters(action, inv.attributes)
@@ -281,7 +283,7 @@ def check_action(
         why = machines.refusal(machine, action.term, state)
         if why is not None:
             after = " once the actions queued for it are done" if queued else ""
-            raise errors.Conflict(f"{entity.location}: {why}{after}")
+            raise errors.Conflict(f"{entity.location}: {why}{after}", code="state_conflict")
     return action, params
 
 

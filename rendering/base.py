@@ -310,5 +310,8 @@ class Rendering(ABC):
         """A success without a document (e.g. POST to /-/, DELETE)."""
 
     @abstractmethod
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
-        """An error with a message a person can act on."""
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
+        """An error with a message a person can act on; `error_code` is its machine-readable
+        code (occi.errors), which document renderings carry beside the HTTP status."""

@@ -34,7 +34,8 @@ Parsing is liberal, rendering strict. Decisions where GFD.226 is silent or defec
 * Locations (``render_locations``) are ``{"locations":[absolute URLs]}``; on input the three
   bulk forms in use are accepted (erocci ``{"resources":[{"location":…}]}``, MartServer
   ``{"locations":[…]}``, rOCCI bare array, of strings or of objects with ``location``).
-* ``render_ok`` is ``{}``; errors are ``{"error":{"code":…,"reason":…,"message":…}}``.
+* ``render_ok`` is ``{}``; errors are ``{"error":{"code":…,"reason":…,"message":…,
+  "error_code":…}}``: ``code`` is the HTTP status, ``error_code`` the machine-readable code.
 """
 
 from __future__ import annotations
@@ -810,9 +811,14 @@ class JsonRendering(Rendering):
     def render_ok(self, ctx: Context) -> Rendered:
         return Rendered(CONTENT_TYPE, body=b"{}")
 
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
         message, reason = safe_text(message), safe_text(reason)
-        return self._rendered({"error": {"code": status, "reason": reason, "message": message}})
+        doc: dict[str, object] = {"code": status, "reason": reason, "message": message}
+        if error_code:
+            doc["error_code"] = safe_text(error_code)
+        return self._rendered({"error": doc})
 
 
 __all__ = ["JsonRendering", "CONTENT_TYPE", "attribute_description"]

@@ -403,12 +403,14 @@ class GraphBuilder:
         for m in members:
             self.g.add((node, self.v.O["member"], m))
 
-    def error(self, status: int, reason: str, message: str) -> None:
+    def error(self, status: int, reason: str, message: str, error_code: str | None) -> None:
         rdflib = _rdf()
         g, V = self.g, self.v.O
         node = rdflib.BNode()
         g.add((node, self.v.RDF.type, V["Error"]))
         g.add((node, V["code"], _literal(int(status))))
+        if error_code:
+            g.add((node, V["errorCode"], _literal(safe_text(error_code))))
         g.add((node, V["reason"], _literal(reason)))
         g.add((node, V["message"], _literal(message)))
 
@@ -815,9 +817,11 @@ class _RdfRendering(Rendering):
     def render_ok(self, ctx: Context) -> Rendered:
         return self._rendered(GraphBuilder(ctx))
 
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
         b = GraphBuilder(ctx)
-        b.error(status, safe_text(reason), safe_text(message))
+        b.error(status, safe_text(reason), safe_text(message), error_code)
         return self._rendered(b)
 
 

@@ -783,7 +783,9 @@ class _FieldRendering(Rendering):
     def render_ok(self, ctx: Context) -> Rendered:
         return Rendered(self.content_type, [], b"OK\n")
 
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
         text = safe_text(message or reason or str(status))
         return Rendered(self.content_type, [], (text.rstrip("\n") + "\n").encode("utf-8"))
 
@@ -876,7 +878,9 @@ class UriList(Rendering):
     def render_ok(self, ctx: Context) -> Rendered:
         return Rendered(self.content_type, [], b"")
 
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
         text = safe_text(message or reason or str(status))
         return Rendered("text/plain; charset=utf-8", [], (text.rstrip("\n") + "\n").encode())
 

@@ -710,8 +710,12 @@ class XmlRendering(Rendering):
     def render_ok(self, ctx: Context) -> Rendered:
         return self._rendered(_el(None, "ok"))
 
-    def render_error(self, status: int, reason: str, message: str, ctx: Context) -> Rendered:
+    def render_error(
+        self, status: int, reason: str, message: str, ctx: Context, error_code: str | None = None
+    ) -> Rendered:
         root = _el(None, "error", code=status, reason=safe_text(reason))
+        if error_code:
+            root.set("errorCode", safe_text(error_code))
         root.text = _text(safe_text(message))
         return self._rendered(root)
 

@@ -194,7 +194,9 @@ def test_golden_locations():
 def test_golden_error():
     doc = check_golden(
         "error.json",
-        R.render_error(400, "Bad Request", "occi.compute.cores must be an integer", CTX),
+        R.render_error(
+            400, "Bad Request", "occi.compute.cores must be an integer", CTX, "bad_request"
+        ),
     )
     assert doc["error"]["code"] == 400
 

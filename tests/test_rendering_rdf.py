@@ -114,7 +114,9 @@ def test_golden_entities():
     assert g.value(link, URIRef(OCCI_NS + "source")) == node
     check_golden("link.ttl", TTL.render_entity(storagelink(), CTX))
     check_golden("collection.ttl", TTL.render_entities([storage(1), storagelink()], CTX))
-    check_golden("error.ttl", TTL.render_error(404, "Not Found", "no such entity", CTX))
+    check_golden(
+        "error.ttl", TTL.render_error(404, "Not Found", "no such entity", CTX, "not_found")
+    )
 
 
 def test_media_types_and_formats():

@@ -98,7 +98,9 @@ def test_golden_link_collection_locations_error_mixin_ok():
     )
     assert [c.tag.rpartition("}")[2] for c in root] == ["resource", "link", "resource"]
     check_golden("locations.xml", R.render_locations(["/compute/a", "/storage/b"], CTX))
-    err = check_golden("error.xml", R.render_error(400, "Bad Request", "cores < 1", CTX))
+    err = check_golden(
+        "error.xml", R.render_error(400, "Bad Request", "cores < 1", CTX, "bad_request")
+    )
     assert err.get("code") == "400" and err.text == "cores < 1"
     check_golden("mixin_small.xml", R.render_mixin(infra.CRTP_TEMPLATES[0], CTX))
     check_golden("ok.xml", R.render_ok(CTX))

@@ -1,9 +1,13 @@
 """The HTTP face of the server: falcon routes, negotiation, the OCCI verb matrix, errors.
 
-Every path goes through one sink, because collection paths are data (user mixins choose their
-own). The handler classifies the path (query interface, collection, entity), parses the body with
+Collection and entity paths go through one sink, because collection paths are data (user mixins
+choose their own); the server's fixed paths (the query interface, /healthz, /metrics) are falcon
+routes. The handler classifies the path (collection, entity), parses the body with
 the rendering its Content-Type names, calls the service, and renders the answer in the rendering
-the Accept header chose. Errors from any layer become a 4xx in that same rendering.
+the Accept header chose. It makes the request context (occi.context) the service calls take,
+maps an entity's path to its kind and id, and ETags and If-Match to versions. Errors from any
+layer, falcon's own included, go to one handler (ErrorRenderer), which answers them in that same
+rendering with their machine-readable code.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import rendering
 from occi import __version__, errors
 from occi.api import negotiation
 from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
+from occi.context import RequestContext
 from occi.metrics import StoreCollector
-from occi.model import ActionInvocation, Entity, Mixin, valid_attribute_name
-from occi.service import Filter, Page, Service, etag
+from occi.model import ActionInvocation, Entity, Kind, Mixin, valid_attribute_name
+from occi.service import Expected, Filter, Page, Service, version
 from occi.settings import Settings
 from rendering.base import (
     LIMITS,
@@ -52,8 +57,13 @@ ACCEPT = ", ".join(rendering.MEDIA_TYPES)
 _HEADER_RENDERING = rendering.require("text/occi")
 
 
+#: what a route answers with, once OcciResource.serve has checked the request
+Answer = Callable[[falcon.Request, falcon.Response, str, Rendering, Context], None]
+
+
 class OcciResource:
-    """The single sink: dispatches on path shape and method."""
+    """The sink for collection and entity paths (which are data: user mixins choose theirs):
+    dispatches on path shape and method. The fixed paths are falcon routes (FixedPath)."""
 
     def __init__(
         self,
@@ -75,17 +85,21 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entry point
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: object) -> None:
-        out = negotiation.choose_rendering(None)  # the default, until Accept is read
+        self.serve(req, resp, self._dispatch)
+
+    def serve(self, req: falcon.Request, resp: falcon.Response, answer: Answer) -> None:
+        """What every OCCI request goes through (its headers, limits and version checked, its
+        rendering chosen) before `answer` (called with the method, HEAD as GET)."""
         ctx = Context(self.base_url or req.prefix)
         if self.server_header:
             resp.set_header("Server", SERVER)
         resp.set_header("Accept", ACCEPT)
         token = LIMITS.set(self.limits.parsing)
-        try:
+        try:  # what is raised here, falcon hands to ErrorRenderer
             out = negotiation.choose_rendering(req.get_header("Accept"))
             check_request_head(req, self.limits)
             negotiation.check_version(req.get_header("User-Agent"))
-            self._dispatch(req, resp, out, ctx)
+            answer(req, resp, "GET" if req.method == "HEAD" else req.method, out, ctx)
             if req.method == "HEAD" and resp.stream is not None:
                 # HEAD announces the Content-Length its GET would (RFC 9110 9.3.2): a streamed
                 # rendering is produced and measured here, where its errors are still
@@ -93,57 +107,8 @@ class OcciResource:
                 stream, resp.stream = resp.stream, None
                 assert isinstance(stream, Iterable)  # _send streams only a Rendered body
                 resp.content_length = sum(len(chunk) for chunk in stream)
-        except errors.OcciError as exc:
-            headers = dict(exc.headers)
-            if exc.location:  # made anyway, e.g. an entity in error after a failed create
-                headers["Location"] = ctx.url(exc.location)
-            self._error(resp, out, ctx, exc.status, exc.reason, exc.message, headers)
-        except ParseError as exc:
-            self._error(resp, out, ctx, 400, "Bad Request", str(exc))
-        except Unrenderable as exc:
-            # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
-            # returned"; the message is sent as text/plain, which every client can read
-            self._error(resp, rendering.require("text/plain"), ctx, 400, "Bad Request", str(exc))
-        except falcon.HTTPError as exc:  # falcon refused a header it parsed (Content-Length)
-            code, reason = _status_of(exc)
-            self._error(resp, out, ctx, code, reason, exc.description or exc.title or reason)
-        except _BODY_ERRORS as exc:
-            self._error(
-                resp,
-                out,
-                ctx,
-                400,
-                "Bad Request",
-                f"the request body cannot be read: {type(exc).__name__} {exc}".strip(),
-            )
-        except Exception:  # a bug: log it, answer without leaking internals
-            log.exception("unhandled error on %s %s", req.method, req.path)
-            self._error(
-                resp,
-                out,
-                ctx,
-                500,
-                "Internal Server Error",
-                "the server failed to handle this request; the error is in its log",
-            )
         finally:
             LIMITS.reset(token)
-
-    def _error(
-        self,
-        resp,
-        out: Rendering,
-        ctx: Context,
-        status: int,
-        reason: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        resp.stream = None
-        resp.data = None
-        for name, value in (headers or {}).items():
-            resp.set_header(name, value)
-        self._send(resp, f"{status} {reason}", out.render_error(status, reason, message, ctx))
 
     @staticmethod
     def _send(resp: falcon.Response, status: str, r: Rendered) -> None:
@@ -243,15 +208,10 @@ class OcciResource:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(
-        self, req: falcon.Request, resp: falcon.Response, out: Rendering, ctx: Context
+        self, req: falcon.Request, resp: falcon.Response, method: str, out: Rendering, ctx: Context
     ) -> None:
         path = req.path or "/"  # falcon has percent-decoded it once already
         check_path(path)
-        method = "GET" if req.method == "HEAD" else req.method
-        if path in QUERY_PATHS:
-            return self._query_interface(req, resp, method, out, ctx)
-        if path == HEALTH_PATH:
-            return self._health(resp, method)
         if method == "OPTIONS":
             resp.status = "204 No Content"
             resp.set_header("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
@@ -261,7 +221,7 @@ class OcciResource:
             return self._collection(req, resp, method, path, action, out, ctx)
         return self._entity(req, resp, method, path, action, out, ctx)
 
-    def _health(self, resp, method: str) -> None:
+    def _health(self, req, resp, method: str, out: Rendering, ctx: Context) -> None:
         """For load balancers: 200 when this process reaches the database and is not fenced."""
         if method != "GET":
             raise self._not_allowed(HEALTH_PATH, ["GET", "HEAD"])
@@ -287,18 +247,18 @@ class OcciResource:
         msg = self._message(req, ctx)
         if method == "GET":
             refs = _HEADER_RENDERING.parse_categories(Message(headers=msg.headers))
-            refs += self.service.category_refs(req.get_param_as_list("category") or [])
+            refs += self.service.category_refs(who(req), req.get_param_as_list("category") or [])
             if not refs:
                 return self._send(resp, "200 OK", self._whole_model(out, ctx))
-            coll = self.service.categories(refs)
+            coll = self.service.categories(who(req), refs)
             return self._send(resp, "200 OK", out.render_categories(coll, ctx))
         if method == "POST":
             refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
-            self.service.add_user_mixins(refs)
+            self.service.add_user_mixins(who(req), refs)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         if method == "DELETE":
             refs = self._parse(req, msg, lambda r: r.parse_categories(msg))
-            self.service.remove_user_mixins(refs)
+            self.service.remove_user_mixins(who(req), refs)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed("the query interface", ["GET", "HEAD", "POST", "DELETE"])
 
@@ -330,7 +290,7 @@ class OcciResource:
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
         if method == "GET":
             entities, _ = self.service.list_collection(
-                path, self._filter(req, msg), self._page(req)
+                who(req), path, self._filter(req, msg), self._page(req)
             )
             return self._send(resp, "200 OK", out.render_entities(entities, ctx))
         if method == "POST" and action is not None:
@@ -339,17 +299,19 @@ class OcciResource:
                 if msg.body or _has_occi_headers(msg)
                 else ActionInvocation(None)
             )
-            done = self.service.act_on_collection(path, action, inv, self._filter(req, Message()))
+            done = self.service.act_on_collection(
+                who(req), path, action, inv, self._filter(req, Message())
+            )
             return self._send(resp, "200 OK", out.render_entities(done, ctx))
         if method == "POST":
             if is_mixin:
                 locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
-                members = self.service.associate(path, locs)
+                members = self.service.associate(who(req), path, locs)
                 return self._send(resp, "200 OK", out.render_entities(members, ctx))
             if target is None:
                 raise self._not_allowed(path, ["GET", "HEAD", "DELETE"])
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
-            created = self.service.create(path, entities)
+            created = self.service.create(who(req), path, entities)
             return self._created(resp, out, ctx, created)
         if method == "PUT":
             if not is_mixin:
@@ -360,7 +322,9 @@ class OcciResource:
                 else []
             )
             members = (
-                self.service.associate(path, locs, replace_all=True) if locs else self._clear(path)
+                self.service.associate(who(req), path, locs, replace_all=True)
+                if locs
+                else self._clear(req, path)
             )
             return self._send(resp, "200 OK", out.render_entities(members, ctx))
         if method == "DELETE":
@@ -368,9 +332,9 @@ class OcciResource:
                 locs = None
                 if msg.body or "x-occi-location" in msg.headers:
                     locs = self._parse(req, msg, lambda r: r.parse_locations(msg))
-                self.service.dissociate(path, locs)
+                self.service.dissociate(who(req), path, locs)
             else:
-                self.service.delete_collection(path, self._filter(req, msg))
+                self.service.delete_collection(who(req), path, self._filter(req, msg))
             return self._send(resp, "200 OK", out.render_ok(ctx))
         allowed = (
             ["GET", "HEAD", "POST", "PUT", "DELETE"]
@@ -379,8 +343,8 @@ class OcciResource:
         )
         raise self._not_allowed(path, allowed)
 
-    def _clear(self, path: str) -> list[Entity]:
-        self.service.dissociate(path, None)
+    def _clear(self, req: falcon.Request, path: str) -> list[Entity]:
+        self.service.dissociate(who(req), path, None)
         return []
 
     def _send_entity(self, resp, status: str, out: Rendering, ctx: Context, entity: Entity) -> None:
@@ -401,24 +365,26 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
+        kind, entity_id = self._address(path, method)
         if method == "GET":
-            none_match = req.get_header("If-None-Match")
-            entity = self.service.get(path, fresh=bool(none_match) or _wants_fresh(req))
-            tag = etag(entity)
-            resp.set_header("ETag", tag)
-            if none_match and tag in [t.strip() for t in none_match.split(",")]:
+            none_match = req.if_none_match
+            entity = self.service.get(
+                who(req), kind, entity_id, fresh=bool(none_match) or _wants_fresh(req)
+            )
+            resp.set_header("ETag", etag(entity))
+            if none_match and str(version(entity)) in [t for t in none_match if t != "*"]:
                 resp.status = "304 Not Modified"
                 return None
             return self._send(resp, "200 OK", out.render_entity(entity, ctx))
         msg = self._message(req, ctx)
-        if_match = req.get_header("If-Match")
+        if_match = expected(req, none_match=False)
         if method == "POST" and action is not None:
             inv = (
                 self._parse(req, msg, lambda r: r.parse_action(msg))
                 if msg.body or _has_occi_headers(msg)
                 else ActionInvocation(None)
             )
-            result = self.service.act(path, action, inv, if_match=if_match)
+            result = self.service.act(who(req), kind, entity_id, action, inv, if_match)
             if isinstance(result, Mixin):
                 return self._send(resp, "200 OK", out.render_mixin(result, ctx))
             return self._send_entity(resp, "200 OK", out, ctx, result)
@@ -426,22 +392,83 @@ class OcciResource:
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("update one entity at a time")
-            updated = self.service.update(path, entities[0], if_match=if_match)
+            updated = self.service.update(who(req), kind, entity_id, entities[0], if_match)
             return self._send_entity(resp, "200 OK", out, ctx, updated)
         if method == "PUT":
             entities = self._parse(req, msg, lambda r: r.parse_entities(msg))
             if len(entities) != 1:
                 raise errors.BadRequest("PUT carries exactly one entity")
             entity, created = self.service.put(
-                path, entities[0], if_match=if_match, if_none_match=req.get_header("If-None-Match")
+                who(req), kind, entity_id, entities[0], expected(req, none_match=True)
             )
             if created:
                 return self._created(resp, out, ctx, [entity])
             return self._send_entity(resp, "200 OK", out, ctx, entity)
         if method == "DELETE":
-            self.service.delete(path, if_match=if_match)
+            self.service.delete(who(req), kind, entity_id, if_match)
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+    def _address(self, path: str, method: str) -> tuple[Kind, str]:
+        """The kind and id of the entity a path names (through the kinds' locations): 404 when
+        no kind's collection holds it."""
+        kind = self.service.registry().kind_for_path(path)
+        entity_id = path.rsplit("/", 1)[-1]
+        if kind is None or not entity_id:
+            if method == "PUT":
+                raise errors.NotFound(f"{path} is not inside a kind collection")
+            raise errors.NotFound(f"nothing exists at {path}")
+        return kind, entity_id
+
+
+def who(req: falcon.Request) -> RequestContext:
+    """The request's context, made once: anonymous in the default project until identities
+    exist, under the request id the RequestObserver gave it (occi.api.metrics)."""
+    made = getattr(req.context, "occi_context", None)
+    if made is None:
+        made = RequestContext.anonymous(getattr(req.context, "request_id", None))
+        req.context.occi_context = made
+    return made
+
+
+def etag(entity: Entity) -> str:
+    """An entity's ETag: its version, which every stored change raises."""
+    return f'"{version(entity)}"'
+
+
+def expected(req: falcon.Request, *, none_match: bool) -> Expected | None:
+    """What If-Match (and, with `none_match`, If-None-Match: *) expect of the entity, as the
+    service checks it. An ETag that is not one of this server's (a version) matches nothing."""
+    tags = req.if_match
+    versions: frozenset[int] | None = None
+    exists: bool | None = None
+    if tags is not None:
+        if "*" in tags:
+            exists = True
+        else:
+            versions = frozenset(int(t) for t in tags if t.isdigit() and len(t) < 19)
+    if none_match and "*" in (req.if_none_match or []):
+        if exists:  # If-Match: * and If-None-Match: * together: nothing satisfies both
+            versions = frozenset()
+        exists = False
+    if versions is None and exists is None:
+        return None
+    return Expected(versions=versions, exists=exists)
+
+
+class FixedPath:
+    """A path of the server's own (the query interface, the health check) as a falcon route:
+    each responder has the request checked like any other (OcciResource.serve) and answered by
+    `answer`, which refuses the methods it does not take with the server's 405."""
+
+    def __init__(self, occi: OcciResource, answer: Answer):
+        self.occi = occi
+        self.answer = answer
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.occi.serve(req, resp, self.answer)
+
+    on_head = on_post = on_put = on_patch = on_delete = on_options = on_get
 
 
 #: the largest row offset a page may ask for (SQL OFFSET is a signed 64-bit number)
@@ -587,26 +614,73 @@ def create_app(
         limits=limits,
     )
     app.add_sink(handler, prefix="/")
+    for path in QUERY_PATHS:  # routes: falcon looks at routes before sinks
+        app.add_route(path, FixedPath(handler, handler._query_interface))
+    app.add_route(HEALTH_PATH, FixedPath(handler, handler._health))
     app.add_route(  # a route: falcon looks at routes before sinks
         METRICS_PATH,
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),
     )
 
-    def handle_falcon_error(req, resp, ex, params):
-        # falcon's own errors (e.g. a malformed header it parsed) in our rendering
-        ctx = Context(base_url or req.prefix)
-        if server_header:
-            resp.set_header("Server", SERVER)
-        code, reason = _status_of(ex)
-        msg = ex.description or ex.title or reason
-        for name, value in (ex.headers or {}).items():  # e.g. Allow on a 405 of /metrics
-            resp.set_header(name, value)
-        try:  # in the rendering the client asked for, when it asked for one we have
+    renderer = ErrorRenderer(base_url, server_header)
+    # one handler for every error: the service's, the renderings', falcon's own, and bugs
+    for kind in (Exception, falcon.HTTPError, errors.OcciError):
+        app.add_error_handler(kind, renderer)
+    return app
+
+
+#: the response header naming an error's machine-readable code, in every rendering
+ERROR_CODE_HEADER = "X-OCCI-Error-Code"
+
+
+class ErrorRenderer:
+    """falcon's error handler for every exception a request raises: an answer with the error's
+    status, its message and its machine-readable code (occi.errors), in the rendering the
+    client's Accept chose (the default one when it chose none we have). A bug is logged and
+    answers 500 with no trace of its internals."""
+
+    def __init__(self, base_url: str = "", server_header: bool = True):
+        self.base_url = base_url.rstrip("/")
+        self.server_header = server_header
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
+        ctx = Context(self.base_url or req.prefix)
+        try:
             out = negotiation.choose_rendering(req.get_header("Accept"))
         except errors.OcciError:
             out = negotiation.choose_rendering(None)  # the default, until Accept is read
-        r = out.render_error(code, reason, msg, ctx)
-        OcciResource._send(resp, f"{code} {reason}", r)
-
-    app.add_error_handler(falcon.HTTPError, handle_falcon_error)
-    return app
+        headers: dict[str, str] = {}
+        if isinstance(ex, errors.OcciError):
+            status, reason, message, code = ex.status, ex.reason, ex.message, ex.code
+            headers.update(ex.headers)
+            if ex.location:  # made anyway, e.g. an entity in error after a failed create
+                headers["Location"] = ctx.url(ex.location)
+        elif isinstance(ex, falcon.HTTPError):  # falcon's own: no route, a header it refused
+            status, reason = _status_of(ex)
+            message = ex.description or ex.title or reason
+            code = errors.code_for_status(status)
+            headers.update(ex.headers or {})  # e.g. Allow on a 405 of /metrics
+        elif isinstance(ex, ParseError):
+            status, reason, message, code = 400, "Bad Request", str(ex), "unparsable"
+        elif isinstance(ex, Unrenderable):
+            # GFD.229: text/uri-list is for listings only, "otherwise a Bad Request MUST be
+            # returned"; the message is sent as text/plain, which every client can read
+            status, reason, message, code = 400, "Bad Request", str(ex), "unrenderable"
+            out = rendering.require("text/plain")
+        elif isinstance(ex, _BODY_ERRORS):
+            status, reason, code = 400, "Bad Request", "unreadable_body"
+            message = f"the request body cannot be read: {type(ex).__name__} {ex}".strip()
+        else:  # a bug: log it, answer without leaking internals
+            log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
+            status, reason, code = 500, "Internal Server Error", errors.OcciError.code
+            message = "the server failed to handle this request; the error is in its log"
+        resp.stream = None
+        resp.data = None
+        if self.server_header:
+            resp.set_header("Server", SERVER)
+        for name, value in headers.items():
+            resp.set_header(name, value)
+        resp.set_header(ERROR_CODE_HEADER, code)
+        OcciResource._send(
+            resp, f"{status} {reason}", out.render_error(status, reason, message, ctx, code)
+        )

@@ -20,7 +20,7 @@ from backends.base import (
     Unreachable,
     Unsupported,
 )
-from occi import errors
+from occi import errors, metrics
 from occi import infrastructure as infra
 from occi import states as machines
 from occi.jobs.link_states import RegistryOf, derive_link_states
@@ -73,7 +73,17 @@ class Executor:
         self.categories_changed = categories_changed
 
     def execute(self, job: Job, runner: JobRunner) -> None:
-        """Carry out one claimed job on the backend and store what it did."""
+        """Carry out one claimed job on the backend and store what it did, logging under the id
+        of the request that queued it (in any server process)."""
+        request_id = job.params.get("request_id")
+        token = metrics.REQUEST_ID.set(request_id) if isinstance(request_id, str) else None
+        try:
+            self._execute(job, runner)
+        finally:
+            if token is not None:
+                metrics.REQUEST_ID.reset(token)
+
+    def _execute(self, job: Job, runner: JobRunner) -> None:
         target_id = job.params.get("target", job.entity_id)
         with self.store.begin(readonly=True) as tx:
             entity = tx.get(target_id)

@@ -13,8 +13,13 @@ Its rooms, each a layer of the one Service class, from the bottom:
   entities    create, put, update, replace, delete
   actions     actions on an entity or a collection
   mixins      mixin collections: associate, dissociate
-and beside them, pure: locations (ids, collection paths, reserved paths) and conditions (ETag,
-If-Match, If-None-Match).
+and beside them, pure: locations (ids, collection paths, reserved paths) and conditions (the
+versions a write expects).
+
+Every public method takes the request context (occi.context.RequestContext) first, and addresses
+an entity by its kind (a Kind or its identifier) and id; collections by their path (collection
+paths are data: user mixins choose theirs). ServiceBase._authorize is where authorization will be
+decided. `execute` and `reconcile` are the job runner's callbacks: the server's own work.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from occi.jobs.execution import FAULTS, Executor
 from occi.jobs.reconcile import Reconciler
 from occi.jobs.runner import JobRunner, JobSettings
 from occi.service.actions import Actions
-from occi.service.conditions import check_preconditions, etag
+from occi.service.conditions import Expected, version
 from occi.service.locations import RESERVED_PATHS, reserved_path, valid_location
 from occi.service.mixins import MixinCollections
 from occi.service.reads import Filter, Page
@@ -35,11 +40,11 @@ from occi.store.base import Job, Store
 __all__ = [
     "FAULTS",
     "RESERVED_PATHS",
+    "Expected",
     "Filter",
     "Page",
     "Service",
-    "check_preconditions",
-    "etag",
+    "version",
     "reserved_path",
     "valid_location",
 ]

@@ -4,23 +4,33 @@ actions already queued for each entity), then queued as jobs."""
 from __future__ import annotations
 
 from occi import errors, validation
-from occi.model import ActionInvocation, Entity, Mixin, stored_id
+from occi.context import RequestContext
+from occi.model import ActionInvocation, Entity, Kind, Mixin, stored_id
 from occi.registry import Registry
-from occi.service.conditions import check_preconditions
-from occi.service.reads import Filter
+from occi.service.conditions import Expected, check_expected
+from occi.service.reads import Filter, kind_id_of
 from occi.service.work import Work
 from occi.store.base import StoreTx
 
 
 class Actions(Work):
     def act(
-        self, path: str, term: str, inv: ActionInvocation, if_match: str | None = None
+        self,
+        ctx: RequestContext,
+        kind: Kind | str,
+        entity_id: str,
+        term: str,
+        inv: ActionInvocation,
+        expected: Expected | None = None,
     ) -> Entity | Mixin:
-        self._begin_work()
+        """Invoke the action `term` on the entity (the new mixin for `save`, else the entity)."""
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, "act", kind_id)
+        self._begin_work(ctx)
         with self.store.begin() as tx:
             reg = self.registry(tx)
-            entity = self._load(tx, path, for_update=True)
-            check_preconditions(entity, if_match, None)
+            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
+            check_expected(entity, expected, entity.location or entity_id)
             queued = self._queued_actions(tx, [entity])
             action, params = validation.check_action(
                 reg, entity, term, inv, queued.get(entity.id or "", [])
@@ -36,8 +46,9 @@ class Actions(Work):
         return self._refresh([entity])[0]
 
     def act_on_collection(
-        self, path: str, term: str, inv: ActionInvocation, flt: Filter
+        self, ctx: RequestContext, path: str, term: str, inv: ActionInvocation, flt: Filter
     ) -> list[Entity]:
+        self._authorize(ctx, "act")
         with self.store.begin() as tx:
             reg = self.registry(tx)
             entities = tx.query(self._query(reg, path, flt))
@@ -52,10 +63,11 @@ class Actions(Work):
                     refused.append(str(exc))
             if refused:
                 raise errors.Conflict(
-                    f"{len(refused)} of {len(entities)} members cannot {term}, so none was "
-                    "changed: " + "; ".join(refused)
+                    code="state_conflict",
+                    message=f"{len(refused)} of {len(entities)} members cannot {term}, so none was "
+                    "changed: " + "; ".join(refused),
                 )
-            self._begin_work()
+            self._begin_work(ctx)
             # one statement for the whole collection; each job reports into its entity
             self._submit_many(
                 tx,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from backends.base import BackendFault
 from occi import errors
 from occi import infrastructure as infra
+from occi.context import RequestContext
 from occi.model import (
     Category,
     CategoryCollection,
@@ -85,7 +86,11 @@ class Categories(ServiceBase):
             return []
 
     # ------------------------------------------------------------------ query interface
-    def categories(self, filters: Iterable[CategoryRef] = ()) -> CategoryCollection:
+    def categories(
+        self, ctx: RequestContext, filters: Iterable[CategoryRef] = ()
+    ) -> CategoryCollection:
+        """The categories the filters name (all of them, without filters)."""
+        self._authorize(ctx, "read")
         reg = self.registry()
         refs = list(filters)
         for ref in refs:
@@ -93,7 +98,8 @@ class Categories(ServiceBase):
                 raise errors.NotFound(f"no category {ref.id} is defined here")
         return reg.collection(refs)
 
-    def add_user_mixins(self, refs: list[CategoryRef]) -> list[Mixin]:
+    def add_user_mixins(self, ctx: RequestContext, refs: list[CategoryRef]) -> list[Mixin]:
+        self._authorize(ctx, "define_mixin")
         if not refs:
             raise errors.BadRequest(
                 'send at least one mixin definition: Category: term; scheme="..."; '
@@ -136,7 +142,7 @@ class Categories(ServiceBase):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", ref.term or ""):
             raise errors.BadRequest(f"mixin term {ref.term!r} is not a valid term")
         if reg.category(ref.id) is not None:
-            raise errors.Conflict(f"the category {ref.id} already exists")
+            raise errors.Conflict(f"the category {ref.id} already exists", code="category_exists")
         location = ref.location or f"/mixin/user/{ref.term}/"
         location = relative(location)
         if not location.endswith("/"):
@@ -150,10 +156,13 @@ class Categories(ServiceBase):
         if reserved_path(location):
             raise errors.Conflict(
                 f"the location {location} is reserved by the server "
-                f"({', '.join(RESERVED_PATHS)}); choose another path"
+                f"({', '.join(RESERVED_PATHS)}); choose another path",
+                code="location_taken",
             )
         if location in taken or self._location_clashes(location, reg):
-            raise errors.Conflict(f"the location {location} is already in use")
+            raise errors.Conflict(
+                f"the location {location} is already in use", code="location_taken"
+            )
         for dep in ref.rel:
             if dep not in reg.mixins:
                 raise errors.BadRequest(f"mixin {ref.id} depends on {dep}, which is not defined")
@@ -196,8 +205,9 @@ class Categories(ServiceBase):
                 return True
         return False
 
-    def remove_user_mixins(self, refs: list[CategoryRef]) -> None:
+    def remove_user_mixins(self, ctx: RequestContext, refs: list[CategoryRef]) -> None:
         """Remove user mixins, and images users saved (the platform image goes too)."""
+        self._authorize(ctx, "remove_mixin")
         if not refs:
             raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
         with self.store.begin() as tx:
@@ -212,7 +222,8 @@ class Categories(ServiceBase):
                     images.append(saved[ref.id])
                 elif not (isinstance(cat, Mixin) and cat.user_defined):
                     raise errors.Forbidden(
-                        f"{ref.id} is defined by the provider and cannot be removed"
+                        f"{ref.id} is defined by the provider and cannot be removed",
+                        code="provider_category",
                     )
                 tx.delete_user_mixin(ref.id)
             for image in images:  # last, so that a refusal above leaves the platform alone
@@ -241,15 +252,17 @@ class Categories(ServiceBase):
                 raise errors.Conflict(
                     f"category term {name!r} is ambiguous: "
                     + ", ".join(c.id for c in matches)
-                    + "; give the full scheme#term"
+                    + "; give the full scheme#term",
+                    code="ambiguous_category",
                 )
             cat = matches[0] if matches else None
         if cat is None:
             raise unknown(f"no category {name!r} is defined here")
         return cat
 
-    def category_refs(self, names: Iterable[str]) -> list[CategoryRef]:
+    def category_refs(self, ctx: RequestContext, names: Iterable[str]) -> list[CategoryRef]:
         """Query-interface filters given as terms or type identifiers (`?category=`)."""
+        self._authorize(ctx, "read")
         reg = self.registry()
         refs = []
         for name in names:

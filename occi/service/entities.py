@@ -9,12 +9,13 @@ import uuid
 
 from occi import errors, validation
 from occi import infrastructure as infra
+from occi.context import RequestContext
 from occi.model import Entity, Kind, Link, Mixin, Resource, stored_id
 from occi.registry import Registry
-from occi.service.conditions import check_preconditions
+from occi.service.conditions import Expected, check_expected
 from occi.service.links import Links
 from occi.service.locations import ID_RE, relative
-from occi.service.reads import Filter
+from occi.service.reads import Filter, kind_id_of
 from occi.store.base import StoreTx
 
 log = logging.getLogger(__name__)
@@ -22,12 +23,13 @@ log = logging.getLogger(__name__)
 
 class Entities(Links):
     # ------------------------------------------------------------------ creating
-    def create(self, collection: str, entities: list[Entity]) -> list[Entity]:
+    def create(self, ctx: RequestContext, collection: str, entities: list[Entity]) -> list[Entity]:
         """POST on a kind collection: create each entity (and a resource's inline links)."""
         if not entities:
             raise errors.BadRequest("the request carries no entity to create")
+        self._authorize(ctx, "create")
         created: list[Entity] = []
-        self._begin_work()
+        self._begin_work(ctx)
         with self.store.begin() as tx:
             reg = self.registry(tx)
             target = self.collection_target(collection, reg)
@@ -144,40 +146,48 @@ class Entities(Links):
 
     # ------------------------------------------------------------------ updating
     def put(
-        self, path: str, e: Entity, if_match: str | None = None, if_none_match: str | None = None
+        self,
+        ctx: RequestContext,
+        kind: Kind | str,
+        entity_id: str,
+        e: Entity,
+        expected: Expected | None = None,
     ) -> tuple[Entity, bool]:
-        """PUT on an entity path: create it there, or replace it (links stay).
+        """Create the entity of `kind` with `entity_id`, or replace it (links stay); True when
+        it was created.
 
         Concurrent PUTs of one new id are each a create-or-replace: the one whose insert finds
         the id taken (another PUT stored it after this one looked, which PostgreSQL allows)
         does it again, and so replaces what the other stored."""
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, "update", kind_id)
         for attempt in range(2):
-            self._begin_work()  # jobs queued by a rolled-back attempt are gone with it
+            self._begin_work(ctx)  # jobs queued by a rolled-back attempt are gone with it
             try:
                 with self.store.begin() as tx:
-                    result, created = self._put(tx, path, e, if_match, if_none_match)
+                    result, created = self._put(tx, kind_id, entity_id, e, expected)
                 break
             except errors.IdTaken:
                 if attempt:
                     raise
-                log.info("PUT %s: created meanwhile by another request; replacing it", path)
+                log.info("PUT %s: created meanwhile by another request; replacing it", entity_id)
         self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh([result])[0], created
 
     def _put(
-        self, tx: StoreTx, path: str, e: Entity, if_match: str | None, if_none_match: str | None
+        self, tx: StoreTx, kind_id: str, entity_id: str, e: Entity, expected: Expected | None
     ) -> tuple[Entity, bool]:
         reg = self.registry(tx)
-        entity_id = path.rsplit("/", 1)[-1]
-        existing = tx.get(entity_id, for_update=True)
+        kind = reg.kinds.get(kind_id)
+        if kind is None or not kind.location:
+            raise errors.NotFound(f"{kind_id} is not a kind with a collection here")
+        path = f"{kind.location}{entity_id}"
+        existing = tx.get(entity_id, for_update=True) if entity_id else None
         if existing is not None and existing.location == path:
-            check_preconditions(existing, if_match, if_none_match)
-        elif if_match is not None:
-            raise errors.PreconditionFailed(f"If-Match: nothing exists at {path}")
+            check_expected(existing, expected, path)
+        elif expected is not None and (expected.exists or expected.versions is not None):
+            check_expected(None, expected, path)
         if existing is None:
-            kind = reg.kind_for_path(path)
-            if kind is None:
-                raise errors.NotFound(f"{path} is not inside a kind collection")
             if isinstance(e, Resource) and e.links:
                 raise errors.BadRequest("PUT does not create links: POST them to a link collection")
             return self._create_one(tx, reg, e, kind, entity_id=entity_id), True
@@ -185,13 +195,22 @@ class Entities(Links):
             raise errors.Conflict(f"occi.core.id {entity_id} is used at {existing.location}")
         return self._replace(tx, reg, existing, e, full=True), False
 
-    def update(self, path: str, e: Entity, if_match: str | None = None) -> Entity:
-        """POST on an entity path: partial update (given attributes change, mixins are added)."""
-        self._begin_work()
+    def update(
+        self,
+        ctx: RequestContext,
+        kind: Kind | str,
+        entity_id: str,
+        e: Entity,
+        expected: Expected | None = None,
+    ) -> Entity:
+        """A partial update (given attributes change, mixins are added)."""
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, "update", kind_id)
+        self._begin_work(ctx)
         with self.store.begin() as tx:
             reg = self.registry(tx)
-            existing = self._load(tx, path, for_update=True)
-            check_preconditions(existing, if_match, None)
+            existing = self._load(tx, reg, kind_id, entity_id, for_update=True)
+            check_expected(existing, expected, existing.location or entity_id)
             if isinstance(e, Resource) and e.links:
                 raise errors.BadRequest(
                     "links cannot be added by updating a resource: POST them to a link collection"
@@ -211,7 +230,9 @@ class Entities(Links):
                 f"the kind of an entity cannot change ({cur.kind} given as {new.kind})"
             )
         if new.id and new.id != cur.id:
-            raise errors.Forbidden(f"occi.core.id is immutable ({cur.id})")
+            raise errors.Forbidden(
+                f"occi.core.id is immutable ({cur.id})", code="immutable_attribute"
+            )
         if full:
             mixin_ids = validation.check_mixins(reg, kind, new.mixins)
         else:
@@ -264,15 +285,25 @@ class Entities(Links):
         return self._present(cur, reg)
 
     # ------------------------------------------------------------------ deleting
-    def delete(self, path: str, if_match: str | None = None) -> None:
-        self._begin_work()
+    def delete(
+        self,
+        ctx: RequestContext,
+        kind: Kind | str,
+        entity_id: str,
+        expected: Expected | None = None,
+    ) -> None:
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, "delete", kind_id)
+        self._begin_work(ctx)
         with self.store.begin() as tx:
-            entity = self._load(tx, path, for_update=True)
-            check_preconditions(entity, if_match, None)
-            self._delete_entities(tx, [entity])
+            reg = self.registry(tx)
+            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
+            check_expected(entity, expected, entity.location or entity_id)
+            self._delete_entities(tx, reg, [entity])
         self._settle()
 
-    def delete_collection(self, path: str, flt: Filter) -> int:
+    def delete_collection(self, ctx: RequestContext, path: str, flt: Filter) -> int:
+        self._authorize(ctx, "delete")
         with self.store.begin() as tx:
             reg = self.registry(tx)
             target = self.collection_target(path, reg)
@@ -280,7 +311,7 @@ class Entities(Links):
                 raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
             q = self._query(reg, path, flt)
             entities = tx.query(q)
-            self._begin_work()
+            self._begin_work(ctx)
             self._submit_many(
                 tx,
                 [
@@ -296,10 +327,9 @@ class Entities(Links):
         self._settle()
         return len(entities)
 
-    def _delete_entities(self, tx: StoreTx, entities: list[Entity]) -> None:
+    def _delete_entities(self, tx: StoreTx, reg: Registry, entities: list[Entity]) -> None:
         """Queue the deletion: the job removes the platform objects, then the rows (with every
         link touching them). Until then the entities say they are being deleted."""
-        reg = self.registry(tx)
         for e in entities:
             kind = reg.kinds.get(e.kind)
             if kind is not None:

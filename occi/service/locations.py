@@ -6,10 +6,6 @@ Pure functions and patterns; the service's rooms check what they are given with 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-
-from occi import errors
-from occi.model import Entity
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}\Z")
 #: one segment of a collection path (one quantifier: matched in linear time)
@@ -42,15 +38,6 @@ def valid_location(location: str) -> bool:
     return all(
         _SEGMENT_RE.match(seg) and seg not in (".", "..") for seg in location[1:-1].split("/")
     )
-
-
-def entity_at(path: str, read: Callable[[str], Entity | None]) -> Entity:
-    """The entity `read` finds by the id that ends path, if it lives at path; else 404."""
-    entity_id = path.rsplit("/", 1)[-1]
-    entity = read(entity_id) if entity_id else None
-    if entity is None or entity.location != path:
-        raise errors.NotFound(f"nothing exists at {path}")
-    return entity
 
 
 def relative(location: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from occi import errors
+from occi.context import RequestContext
 from occi.model import Entity, EntityRef, Link, Mixin, Resource, stored_id
 from occi.registry import Registry
 from occi.service.entities import Entities
@@ -15,9 +16,17 @@ from occi.store.base import Query, StoreTx
 
 class MixinCollections(Entities):
     def associate(
-        self, path: str, locations: Sequence[str | EntityRef], *, replace_all: bool = False
+        self,
+        ctx: RequestContext,
+        path: str,
+        locations: Sequence[str | EntityRef],
+        *,
+        replace_all: bool = False,
     ) -> list[Entity]:
-        self._begin_work()
+        """Associate the mixin of the collection at `path` with the entities at `locations`
+        (with only them, `replace_all`); its members now."""
+        self._authorize(ctx, "associate")
+        self._begin_work(ctx)
         members = self._associate(path, locations, replace_all)
         self._settle()
         return self._refresh(members)
@@ -54,7 +63,12 @@ class MixinCollections(Entities):
             members = tx.query(Query(mixin=mixin.id))
             return [self._present(e, reg) for e in members]
 
-    def dissociate(self, path: str, locations: Sequence[str | EntityRef] | None) -> None:
+    def dissociate(
+        self, ctx: RequestContext, path: str, locations: Sequence[str | EntityRef] | None
+    ) -> None:
+        """Dissociate the mixin of the collection at `path` from the entities at `locations`
+        (None: from every member)."""
+        self._authorize(ctx, "dissociate")
         with self.store.begin() as tx:
             reg = self.registry(tx)
             mixin = self._mixin_at(reg, path)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from occi import errors, validation
+from occi.context import RequestContext
 from occi.model import Entity, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.service.categories import Categories
-from occi.service.locations import entity_at
 from occi.store.base import Query, StoreTx
 
 
@@ -30,15 +30,38 @@ class Page:
 
 
 class Reads(Categories):
-    def get(self, path: str, *, fresh: bool = False) -> Entity:
-        """The entity at path. The store may answer from its cache of recent reads (see
-        occi.store.cache); `fresh=True` reads the database."""
+    def get(
+        self, ctx: RequestContext, kind: Kind | str, entity_id: str, *, fresh: bool = False
+    ) -> Entity:
+        """The entity of `kind` with `entity_id`. The store may answer from its cache of recent
+        reads (see occi.store.cache); `fresh=True` reads the database."""
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, "read", kind_id)
         reg = self.registry()  # from memory, normally
-        entity = entity_at(path, lambda entity_id: self.store.get_one(entity_id, fresh=fresh))
+        found = self.store.get_one(entity_id, fresh=fresh) if entity_id else None
+        entity = self._found(reg, found, kind_id, entity_id)
         return self._present(entity, reg)
 
-    def _load(self, tx: StoreTx, path: str, *, for_update: bool = False) -> Entity:
-        return entity_at(path, lambda entity_id: tx.get(entity_id, for_update=for_update))
+    def _load(
+        self,
+        tx: StoreTx,
+        reg: Registry,
+        kind_id: str,
+        entity_id: str,
+        *,
+        for_update: bool = False,
+    ) -> Entity:
+        found = tx.get(entity_id, for_update=for_update) if entity_id else None
+        return self._found(reg, found, kind_id, entity_id)
+
+    @staticmethod
+    def _found(reg: Registry, entity: Entity | None, kind_id: str, entity_id: str) -> Entity:
+        """`entity` when it is the one of `kind_id` with `entity_id`; else NotFound."""
+        if entity is None or entity.kind != kind_id:
+            kind = reg.kinds.get(kind_id)
+            where = f"{kind.location}{entity_id}" if kind and kind.location else entity_id
+            raise errors.NotFound(f"nothing exists at {where}")
+        return entity
 
     def _present(self, entity: Entity, reg: Registry) -> Entity:
         """Fill what a rendering needs: applicable actions, for the entity and its links."""
@@ -93,9 +116,10 @@ class Reads(Categories):
         return q
 
     def list_collection(
-        self, path: str, flt: Filter, page: Page
+        self, ctx: RequestContext, path: str, flt: Filter, page: Page
     ) -> tuple[Iterator[Entity], Registry]:
         """The collection at `path`: a page (one query) or, without a page size, a stream."""
+        self._authorize(ctx, "read")
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx)
             q = self._query(reg, path, flt)
@@ -103,10 +127,16 @@ class Reads(Categories):
                 if page.number > self.max_page_size:
                     raise errors.PayloadTooLarge(
                         f"number={page.number} is above the largest page of "
-                        f"{self.max_page_size} entities; ask for fewer"
+                        f"{self.max_page_size} entities; ask for fewer",
+                        code="page_too_large",
                     )
                 q.offset = (page.page - 1) * page.number
                 q.limit = page.number
                 items = tx.query(q)
                 return iter([self._present(e, reg) for e in items]), reg
         return (self._present(e, reg) for e in self.store.iter_all(q)), reg
+
+
+def kind_id_of(kind: Kind | str) -> str:
+    """A kind's type identifier, given the Kind or its identifier."""
+    return kind if isinstance(kind, str) else kind.id

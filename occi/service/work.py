@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from occi import errors
+from occi.context import RequestContext
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Kind
@@ -23,12 +24,20 @@ class Work(Reads):
     def attach_runner(self, runner: JobRunner) -> None:
         self.runner = runner
 
-    def _begin_work(self) -> None:
+    def _begin_work(self, ctx: RequestContext) -> None:
+        """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
+        self._local.request_id = ctx.request_id
+
+    def _job_params(self, target: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A job's parameters: its target, what the operation needs, the request's id."""
+        request_id = getattr(self._local, "request_id", None)
+        extra = {"request_id": request_id} if request_id else {}
+        return {"target": target, **params, **extra}
 
     def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
         job_id = tx.jobs.enqueue(
-            key, operation, {"target": target, **params}, self.job_settings.max_attempts
+            key, operation, self._job_params(target, params), self.job_settings.max_attempts
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         return job_id
@@ -36,7 +45,7 @@ class Work(Reads):
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         """Queue many jobs (key, operation, target, params) with one statement."""
         ids = tx.jobs.enqueue_many(
-            [(key, op, {"target": target, **params}) for key, op, target, params in jobs],
+            [(key, op, self._job_params(target, params)) for key, op, target, params in jobs],
             self.job_settings.max_attempts,
         )
         self._local.__dict__.setdefault("jobs", []).extend(ids)

@@ -15,6 +15,7 @@ from falcon import testing
 
 from backends.base import NotFoundOnPlatform
 from occi.api.wsgi import build
+from occi.context import RequestContext
 from occi.model import Link
 from occi.settings import Settings
 from tests.api.conftest import INFRA, Api
@@ -163,7 +164,9 @@ def running_compute_with_disk(api: Api) -> tuple[str, str, str]:
 
 
 def platform_link(api: Api, link: str) -> Link:
-    stored = api.service.get(link)
+    kind = api.service.registry().kind_for_path(link)
+    assert kind is not None
+    stored = api.service.get(RequestContext.system(), kind, link.rsplit("/", 1)[1])
     assert isinstance(stored, Link)
     return stored
 

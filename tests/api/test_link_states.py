@@ -9,6 +9,7 @@ import pytest
 
 from occi import infrastructure as infra
 from occi import states
+from occi.context import RequestContext
 from occi.model import ActionInvocation, Link, Resource
 from occi.service import Service
 from occi.store import make_store
@@ -141,17 +142,20 @@ def test_links_follow_the_compute_on_the_libvirt_test_driver(libvirt_service):
         attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25},
     )
     disk = Resource(infra.STORAGE.id, f"lvs-{tag}", attributes={"occi.storage.size": 0.01})
-    vm_at = service.create("/compute/", [vm])[0].location
-    disk_at = service.create("/storage/", [disk])[0].location
+    ctx = RequestContext.system()
+    vm_at = service.create(ctx, "/compute/", [vm])[0].location
+    disk_at = service.create(ctx, "/storage/", [disk])[0].location
     link = Link(infra.STORAGELINK.id, source=vm_at, target=disk_at)
-    link_at = service.create("/link/storagelink/", [link])[0].location
+    link_id = service.create(ctx, "/link/storagelink/", [link])[0].id
 
     def state() -> str:
-        return service.get(link_at, fresh=True).attributes["occi.storagelink.state"]
+        link = service.get(ctx, infra.STORAGELINK, link_id, fresh=True)
+        return link.attributes["occi.storagelink.state"]
 
     def do(path: str, kind: str, term: str) -> None:
         scheme = f"http://schemas.ogf.org/occi/infrastructure/{kind}/action#"
-        service.act(path, term, ActionInvocation(scheme + term))
+        kind_id = f"http://schemas.ogf.org/occi/infrastructure#{kind}"
+        service.act(ctx, kind_id, path.rsplit("/", 1)[1], term, ActionInvocation(scheme + term))
 
     assert state() == "inactive"
     do(disk_at, "storage", "online")
@@ -166,5 +170,5 @@ def test_links_follow_the_compute_on_the_libvirt_test_driver(libvirt_service):
     assert state() == "inactive"
     service.reconcile()
     assert state() == "inactive"
-    service.delete(vm_at)
-    service.delete(disk_at)
+    service.delete(ctx, infra.COMPUTE, vm_at.rsplit("/", 1)[1])
+    service.delete(ctx, infra.STORAGE.id, disk_at.rsplit("/", 1)[1])
