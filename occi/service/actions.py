@@ -7,8 +7,8 @@ from occi import errors, validation
 from occi.context import RequestContext
 from occi.model import ActionInvocation, Entity, Kind, Mixin, stored_id
 from occi.registry import Registry
-from occi.service.conditions import Expected, check_expected
-from occi.service.reads import Filter, kind_id_of
+from occi.service.conditions import Expected
+from occi.service.reads import Filter
 from occi.service.work import Work
 from occi.store.base import StoreTx
 
@@ -24,13 +24,7 @@ class Actions(Work):
         expected: Expected | None = None,
     ) -> Entity | Mixin:
         """Invoke the action `term` on the entity (the new mixin for `save`, else the entity)."""
-        kind_id = kind_id_of(kind)
-        self._authorize(ctx, "act", kind_id)
-        self._begin_work(ctx)
-        with self.store.begin() as tx:
-            reg = self.registry(tx)
-            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
-            check_expected(entity, expected, entity.location or entity_id)
+        with self._changing(ctx, "act", kind, entity_id, expected) as (tx, reg, entity):
             queued = self._queued_actions(tx, [entity])
             action, params = validation.check_action(
                 reg, entity, term, inv, queued.get(entity.id or "", [])

@@ -204,13 +204,7 @@ class Entities(Links):
         expected: Expected | None = None,
     ) -> Entity:
         """A partial update (given attributes change, mixins are added)."""
-        kind_id = kind_id_of(kind)
-        self._authorize(ctx, "update", kind_id)
-        self._begin_work(ctx)
-        with self.store.begin() as tx:
-            reg = self.registry(tx)
-            existing = self._load(tx, reg, kind_id, entity_id, for_update=True)
-            check_expected(existing, expected, existing.location or entity_id)
+        with self._changing(ctx, "update", kind, entity_id, expected) as (tx, reg, existing):
             if isinstance(e, Resource) and e.links:
                 raise errors.BadRequest(
                     "links cannot be added by updating a resource: POST them to a link collection"
@@ -292,13 +286,7 @@ class Entities(Links):
         entity_id: str,
         expected: Expected | None = None,
     ) -> None:
-        kind_id = kind_id_of(kind)
-        self._authorize(ctx, "delete", kind_id)
-        self._begin_work(ctx)
-        with self.store.begin() as tx:
-            reg = self.registry(tx)
-            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
-            check_expected(entity, expected, entity.location or entity_id)
+        with self._changing(ctx, "delete", kind, entity_id, expected) as (tx, reg, entity):
             self._delete_entities(tx, reg, [entity])
         self._settle()
 

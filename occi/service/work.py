@@ -9,6 +9,8 @@ time, then answers with the state so far.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from occi import errors
@@ -16,13 +18,36 @@ from occi.context import RequestContext
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Kind
-from occi.service.reads import Reads
+from occi.registry import Registry
+from occi.service.conditions import Expected, check_expected
+from occi.service.reads import Reads, kind_id_of
 from occi.store.base import Job, StoreTx
 
 
 class Work(Reads):
     def attach_runner(self, runner: JobRunner) -> None:
         self.runner = runner
+
+    @contextmanager
+    def _changing(
+        self,
+        ctx: RequestContext,
+        action: str,
+        kind: Kind | str,
+        entity_id: str,
+        expected: Expected | None,
+    ) -> Iterator[tuple[StoreTx, Registry, Entity]]:
+        """A change to one entity: authorized, its jobs tagged with the request, the entity
+        loaded for update in a write transaction and checked against the versions the client
+        expects. What the block raises rolls the transaction back."""
+        kind_id = kind_id_of(kind)
+        self._authorize(ctx, action, kind_id)
+        self._begin_work(ctx)
+        with self.store.begin() as tx:
+            reg = self.registry(tx)
+            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
+            check_expected(entity, expected, entity.location or entity_id)
+            yield tx, reg, entity
 
     def _begin_work(self, ctx: RequestContext) -> None:
         """A request's work begins: the jobs it queues carry its request id."""
