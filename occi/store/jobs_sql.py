@@ -55,29 +55,38 @@ class SqlJobTx(JobTx):
         *,
         project_id: str | None = None,
     ) -> str:
-        now = time.time()
-        job_id = str(uuid.uuid4())
+        row = self._row(entity_id, operation, params, max_attempts, project_id, time.time())
+        self.conn.execute(self.t.insert().values(**row))
+        return str(row["id"])
+
+    @staticmethod
+    def _row(
+        entity_id: str,
+        operation: str,
+        params: dict[str, Any],
+        max_attempts: int,
+        project_id: str | None,
+        now: float,
+    ) -> dict[str, Any]:
+        """A new pending job's row (the project column keeps its default unless one is named)."""
         owned = {} if project_id is None else {"project_id": project_id}
-        self.conn.execute(
-            self.t.insert().values(
-                **owned,
-                id=job_id,
-                entity_id=entity_id,
-                operation=operation,
-                params=json.dumps(params, separators=(",", ":")),
-                status=PENDING,
-                owner=None,
-                lease_expires=None,
-                attempts=0,
-                max_attempts=max_attempts,
-                not_before=now,
-                error=None,
-                result=None,
-                created_at=now,
-                updated_at=now,
-            )
+        return dict(
+            **owned,
+            id=str(uuid.uuid4()),
+            entity_id=entity_id,
+            operation=operation,
+            params=json.dumps(params, separators=(",", ":")),
+            status=PENDING,
+            owner=None,
+            lease_expires=None,
+            attempts=0,
+            max_attempts=max_attempts,
+            not_before=now,
+            error=None,
+            result=None,
+            created_at=now,
+            updated_at=now,
         )
-        return job_id
 
     def enqueue_many(
         self,
@@ -89,25 +98,8 @@ class SqlJobTx(JobTx):
         if not jobs:
             return []
         now = time.time()
-        owned = {} if project_id is None else {"project_id": project_id}
         rows = [
-            dict(
-                **owned,
-                id=str(uuid.uuid4()),
-                entity_id=entity_id,
-                operation=operation,
-                params=json.dumps(params, separators=(",", ":")),
-                status=PENDING,
-                owner=None,
-                lease_expires=None,
-                attempts=0,
-                max_attempts=max_attempts,
-                not_before=now,
-                error=None,
-                result=None,
-                created_at=now,
-                updated_at=now,
-            )
+            self._row(entity_id, operation, params, max_attempts, project_id, now)
             for entity_id, operation, params in jobs
         ]
         self.conn.execute(self.t.insert(), rows)
