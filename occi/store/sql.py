@@ -124,7 +124,7 @@ entity_attributes = sa.Table(
 user_mixins = sa.Table(
     "user_mixins",
     metadata,
-    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("id", sa.String, nullable=False),
     sa.Column("scheme", sa.String, nullable=False),
     sa.Column("term", sa.String, nullable=False),
     sa.Column("title", sa.Text, nullable=True),
@@ -134,7 +134,25 @@ user_mixins = sa.Table(
     sa.Column("attributes", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("project_id", sa.String, nullable=False, server_default=DEFAULT_PROJECT),
-    sa.UniqueConstraint("location", name="uq_user_mixins_location"),
+    sa.PrimaryKeyConstraint("project_id", "id", name="pk_user_mixins"),
+    sa.UniqueConstraint("project_id", "location", name="uq_user_mixins_project_location"),
+)
+
+#: one row per write a client asked for (migration 0006), kept for `audit_days` days
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user_name", sa.String, nullable=True),
+    sa.Column("project_id", sa.String, nullable=True),
+    sa.Column("request_id", sa.String, nullable=True),
+    sa.Column("operation", sa.String, nullable=False),
+    sa.Column("entity", sa.String, nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Index("ix_events_at", "at"),
+    sa.Index("ix_events_project_at", "project_id", "at"),
 )
 
 #: small shared counters, e.g. the categories version that invalidates registry caches
