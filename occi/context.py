@@ -1,9 +1,10 @@
 """The request context: who asks the service for what (user, project, roles, request id).
 
-Every public service call takes one first. A front makes it once per request (today the OCCI
-front, from the request id, for anonymous development use); internal work (jobs, reconciliation,
-the command line) makes a system context. Identity and authorization come in a later step: the
-context is carried down to where the service will decide (occi.service.base.ServiceBase._authorize).
+Every public service call takes one first. A front makes it once per request, from the
+credentials the authentication middleware verified (occi.api.auth); internal work (jobs,
+reconciliation, the command line) makes a system context. The service decides what a context may
+do (occi.service.base.ServiceBase._authorize): `roles` are the roles the user holds on `project`,
+plus `admin` for a global administrator.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 DEFAULT_PROJECT = "default"
 #: the role of the server's own work (jobs, reconciliation, administration from the command line)
 SYSTEM_ROLE = "system"
+#: the roles of occi.identity.model, repeated here so the context imports nothing
+ADMIN_ROLE, MEMBER_ROLE, READER_ROLE = "admin", "member", "reader"
 
 
 def new_request_id() -> str:
@@ -28,10 +31,14 @@ class RequestContext:
     """Who is asking (`user`, None when anonymous), for which `project` (None: every project,
     for system work), with which `roles`, under which `request_id` (in logs and job rows)."""
 
+    #: the user's name; None for system work and for a server without authentication
     user: str | None
+    #: the project's id (`default` for the project of that name)
     project: str | None
     roles: frozenset[str] = frozenset()
     request_id: str = field(default_factory=new_request_id)
+    #: the project's name, for messages and the audit log (its id when not given)
+    project_name: str | None = None
 
     @classmethod
     def system(cls, request_id: str | None = None) -> RequestContext:
@@ -46,6 +53,27 @@ class RequestContext:
         default project, no roles."""
         return cls(None, project, frozenset(), request_id or new_request_id())
 
+    @classmethod
+    def unauthenticated(
+        cls, project: str = DEFAULT_PROJECT, request_id: str | None = None
+    ) -> RequestContext:
+        """A request on a server without authentication (auth = none): nobody, acting as a
+        member of one project."""
+        return cls(None, project, frozenset({MEMBER_ROLE}), request_id or new_request_id())
+
     @property
     def is_system(self) -> bool:
         return SYSTEM_ROLE in self.roles
+
+    @property
+    def is_admin(self) -> bool:
+        """The server's own work or a global administrator: every project, every operation."""
+        return SYSTEM_ROLE in self.roles or ADMIN_ROLE in self.roles
+
+    @property
+    def can_read(self) -> bool:
+        return self.is_admin or MEMBER_ROLE in self.roles or READER_ROLE in self.roles
+
+    @property
+    def can_write(self) -> bool:
+        return self.is_admin or MEMBER_ROLE in self.roles

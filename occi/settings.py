@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from occi.jobs.runner import JobSettings
 
 PREFIX = "OCCI_"
+#: the authentication methods the `auth` setting may list
+AUTH_METHODS = ("basic", "token", "oidc", "x509", "none")
 
 
 @dataclass
@@ -87,6 +89,41 @@ class Settings:
     quota_volumes: int = -1
     quota_storage_gb: int = -1
     quota_networks: int = -1
+    #: how clients prove who they are, in the order tried: basic, token, oidc, x509, none
+    #: (none: no authentication, every request is a member of `auth_project`; development only)
+    auth: str = "basic,token"
+    #: the project every request works in when `auth` is none
+    auth_project: str = "default"
+    #: seconds a verified password or token is trusted in a server process without asking the
+    #: database again: a revoked token, a changed password or role takes this long to bite
+    auth_cache_seconds: float = 30.0
+    #: failed authentications from one client address, or for one user name, within
+    #: `auth_fail_window` seconds before further attempts get 429 until the window passes
+    auth_fail_limit: int = 10
+    auth_fail_window: float = 60.0
+    #: OIDC: issuers trusted (space- or comma-separated URLs; their JWKS from discovery)
+    oidc_issuers: str = ""
+    #: OIDC: the audience a token must name (empty: the `aud` claim is not checked)
+    oidc_audience: str = ""
+    #: OIDC: seconds of clock skew allowed on exp, nbf and iat
+    oidc_leeway: float = 60.0
+    #: OIDC: the claims holding entitlements or groups, tried in order
+    oidc_groups_claim: str = "eduperson_entitlement,entitlements,groups"
+    #: OIDC: how an entitlement names a project and a role ({project} and {role} placeholders)
+    oidc_entitlement: str = "urn:mace:egi.eu:group:{project}:role={role}#aai.egi.eu"
+    #: OIDC: entitlement roles granting each project role (role=names, ...; others: nothing)
+    oidc_roles: str = "member=member vm_operator manager owner,reader=reader"
+    #: X.509: addresses (IPs or CIDR networks, comma-separated) of the TLS-terminating proxies
+    #: whose X-SSL-Client-* headers are believed
+    x509_proxies: str = "127.0.0.1,::1"
+    #: browser origins (scheme://host[:port], comma-separated) allowed to call the API across
+    #: sites; `*` allows any (credentials are then never allowed); empty: same origin only
+    cors_origins: str = ""
+    #: days audit events are kept (0: for ever)
+    audit_days: int = 90
+    #: the file the first start writes the admin and demo passwords to (empty: beside the
+    #: SQLite database, else in the working directory); readable by its owner only
+    credentials_file: str = ""
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -150,10 +187,21 @@ class Settings:
         ):
             if getattr(s, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1")
+        unknown = [m for m in s.auth_methods() if m not in AUTH_METHODS]
+        if unknown or not s.auth_methods():
+            raise SettingsError(
+                f"setting auth must list one or more of {', '.join(AUTH_METHODS)}, not {s.auth!r}"
+            )
+        if "none" in s.auth_methods() and len(s.auth_methods()) > 1:
+            raise SettingsError("setting auth: none cannot be combined with other methods")
         for f in fields(cls):
             if f.name.startswith("quota_") and getattr(s, f.name) < -1:
                 raise SettingsError(f"setting {f.name} must be -1 (unlimited) or more")
         return s
+
+    def auth_methods(self) -> list[str]:
+        """The `auth` setting as a list, in order (comma- or space-separated, lower-case)."""
+        return [m for m in re.split(r"[\s,]+", self.auth.strip().lower()) if m]
 
     def default_quotas(self) -> dict[str, int]:
         """The quota_* settings by resource (instances, cores, ...): a project's limits where it
