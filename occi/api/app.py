@@ -23,6 +23,8 @@ import falcon
 import rendering
 from occi import __version__, errors
 from occi.api import negotiation
+from occi.api.audit import AuditMiddleware
+from occi.api.cors import CorsMiddleware
 from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
 from occi.context import RequestContext
 from occi.metrics import StoreCollector
@@ -596,12 +598,15 @@ def create_app(
     server_header: bool = True,
     max_discard: int = 64 << 20,
     limits: RequestLimits | None = None,
+    cors_origins: str = "",
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
-    sends SERVER as its own Server header (see occi.api.wsgi)."""
-    app = falcon.App(
-        media_type=negotiation.DEFAULT_TYPE, middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH)]
-    )
+    sends SERVER as its own Server header (see occi.api.wsgi). `cors_origins`: the browser
+    origins besides its own that may use it (occi.api.cors)."""
+    observer = RequestObserver(QUERY_PATHS, HEALTH_PATH)
+    audit = AuditMiddleware(service.store, QUERY_PATHS)
+    cors = CorsMiddleware(cors_origins, base_url)  # before authentication: preflights skip it
+    app = falcon.App(media_type=negotiation.DEFAULT_TYPE, middleware=[observer, audit, cors])
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
@@ -674,6 +679,7 @@ class ErrorRenderer:
             log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
             status, reason, code = 500, "Internal Server Error", errors.OcciError.code
             message = "the server failed to handle this request; the error is in its log"
+        req.context.error = (code, message)  # for the audit log (occi.api.audit)
         resp.stream = None
         resp.data = None
         if self.server_header:

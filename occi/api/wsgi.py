@@ -8,12 +8,16 @@ from __future__ import annotations
 import falcon
 
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
+from occi.identity import audit
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend
 from occi.service import Service
 from occi.settings import Settings
 from occi.store import make_store
+
+#: seconds between deletions of audit events older than the audit_days setting
+AUDIT_PURGE_INTERVAL = 3600.0
 
 
 def build(
@@ -36,6 +40,12 @@ def build(
             reconcile=service.reconcile if backend.reconcile_needed else None,
             events=backend.start_events,
         )
+        if settings.audit_days > 0:
+            runner.add_chore(
+                "audit purge",
+                AUDIT_PURGE_INTERVAL,
+                lambda: audit.purge_if_due(store, settings.audit_days, AUDIT_PURGE_INTERVAL),
+            )
         runner.start()
         service.attach_runner(runner)
     app = create_app(
@@ -45,6 +55,7 @@ def build(
         server_header=server_header,
         max_discard=settings.max_discard,
         limits=RequestLimits.from_settings(settings),
+        cors_origins=settings.cors_origins,
     )
     return app, service
 

@@ -96,6 +96,14 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._last_ok = 0.0
         self._lock = threading.Lock()
+        self._chores: list[tuple[str, float, Callable[[], object]]] = []
+
+    def add_chore(self, name: str, interval: float, chore: Callable[[], object]) -> None:
+        """Run `chore` every `interval` seconds (first after one interval) on a thread of its
+        own while the server is not fenced, e.g. deleting old audit events. A chore shared by
+        every server takes a store lease itself (take_lease) so one of them does it. Add
+        chores before start()."""
+        self._chores.append((name, interval, chore))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -110,6 +118,10 @@ class JobRunner:
         if self.reconcile is not None:
             self._threads.append(
                 threading.Thread(target=self._reconcile_loop, name="occi-reconcile", daemon=True)
+            )
+        if self._chores:
+            self._threads.append(
+                threading.Thread(target=self._chore_loop, name="occi-chores", daemon=True)
             )
         for t in self._threads:
             t.start()
@@ -199,6 +211,24 @@ class JobRunner:
                         reconcile(None)
             except Exception as exc:
                 _failed("reconcile failed", exc)
+
+    # ------------------------------------------------------------------ chores
+    def _chore_loop(self) -> None:
+        due = {name: time.monotonic() + interval for name, interval, _ in self._chores}
+        while True:
+            wait = min(due.values()) - time.monotonic()
+            if self._stop.wait(max(0.05, min(wait, 60.0))):
+                return
+            for name, interval, chore in self._chores:
+                if time.monotonic() < due[name]:
+                    continue
+                due[name] = time.monotonic() + interval
+                if self.fenced:
+                    continue
+                try:
+                    chore()
+                except Exception as exc:
+                    _failed(f"{name} failed", exc)
 
     def healthy(self) -> bool:
         return not self.fenced and time.monotonic() - self._last_ok < self.settings.dead_after

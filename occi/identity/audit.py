@@ -1,0 +1,142 @@
+"""The audit log: one row in table `events` per write a client asked for, and its retention.
+
+`record` writes one event in its own short transaction (never inside the transaction of the work
+it records: a write that failed and rolled back is recorded too). `events` reads them back, newest
+first, filtered; `purge` deletes those older than a number of days. The HTTP layer records
+(occi.api.audit), the job runner purges (occi.jobs.runner), `occi-server events` reads
+(occi.cli_events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from occi.store.base import Store
+from occi.store.sql import events as events_table
+from occi.store.sql import projects
+
+#: the longest text kept in an event's `entity` and `result` (a message is for a person)
+MAX_TEXT = 1000
+#: the lease that lets one server of many purge per interval
+PURGE_LEASE = "audit_purge"
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    at: datetime
+    user: str | None
+    project: str | None
+    request_id: str | None
+    operation: str
+    entity: str | None
+    status: int
+    result: str | None
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives back naive datetimes: they were stored in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def record(
+    store: Store,
+    *,
+    operation: str,
+    status: int,
+    user: str | None = None,
+    project: str | None = None,
+    request_id: str | None = None,
+    entity: str | None = None,
+    result: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Store one event, in a transaction of its own. Raises what the store raises."""
+    values = {
+        "at": at or datetime.now(UTC),
+        "user_name": user,
+        "project_id": project,
+        "request_id": request_id,
+        "operation": operation[:200],
+        "entity": _clip(entity),
+        "status": status,
+        "result": _clip(result),
+    }
+    with store.begin() as tx:
+        tx.conn.execute(events_table.insert().values(**values))  # type: ignore[attr-defined]
+
+
+def events(
+    store: Store,
+    *,
+    project: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """The newest `limit` events, newest first; `project` is a project's id or name."""
+    q = sa.select(events_table).order_by(events_table.c.seq.desc()).limit(limit)
+    if user is not None:
+        q = q.where(events_table.c.user_name == user)
+    if since is not None:
+        q = q.where(events_table.c.at >= since)
+    with store.begin(readonly=True) as tx:
+        conn = tx.conn  # type: ignore[attr-defined]
+        if project is not None:
+            ids = {project}
+            found = conn.execute(
+                sa.select(projects.c.id).where(projects.c.name == project)
+            ).scalar_one_or_none()
+            if found is not None:
+                ids.add(found)
+            q = q.where(events_table.c.project_id.in_(sorted(ids)))
+        rows = conn.execute(q).all()
+    return [_event(r) for r in rows]
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        seq=row.seq,
+        at=_aware(row.at),
+        user=row.user_name,
+        project=row.project_id,
+        request_id=row.request_id,
+        operation=row.operation,
+        entity=row.entity,
+        status=row.status,
+        result=row.result,
+    )
+
+
+def purge(store: Store, older_than_days: float, now: datetime | None = None) -> int:
+    """Delete the events older than this many days (nothing for 0 or less); how many went."""
+    if older_than_days <= 0:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+    with store.begin() as tx:
+        deleted = tx.conn.execute(  # type: ignore[attr-defined]
+            events_table.delete().where(events_table.c.at < cutoff)
+        )
+    return int(deleted.rowcount or 0)
+
+
+def purge_if_due(store: Store, days: float, interval: float) -> int | None:
+    """Purge when this server holds the purge lease for the next `interval` seconds (one server
+    of many purges per interval); None when another holds it or retention is off."""
+    if days <= 0:
+        return None
+    with store.begin() as tx:
+        mine = tx.take_lease(PURGE_LEASE, interval * 0.9)  # type: ignore[attr-defined]
+    if not mine:
+        return None
+    return purge(store, days)
