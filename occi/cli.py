@@ -1,6 +1,7 @@
 """`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
 shows the servers and jobs sharing a database, lists the backends and whether they load, and
-administers projects, users, roles, API tokens and quotas (occi.cli_identity).
+administers projects, users, roles, API tokens and quotas (occi.cli_identity), shows the audit
+log (occi.cli_events).
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occi import __version__, cli_identity
+from occi import __version__, cli_events, cli_identity
 from occi.plugins import available, probe
 from occi.settings import Settings, SettingsError, setting_names, suggest
 
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("backends", help="list the installed backends and whether they load", **kw)
     cli_identity.add_parsers(sub, kw)
+    cli_events.add_parser(sub, kw)
     return p
 
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(settings, args.jobs)
     if command in cli_identity.COMMANDS:
         return _administer(args, settings)
+    if command == "events":
+        return _events(args, settings)
     return _serve(settings)
 
 
@@ -170,6 +174,17 @@ def _administer(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         return cli_identity.run(args, settings)
+    except OcciError as exc:
+        print(f"occi-server: {exc}", file=sys.stderr)
+        return 1
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    """The audit log; a database error is one line on stderr and exit 1."""
+    from occi.errors import OcciError
+
+    try:
+        return cli_events.run(args, settings)
     except OcciError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1

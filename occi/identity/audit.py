@@ -36,6 +36,8 @@ class Event:
     entity: str | None
     status: int
     result: str | None
+    #: the project's name, when the project still exists
+    project_name: str | None = None
 
 
 def _clip(text: str | None) -> str | None:
@@ -85,7 +87,12 @@ def events(
     limit: int = 100,
 ) -> list[Event]:
     """The newest `limit` events, newest first; `project` is a project's id or name."""
-    q = sa.select(events_table).order_by(events_table.c.seq.desc()).limit(limit)
+    q = (
+        sa.select(events_table, projects.c.name.label("project_name"))
+        .select_from(events_table.outerjoin(projects, projects.c.id == events_table.c.project_id))
+        .order_by(events_table.c.seq.desc())
+        .limit(limit)
+    )
     if user is not None:
         q = q.where(events_table.c.user_name == user)
     if since is not None:
@@ -115,6 +122,7 @@ def _event(row: Any) -> Event:
         entity=row.entity,
         status=row.status,
         result=row.result,
+        project_name=getattr(row, "project_name", None),
     )
 
 
