@@ -165,7 +165,23 @@ def main(argv: list[str] | None = None) -> int:
         return _administer(args, settings)
     if command == "events":
         return _events(args, settings)
-    return _serve(settings)
+    return _prepare_serving(settings) or _serve(settings)
+
+
+def _prepare_serving(settings: Settings) -> int:
+    """What `serve` does once before gunicorn forks: check the CORS origins, and on a database
+    without users make the first ones (occi.identity.first_start). 1 when it cannot."""
+    from occi.api.cors import parse_origins
+    from occi.errors import OcciError
+    from occi.identity.first_start import FirstStartError, first_start
+
+    try:
+        parse_origins(settings.cors_origins)
+        first_start(settings)
+    except (ValueError, FirstStartError, OcciError) as exc:
+        print(f"occi-server: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _administer(args: argparse.Namespace, settings: Settings) -> int:
