@@ -1,4 +1,5 @@
-# make run: install into .venv and serve on 127.0.0.1:8080 (SQLite + simulator).
+# make run: install into .venv and serve on 127.0.0.1:8080 (SQLite + simulator); the first start
+# writes the passwords of users admin and demo to ./occi-credentials.
 # make test: install what the tests need (Debian packages when root) and run the whole suite
 # (tests/test_packaging.py builds the wheel and serves from a fresh virtual environment), ruff
 # and mypy (settings in pyproject.toml).
@@ -25,6 +26,8 @@ install-test: $(BIN)/python
 
 run: install
 	@echo "OCCI server: http://$(BIND)/  (query interface: http://$(BIND)/-/ ; Ctrl-C stops it)"
+	@echo "Its first start writes the passwords of users admin and demo to ./occi-credentials; then:"
+	@echo "  curl -u \"demo:\$$(sed -n 's/^OCCI_DEMO_PASSWORD=//p' occi-credentials)\" http://$(BIND)/-/"
 	$(BIN)/occi-server --bind $(BIND)
 
 system-deps:
@@ -48,7 +51,7 @@ lint: install-test
 	$(BIN)/ruff format --check occi rendering backends tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info occi.db*
+	rm -rf $(VENV) build *.egg-info occi.db* occi-credentials
 
 # make bench [PROFILE=1]: the performance targets, measured with wrk against a baseline (bench/).
 # As root it installs wrk and PostgreSQL (the PostgreSQL leg is skipped when its binaries are missing).

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The same lifecycle in application/occi+json: discover, create with templates and an inline
 # link, act, update, save an image, delete. Needs curl and python3 (for reading JSON).
-# Usage: OCCI_URL=http://127.0.0.1:8080 examples/walkthrough-json.sh
+# Usage: OCCI_URL=http://127.0.0.1:8080 OCCI_PASSWORD=... examples/walkthrough-json.sh
+# as user OCCI_USER (demo); OCCI_PASSWORD defaults to the demo password in the file the server's
+# first start wrote (OCCI_CREDENTIALS, ./occi-credentials).
 set -euo pipefail
 URL=${OCCI_URL:-http://127.0.0.1:8080}
+CREDENTIALS=${OCCI_CREDENTIALS:-occi-credentials}
+if [ -z "${OCCI_PASSWORD:-}" ] && [ -r "$CREDENTIALS" ]; then
+  OCCI_PASSWORD=$(sed -n 's/^OCCI_DEMO_PASSWORD=//p' "$CREDENTIALS")
+fi
 INFRA="http://schemas.ogf.org/occi/infrastructure#"
 CRTP="http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
 ACT="http://schemas.ogf.org/occi/infrastructure/compute/action#"
-J=(-sS -H 'Accept: application/occi+json' -H 'Content-Type: application/occi+json')
+J=(-sS -u "${OCCI_USER:-demo}:${OCCI_PASSWORD:-}" -H 'Accept: application/occi+json' -H 'Content-Type: application/occi+json')
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The lifecycle of a virtual machine with curl and OCCI text/plain headers:
 # discover, create with templates, act, link, update, delete. Each step checks what it did.
-# Usage: OCCI_URL=http://127.0.0.1:8080 examples/walkthrough-text.sh
+# Usage: OCCI_URL=http://127.0.0.1:8080 OCCI_PASSWORD=... examples/walkthrough-text.sh
+# as user OCCI_USER (demo); OCCI_PASSWORD defaults to the demo password in the file the server's
+# first start wrote (OCCI_CREDENTIALS, ./occi-credentials).
 set -euo pipefail
 URL=${OCCI_URL:-http://127.0.0.1:8080}
+CREDENTIALS=${OCCI_CREDENTIALS:-occi-credentials}
+if [ -z "${OCCI_PASSWORD:-}" ] && [ -r "$CREDENTIALS" ]; then
+  OCCI_PASSWORD=$(sed -n 's/^OCCI_DEMO_PASSWORD=//p' "$CREDENTIALS")
+fi
 INFRA="http://schemas.ogf.org/occi/infrastructure#"
 CRTP="http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
-OCCI=(-sS -H 'Accept: text/plain' -H 'Content-Type: text/plain')
+OCCI=(-sS -u "${OCCI_USER:-demo}:${OCCI_PASSWORD:-}" -H 'Accept: text/plain' -H 'Content-Type: text/plain')
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }

@@ -1,6 +1,7 @@
 """End to end: the real `occi-server` command, gunicorn with several workers, real HTTP.
 
-Runs the curl walkthroughs in examples/ against it, on SQLite and on a throwaway PostgreSQL.
+Runs the curl walkthroughs in examples/ against it, on SQLite and on a throwaway PostgreSQL, with
+authentication on, as the user `demo` its first start made (occi.identity.first_start).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ class Server(LiveServer):
     """`occi-server` with several workers on `database_url`."""
 
     def __init__(self, database_url: str, tmp: Path, workers: int = 3):
-        super().__init__(tmp, database_url=database_url, workers=workers)
+        super().__init__(tmp, database_url=database_url, workers=workers, auth="basic,token")
+        #: the passwords of admin and demo, written by the first start
+        self.credentials = tmp / "occi-credentials"
 
 
 @pytest.fixture
@@ -41,11 +44,13 @@ def pg_server(tmp_path, pg_url):
     srv.stop()
 
 
-def run_walkthrough(name: str, url: str) -> str:
+def run_walkthrough(name: str, server: Server) -> str:
+    """Run an example script as a user would, as `demo` with the first start's password."""
     assert shutil.which("curl"), "curl is needed by the walkthroughs (make test installs it)"
+    assert server.credentials.exists(), server.output()[-2000:]
     p = subprocess.run(
         ["bash", str(ROOT / "examples" / name)],
-        env={**os.environ, "OCCI_URL": url},
+        env={**os.environ, "OCCI_URL": server.url, "OCCI_CREDENTIALS": str(server.credentials)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -57,7 +62,7 @@ def run_walkthrough(name: str, url: str) -> str:
 @pytest.mark.server
 @pytest.mark.parametrize("script", ["walkthrough-text.sh", "walkthrough-json.sh"])
 def test_walkthroughs_against_live_server(sqlite_server, script):
-    out = run_walkthrough(script, sqlite_server.url)
+    out = run_walkthrough(script, sqlite_server)
     assert "passed" in out
 
 
@@ -65,7 +70,7 @@ def test_walkthroughs_against_live_server(sqlite_server, script):
 @pytest.mark.postgres
 def test_walkthroughs_on_postgresql(pg_server):
     for script in ("walkthrough-text.sh", "walkthrough-json.sh"):
-        run_walkthrough(script, pg_server.url)
+        run_walkthrough(script, pg_server)
 
 
 @pytest.mark.server
