@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -228,3 +229,30 @@ def test_events_command_filters_and_json(tmp_path):
         assert r.returncode == 2, bad
     r = _cli(tmp_path / "absent.db", "events")
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_the_job_runner_runs_the_purge_chore(tmp_path):
+    from occi.jobs.runner import JobRunner, JobSettings
+
+    settings = Settings.from_mapping({"database_url": f"sqlite:///{tmp_path}/r.db"})
+    _, service = build(settings, upgrade=True, run_jobs=False)
+    store = service.store
+    audit.record(store, operation="ancient", status=200, at=datetime.now(UTC) - timedelta(days=9))
+    audit.record(store, operation="recent", status=200)
+    runs = []
+    done = threading.Event()
+
+    def chore() -> None:
+        runs.append(audit.purge_if_due(store, 5, 3600))
+        done.set()
+
+    runner = JobRunner(store, lambda job, r: None, JobSettings(threads=1))
+    runner.add_chore("audit purge", 0.05, chore)
+    runner.start()
+    try:
+        assert done.wait(30)
+    finally:
+        runner.stop()
+        store.close()
+    assert runs[0] == 1
+    assert [e.operation for e in audit.events(store)] == ["recent"]

@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import falcon
 
@@ -606,7 +607,8 @@ def create_app(
     observer = RequestObserver(QUERY_PATHS, HEALTH_PATH)
     audit = AuditMiddleware(service.store, QUERY_PATHS)
     cors = CorsMiddleware(cors_origins, base_url)  # before authentication: preflights skip it
-    app = falcon.App(media_type=negotiation.DEFAULT_TYPE, middleware=[observer, audit, cors])
+    middleware: list[Any] = [observer, audit, cors]
+    app = falcon.App(media_type=negotiation.DEFAULT_TYPE, middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False
