@@ -27,7 +27,9 @@ MIXIN = 'my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; lo
 
 @pytest.fixture
 def api(tmp_path):
-    settings = Settings.from_mapping({"database_url": f"sqlite:///{tmp_path}/audit.db"})
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/audit.db", "auth": "none"}
+    )
     app, service = build(settings, upgrade=True)
     yield Api(testing.TestClient(app), service)
     if service.runner is not None:

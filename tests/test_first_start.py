@@ -52,7 +52,7 @@ def _hashes(db: str) -> dict[str, str]:
 
 def test_first_start_makes_admin_and_demo_once(tmp_path):
     db = f"sqlite:///{tmp_path}/occi.db"
-    srv = LiveServer(tmp_path, database_url=db, workers=2)
+    srv = LiveServer(tmp_path, database_url=db, workers=2, auth="basic,token")
     try:
         log = srv.output()
     finally:
@@ -83,7 +83,7 @@ def test_first_start_makes_admin_and_demo_once(tmp_path):
     assert any(line.startswith("demo ") for line in projects.splitlines())
 
     before = (path.read_bytes(), path.stat().st_mtime_ns, _hashes(db))
-    again = LiveServer(tmp_path, database_url=db)
+    again = LiveServer(tmp_path, database_url=db, auth="basic,token")
     try:
         log = again.output()
     finally:
@@ -104,13 +104,15 @@ def test_credentials_file_setting_and_existing_file(tmp_path):
     target = tmp_path / "secrets" / "occi.env"
     target.parent.mkdir()
     target.write_text("someone else's\n")
-    r = _cli(tmp_path, db, "--bind", "127.0.0.1:1", OCCI_CREDENTIALS_FILE=str(target))
+    r = _cli(
+        tmp_path, db, "--bind", "127.0.0.1:1", OCCI_CREDENTIALS_FILE=str(target), OCCI_AUTH="basic"
+    )
     assert r.returncode == 1
     assert str(target) in r.stderr and "exists already" in r.stderr
     assert target.read_text() == "someone else's\n"  # never overwritten
     assert _hashes(db) == {}  # and nothing made whose passwords nobody could read
     target.unlink()
-    srv = LiveServer(tmp_path, database_url=db, credentials_file=str(target))
+    srv = LiveServer(tmp_path, database_url=db, credentials_file=str(target), auth="basic,token")
     srv.stop()
     assert set(_read(target)) >= {"OCCI_ADMIN_PASSWORD", "OCCI_DEMO_PASSWORD"}
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -126,7 +128,7 @@ def test_servers_racing_on_postgresql_make_one_admin(tmp_path, pg_url):
     def start(d: Path) -> None:
         d.mkdir()
         try:
-            servers.append(LiveServer(d, database_url=pg_url, workers=1))
+            servers.append(LiveServer(d, database_url=pg_url, workers=1, auth="basic,token"))
         except BaseException as exc:  # reported below
             failures.append(exc)
 

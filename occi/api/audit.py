@@ -70,6 +70,9 @@ class AuditMiddleware:
         if status in NOT_AUDITED:
             return
         ctx = getattr(req.context, "occi_context", None)  # None: refused before it was made
+        # authenticated, but refused the project it named: the user is known, the project not
+        principal = getattr(req.context, "principal", None)
+        user = ctx.user if ctx is not None else getattr(principal, "name", None)
         entity = req.path or "/"
         location = resp.get_header("Location")
         if status in (200, 201) and location and req.method in ("POST", "PUT"):
@@ -84,7 +87,7 @@ class AuditMiddleware:
                 self.store,
                 operation=op,
                 status=status,
-                user=ctx.user if ctx is not None else None,
+                user=user,
                 project=ctx.project if ctx is not None else None,
                 request_id=getattr(req.context, "request_id", None),
                 entity=entity,

@@ -22,7 +22,7 @@ TEXT_COMPUTE = (
 @pytest.fixture
 def cors_api(tmp_path):
     settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/cors.db", "cors_origins": ALLOWED}
+        {"database_url": f"sqlite:///{tmp_path}/cors.db", "cors_origins": ALLOWED, "auth": "none"}
     )
     app, service = build(settings, upgrade=True)
     yield Api(testing.TestClient(app), service)
@@ -105,7 +105,11 @@ def test_same_origin_writes_work(cors_api):
 
 def test_base_url_names_the_own_origin(tmp_path):
     settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/b.db", "base_url": "https://cloud.example:8443/"}
+        {
+            "database_url": f"sqlite:///{tmp_path}/b.db",
+            "base_url": "https://cloud.example:8443/",
+            "auth": "none",
+        }
     )
     app, service = build(settings, upgrade=True, run_jobs=False)
     api = Api(testing.TestClient(app), service)
@@ -171,7 +175,7 @@ def test_preflight_from_another_site_allows_nothing(cors_api):
 
 def test_wildcard_allows_preflighted_writes_but_not_form_posts(tmp_path):
     settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/w.db", "cors_origins": "*"}
+        {"database_url": f"sqlite:///{tmp_path}/w.db", "cors_origins": "*", "auth": "none"}
     )
     app, service = build(settings, upgrade=True, run_jobs=False)
     api = Api(testing.TestClient(app), service)
