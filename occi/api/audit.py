@@ -6,7 +6,8 @@ refused cross-site write); a request whose authentication failed (401) or that w
 failing it (429) is not: the authentication layer logs those. The event names the operation
 ("create compute", "update", "delete", "action start", "define mixin", "associate mixin"...), the
 entity (the created Location, else the path), the status and, for an error, its message. An
-audit that cannot be written is logged; the client's answer is never changed by it.
+audit that cannot be written is logged (during a database outage only at debug level: the store
+logs the outage once); the client's answer is never changed by it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from urllib.parse import urlsplit
 
 import falcon
 
+from occi.errors import ServiceUnavailable
 from occi.identity import audit
 from occi.store.base import Store
+from occi.store.health import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,11 @@ class AuditMiddleware:
                 result=result,
             )
         except Exception as exc:  # the write is done (or refused) either way: say so in the log
-            log.error(
+            # an unreachable database is logged once per outage by the store (occi.store.health)
+            outage = isinstance(exc, ServiceUnavailable) and is_outage(exc.__cause__ or exc)
+            level = logging.DEBUG if outage else logging.ERROR
+            log.log(
+                level,
                 "audit event for %s %s (status %d) not recorded: %s",
                 req.method,
                 req.path,
