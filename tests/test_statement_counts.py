@@ -129,7 +129,11 @@ class Counted:
 @pytest.fixture
 def occi(tmp_path):
     settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/counts.db", "log_level": "WARNING"}
+        {
+            "database_url": f"sqlite:///{tmp_path}/counts.db",
+            "log_level": "WARNING",
+            "auth": "none",
+        }
     )
     app, service = build(settings, upgrade=True, run_jobs=False)
     counted = Counted(testing.TestClient(app))
