@@ -65,4 +65,7 @@ class AuthMiddleware:
         address = auth.address(req.remote_addr, headers.get("x-forwarded-for"))
         principal = auth.authenticate(headers, address)
         req.context.principal = principal
-        req.context.occi_context = auth.context(principal, req.get_header(PROJECT_HEADER), rid)
+        ctx = auth.context(principal, req.get_header(PROJECT_HEADER), rid)
+        req.context.occi_context = ctx
+        # which project the request acted in (the client may have named none)
+        resp.set_header(PROJECT_HEADER, ctx.project_name or ctx.project or "")
