@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import falcon
 
-from occi.api.auth import AuthMiddleware
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
+from occi.api.auth import AuthMiddleware
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import sqlalchemy as sa
 from falcon import testing
 
 from occi.api.wsgi import build
