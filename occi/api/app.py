@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import falcon
 
@@ -608,10 +609,8 @@ def create_app(
     if auth is None:
         auth = AuthMiddleware(None)
     auth.open_paths = OPEN_PATHS
-    app = falcon.App(
-        media_type=negotiation.DEFAULT_TYPE,
-        middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH), auth],
-    )
+    middleware: list[Any] = [RequestObserver(QUERY_PATHS, HEALTH_PATH), auth]
+    app = falcon.App(media_type=negotiation.DEFAULT_TYPE, middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False

@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from occi import errors
 from occi.context import DEFAULT_PROJECT, RequestContext, new_request_id
@@ -29,7 +29,8 @@ from occi.identity.throttle import Throttle, client_address, parse_networks
 from occi.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from occi.store.base import Store
+    from occi.identity.store import IdentityTx
+    from occi.store.base import Store, StoreTx
 
 log = logging.getLogger("occi.auth")
 
@@ -46,6 +47,14 @@ REJECTED = "the credentials were not accepted"
 PROJECT_HEADER = "X-OCCI-Project"
 #: verified credentials and resolved project names kept per process at most
 CACHE_SIZE = 10_000
+
+
+def _identity(tx: StoreTx) -> IdentityTx:
+    """The identity tables in a transaction of the SQL store (the only store there is)."""
+    from occi.identity.store import IdentityTx
+    from occi.store.sql import SqlTx
+
+    return IdentityTx(cast(SqlTx, tx))
 
 
 # ============================================================================= the principal
@@ -106,12 +115,10 @@ class BasicMethod:
         return Presented(self.name, credential_key(self.name, user, password), user, password)
 
     def verify(self, presented: Presented, store: Store) -> Principal:
-        from occi.identity.store import IdentityTx
-
         name = presented.user or ""
         password = str(presented.secret)
         with store.begin(readonly=True) as tx:
-            ident = IdentityTx(tx)
+            ident = _identity(tx)
             try:
                 user = ident.user(name)
             except errors.NotFound:
@@ -157,10 +164,8 @@ class TokenMethod:
         return Presented(self.name, credential_key(self.name, token), None, token)
 
     def verify(self, presented: Presented, store: Store) -> Principal:
-        from occi.identity.store import IdentityTx
-
         with store.begin() as tx:  # verifying records the token's last use
-            ident = IdentityTx(tx)
+            ident = _identity(tx)
             found = ident.verify_token(str(presented.secret))
             if found is None:
                 raise AuthFailed("unknown, wrong, expired or revoked token, or a disabled user")
@@ -211,12 +216,10 @@ def methods_from_settings(settings: Settings) -> list[AuthMethod]:
 def unauthenticated_project(settings: Settings, store: Store) -> tuple[str, str]:
     """(id, name) of the project every request acts in when `auth` is none: `auth_project`,
     a name or an id (`default` is the project of that name and id, read from nowhere)."""
-    from occi.identity.store import IdentityTx
-
     if settings.auth_project == DEFAULT_PROJECT:
         return DEFAULT_PROJECT, DEFAULT_PROJECT
     with store.begin(readonly=True) as tx:
-        found = IdentityTx(tx).find_project(settings.auth_project)
+        found = _identity(tx).find_project(settings.auth_project)
     if found is None:
         raise SettingsError(
             f"setting auth_project names no project: {settings.auth_project!r} "
@@ -326,13 +329,11 @@ class Authenticator:
     # ------------------------------------------------------------------ which project
     def _project(self, name_or_id: str) -> Project | None:
         """Any project by name or id (for an administrator), remembered like credentials."""
-        from occi.identity.store import IdentityTx
-
         key = "p:" + name_or_id
         found = self.projects.get(key)
         if found is None:
             with self.store.begin(readonly=True, single=True) as tx:
-                found = IdentityTx(tx).find_project(name_or_id)
+                found = _identity(tx).find_project(name_or_id)
             if found is not None:
                 self.projects.put(key, found)
         return found
