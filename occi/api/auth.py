@@ -11,7 +11,7 @@ them in the client's media type.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 import falcon
 
@@ -21,6 +21,26 @@ from occi.settings import Settings
 from occi.store.base import Store
 
 log = logging.getLogger("occi.auth")
+
+
+class _Headers(Mapping[str, str]):
+    """The request's headers by lower-case name, read only when a method asks (a method
+    looks at two or three of them; copying them all would cost every request)."""
+
+    def __init__(self, req: falcon.Request):
+        self._req = req
+
+    def __getitem__(self, name: str) -> str:
+        value = self._req.get_header(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name.lower() for name in self._req.headers)
+
+    def __len__(self) -> int:
+        return len(self._req.headers)
 
 
 class AuthMiddleware:
@@ -61,8 +81,8 @@ class AuthMiddleware:
                 None, ctx.project, ctx.roles, ctx.request_id, self.project_name
             )
             return
-        headers = {name.lower(): value for name, value in req.headers.items()}
-        address = auth.address(req.remote_addr, headers.get("x-forwarded-for"))
+        headers = _Headers(req)
+        address = auth.address(req.remote_addr, req.get_header("X-Forwarded-For"))
         principal = auth.authenticate(headers, address)
         req.context.principal = principal
         ctx = auth.context(principal, req.get_header(PROJECT_HEADER), rid)

@@ -1,6 +1,6 @@
 """The per-process memory of verified credentials, and the digests that name them.
 
-A credential is remembered under `credential_key(...)`, an HMAC-SHA256 of the method and the
+A credential is remembered under `credential_key(...)`, a keyed BLAKE2b MAC of the method and the
 whole secret under a key drawn at random when the process starts: the plaintext is never kept,
 and a digest means nothing outside this process. An entry lives `auth_cache_seconds` (a revoked
 token, a changed password or a changed role takes that long to bite in a process that has seen
@@ -11,7 +11,6 @@ first. Only successes are kept. Pure memory: no SQL, no HTTP.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import threading
 import time
@@ -25,14 +24,15 @@ V = TypeVar("V")
 
 
 def credential_key(method: str, *parts: str) -> str:
-    """The cache key of one credential: an HMAC of the method name and the secret's parts
-    (user name and password, a token), never reversible to them."""
-    mac = hmac.new(_PROCESS_KEY, method.encode(), hashlib.sha256)
+    """The cache key of one credential: a MAC (keyed BLAKE2b, as strong as HMAC-SHA256 and a
+    few times faster on the hot path) of the method name and the secret's parts (user name
+    and password, a token) under the process's key, never reversible to them."""
+    data = bytearray(method.encode())
     for part in parts:
-        data = part.encode("utf-8", "surrogatepass")
-        mac.update(len(data).to_bytes(4, "big"))  # ("ab", "c") and ("a", "bc") differ
-        mac.update(data)
-    return mac.hexdigest()
+        encoded = part.encode("utf-8", "surrogatepass")
+        data += len(encoded).to_bytes(4, "big")  # ("ab", "c") and ("a", "bc") differ
+        data += encoded
+    return hashlib.blake2b(bytes(data), key=_PROCESS_KEY, digest_size=32).hexdigest()
 
 
 class TtlCache(Generic[V]):
