@@ -82,8 +82,9 @@ class AuthMiddleware:
             )
             return
         headers = _Headers(req)
-        address = auth.address(req.remote_addr, req.get_header("X-Forwarded-For"))
-        principal = auth.authenticate(headers, address)
+        peer = req.remote_addr or ""
+        address = auth.address(peer, req.get_header("X-Forwarded-For"))
+        principal = auth.authenticate(headers, address, peer)
         req.context.principal = principal
         ctx = auth.context(principal, req.get_header(PROJECT_HEADER), rid)
         req.context.occi_context = ctx

@@ -259,18 +259,17 @@ class Authenticator:
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> Authenticator:
         try:
-            proxies = parse_networks(settings.x509_proxies)
+            parse_networks(settings.x509_proxies)
         except ValueError as exc:
             raise SettingsError(f"setting x509_proxies: {exc}") from None
-        made = cls(
+        return cls(
             methods_from_settings(settings),
             store,
             cache_seconds=settings.auth_cache_seconds,
             fail_limit=settings.auth_fail_limit,
             fail_window=settings.auth_fail_window,
+            proxies=settings.x509_proxies,
         )
-        made.proxies = proxies
-        return made
 
     # ------------------------------------------------------------------ who
     def _unauthorized(self, message: str) -> errors.Unauthorized:
@@ -300,12 +299,17 @@ class Authenticator:
     def address(self, remote_addr: str, forwarded_for: str | None) -> str:
         return client_address(remote_addr or "-", forwarded_for, self.proxies)
 
-    def authenticate(self, headers: Mapping[str, str], address: str) -> Principal:
-        """The principal of the request's credentials (header names lower-case). Raises
+    def authenticate(
+        self, headers: Mapping[str, str], address: str, peer: str | None = None
+    ) -> Principal:
+        """The principal of the request's credentials (header names lower-case). `address` is
+        the client's (throttling, the log), `peer` the connection's (REMOTE_ADDR, what the
+        methods are given: X.509 believes only its proxies); the same when not given. Raises
         Unauthorized (none found, or not accepted) and TooManyRequests (throttled)."""
+        peer = address if peer is None else peer
         for method in self.methods:
             try:
-                presented = method.find(headers, address)
+                presented = method.find(headers, peer)
             except AuthFailed as exc:
                 self._throttled(address, exc.user)
                 self._failed(address, exc.user, method.name, exc.reason)

@@ -109,9 +109,11 @@ def client_address(remote_addr: str, forwarded_for: str | None, proxies) -> str:
     if not forwarded_for or not proxies:
         return remote_addr
     try:
-        peer = ipaddress.ip_address(remote_addr)
+        peer = ipaddress.ip_address(remote_addr.split("%", 1)[0])
     except ValueError:
         return remote_addr
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
     if not any(peer in net for net in proxies):
         return remote_addr
     last = forwarded_for.split(",")[-1].strip()

@@ -484,3 +484,50 @@ def test_authentication_under_gunicorn(tmp_path):
         assert "guess" not in out and token not in out
     finally:
         srv.stop()
+
+
+def test_methods_see_the_peer_and_the_throttle_the_client(cloud, caplog):
+    """Behind a trusted proxy the throttle and the log take the client's address from
+    X-Forwarded-For, while the methods are given the connection's own (X.509 believes only
+    headers its proxies send)."""
+    from occi.identity.authn import Authenticator
+    from occi.identity.principal import AuthFailed, Presented
+
+    class Seen:
+        name = "seen"
+        peers: list[str] = []
+
+        def challenge(self) -> str:
+            return "Seen"
+
+        def find(self, headers, remote_addr):
+            self.peers.append(remote_addr)
+            return Presented(self.name, "k", "someone", "s")
+
+        def verify(self, presented, store):
+            raise AuthFailed("never", presented.user)
+
+    c = cloud()
+    auth = Authenticator([Seen()], c.service.store, proxies="127.0.0.1")
+    address = auth.address("127.0.0.1", "192.0.2.1, 198.51.100.4")
+    assert address == "198.51.100.4"
+    assert auth.address("192.0.2.50", "198.51.100.4") == "192.0.2.50"  # not a proxy: ignored
+    caplog.set_level(logging.WARNING, logger="occi.auth")
+    with pytest.raises(Exception, match="not accepted"):
+        auth.authenticate({}, address, "127.0.0.1")
+    assert Seen.peers == ["127.0.0.1"]
+    assert "address 198.51.100.4, user someone, method seen" in caplog.text
+
+
+def test_a_bearer_jwt_is_left_to_oidc_when_it_is_enabled():
+    from occi.identity.authn import TokenMethod
+    from occi.identity.principal import AuthFailed
+
+    jwt = {"authorization": "Bearer aaa.bbb.ccc"}
+    assert TokenMethod(defer_bearer=True).find(jwt, "::1") is None
+    with pytest.raises(AuthFailed):
+        TokenMethod(defer_bearer=False).find(jwt, "::1")
+    with pytest.raises(AuthFailed):  # X-Auth-Token is this server's own header
+        TokenMethod(defer_bearer=True).find({"x-auth-token": "aaa.bbb.ccc"}, "::1")
+    found = TokenMethod().find({"x-auth-token": " occi_ab_cd "}, "::1")
+    assert found is not None and found.secret == "occi_ab_cd" and "occi_ab_cd" not in found.key
