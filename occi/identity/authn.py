@@ -36,7 +36,13 @@ log = logging.getLogger("occi.auth")
 
 #: the realm every challenge names
 REALM = "occi"
-#: what a request without credentials is told (never whether a user exists)
+#: what a request without credentials is told to send, by method (REQUIRED: basic and token)
+WHAT_TO_SEND = {
+    "basic": "HTTP Basic credentials",
+    "token": "a token (Authorization: Bearer / X-Auth-Token)",
+    "oidc": "an OpenID Connect access token (Authorization: Bearer)",
+    "x509": "a client certificate (through the TLS proxy)",
+}
 REQUIRED = (
     "authentication required: send HTTP Basic credentials or a token "
     "(Authorization: Bearer / X-Auth-Token)"
@@ -255,6 +261,9 @@ class Authenticator:
         self.throttle = Throttle(fail_limit, fail_window)
         self.proxies = parse_networks(proxies)
         self.challenges = [m.challenge() for m in self.methods]
+        sends = [WHAT_TO_SEND.get(m.name, m.challenge()) for m in self.methods]
+        #: what a request without credentials is told (REQUIRED for basic and token)
+        self.required = "authentication required: send " + " or ".join(sends)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> Authenticator:
@@ -317,9 +326,10 @@ class Authenticator:
             if presented is not None:
                 break
         else:
-            raise self._unauthorized(REQUIRED)
+            raise self._unauthorized(self.required)
         self._throttled(address, presented.user)
-        found = self.cache.get(presented.key)
+        key = f"{method.name}:{presented.key}"  # one method's key never names another's
+        found = self.cache.get(key)
         if found is not None:
             return found
         try:
@@ -327,7 +337,7 @@ class Authenticator:
         except AuthFailed as exc:
             self._failed(address, exc.user or presented.user, method.name, exc.reason)
             raise self._unauthorized(REJECTED) from None
-        self.cache.put(presented.key, principal)
+        self.cache.put(key, principal)
         return principal
 
     # ------------------------------------------------------------------ which project

@@ -115,6 +115,17 @@ def test_no_credentials_401_with_a_challenge_per_method(cloud, accept, path):
         assert r.json["error"]["error_code"] == "unauthorized"
 
 
+def test_the_message_names_the_enabled_methods(cloud):
+    from occi.identity.authn import REQUIRED
+
+    assert cloud().get().json["error"]["message"] == REQUIRED
+    r = cloud(auth="token").get()
+    assert r.json["error"]["message"] == (
+        "authentication required: send a token (Authorization: Bearer / X-Auth-Token)"
+    )
+    assert challenges(r) == 'Bearer realm="occi"'
+
+
 def test_every_method_is_authenticated_not_only_get(cloud):
     c = cloud()
     body = json.dumps({"kind": INFRA + "compute"})
