@@ -258,3 +258,36 @@ def test_the_job_runner_runs_the_purge_chore(tmp_path):
         store.close()
     assert runs[0] == 1
     assert [e.operation for e in audit.events(store)] == ["recent"]
+
+
+def test_signed_in_writes_name_their_user_and_project_and_refused_logins_are_not_events(tmp_path):
+    import base64
+
+    from occi.identity.passwords import hash_password
+    from occi.identity.store import IdentityTx
+
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/signed.db", "auth": "basic"}
+    )
+    app, service = build(settings, upgrade=True, run_jobs=False)
+    with service.store.begin() as tx:
+        ident = IdentityTx(tx)
+        project = ident.create_project("physics")
+        ident.create_user("alice", password_hash=hash_password("correct horse"))
+        ident.grant("alice", "physics", "member")
+    api = Api(testing.TestClient(app), service)
+
+    def basic(password: str) -> dict[str, str]:
+        token = base64.b64encode(f"alice:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}", "X-Request-Id": f"as-{password[:5]}"}
+
+    try:
+        r = api.post("/compute/", {"kind": INFRA + "compute"}, headers=basic("correct horse"))
+        assert r.status_code == 201, r.text
+        refused = api.post("/compute/", {"kind": INFRA + "compute"}, headers=basic("wrong"))
+        assert refused.status_code == 401
+        (event,) = audit.events(service.store)
+    finally:
+        service.store.close()
+    assert (event.user, event.project, event.project_name) == ("alice", project.id, "physics")
+    assert (event.request_id, event.operation, event.status) == ("as-corre", "create compute", 201)

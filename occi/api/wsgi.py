@@ -8,6 +8,7 @@ from __future__ import annotations
 import falcon
 
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
+from occi.api.auth import AuthMiddleware
 from occi.identity import audit
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
@@ -56,6 +57,7 @@ def build(
         max_discard=settings.max_discard,
         limits=RequestLimits.from_settings(settings),
         cors_origins=settings.cors_origins,
+        auth=AuthMiddleware.from_settings(settings, store),
     )
     return app, service
 

@@ -193,3 +193,30 @@ def test_wildcard_allows_preflighted_writes_but_not_form_posts(tmp_path):
 def test_json_is_the_default(cors_api):
     r = cors_api.get("/compute/", headers={"Origin": ALLOWED}, accept=JSON)
     assert r.headers["access-control-allow-origin"] == ALLOWED
+
+
+def test_preflight_needs_no_credentials_but_the_request_does(tmp_path):
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/a.db", "cors_origins": ALLOWED, "auth": "basic"}
+    )
+    app, service = build(settings, upgrade=True, run_jobs=False)
+    api = Api(testing.TestClient(app), service)
+    try:
+        pre = api.request(
+            "OPTIONS",
+            "/compute/",
+            headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST"},
+            accept=None,
+        )
+        assert pre.status_code == 204
+        assert pre.headers["access-control-allow-origin"] == ALLOWED
+        r = api.post("/compute/", COMPUTE, headers={"Origin": ALLOWED})
+        assert r.status_code == 401
+        # the page may read why (and the challenge)
+        assert r.headers["access-control-allow-origin"] == ALLOWED
+        # a refused origin is refused before authentication is even asked
+        evil = api.post("/compute/", COMPUTE, headers={"Origin": EVIL})
+        assert evil.status_code == 403
+        assert evil.headers["X-OCCI-Error-Code"] == "origin_refused"
+    finally:
+        service.store.close()

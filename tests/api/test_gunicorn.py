@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from occi.identity import audit
+from occi.store import make_store
 from tests.live import ROOT, LiveServer
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
@@ -24,8 +26,8 @@ JSON = "application/occi+json"
 class Server(LiveServer):
     """`occi-server` with several workers on `database_url`."""
 
-    def __init__(self, database_url: str, tmp: Path, workers: int = 3):
-        super().__init__(tmp, database_url=database_url, workers=workers, auth="basic,token")
+    def __init__(self, database_url: str, tmp: Path, workers: int = 3, auth: str = "none"):
+        super().__init__(tmp, database_url=database_url, workers=workers, auth=auth)
         #: the passwords of admin and demo, written by the first start
         self.credentials = tmp / "occi-credentials"
 
@@ -38,19 +40,32 @@ def sqlite_server(tmp_path):
 
 
 @pytest.fixture
-def pg_server(tmp_path, pg_url):
-    srv = Server(pg_url, tmp_path)
+def signed_in_server(tmp_path):
+    """With authentication on: the walkthroughs sign in as the first start's `demo`."""
+    srv = Server(f"sqlite:///{tmp_path}/occi.db", tmp_path, auth="basic,token")
     yield srv
     srv.stop()
 
 
-def run_walkthrough(name: str, server: Server) -> str:
-    """Run an example script as a user would, as `demo` with the first start's password."""
+@pytest.fixture
+def pg_server(tmp_path, pg_url):
+    srv = Server(pg_url, tmp_path, auth="basic,token")
+    yield srv
+    srv.stop()
+
+
+def run_walkthrough(name: str, server: Server, password: str | None = None) -> str:
+    """Run an example script as a user would, as `demo` with the first start's password (or
+    `password`)."""
     assert shutil.which("curl"), "curl is needed by the walkthroughs (make test installs it)"
     assert server.credentials.exists(), server.output()[-2000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("OCCI_USER", "OCCI_PASSWORD")}
+    env.update({"OCCI_URL": server.url, "OCCI_CREDENTIALS": str(server.credentials)})
+    if password is not None:
+        env["OCCI_PASSWORD"] = password
     p = subprocess.run(
         ["bash", str(ROOT / "examples" / name)],
-        env={**os.environ, "OCCI_URL": server.url, "OCCI_CREDENTIALS": str(server.credentials)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,9 +76,20 @@ def run_walkthrough(name: str, server: Server) -> str:
 
 @pytest.mark.server
 @pytest.mark.parametrize("script", ["walkthrough-text.sh", "walkthrough-json.sh"])
-def test_walkthroughs_against_live_server(sqlite_server, script):
-    out = run_walkthrough(script, sqlite_server)
+def test_walkthroughs_against_live_server(signed_in_server, script):
+    out = run_walkthrough(script, signed_in_server)
     assert "passed" in out
+    # they were signed in: the audit log has their writes as demo's, in project demo
+    store = make_store(f"sqlite:///{signed_in_server.credentials.parent}/occi.db")
+    try:
+        mine = audit.events(store, user="demo", limit=1000)
+        in_demo = audit.events(store, project="demo", limit=1000)
+    finally:
+        store.close()
+    assert any(e.operation == "create compute" and e.status == 201 for e in mine)
+    assert mine == in_demo and {e.project_name for e in mine} == {"demo"}
+    with pytest.raises(AssertionError):  # and without the right password, nothing works
+        run_walkthrough(script, signed_in_server, password="not-the-password")
 
 
 @pytest.mark.server
