@@ -291,3 +291,22 @@ def test_signed_in_writes_name_their_user_and_project_and_refused_logins_are_not
         service.store.close()
     assert (event.user, event.project, event.project_name) == ("alice", project.id, "physics")
     assert (event.request_id, event.operation, event.status) == ("as-corre", "create compute", 201)
+
+
+def test_a_create_the_platform_failed_names_the_entity_it_left(tmp_path):
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/f.db", "auth": "none", "simulator_fail": "create"}
+    )
+    app, service = build(settings, upgrade=True)
+    api = Api(testing.TestClient(app), service)
+    try:
+        r = api.post("/compute/", {"kind": INFRA + "compute"})
+        assert r.status_code == 502, r.text
+        (event,) = audit.events(service.store)
+    finally:
+        if service.runner is not None:
+            service.runner.stop()
+        service.store.close()
+    assert event.entity == api.path_of(r) and event.entity.startswith("/compute/")
+    assert (event.operation, event.status) == ("create compute", 502)
+    assert event.result

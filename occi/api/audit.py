@@ -78,7 +78,7 @@ class AuditMiddleware:
         user = ctx.user if ctx is not None else getattr(principal, "name", None)
         entity = req.path or "/"
         location = resp.get_header("Location")
-        if status in (200, 201) and location and req.method in ("POST", "PUT"):
+        if location and req.method in ("POST", "PUT"):  # made, perhaps in state error (502)
             entity = urlsplit(location).path or entity
         error = getattr(req.context, "error", None)
         result = error[1] if error and status >= 400 else None
