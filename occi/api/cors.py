@@ -62,6 +62,7 @@ EXPOSE_HEADERS = ", ".join(
         "Link",
         "X-Request-Id",
         "X-OCCI-Error-Code",
+        "X-OCCI-Project",
         "WWW-Authenticate",
         "Retry-After",
         "Allow",
