@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -280,13 +281,18 @@ def admin(tmp_path: Path, url: str, *args: str) -> str:
 
 
 def race(urls: list[str], n: int = 20) -> list[requests.Response]:
+    """`n` creates of a compute, spread over the servers, sent at once (each thread opens its
+    connection first, then all wait for the last before sending)."""
     body = json.dumps({"kind": INFRA + "compute", "attributes": {}})
     headers = {"Content-Type": JSON, "Accept": JSON}
+    start = threading.Barrier(n)
 
     def create(i: int) -> requests.Response:
-        return requests.post(
-            urls[i % len(urls)] + "/compute/", data=body, headers=headers, timeout=120
-        )
+        with requests.Session() as s:
+            url = urls[i % len(urls)]
+            s.get(url + "/-/", timeout=60)  # the connection is open and kept
+            start.wait(timeout=60)
+            return s.post(url + "/compute/", data=body, headers=headers, timeout=120)
 
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(create, range(n)))

@@ -40,13 +40,14 @@ class SqlUsageTx(UsageTx):
     def lock(self, project_id: str) -> None:
         """Hold the project's quota lock until the transaction ends. SQLite needs none: every
         write transaction already holds the database's write lock (BEGIN IMMEDIATE). On
-        PostgreSQL (READ COMMITTED) the project's row, locked FOR UPDATE: a second check in the
-        same project waits here, and its next statement sees what the first committed."""
+        PostgreSQL (READ COMMITTED) the project's row, locked FOR NO KEY UPDATE: a second check
+        in the same project waits here, and its next statement sees what the first committed
+        (rows that reference the project, which take KEY SHARE, are not held up)."""
         if not self._pg:
             return
         p = self.projects
         found = self.conn.execute(
-            sa.select(p.c.id).where(p.c.id == project_id).with_for_update()
+            sa.select(p.c.id).where(p.c.id == project_id).with_for_update(key_share=True)
         ).first()
         if found is None:
             digest = hashlib.sha256(project_id.encode()).digest()
