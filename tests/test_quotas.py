@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 from falcon import testing
 
 from occi.api.wsgi import build
@@ -29,22 +30,20 @@ CRTP = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
 TEXT_KIND = f'compute; scheme="{INFRA}"; class="kind"'
 
 
-def make_api(tmp_path: Path, **settings: object):
+def make_api(url: str, **settings: object):
     app, service = build(
-        Settings.from_mapping(
-            {"database_url": f"sqlite:///{tmp_path}/q.db", "auth": "none", **settings}
-        ),
-        upgrade=True,
+        Settings.from_mapping({"database_url": url, "auth": "none", **settings}), upgrade=True
     )
     return Api(testing.TestClient(app), service)
 
 
 @pytest.fixture
 def made(tmp_path):
+    """The app on a new SQLite database (`url=` another), with the settings given."""
     apis: list[Api] = []
 
-    def make(**settings: object) -> Api:
-        apis.append(make_api(tmp_path, **settings))
+    def make(url: str | None = None, **settings: object) -> Api:
+        apis.append(make_api(url or f"sqlite:///{tmp_path}/q.db", **settings))
         return apis[-1]
 
     yield make
@@ -129,6 +128,55 @@ def test_each_quota_refuses_the_create_past_its_limit(
     r = post(api, kind, too_much)
     refused(r, f"quota exceeded in project default: {message} more")
     assert count(api, kind) == len(allowed)  # nothing stored
+
+
+def test_sums_of_sizes_on_every_database(made, db_url):
+    """The usage is summed in SQL from the stored JSON attributes (json_extract on SQLite,
+    ->> on PostgreSQL), fractions included."""
+    api = made(db_url, quota_cores=4, quota_memory_gb=3, quota_storage_gb=2)
+    assert (
+        post(api, "compute", {"occi.compute.cores": 3, "occi.compute.memory": 2.5}).status_code
+        == 201
+    )
+    refused(
+        post(api, "compute", {"occi.compute.cores": 2, "occi.compute.memory": 0.25}),
+        "quota exceeded in project default: cores limit 4, in use 3, this request needs 2 more",
+    )
+    refused(
+        post(api, "compute", {"occi.compute.cores": 1, "occi.compute.memory": 0.75}),
+        "quota exceeded in project default: memory_gb limit 3, in use 2.5, this request needs 0.75 more",
+    )
+    assert (
+        post(api, "compute", {"occi.compute.cores": 1, "occi.compute.memory": 0.5}).status_code
+        == 201
+    )
+    assert post(api, "storage", {"occi.storage.size": 1.5}).status_code == 201
+    refused(
+        post(api, "storage", {"occi.storage.size": 0.75}),
+        "quota exceeded in project default: storage_gb limit 2, in use 1.5, this request needs 0.75 more",
+    )
+
+
+def test_unlimited_quotas_cost_one_read_and_no_lock(made):
+    """With every limit -1, a create reads the project's quota rows and nothing more: no lock,
+    no usage sum; with a limit, one lock (none on SQLite, whose writes are serialised) and one
+    sum."""
+    api = made()
+    seen: list[str] = []
+    engine = api.service.store.engine
+    listener = lambda *args: seen.append(" ".join(args[2].split()))  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert post(api, "compute").status_code == 201
+        assert [s for s in seen if "quotas" in s] == [s for s in seen if "FROM quotas" in s]
+        assert len([s for s in seen if "FROM quotas" in s]) == 1
+        assert not [s for s in seen if "FROM entities" in s and "sum(" in s]
+        set_quota(api, "instances", 5)
+        seen.clear()
+        assert post(api, "compute").status_code == 201
+        assert len([s for s in seen if "FROM entities" in s and "sum(" in s]) == 1
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
 
 
 def test_the_refusal_in_text_plain(made):
