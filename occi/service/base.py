@@ -7,6 +7,7 @@ top of this, one above the other, and occi.service.Service is the whole.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from backends.base import Backend
 from occi.context import RequestContext
@@ -25,8 +26,11 @@ class ServiceBase:
         *,
         max_page_size: int = 1000,
         job_settings: JobSettings | None = None,
+        default_quotas: Mapping[str, int] | None = None,
     ):
         self.store = store
+        #: a project's limits where it has none of its own (Settings.default_quotas)
+        self.default_quotas: dict[str, int] = dict(default_quotas or {})
         self.backend = backend
         self.max_page_size = max_page_size
         self.job_settings = job_settings or JobSettings()

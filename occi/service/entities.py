@@ -15,6 +15,7 @@ from occi.registry import Registry
 from occi.service.conditions import Expected, check_expected
 from occi.service.links import Links
 from occi.service.locations import ID_RE, relative
+from occi.service.quotas import QuotaGuard, amounts
 from occi.service.reads import Filter, kind_id_of
 from occi.store.base import StoreTx
 
@@ -40,6 +41,7 @@ class Entities(Links):
                 )
             for e in entities:
                 created.append(self._create_one(tx, reg, e, target, entity_id=None))
+            QuotaGuard(tx, ctx, self.default_quotas).check(reg, created)
         self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh(created)
 
@@ -165,7 +167,10 @@ class Entities(Links):
             self._begin_work(ctx)  # jobs queued by a rolled-back attempt are gone with it
             try:
                 with self.store.begin() as tx:
+                    reg, quota = self.registry(tx), QuotaGuard(tx, ctx, self.default_quotas)
+                    before = quota.previous(reg, kind_id, entity_id)
                     result, created = self._put(tx, kind_id, entity_id, e, expected)
+                    quota.check(reg, [result], before)
                 break
             except errors.IdTaken:
                 if attempt:
@@ -209,7 +214,9 @@ class Entities(Links):
                 raise errors.BadRequest(
                     "links cannot be added by updating a resource: POST them to a link collection"
                 )
+            before = amounts(reg, [existing])
             result = self._replace(tx, reg, existing, e, full=False)
+            QuotaGuard(tx, ctx, self.default_quotas).check(reg, [result], before)
         self._settle()
         return self._refresh([result])[0]
 

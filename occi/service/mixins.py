@@ -11,6 +11,7 @@ from occi.model import Entity, EntityRef, Link, Mixin, Resource, stored_id
 from occi.registry import Registry
 from occi.service.entities import Entities
 from occi.service.locations import relative
+from occi.service.quotas import QuotaGuard, amounts
 from occi.store.base import Query, StoreTx
 
 
@@ -27,12 +28,16 @@ class MixinCollections(Entities):
         (with only them, `replace_all`); its members now."""
         self._authorize(ctx, "associate")
         self._begin_work(ctx)
-        members = self._associate(path, locations, replace_all)
+        members = self._associate(path, locations, replace_all, ctx)
         self._settle()
         return self._refresh(members)
 
     def _associate(
-        self, path: str, locations: Sequence[str | EntityRef], replace_all: bool
+        self,
+        path: str,
+        locations: Sequence[str | EntityRef],
+        replace_all: bool,
+        ctx: RequestContext | None = None,
     ) -> list[Entity]:
         with self.store.begin() as tx:
             reg = self.registry(tx)
@@ -47,6 +52,7 @@ class MixinCollections(Entities):
                 current = tx.query(Query(mixin=mixin.id))
                 tx.dissociate(mixin.id, [stored_id(e) for e in current if e.id not in keep])
             fam = reg.template_family(mixin)
+            before = amounts(reg, targets)  # a template may raise their sizes: quotas
             for e in targets:
                 if mixin.id in e.mixins:
                     continue
@@ -57,9 +63,11 @@ class MixinCollections(Entities):
                         if not isinstance(e, Link)
                         else Link(e.kind, mixins=[mixin.id])
                     )
-                    self._replace(tx, reg, e, patch, full=False)
+                    self._replace(tx, reg, e, patch, full=False)  # resizes e itself
                 else:
                     tx.associate(mixin.id, [stored_id(e)])
+            if ctx is not None:
+                QuotaGuard(tx, ctx, self.default_quotas).check(reg, targets, before)
             members = tx.query(Query(mixin=mixin.id))
             return [self._present(e, reg) for e in members]
 

@@ -9,7 +9,7 @@ together, so a failed request leaves nothing half-changed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,6 +148,29 @@ class JobTx(ABC):
     def servers(self) -> list[ServerInfo]: ...
 
 
+class UsageTx(ABC):
+    """A project's quota limits and usage (occi.service.quotas decides what they mean)."""
+
+    @abstractmethod
+    def limits(self, project_id: str) -> dict[str, int]:
+        """The project's own limits by resource (those it has no row for are absent)."""
+
+    @abstractmethod
+    def lock(self, project_id: str) -> None:
+        """Serialise the quota checks of the project until the transaction ends."""
+
+    @abstractmethod
+    def usage(
+        self,
+        project_id: str,
+        counts: Mapping[str, Sequence[str]],
+        sums: Mapping[str, tuple[Sequence[str], str]],
+    ) -> dict[str, float]:
+        """In ONE statement, what the project's stored entities use: for each resource of
+        `counts`, how many entities of those kinds; of `sums`, the sum of the numeric attribute
+        over the entities of those kinds (0 where absent)."""
+
+
 class StoreTx(ABC):
     """One transaction. Methods raise occi.errors.Conflict for a duplicate id."""
 
@@ -155,6 +178,11 @@ class StoreTx(ABC):
     @abstractmethod
     def jobs(self) -> JobTx:
         """The job queue and server registry in this transaction."""
+
+    @property
+    @abstractmethod
+    def usage(self) -> UsageTx:
+        """Quota limits and usage in this transaction."""
 
     @abstractmethod
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:

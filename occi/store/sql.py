@@ -32,6 +32,7 @@ from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
+from occi.store.usage_sql import SqlUsageTx
 
 log = logging.getLogger(__name__)
 
@@ -518,6 +519,10 @@ class SqlTx(StoreTx):
         if self._jobs is None:
             self._jobs = SqlJobTx(self.conn, jobs, servers)
         return self._jobs
+
+    @property
+    def usage(self) -> SqlUsageTx:
+        return SqlUsageTx(self.conn, entities, projects, quotas)
 
     # -- helpers -----------------------------------------------------------------------------
 
