@@ -17,7 +17,7 @@ from occi.model import ActionInvocation, CategoryRef, Entity, Link, Resource
 from occi.service import Filter, Page, Service
 from occi.settings import Settings
 from occi.store.base import Query
-from occi.store.sql import jobs
+from occi.store.sql import SqlTx, jobs
 
 USER = "http://example.com/occi/tiers#"
 
@@ -28,6 +28,7 @@ class World:
     def __init__(self, service: Service):
         self.service = service
         with service.store.begin() as tx:
+            assert isinstance(tx, SqlTx)
             ids = IdentityTx(tx)
             self.alpha = ids.create_project("alpha").id
             self.beta = ids.create_project("beta").id
@@ -48,7 +49,7 @@ class World:
         (made,) = self.service.create(ctx, "/network/", [Resource(infra.NETWORK.id, title="n")])
         return made
 
-    def ids(self, ctx: RequestContext, path: str = "/compute/", **page) -> set[str]:
+    def ids(self, ctx: RequestContext, path: str = "/compute/", **page) -> set[str | None]:
         found, _ = self.service.list_collection(ctx, path, Filter(), Page(**page))
         return {e.id for e in found}
 

@@ -14,7 +14,7 @@ from occi.context import RequestContext
 from occi.jobs.execution import Executor
 from occi.jobs.reconcile import Reconciler
 from occi.jobs.runner import JobRunner, JobSettings
-from occi.model import Entity
+from occi.model import Entity, Mixin
 from occi.registry import Registry
 from occi.store.base import Store
 
@@ -45,7 +45,7 @@ class ServiceBase:
         self._registry_cache: dict[str | None, tuple[int, float, Registry]] = {}
         #: what every project's registry is built from: (version, when read, the backend's
         #: templates, each project's user mixins)
-        self._registry_source: tuple[int, float, list, dict] | None = None
+        self._registry_source: tuple[int, float, list[Mixin], dict[str, list[Mixin]]] | None = None
         self._registry_version: int | None = None
         self._registry_checked = float("-inf")
         self._registry_signal: int | None = None
