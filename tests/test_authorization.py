@@ -297,6 +297,9 @@ def test_a_saved_image_belongs_to_the_project_that_saved_it(world):
     with s.store.begin(readonly=True) as tx:
         assert [m.id for m in tx.user_mixins(world.alpha)] == [image.id]
         assert tx.user_mixins(world.beta) == []
+    # nor take its name: the platform finds templates by their scheme and term
+    with pytest.raises(errors.BadRequest, match="the provider's"):
+        s.add_user_mixins(world.b, [CategoryRef(image.scheme, image.term, location="/golden/")])
     s.remove_user_mixins(world.a, [CategoryRef(image.scheme, image.term)])
     assert image.id not in {c.id for c in s.categories(world.a).mixins}
 

@@ -91,15 +91,15 @@ class Categories(ServiceBase):
         if project is None:
             return Registry(provider, [m for ms in by_project.values() for m in ms])
         own = by_project.get(project, [])
-        mine = {m.id for m in own}
         # an image a project saved is listed by the backend as a template: others do not see it
         theirs = {
             m.id
             for p, ms in by_project.items()
             if p != project
             for m in ms
-            if self._is_saved_image(m) and m.id not in mine
+            if self._is_saved_image(m)
         }
+        theirs -= {m.id for m in own if self._is_saved_image(m)}
         return Registry([m for m in provider if m.id not in theirs], own)
 
     def _categories_changed(self, tx: StoreTx) -> None:
@@ -138,7 +138,17 @@ class Categories(ServiceBase):
         with self.store.begin() as tx:
             reg = self.registry(tx, ctx.project)
             taken = set(reg.locations())
+            source = self._registry_source
+            provider = source[2] if source is not None else self._provider_mixins()
+            templates = {m.scheme for m in provider if not m.scheme.startswith(RESERVED_SCHEME)}
             for ref in refs:
+                if ref.scheme in templates:
+                    # the platform reads its templates by scheme (another project's saved
+                    # image among them, which this project does not see)
+                    raise errors.BadRequest(
+                        f"the scheme {ref.scheme} is the provider's, for its templates; use a "
+                        "scheme of your own, e.g. http://example.com/occi/my_stuff#"
+                    )
                 mixin = self._user_mixin(ref, reg, taken)
                 tx.add_user_mixin(mixin, project_id=ctx.project)
                 assert mixin.location is not None  # _user_mixin always gives it one
