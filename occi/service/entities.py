@@ -32,7 +32,7 @@ class Entities(Links):
         created: list[Entity] = []
         self._begin_work(ctx)
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             target = self.collection_target(collection, reg)
             if isinstance(target, Mixin):
                 raise errors.BadRequest(
@@ -72,7 +72,7 @@ class Entities(Links):
             self._bind_link(tx, reg, link, kind)
             if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
                 self._note(link, kind, "attaching")
-            tx.insert(link)
+            tx.insert(link, project_id=self._project())
             if kind != infra.LINK:
                 self._submit(tx, self._link_key(link), "link", entity_id)
             return self._present(link, reg)
@@ -81,7 +81,7 @@ class Entities(Links):
         res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
         res.summary = e.summary if isinstance(e, Resource) else None
         self._note(res, kind, "creating")
-        tx.insert(res)
+        tx.insert(res, project_id=self._project())
         self._submit(tx, entity_id, "create", entity_id)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
@@ -167,9 +167,12 @@ class Entities(Links):
             self._begin_work(ctx)  # jobs queued by a rolled-back attempt are gone with it
             try:
                 with self.store.begin() as tx:
-                    reg, quota = self.registry(tx), QuotaGuard(tx, ctx, self.default_quotas)
+                    reg, quota = (
+                        self.registry(tx, ctx.project),
+                        QuotaGuard(tx, ctx, self.default_quotas),
+                    )
                     before = quota.previous(reg, kind_id, entity_id)
-                    result, created = self._put(tx, kind_id, entity_id, e, expected)
+                    result, created = self._put(tx, kind_id, entity_id, e, expected, ctx.project)
                     quota.check(reg, [result], before)
                 break
             except errors.IdTaken:
@@ -180,14 +183,24 @@ class Entities(Links):
         return self._refresh([result])[0], created
 
     def _put(
-        self, tx: StoreTx, kind_id: str, entity_id: str, e: Entity, expected: Expected | None
+        self,
+        tx: StoreTx,
+        kind_id: str,
+        entity_id: str,
+        e: Entity,
+        expected: Expected | None,
+        project: str | None = None,
     ) -> tuple[Entity, bool]:
-        reg = self.registry(tx)
+        reg = self.registry(tx, project)
         kind = reg.kinds.get(kind_id)
         if kind is None or not kind.location:
             raise errors.NotFound(f"{kind_id} is not a kind with a collection here")
         path = f"{kind.location}{entity_id}"
         existing = tx.get(entity_id, for_update=True) if entity_id else None
+        if existing is not None and self._visible(project, existing) is None:
+            # another project's id: never replaced nor shown; ids are global, so it cannot be
+            # created here either (the same answer as a GET of it)
+            raise errors.NotFound(f"nothing exists at {path}")
         if existing is not None and existing.location == path:
             check_expected(existing, expected, path)
         elif expected is not None and (expected.exists or expected.versions is not None):
@@ -300,11 +313,11 @@ class Entities(Links):
     def delete_collection(self, ctx: RequestContext, path: str, flt: Filter) -> int:
         self._authorize(ctx, "delete")
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             target = self.collection_target(path, reg)
             if isinstance(target, Mixin):
                 raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
-            q = self._query(reg, path, flt)
+            q = self._query(ctx, reg, path, flt)
             entities = tx.query(q)
             self._begin_work(ctx)
             self._submit_many(
