@@ -42,6 +42,12 @@ class Forbidden(OcciError):
     code = "forbidden"
 
 
+class QuotaExceeded(Forbidden):
+    """The request would take its project past one of its quotas (occi.service.quotas)."""
+
+    code = "quota_exceeded"
+
+
 class NotFound(OcciError):
     status, reason = 404, "Not Found"
     code = "not_found"

@@ -315,6 +315,8 @@ class Entity:
     actions: list[str] = field(default_factory=list)
     #: the stored revision (bumped on every change; the HTTP ETag); None before it is stored
     version: int | None = field(default=None, compare=False)
+    #: the id of the project that owns it (the store's); None before it is stored
+    project: str | None = field(default=None, compare=False)
 
     is_link = False
 

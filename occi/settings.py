@@ -81,7 +81,7 @@ class Settings:
     #: parameters in one Category or Link value of text/plain and text/occi (400 above)
     max_text_parameters: int = 64
     #: default quotas of a project without its own (`occi-server quotas set`); -1: unlimited.
-    #: Recorded now, enforced when authorization comes: virtual machines, their cores in all,
+    #: Enforced on creates and resizes (occi.service.quotas): virtual machines, their cores in all,
     #: their memory in GB in all, volumes, their size in GB in all, networks
     quota_instances: int = -1
     quota_cores: int = -1

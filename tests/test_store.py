@@ -424,8 +424,8 @@ def test_user_mixins_add_list_delete(populated):
             tx.add_user_mixin(clash)
         assert len(tx.user_mixins()) == 1
     with populated.begin() as tx:
-        assert tx.delete_user_mixin(m.id) is True
-        assert tx.delete_user_mixin(m.id) is False
+        assert tx.delete_user_mixin("default", m.id) is True
+        assert tx.delete_user_mixin("default", m.id) is False
     with populated.begin() as tx:
         assert tx.user_mixins() == []
         assert tx.query(Query(mixin=m.id)) == []

@@ -256,7 +256,7 @@ class OcciResource:
             refs = _HEADER_RENDERING.parse_categories(Message(headers=msg.headers))
             refs += self.service.category_refs(who(req), req.get_param_as_list("category") or [])
             if not refs:
-                return self._send(resp, "200 OK", self._whole_model(out, ctx))
+                return self._send(resp, "200 OK", self._whole_model(out, ctx, who(req).project))
             coll = self.service.categories(who(req), refs)
             return self._send(resp, "200 OK", out.render_categories(coll, ctx))
         if method == "POST":
@@ -269,10 +269,10 @@ class OcciResource:
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed("the query interface", ["GET", "HEAD", "POST", "DELETE"])
 
-    def _whole_model(self, out: Rendering, ctx: Context) -> Rendered:
+    def _whole_model(self, out: Rendering, ctx: Context, project: str | None) -> Rendered:
         """The unfiltered query interface, rendered once per registry and media type: the
         model only changes when the registry does (user mixins, saved images)."""
-        reg = self.service.registry()
+        reg = self.service.registry(project=project)
         key = (out.media_types[0], ctx.base_url)
         cache = self._model_cache
         if cache.get("registry") is not reg:
@@ -291,7 +291,7 @@ class OcciResource:
     # ------------------------------------------------------------------ collections
     def _collection(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
         msg = self._message(req, ctx)
-        reg = self.service.registry()
+        reg = self.service.registry(project=who(req).project)
         target = self.service.collection_target(path, reg)
         is_mixin = isinstance(target, Mixin)
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
@@ -372,7 +372,7 @@ class OcciResource:
 
     # ------------------------------------------------------------------ entities
     def _entity(self, req, resp, method, path, action, out: Rendering, ctx: Context) -> None:
-        kind, entity_id = self._address(path, method)
+        kind, entity_id = self._address(path, method, who(req).project)
         if method == "GET":
             none_match = req.if_none_match
             entity = self.service.get(
@@ -416,10 +416,10 @@ class OcciResource:
             return self._send(resp, "200 OK", out.render_ok(ctx))
         raise self._not_allowed(path, ["GET", "HEAD", "POST", "PUT", "DELETE"])
 
-    def _address(self, path: str, method: str) -> tuple[Kind, str]:
+    def _address(self, path: str, method: str, project: str | None) -> tuple[Kind, str]:
         """The kind and id of the entity a path names (through the kinds' locations): 404 when
         no kind's collection holds it."""
-        kind = self.service.registry().kind_for_path(path)
+        kind = self.service.registry(project=project).kind_for_path(path)
         entity_id = path.rsplit("/", 1)[-1]
         if kind is None or not entity_id:
             if method == "PUT":

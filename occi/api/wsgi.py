@@ -31,7 +31,11 @@ def build(
         store.upgrade()
     backend = load_backend(settings.backend, settings.backend_settings())
     service = Service(
-        store, backend, max_page_size=settings.max_page_size, job_settings=settings.job_settings()
+        store,
+        backend,
+        max_page_size=settings.max_page_size,
+        job_settings=settings.job_settings(),
+        default_quotas=settings.default_quotas(),
     )
     if run_jobs:
         runner = JobRunner(

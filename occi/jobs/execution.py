@@ -23,6 +23,7 @@ from backends.base import (
 from occi import errors, metrics
 from occi import infrastructure as infra
 from occi import states as machines
+from occi.context import DEFAULT_PROJECT
 from occi.jobs.link_states import RegistryOf, derive_link_states
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Link, Mixin, Resource, stored_id
@@ -234,7 +235,7 @@ class Executor:
                         tx.update(current)
                         derive_link_states(tx, current, self.registry)
                     if outcome.mixin is not None:
-                        self._record_saved_image(tx, outcome.mixin)
+                        self._record_saved_image(tx, outcome.mixin, entity.project)
                         self.categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, _owner(job), result):
@@ -280,13 +281,15 @@ class Executor:
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
 
-    def _record_saved_image(self, tx: StoreTx, mixin: Mixin) -> None:
+    def _record_saved_image(self, tx: StoreTx, mixin: Mixin, project: str | None) -> None:
         """An image made by `save` belongs to whoever saved it: it is recorded with the user
-        mixins (the backend still lists it as a template), so that it can be deleted."""
-        if any(m.id == mixin.id for m in tx.user_mixins()):
+        mixins of the saved entity's project (the backend still lists it as a template, which
+        the other projects' registries leave out), so that it can be deleted."""
+        owner = project or DEFAULT_PROJECT
+        if any(m.id == mixin.id for m in tx.user_mixins(owner)):
             return
         try:
-            tx.add_user_mixin(mixin)
+            tx.add_user_mixin(mixin, project_id=owner)
         except errors.Conflict as exc:  # its location is taken by a user mixin
             log.warning("saved image %s is not recorded as the user's: %s", mixin.id, exc)
 

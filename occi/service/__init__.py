@@ -24,7 +24,7 @@ decided. `execute` and `reconcile` are the job runner's callbacks: the server's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from backends.base import Backend
 from occi.jobs.execution import FAULTS, Executor
@@ -60,8 +60,15 @@ class Service(MixinCollections, Actions):
         *,
         max_page_size: int = 1000,
         job_settings: JobSettings | None = None,
+        default_quotas: Mapping[str, int] | None = None,
     ):
-        super().__init__(store, backend, max_page_size=max_page_size, job_settings=job_settings)
+        super().__init__(
+            store,
+            backend,
+            max_page_size=max_page_size,
+            job_settings=job_settings,
+            default_quotas=default_quotas,
+        )
         self.executor = Executor(store, backend, self.registry, self._categories_changed)
         self.reconciler = Reconciler(store, backend, self.registry)
 

@@ -34,7 +34,7 @@ class Actions(Work):
         job = jobs.get(job_id)
         if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
             self._registry_checked = float("-inf")  # the job may have run in another process
-            mixin = self.registry().mixins.get(job.result["mixin"])
+            mixin = self.registry(project=ctx.project).mixins.get(job.result["mixin"])
             if mixin is not None:
                 return mixin
         return self._refresh([entity])[0]
@@ -44,8 +44,8 @@ class Actions(Work):
     ) -> list[Entity]:
         self._authorize(ctx, "act")
         with self.store.begin() as tx:
-            reg = self.registry(tx)
-            entities = tx.query(self._query(reg, path, flt))
+            reg = self.registry(tx, ctx.project)
+            entities = tx.query(self._query(ctx, reg, path, flt))
             checked, refused = [], []
             queued = self._queued_actions(tx, entities)
             for e in entities:  # every member is checked before any is changed

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from backends.base import BackendFault
 from occi import errors
 from occi import infrastructure as infra
-from occi.context import RequestContext
+from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.model import (
     Category,
     CategoryCollection,
@@ -23,7 +23,7 @@ from occi.model import (
     valid_attribute_name,
 )
 from occi.registry import Registry
-from occi.service.base import ServiceBase
+from occi.service.base import REGISTRIES_KEPT, ServiceBase
 from occi.service.locations import (
     MAX_LOCATION,
     RESERVED_PATHS,
@@ -46,12 +46,15 @@ class Categories(ServiceBase):
     #: version is read from SQL anyway after this many seconds, in case a signal was missed
     registry_check = 5.0
 
-    def registry(self, tx: StoreTx | None = None) -> Registry:
-        """The categories now: standard, the backend's templates, the users' mixins.
+    def registry(self, tx: StoreTx | None = None, project: str | None = None) -> Registry:
+        """The categories `project` sees now: standard, the backend's templates (less the
+        images other projects saved), its own user mixins. `project` None is the system's
+        view: every project's user mixins (the oldest of one id wins) and every template.
 
-        Cached per process and keyed on the store's categories version: one small query per
-        request instead of rebuilding from the backend and the user mixin table."""
-        cached = self._registry_cache
+        Cached per process and project, keyed on the store's categories version: one small
+        query per request instead of rebuilding from the backend and the user mixin table;
+        the backend's templates and the user mixins are read once for all projects."""
+        cached = self._registry_cache.get(project)
         now = time.monotonic()
         signal = self.store.categories_signal()
         if (
@@ -59,19 +62,45 @@ class Categories(ServiceBase):
             and signal is not None
             and signal == self._registry_signal
             and now - self._registry_checked < self.registry_check
+            and cached[0] == self._registry_version
         ):
             return cached[2]
         if tx is None:
             with self.store.begin(readonly=True) as t:
-                return self.registry(t)
+                return self.registry(t, project)
         version = tx.categories_version()
         self._registry_checked = now
         self._registry_signal = signal
+        self._registry_version = version
         if cached is not None and cached[0] == version and now - cached[1] < self.registry_ttl:
             return cached[2]
-        reg = Registry(self._provider_mixins(), tx.user_mixins())
-        self._registry_cache = (version, now, reg)
+        source = self._registry_source
+        if source is None or source[0] != version or now - source[1] >= self.registry_ttl:
+            source = (version, now, self._provider_mixins(), tx.user_mixins_by_project())
+            self._registry_source = source
+        reg = self._project_registry(source[2], source[3], project)
+        kept = self._registry_cache
+        if project not in kept and len(kept) >= REGISTRIES_KEPT:
+            kept.pop(next(iter(kept)), None)
+        kept[project] = (version, source[1], reg)
         return reg
+
+    def _project_registry(
+        self, provider: list[Mixin], by_project: dict[str, list[Mixin]], project: str | None
+    ) -> Registry:
+        if project is None:
+            return Registry(provider, [m for ms in by_project.values() for m in ms])
+        own = by_project.get(project, [])
+        # an image a project saved is listed by the backend as a template: others do not see it
+        theirs = {
+            m.id
+            for p, ms in by_project.items()
+            if p != project
+            for m in ms
+            if self._is_saved_image(m)
+        }
+        theirs -= {m.id for m in own if self._is_saved_image(m)}
+        return Registry([m for m in provider if m.id not in theirs], own)
 
     def _categories_changed(self, tx: StoreTx) -> None:
         """Tell every server (through the shared version) and this process (at once)."""
@@ -91,7 +120,7 @@ class Categories(ServiceBase):
     ) -> CategoryCollection:
         """The categories the filters name (all of them, without filters)."""
         self._authorize(ctx, "read")
-        reg = self.registry()
+        reg = self.registry(project=ctx.project)
         refs = list(filters)
         for ref in refs:
             if reg.category(ref.id) is None:
@@ -107,11 +136,21 @@ class Categories(ServiceBase):
             )
         out = []
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             taken = set(reg.locations())
+            source = self._registry_source
+            provider = source[2] if source is not None else self._provider_mixins()
+            templates = {m.scheme for m in provider if not m.scheme.startswith(RESERVED_SCHEME)}
             for ref in refs:
+                if ref.scheme in templates:
+                    # the platform reads its templates by scheme (another project's saved
+                    # image among them, which this project does not see)
+                    raise errors.BadRequest(
+                        f"the scheme {ref.scheme} is the provider's, for its templates; use a "
+                        "scheme of your own, e.g. http://example.com/occi/my_stuff#"
+                    )
                 mixin = self._user_mixin(ref, reg, taken)
-                tx.add_user_mixin(mixin)
+                tx.add_user_mixin(mixin, project_id=ctx.project)
                 assert mixin.location is not None  # _user_mixin always gives it one
                 taken.add(mixin.location)
                 out.append(mixin)
@@ -210,9 +249,10 @@ class Categories(ServiceBase):
         self._authorize(ctx, "remove_mixin")
         if not refs:
             raise errors.BadRequest("name the mixin to remove with a Category (term, scheme)")
+        project = ctx.project or DEFAULT_PROJECT
         with self.store.begin() as tx:
-            reg = self.registry(tx)
-            saved = {m.id: m for m in tx.user_mixins() if self._is_saved_image(m)}
+            reg = self.registry(tx, ctx.project)
+            saved = {m.id: m for m in tx.user_mixins(project) if self._is_saved_image(m)}
             images = []
             for ref in refs:
                 cat = reg.category(ref.id)
@@ -225,7 +265,7 @@ class Categories(ServiceBase):
                         f"{ref.id} is defined by the provider and cannot be removed",
                         code="provider_category",
                     )
-                tx.delete_user_mixin(ref.id)
+                tx.delete_user_mixin(project, ref.id)
             for image in images:  # last, so that a refusal above leaves the platform alone
                 try:
                     self.backend.delete_image(image)
@@ -263,7 +303,7 @@ class Categories(ServiceBase):
     def category_refs(self, ctx: RequestContext, names: Iterable[str]) -> list[CategoryRef]:
         """Query-interface filters given as terms or type identifiers (`?category=`)."""
         self._authorize(ctx, "read")
-        reg = self.registry()
+        reg = self.registry(project=ctx.project)
         refs = []
         for name in names:
             cat = self._resolve_category(reg, name, unknown=errors.NotFound)

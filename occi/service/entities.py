@@ -15,6 +15,7 @@ from occi.registry import Registry
 from occi.service.conditions import Expected, check_expected
 from occi.service.links import Links
 from occi.service.locations import ID_RE, relative
+from occi.service.quotas import QuotaGuard, amounts
 from occi.service.reads import Filter, kind_id_of
 from occi.store.base import StoreTx
 
@@ -31,7 +32,7 @@ class Entities(Links):
         created: list[Entity] = []
         self._begin_work(ctx)
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             target = self.collection_target(collection, reg)
             if isinstance(target, Mixin):
                 raise errors.BadRequest(
@@ -40,6 +41,7 @@ class Entities(Links):
                 )
             for e in entities:
                 created.append(self._create_one(tx, reg, e, target, entity_id=None))
+            QuotaGuard(tx, ctx, self.default_quotas).check(reg, created)
         self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh(created)
 
@@ -70,7 +72,7 @@ class Entities(Links):
             self._bind_link(tx, reg, link, kind)
             if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
                 self._note(link, kind, "attaching")
-            tx.insert(link)
+            tx.insert(link, project_id=self._project())
             if kind != infra.LINK:
                 self._submit(tx, self._link_key(link), "link", entity_id)
             return self._present(link, reg)
@@ -79,7 +81,7 @@ class Entities(Links):
         res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
         res.summary = e.summary if isinstance(e, Resource) else None
         self._note(res, kind, "creating")
-        tx.insert(res)
+        tx.insert(res, project_id=self._project())
         self._submit(tx, entity_id, "create", entity_id)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
@@ -165,7 +167,13 @@ class Entities(Links):
             self._begin_work(ctx)  # jobs queued by a rolled-back attempt are gone with it
             try:
                 with self.store.begin() as tx:
-                    result, created = self._put(tx, kind_id, entity_id, e, expected)
+                    reg, quota = (
+                        self.registry(tx, ctx.project),
+                        QuotaGuard(tx, ctx, self.default_quotas),
+                    )
+                    before = quota.previous(reg, kind_id, entity_id)
+                    result, created = self._put(tx, kind_id, entity_id, e, expected, ctx.project)
+                    quota.check(reg, [result], before)
                 break
             except errors.IdTaken:
                 if attempt:
@@ -175,14 +183,24 @@ class Entities(Links):
         return self._refresh([result])[0], created
 
     def _put(
-        self, tx: StoreTx, kind_id: str, entity_id: str, e: Entity, expected: Expected | None
+        self,
+        tx: StoreTx,
+        kind_id: str,
+        entity_id: str,
+        e: Entity,
+        expected: Expected | None,
+        project: str | None = None,
     ) -> tuple[Entity, bool]:
-        reg = self.registry(tx)
+        reg = self.registry(tx, project)
         kind = reg.kinds.get(kind_id)
         if kind is None or not kind.location:
             raise errors.NotFound(f"{kind_id} is not a kind with a collection here")
         path = f"{kind.location}{entity_id}"
         existing = tx.get(entity_id, for_update=True) if entity_id else None
+        if existing is not None and self._visible(project, existing) is None:
+            # another project's id: never replaced nor shown; ids are global, so it cannot be
+            # created here either (the same answer as a GET of it)
+            raise errors.NotFound(f"nothing exists at {path}")
         if existing is not None and existing.location == path:
             check_expected(existing, expected, path)
         elif expected is not None and (expected.exists or expected.versions is not None):
@@ -209,7 +227,9 @@ class Entities(Links):
                 raise errors.BadRequest(
                     "links cannot be added by updating a resource: POST them to a link collection"
                 )
+            before = amounts(reg, [existing])
             result = self._replace(tx, reg, existing, e, full=False)
+            QuotaGuard(tx, ctx, self.default_quotas).check(reg, [result], before)
         self._settle()
         return self._refresh([result])[0]
 
@@ -293,11 +313,11 @@ class Entities(Links):
     def delete_collection(self, ctx: RequestContext, path: str, flt: Filter) -> int:
         self._authorize(ctx, "delete")
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             target = self.collection_target(path, reg)
             if isinstance(target, Mixin):
                 raise errors.BadRequest("use DELETE with locations to dissociate a mixin")
-            q = self._query(reg, path, flt)
+            q = self._query(ctx, reg, path, flt)
             entities = tx.query(q)
             self._begin_work(ctx)
             self._submit_many(

@@ -49,7 +49,10 @@ class Links(Work):
                 raise errors.BadRequest(f"a {kind.term} link points at a {tgt_kind.term} resource")
 
     def _resource_at(self, tx: StoreTx, location: str, role: str) -> Resource | None:
+        """The resource at `location` in the project of the call under way; None when there
+        is none (or it is another project's: a link never joins two projects)."""
         e = tx.get(location.rsplit("/", 1)[-1]) if location.startswith("/") else None
+        e = self._visible(self._project(), e)
         if e is None or e.location != location or not isinstance(e, Resource):
             return None
         return e

@@ -11,6 +11,7 @@ from occi.model import Entity, EntityRef, Link, Mixin, Resource, stored_id
 from occi.registry import Registry
 from occi.service.entities import Entities
 from occi.service.locations import relative
+from occi.service.quotas import QuotaGuard, amounts
 from occi.store.base import Query, StoreTx
 
 
@@ -27,26 +28,31 @@ class MixinCollections(Entities):
         (with only them, `replace_all`); its members now."""
         self._authorize(ctx, "associate")
         self._begin_work(ctx)
-        members = self._associate(path, locations, replace_all)
+        members = self._associate(ctx, path, locations, replace_all)
         self._settle()
         return self._refresh(members)
 
     def _associate(
-        self, path: str, locations: Sequence[str | EntityRef], replace_all: bool
+        self,
+        ctx: RequestContext,
+        path: str,
+        locations: Sequence[str | EntityRef],
+        replace_all: bool,
     ) -> list[Entity]:
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             mixin = self._mixin_at(reg, path)
-            targets = self._entities_at(tx, locations)
+            targets = self._entities_at(tx, reg, locations, ctx.project)
             for e in targets:
                 kind = reg.kinds[e.kind]
                 if not reg.applies(mixin, kind):
                     raise errors.BadRequest(f"mixin {mixin.id} does not apply to {e.location}")
             if replace_all:
                 keep = {e.id for e in targets}
-                current = tx.query(Query(mixin=mixin.id))
+                current = tx.query(Query(mixin=mixin.id, project=ctx.project))
                 tx.dissociate(mixin.id, [stored_id(e) for e in current if e.id not in keep])
             fam = reg.template_family(mixin)
+            before = amounts(reg, targets)  # a template may raise their sizes: quotas
             for e in targets:
                 if mixin.id in e.mixins:
                     continue
@@ -57,10 +63,11 @@ class MixinCollections(Entities):
                         if not isinstance(e, Link)
                         else Link(e.kind, mixins=[mixin.id])
                     )
-                    self._replace(tx, reg, e, patch, full=False)
+                    self._replace(tx, reg, e, patch, full=False)  # resizes e itself
                 else:
                     tx.associate(mixin.id, [stored_id(e)])
-            members = tx.query(Query(mixin=mixin.id))
+            QuotaGuard(tx, ctx, self.default_quotas).check(reg, targets, before)
+            members = tx.query(Query(mixin=mixin.id, project=ctx.project))
             return [self._present(e, reg) for e in members]
 
     def dissociate(
@@ -70,12 +77,12 @@ class MixinCollections(Entities):
         (None: from every member)."""
         self._authorize(ctx, "dissociate")
         with self.store.begin() as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, ctx.project)
             mixin = self._mixin_at(reg, path)
             if locations is None:
-                tx.dissociate(mixin.id, None)
+                tx.dissociate(mixin.id, None, project_id=ctx.project)
                 return
-            targets = self._entities_at(tx, locations)
+            targets = self._entities_at(tx, reg, locations, ctx.project)
             tx.dissociate(mixin.id, [stored_id(e) for e in targets])
 
     def _mixin_at(self, reg: Registry, path: str) -> Mixin:
@@ -86,12 +93,18 @@ class MixinCollections(Entities):
             )
         return cat
 
-    def _entities_at(self, tx: StoreTx, locations: Sequence[str | EntityRef]) -> list[Entity]:
-        """The entities at `locations`: paths below the root, or EntityRefs (kind and id, from
-        GFD.226 entity collections) resolved through the kind's location."""
+    def _entities_at(
+        self,
+        tx: StoreTx,
+        reg: Registry,
+        locations: Sequence[str | EntityRef],
+        project: str | None,
+    ) -> list[Entity]:
+        """The entities at `locations` in `project` (None: in any): paths below the root, or
+        EntityRefs (kind and id, from GFD.226 entity collections) resolved through the kind's
+        location."""
         if not locations:
             raise errors.BadRequest("send the locations of the entities (X-OCCI-Location)")
-        reg = self.registry(tx)
         paths = []
         for x in locations:
             if isinstance(x, EntityRef):
@@ -104,7 +117,7 @@ class MixinCollections(Entities):
         found = tx.get_many(loc.rsplit("/", 1)[-1] for loc in paths if loc.startswith("/"))
         out = []
         for loc in paths:
-            e = found.get(loc.rsplit("/", 1)[-1])
+            e = self._visible(project, found.get(loc.rsplit("/", 1)[-1]))
             if e is None or e.location != loc:
                 raise errors.BadRequest(f"no entity exists at {loc}")
             out.append(e)

@@ -37,9 +37,9 @@ class Reads(Categories):
         reads (see occi.store.cache); `fresh=True` reads the database."""
         kind_id = kind_id_of(kind)
         self._authorize(ctx, "read", kind_id)
-        reg = self.registry()  # from memory, normally
+        reg = self.registry(project=ctx.project)  # from memory, normally
         found = self.store.get_one(entity_id, fresh=fresh) if entity_id else None
-        entity = self._found(reg, found, kind_id, entity_id)
+        entity = self._found(reg, self._visible(ctx.project, found), kind_id, entity_id)
         return self._present(entity, reg)
 
     def _load(
@@ -50,9 +50,11 @@ class Reads(Categories):
         entity_id: str,
         *,
         for_update: bool = False,
+        project: str | None = None,
     ) -> Entity:
+        """The entity of `kind_id` with `entity_id` in `project` (None: in any); else NotFound."""
         found = tx.get(entity_id, for_update=for_update) if entity_id else None
-        return self._found(reg, found, kind_id, entity_id)
+        return self._found(reg, self._visible(project, found), kind_id, entity_id)
 
     @staticmethod
     def _found(reg: Registry, entity: Entity | None, kind_id: str, entity_id: str) -> Entity:
@@ -83,9 +85,10 @@ class Reads(Categories):
             return None
         raise errors.NotFound(f"no collection is bound to {path}")
 
-    def _query(self, reg: Registry, path: str, flt: Filter) -> Query:
+    def _query(self, ctx: RequestContext, reg: Registry, path: str, flt: Filter) -> Query:
+        """The store query for the collection at `path` with its filters, in ctx's project."""
         target = self.collection_target(path, reg)
-        q = Query()
+        q = Query(project=ctx.project)
         kinds: set[str] | None = None
         if isinstance(target, Kind):
             kinds = {k.id for k in reg.kinds.values() if k.is_a(target)}
@@ -121,8 +124,8 @@ class Reads(Categories):
         """The collection at `path`: a page (one query) or, without a page size, a stream."""
         self._authorize(ctx, "read")
         with self.store.begin(readonly=True) as tx:
-            reg = self.registry(tx)
-            q = self._query(reg, path, flt)
+            reg = self.registry(tx, ctx.project)
+            q = self._query(ctx, reg, path, flt)
             if page.number is not None:
                 if page.number > self.max_page_size:
                     raise errors.PayloadTooLarge(

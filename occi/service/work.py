@@ -44,8 +44,8 @@ class Work(Reads):
         self._authorize(ctx, action, kind_id)
         self._begin_work(ctx)
         with self.store.begin() as tx:
-            reg = self.registry(tx)
-            entity = self._load(tx, reg, kind_id, entity_id, for_update=True)
+            reg = self.registry(tx, ctx.project)
+            entity = self._load(tx, reg, kind_id, entity_id, for_update=True, project=ctx.project)
             check_expected(entity, expected, entity.location or entity_id)
             yield tx, reg, entity
 
@@ -62,7 +62,11 @@ class Work(Reads):
 
     def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
         job_id = tx.jobs.enqueue(
-            key, operation, self._job_params(target, params), self.job_settings.max_attempts
+            key,
+            operation,
+            self._job_params(target, params),
+            self.job_settings.max_attempts,
+            project_id=self._project(),
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         return job_id
@@ -72,6 +76,7 @@ class Work(Reads):
         ids = tx.jobs.enqueue_many(
             [(key, op, self._job_params(target, params)) for key, op, target, params in jobs],
             self.job_settings.max_attempts,
+            project_id=self._project(),
         )
         self._local.__dict__.setdefault("jobs", []).extend(ids)
 
@@ -117,7 +122,7 @@ class Work(Reads):
     def _refresh(self, entities: list[Entity]) -> list[Entity]:
         """The entities as stored now (after their jobs), ready to render."""
         with self.store.begin(readonly=True) as tx:
-            reg = self.registry(tx)
+            reg = self.registry(tx, self._project())
             fresh = tx.get_many(e.id for e in entities if e.id)
             return [self._present(fresh.get(e.id or "", e), reg) for e in entities]
 

@@ -9,7 +9,7 @@ together, so a failed request leaves nothing half-changed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ class Query:
     attributes:  name -> value equality; values compare by JSON value, so 2 matches 2.0, "2" not
     source:      only links whose source is this resource id
     offset/limit: pagination over a stable order (creation order)
+    project:     only entities owned by this project id (None: every project's)
     """
 
     kinds: Sequence[str] | None = None
@@ -34,6 +35,7 @@ class Query:
     source: str | None = None
     offset: int = 0
     limit: int | None = None
+    project: str | None = None
 
 
 @dataclass
@@ -148,6 +150,29 @@ class JobTx(ABC):
     def servers(self) -> list[ServerInfo]: ...
 
 
+class UsageTx(ABC):
+    """A project's quota limits and usage (occi.service.quotas decides what they mean)."""
+
+    @abstractmethod
+    def limits(self, project_id: str) -> dict[str, int]:
+        """The project's own limits by resource (those it has no row for are absent)."""
+
+    @abstractmethod
+    def lock(self, project_id: str) -> None:
+        """Serialise the quota checks of the project until the transaction ends."""
+
+    @abstractmethod
+    def usage(
+        self,
+        project_id: str,
+        counts: Mapping[str, Sequence[str]],
+        sums: Mapping[str, tuple[Sequence[str], str]],
+    ) -> dict[str, float]:
+        """In ONE statement, what the project's stored entities use: for each resource of
+        `counts`, how many entities of those kinds; of `sums`, the sum of the numeric attribute
+        over the entities of those kinds (0 where absent)."""
+
+
 class StoreTx(ABC):
     """One transaction. Methods raise occi.errors.Conflict for a duplicate id."""
 
@@ -155,6 +180,11 @@ class StoreTx(ABC):
     @abstractmethod
     def jobs(self) -> JobTx:
         """The job queue and server registry in this transaction."""
+
+    @property
+    @abstractmethod
+    def usage(self) -> UsageTx:
+        """Quota limits and usage in this transaction."""
 
     @abstractmethod
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
@@ -205,8 +235,15 @@ class StoreTx(ABC):
         """Add the mixin to these entities (no-op where present)."""
 
     @abstractmethod
-    def dissociate(self, mixin_id: str, entity_ids: Iterable[str] | None = None) -> None:
-        """Remove the mixin from these entities, or from every entity when None."""
+    def dissociate(
+        self,
+        mixin_id: str,
+        entity_ids: Iterable[str] | None = None,
+        *,
+        project_id: str | None = None,
+    ) -> None:
+        """Remove the mixin from these entities, or when None from every entity (of
+        `project_id` when given, else of every project)."""
 
     @abstractmethod
     def categories_version(self) -> int:
@@ -223,17 +260,24 @@ class StoreTx(ABC):
         holds it (used so that one server at a time reconciles with the platform)."""
 
     @abstractmethod
-    def user_mixins(self) -> list[Mixin]:
-        """Client-defined mixins (user_defined=True)."""
+    def user_mixins(self, project_id: str | None = None) -> list[Mixin]:
+        """Client-defined mixins (user_defined=True) of `project_id` (None: of every project),
+        oldest first."""
+
+    @abstractmethod
+    def user_mixins_by_project(self) -> dict[str, list[Mixin]]:
+        """Every project's client-defined mixins (project id -> its mixins, oldest first), in
+        one statement."""
 
     @abstractmethod
     def add_user_mixin(self, mixin: Mixin, *, project_id: str | None = None) -> None:
         """Define a user mixin owned by `project_id` (None: the `default` project); Conflict
-        when its id or location is taken."""
+        when its id or location is taken in that project."""
 
     @abstractmethod
-    def delete_user_mixin(self, mixin_id: str) -> bool:
-        """Remove a user mixin and all its associations; False when there was none."""
+    def delete_user_mixin(self, project_id: str, mixin_id: str) -> bool:
+        """Remove a user mixin of `project_id` and its associations with that project's
+        entities; False when the project has none of that id."""
 
 
 class Store(ABC):
@@ -271,7 +315,9 @@ class Store(ABC):
         offset = q.offset
         while True:
             with self.begin(readonly=True) as tx:
-                page = tx.query(Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch))
+                page = tx.query(
+                    Query(q.kinds, q.mixin, q.attributes, q.source, offset, batch, q.project)
+                )
             yield from page
             if len(page) < batch:
                 return

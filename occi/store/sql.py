@@ -32,6 +32,7 @@ from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
+from occi.store.usage_sql import SqlUsageTx
 
 log = logging.getLogger(__name__)
 
@@ -519,6 +520,10 @@ class SqlTx(StoreTx):
             self._jobs = SqlJobTx(self.conn, jobs, servers)
         return self._jobs
 
+    @property
+    def usage(self) -> SqlUsageTx:
+        return SqlUsageTx(self.conn, entities, projects, quotas)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _in(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
@@ -570,6 +575,8 @@ class SqlTx(StoreTx):
             )
         if q.source is not None:
             clauses.append(e.source_id == q.source)
+        if q.project is not None:
+            clauses.append(e.project_id == q.project)
         return clauses
 
     @staticmethod
@@ -586,6 +593,7 @@ class SqlTx(StoreTx):
                 location=row.location,
                 summary=row.summary,
                 version=row.version,
+                project=row.project_id,
             )
         return Link(
             kind=row.kind,
@@ -599,6 +607,7 @@ class SqlTx(StoreTx):
             source_kind=row.source_kind,
             target_kind=row.target_kind,
             version=row.version,
+            project=row.project_id,
         )
 
     def _attach_links(self, rows: Sequence[Row[Any]]) -> list[Entity]:
@@ -944,13 +953,21 @@ class SqlTx(StoreTx):
             [{"entity_seq": seq, "mixin_id": mixin_id} for seq, _ in changes],
         )
 
-    def dissociate(self, mixin_id: str, entity_ids: Iterable[str] | None = None) -> None:
+    def dissociate(
+        self,
+        mixin_id: str,
+        entity_ids: Iterable[str] | None = None,
+        *,
+        project_id: str | None = None,
+    ) -> None:
         has_mixin = (
             sa.exists()
             .where(entity_mixins.c.entity_seq == entities.c.seq)
             .where(entity_mixins.c.mixin_id == mixin_id)
         )
         stmt = sa.select(entities.c.seq, entities.c.mixins).where(has_mixin)
+        if project_id is not None:
+            stmt = stmt.where(entities.c.project_id == project_id)
         ids: list[str] | None = None
         if entity_ids is not None:
             ids = _unique(entity_ids)
@@ -967,6 +984,12 @@ class SqlTx(StoreTx):
             return
         self._rewrite_mixins(changes)
         delete = entity_mixins.delete().where(entity_mixins.c.mixin_id == mixin_id)
+        if project_id is not None:
+            delete = delete.where(
+                entity_mixins.c.entity_seq.in_(
+                    sa.select(entities.c.seq).where(entities.c.project_id == project_id)
+                )
+            )
         if ids is not None:
             delete = delete.where(
                 entity_mixins.c.entity_seq.in_(
@@ -1010,25 +1033,35 @@ class SqlTx(StoreTx):
 
     # -- user mixins -------------------------------------------------------------------------
 
-    def user_mixins(self) -> list[Mixin]:
-        rows = self.conn.execute(
-            sa.select(user_mixins).order_by(user_mixins.c.created_at, user_mixins.c.id)
-        ).all()
+    def user_mixins(self, project_id: str | None = None) -> list[Mixin]:
+        return [m for _, m in self._user_mixin_rows(project_id)]
+
+    def user_mixins_by_project(self) -> dict[str, list[Mixin]]:
+        out: dict[str, list[Mixin]] = {}
+        for project_id, m in self._user_mixin_rows(None):
+            out.setdefault(project_id, []).append(m)
+        return out
+
+    def _user_mixin_rows(self, project_id: str | None) -> list[tuple[str, Mixin]]:
+        """(owning project, mixin), oldest first, of one project or (None) of all; one
+        statement."""
+        stmt = sa.select(user_mixins).order_by(user_mixins.c.created_at, user_mixins.c.id)
+        if project_id is not None:
+            stmt = stmt.where(user_mixins.c.project_id == project_id)
         out = []
-        for r in rows:
+        for r in self.conn.execute(stmt).all():
             defs = [_attr_def_from_json(d) for d in json.loads(r.attributes or "[]")]
-            out.append(
-                Mixin(
-                    scheme=r.scheme,
-                    term=r.term,
-                    title=r.title,
-                    attributes={d.name: d for d in defs},
-                    depends=tuple(json.loads(r.depends or "[]")),
-                    applies=tuple(json.loads(r.applies or "[]")),
-                    location=r.location,
-                    user_defined=True,
-                )
+            mixin = Mixin(
+                scheme=r.scheme,
+                term=r.term,
+                title=r.title,
+                attributes={d.name: d for d in defs},
+                depends=tuple(json.loads(r.depends or "[]")),
+                applies=tuple(json.loads(r.applies or "[]")),
+                location=r.location,
+                user_defined=True,
             )
+            out.append((r.project_id, mixin))
         return out
 
     def add_user_mixin(self, mixin: Mixin, *, project_id: str | None = None) -> None:
@@ -1050,7 +1083,10 @@ class SqlTx(StoreTx):
                 self.conn.execute(user_mixins.insert().values(**values))
         except IntegrityError:
             same_id = self.conn.execute(
-                sa.select(user_mixins.c.id).where(user_mixins.c.id == mixin.id)
+                sa.select(user_mixins.c.id).where(
+                    user_mixins.c.id == mixin.id,
+                    user_mixins.c.project_id == (project_id or DEFAULT_PROJECT),
+                )
             ).first()
             if same_id is not None:
                 raise Conflict(f"the mixin {mixin.id} is defined already") from None
@@ -1058,11 +1094,15 @@ class SqlTx(StoreTx):
                 f"the location {mixin.location} is taken by another mixin; choose another"
             ) from None
 
-    def delete_user_mixin(self, mixin_id: str) -> bool:
-        result = self.conn.execute(user_mixins.delete().where(user_mixins.c.id == mixin_id))
+    def delete_user_mixin(self, project_id: str, mixin_id: str) -> bool:
+        result = self.conn.execute(
+            user_mixins.delete().where(
+                user_mixins.c.project_id == project_id, user_mixins.c.id == mixin_id
+            )
+        )
         if not result.rowcount:
             return False
-        self.dissociate(mixin_id, None)
+        self.dissociate(mixin_id, None, project_id=project_id)
         return True
 
 
