@@ -284,10 +284,10 @@ def requests(draw) -> dict:
 
 # ---------------------------------------------------------------------- the server under test
 def _app(database_url: str):
-    app, service = build(
-        Settings.from_mapping({"database_url": database_url, "max_body": 65536, "auth": "none"}),
-        upgrade=True,
-    )
+    # Each request waits for its hypervisor work however slow the machine (job_wait), so no
+    # job of an accepted request can still change the store while a later one is checked.
+    settings = {"database_url": database_url, "max_body": 65536, "auth": "none", "job_wait": 300}
+    app, service = build(Settings.from_mapping(settings), upgrade=True)
     return testing.TestClient(app), service
 
 
