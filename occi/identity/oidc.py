@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -123,8 +123,9 @@ def fetch_json(url: str) -> dict[str, Any]:
 class _Issuer:
     """One trusted issuer's signing keys, fetched on demand and kept."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic):
         self.url = url
+        self.clock = clock
         self.lock = threading.Lock()
         self.jwks_uri: str | None = None
         #: kid -> JWK (a dict), as last fetched; None before the first fetch
@@ -185,12 +186,12 @@ class _Issuer:
         """The JWK for this key id and algorithm; AuthFailed when there is none, after at most
         one fetch (rate-limited)."""
         keys = self.keys
-        now = time.monotonic()
+        now = self.clock()
         found = self._pick(keys, kid, alg)
         if found is not None and now - self.fetched_at < KEYS_MAX_AGE:
             return found
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             if self.keys is not keys:  # another thread fetched meanwhile
                 found = self._pick(self.keys, kid, alg)
                 if found is not None:
@@ -275,8 +276,9 @@ class OidcMethod:
         groups_claims: Iterable[str] = ("eduperson_entitlement", "entitlements", "groups"),
         entitlement: str = "urn:mace:egi.eu:group:{project}:role={role}#aai.egi.eu",
         roles: str = "member=member vm_operator manager owner,reader=reader",
+        clock: Callable[[], float] = time.monotonic,
     ):
-        self.issuers = {url: _Issuer(url) for url in issuers}
+        self.issuers = {url: _Issuer(url, clock) for url in issuers}
         self.audience = audience or None
         self.leeway = leeway
         self.groups_claims = [c for c in groups_claims if c]
