@@ -79,7 +79,11 @@ _ATTRIBUTES = {
 
 
 class _AnyCase(dict):  # type: ignore[type-arg]
-    """The attribute names for cryptography's RFC 4514 parser, whatever their case."""
+    """The attribute names for cryptography's RFC 4514 parser, whatever their case (it must
+    not be empty: the parser would take an empty mapping for none)."""
+
+    def __init__(self) -> None:
+        super().__init__(_ATTRIBUTES)
 
     def get(self, key, default=None):  # type: ignore[no-untyped-def]
         return _ATTRIBUTES.get(str(key).upper(), default)
@@ -120,7 +124,7 @@ def normalize_dn(text: str) -> str:
     except ValueError as exc:
         raise BadRequest(
             f"{text[:200]!r} is not a distinguished name (CN=Carol,DC=example,DC=org or "
-            f"/DC=org/DC=example/CN=Carol): {exc}"
+            f"/DC=org/DC=example/CN=Carol): {exc or 'unparsable'}"
         ) from exc
 
 
