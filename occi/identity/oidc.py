@@ -452,3 +452,7 @@ def method_from_settings(settings: Settings) -> OidcMethod:
         entitlement=settings.oidc_entitlement,
         roles=settings.oidc_roles,
     )
+
+
+#: the name occi.identity.authn.methods_from_settings looks for
+from_settings = method_from_settings

@@ -222,3 +222,7 @@ def method_from_settings(settings: Settings) -> X509Method:
     if not proxies:
         raise SettingsError("setting auth lists x509, but x509_proxies names no proxy")
     return X509Method(proxies)
+
+
+#: the name occi.identity.authn.methods_from_settings looks for
+from_settings = method_from_settings
