@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 
 from occi.identity.oidc import (
@@ -328,3 +329,44 @@ def test_settings_make_the_method_or_say_what_is_wrong(issuer):
     pattern = entitlement_pattern("a.b:{project}(x)*:{role}")
     assert pattern.fullmatch("a.b:p1(x)*:r")["project"] == "p1"  # type: ignore[index]
     assert pattern.fullmatch("aXb:p1(x)*:r") is None
+
+
+# ------------------------------------------------------------------ through a real server
+@pytest.mark.server
+def test_a_jwt_signs_in_to_a_real_server(tmp_path, issuer):
+    from tests.live import LiveServer
+    from tests.test_cli_identity import admin, ok
+
+    url = f"sqlite:///{tmp_path / 'occi.db'}"
+    ok(admin(tmp_path, url, "migrate"))
+    ok(admin(tmp_path, url, "projects", "create", "vo.example.org"))
+    server = LiveServer(
+        tmp_path,
+        database_url=url,
+        health="/healthz",
+        auth="basic,token,oidc",
+        oidc_issuers=issuer.url,
+        oidc_audience="occi",
+    )
+    try:
+        entitled = [EGI.format("vo.example.org", "vm_operator")]
+        token = issuer.token(preferred_username="erin", eduperson_entitlement=entitled)
+        accept = {"Accept": "application/json"}
+        r = requests.get(
+            server.url + "/compute/", headers={**accept, "Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 200, r.text
+        r = requests.get(server.url + "/compute/", headers=accept)
+        assert r.status_code == 401
+        assert 'Bearer realm="occi"' in r.headers["WWW-Authenticate"]
+        wrong = issuer.token(preferred_username="erin", aud="another-service")
+        r = requests.get(
+            server.url + "/compute/", headers={**accept, "Authorization": f"Bearer {wrong}"}
+        )
+        assert r.status_code == 401
+        listed = ok(admin(tmp_path, url, "users", "list"))
+        assert [line.split()[:2] for line in listed.splitlines() if "erin" in line] == [
+            ["erin", "oidc"]
+        ]
+    finally:
+        server.stop()
