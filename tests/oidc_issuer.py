@@ -25,6 +25,8 @@ class OidcIssuer:
         #: kid -> private key; the first is the one tokens are signed with
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.hits: Counter[str] = Counter()
+        #: characters of junk added to the JWKS (an issuer answering too much)
+        self.padding = 0
         self.rotate()
         issuer = self
 
@@ -34,7 +36,7 @@ class OidcIssuer:
                 if self.path == "/.well-known/openid-configuration":
                     body: dict[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
                 elif self.path == "/jwks":
-                    body = {"keys": issuer.jwks()}
+                    body = {"keys": issuer.jwks(), "padding": "x" * issuer.padding}
                 else:
                     self.send_error(404)
                     return

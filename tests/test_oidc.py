@@ -18,6 +18,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from occi.identity.oidc import (
+    MAX_RESPONSE,
     REFETCH_INTERVAL,
     OidcMethod,
     entitlement_pattern,
@@ -275,6 +276,15 @@ def test_an_unreachable_issuer_is_not_hammered(store, clock):
     for _ in range(5):
         refused(method, store, token, "unavailable|no signing key")
     assert method.issuers[url].fetches == 1
+
+
+def test_an_oversized_answer_of_the_issuer_is_not_believed(method, store, issuer, clock, caplog):
+    issuer.padding = MAX_RESPONSE
+    refused(method, store, issuer.token(), "no signing key")
+    assert "more than" in caplog.text
+    clock.now += REFETCH_INTERVAL
+    issuer.padding = 0
+    assert login(method, store, issuer.token()).name
 
 
 # ------------------------------------------------------------------ first sight, in parallel
