@@ -114,6 +114,12 @@ def test_a_certificate_the_proxy_did_not_verify_is_refused(method, verify):
         method.find(headers(verify=verify), "127.0.0.1")
 
 
+def test_no_certificate_presented_leaves_the_request_to_other_methods(method):
+    # nginx's $ssl_client_verify is NONE when the client sent no certificate
+    assert method.find({"x-ssl-client-verify": "NONE"}, "127.0.0.1") is None
+    assert method.find({"x-ssl-client-s-dn": ""}, "127.0.0.1") is None
+
+
 def test_an_unknown_or_unreadable_subject_is_refused(method, store):
     with pytest.raises(AuthFailed, match="no user has the certificate subject CN=Mallory"):
         login(method, store, headers("/DC=org/DC=example/CN=Mallory"))

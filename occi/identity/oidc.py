@@ -444,6 +444,11 @@ def method_from_settings(settings: Settings) -> OidcMethod:
     for url in issuers:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise SettingsError(f"setting oidc_issuers: {url!r} is not an http(s) URL")
+    if not settings.oidc_audience.strip():
+        log.warning(
+            "oidc_audience is empty: a token the issuers made for any other service is "
+            "accepted here too (set it to this service's client id or audience)"
+        )
     return OidcMethod(
         issuers,
         audience=settings.oidc_audience.strip() or None,

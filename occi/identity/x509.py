@@ -187,6 +187,8 @@ class X509Method:
                 )
             return None
         verify = headers.get(VERIFY, "").strip()
+        if verify in ("", "NONE") and not any(headers.get(h, "").strip() for h in (SUBJECT, CERT)):
+            return None  # no certificate presented (nginx says NONE): another method may apply
         if verify != "SUCCESS":
             raise AuthFailed(f"the proxy did not verify the client certificate ({verify[:80]!r})")
         try:
