@@ -342,6 +342,11 @@ def test_a_client_certificate_signs_in_through_haproxy(tmp_path, certs):
     try:
         r = proxy.get("/compute/", certs.carol, headers={"Accept": "application/json"})
         assert r.status_code == 200, r.text
+        # HAProxy passes the client's address on (X-Forwarded-For, for the throttle); the
+        # headers are still believed: they come from the proxy, whoever the client is
+        forwarded = {"Accept": "application/json", "X-Forwarded-For": "203.0.113.9"}
+        r = proxy.get("/compute/", certs.carol, headers=forwarded)
+        assert r.status_code == 200, r.text
         # no certificate, a forged claim, a subject nobody has: 401 with the challenge
         for cert, extra in ((None, {}), (None, FORGED), (certs.mallory, {})):
             r = proxy.get("/compute/", cert, headers={"Accept": "application/json", **extra})
