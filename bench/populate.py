@@ -50,7 +50,10 @@ def _service_entities(database_url: str) -> tuple[str, list[str], dict[str, Any]
     """Create, through the real app: a network, a compute with templates and a network
     interface, and started computes. Returns the target path, the active paths and the
     stored rows to copy."""
-    settings = Settings.from_mapping({"database_url": database_url, "log_level": "WARNING"})
+    # the data is made without authentication; bench.run makes the token its requests carry
+    settings = Settings.from_mapping(
+        {"database_url": database_url, "log_level": "WARNING", "auth": "none"}
+    )
     app, service = build(settings, upgrade=True, run_jobs=False)
     client = testing.TestClient(app)
     hdr = {"Content-Type": JSON, "Accept": JSON}

@@ -217,6 +217,8 @@ class Scenario:
     slow: bool = False  # seconds per request: slices twice as long
     #: a target rests on its ratio: measured every round (the others, figures only, once)
     targeted: bool = True
+    #: the API token every request of the OCCI server carries (the baseline ignores it)
+    token: str | None = None
 
     @property
     def key(self) -> str:
@@ -224,6 +226,8 @@ class Scenario:
 
     def headers(self) -> dict[str, str]:
         h = {"Accept": TYPES[self.mtype], SCENARIO_HEADER: self.key}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
         if self.content_type:
             h["Content-Type"] = self.content_type
         return h
@@ -287,7 +291,28 @@ def scenarios(ds: dict[str, Any]) -> list[Scenario]:
                 targeted=False,
             ),
         ]
+    for sc in out:
+        sc.token = ds.get("token")
     return out
+
+
+def bench_token(url: str, workdir: Path) -> str:
+    """An API token for the bench's requests, made as an administrator would: a user with the
+    member role on the project `default` (which holds what bench.populate stored)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
+    env.update(OCCI_DATABASE_URL=url, OCCI_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+
+    def cli(*args: str) -> str:
+        p = subprocess.run(
+            [PY, "-m", "occi.cli", *args], cwd=workdir, env=env, capture_output=True, text=True
+        )
+        if p.returncode != 0:
+            raise RuntimeError(f"occi-server {' '.join(args)}: {p.stderr.strip()}")
+        return p.stdout
+
+    cli("users", "create", "bench")
+    cli("roles", "grant", "bench", "default", "member")
+    return cli("tokens", "create", "bench", "--name", "make bench").strip()
 
 
 # ============================================================================= measuring
@@ -462,9 +487,9 @@ def warm(served: Served, scs: list[Scenario]) -> None:
                 http_request(served.address, sc.method, sc.paths[0], sc.headers())
 
 
-def stream_rss(server: Served, path: str) -> dict[str, float]:
+def stream_rss(server: Served, path: str, token: str) -> dict[str, float]:
     """Growth of each worker's peak RSS over its RSS before GETting the whole collection."""
-    headers = {"Accept": TYPES["json"]}
+    headers = {"Accept": TYPES["json"], "Authorization": "Bearer " + token}
     for _ in range(4):
         http_request(server.address, "GET", "/-/", headers)
     before = server.memory("VmRSS")
@@ -576,6 +601,7 @@ def bench_store(
 
     log(f"\n== {db}, {size:,} entities: populating ...")
     ds = populate(url, size, storages=size // 10).as_dict()
+    ds["token"] = bench_token(url, workdir)
     extra["ds"] = ds
     log(
         f"   {ds['total']:,} entities ({ds['computes']:,} computes, {ds['storages']:,} storages) "
@@ -591,7 +617,7 @@ def bench_store(
     baseline = None
     try:
         if ds["storages"] >= 10_000:
-            extra["stream"] = stream_rss(server, "/storage/")
+            extra["stream"] = stream_rss(server, "/storage/", ds["token"])
             extra["stream"].update(db=db, size=size, collection=ds["storages"])
             log(
                 f"   streamed JSON collection of {ds['storages']:,}: worker peak RSS +"

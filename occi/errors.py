@@ -92,6 +92,14 @@ class UnsupportedMediaType(OcciError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(OcciError):
+    """Too many failed authentications from the client's address or for its user name; the
+    `Retry-After` header says when to try again."""
+
+    status, reason = 429, "Too Many Requests"
+    code = "too_many_requests"
+
+
 class NotImplementedYet(OcciError):
     status, reason = 501, "Not Implemented"
     code = "not_implemented"
@@ -131,6 +139,7 @@ CODES_BY_STATUS: dict[int, str] = {
         PreconditionFailed,
         PayloadTooLarge,
         UnsupportedMediaType,
+        TooManyRequests,
         NotImplementedYet,
         ServiceUnavailable,
         BackendError,

@@ -27,7 +27,8 @@ def free_port() -> int:
 class LiveServer:
     """`occi-server --bind 127.0.0.1:<port>` run in `tmp`, with only the OCCI_* variables given
     (`settings` as OCCI_<NAME>, `env` verbatim), SQLite in `tmp` unless `database_url` says
-    otherwise. `output()` is what it printed so far."""
+    otherwise, without authentication unless `auth=...` (or OCCI_AUTH in `env`) says which.
+    `output()` is what it printed so far."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class LiveServer:
             {
                 "OCCI_DATABASE_URL": database_url or f"sqlite:///{tmp}/occi.db",
                 "OCCI_LOG_LEVEL": "WARNING",
+                "OCCI_AUTH": "none",
                 "PYTHONPATH": str(ROOT),
             }
         )
@@ -71,7 +73,8 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.output()[-4000:]}")
             try:
-                if requests.get(self.url + self.health, timeout=2).status_code == 200:
+                # up: it answers (with 401 when the path needs credentials it was not given)
+                if requests.get(self.url + self.health, timeout=2).status_code in (200, 401):
                     return
             except requests.ConnectionError:
                 time.sleep(0.2)

@@ -25,7 +25,7 @@ INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-    env.update({"PYTHONPATH": str(ROOT), "OCCI_LOG_LEVEL": "WARNING"})
+    env.update({"PYTHONPATH": str(ROOT), "OCCI_LOG_LEVEL": "WARNING", "OCCI_AUTH": "none"})
     env.update(extra)
     return env
 

@@ -40,6 +40,7 @@ def test_an_outage_is_logged_once_each_way(cluster, caplog):
     settings = Settings.from_mapping(
         {
             "database_url": cluster.url(cluster.database),
+            "auth": "none",
             "heartbeat": 0.1,
             "dead_after": 600,  # no fencing in this test: only the outage's own lines
             "job_threads": 2,
@@ -115,7 +116,9 @@ TURTLE = """@prefix attr: <http://schemas.ogf.org/occi/attribute#> .
 def test_rdflib_keeps_quiet_about_literals_the_client_got_a_400_for(
     sqlite_url, caplog, recwarn, literal
 ):
-    app, service = build(Settings.from_mapping({"database_url": sqlite_url}), upgrade=True)
+    app, service = build(
+        Settings.from_mapping({"database_url": sqlite_url, "auth": "none"}), upgrade=True
+    )
     try:
         caplog.set_level(logging.DEBUG, logger="rdflib")
         r = testing.TestClient(app).simulate_post(

@@ -172,7 +172,7 @@ def test_cache_control_no_cache_reads_the_database(pg_url, tmp_path):
     from occi.api.wsgi import build
     from occi.settings import Settings
 
-    settings = dataclasses.replace(Settings.load(environ={}), database_url=pg_url)
+    settings = dataclasses.replace(Settings.load(environ={}), database_url=pg_url, auth="none")
     app, service = build(settings, upgrade=True, run_jobs=False)
     store = service.store
     client = testing.TestClient(app)

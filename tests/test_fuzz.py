@@ -285,7 +285,8 @@ def requests(draw) -> dict:
 # ---------------------------------------------------------------------- the server under test
 def _app(database_url: str):
     app, service = build(
-        Settings.from_mapping({"database_url": database_url, "max_body": 65536}), upgrade=True
+        Settings.from_mapping({"database_url": database_url, "max_body": 65536, "auth": "none"}),
+        upgrade=True,
     )
     return testing.TestClient(app), service
 

@@ -136,7 +136,9 @@ def test_installed_wheel_serves_from_outside_the_tree(built, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     run = tmp_path / "run"
     run.mkdir()
-    env = clean_env(OCCI_DATABASE_URL=f"sqlite:///{run}/occi.db", OCCI_LOG_LEVEL="WARNING")
+    env = clean_env(
+        OCCI_DATABASE_URL=f"sqlite:///{run}/occi.db", OCCI_LOG_LEVEL="WARNING", OCCI_AUTH="none"
+    )
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -129,7 +129,11 @@ class Counted:
 @pytest.fixture
 def occi(tmp_path):
     settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/counts.db", "log_level": "WARNING"}
+        {
+            "database_url": f"sqlite:///{tmp_path}/counts.db",
+            "log_level": "WARNING",
+            "auth": "none",
+        }
     )
     app, service = build(settings, upgrade=True, run_jobs=False)
     counted = Counted(testing.TestClient(app))
@@ -454,3 +458,56 @@ def test_mixin_collection_delete_locations_same_request_bigger_store(occi):
     occi.computes(MANY, mixins=[mixin])
     second = occi.computes(2, mixins=[mixin])
     same(small, occi.count("DELETE", "/m0/", {"locations": second}))
+
+
+# ---------------------------------------------------------------------------- authentication
+def test_verified_credentials_cost_no_statement_until_they_expire(tmp_path):
+    """The first request with a password or a token reads (and for a token records its use)
+    in the identity tables; the next ones, served from the process's memory of verified
+    credentials, cost exactly what the same request costs without authentication."""
+    import base64
+
+    from occi.identity.passwords import hash_password
+    from occi.identity.store import IdentityTx
+
+    url = f"sqlite:///{tmp_path}/auth.db"
+    apps = {}
+    for auth in ("none", "basic,token"):
+        settings = Settings.from_mapping(
+            {"database_url": url, "log_level": "WARNING", "auth": auth}
+        )
+        apps[auth] = build(settings, upgrade=True, run_jobs=False)
+    open_app, authed = (Counted(testing.TestClient(apps[a][0])) for a in ("none", "basic,token"))
+    store = apps["none"][1].store
+    with store.begin() as tx:
+        ident = IdentityTx(tx)
+        ident.create_user("alice", password_hash=hash_password("a long password"))
+        ident.grant("alice", "default", "member")
+        warm = ident.create_token("alice")[1]
+        token = ident.create_token("alice")[1]
+    password = base64.b64encode(b"alice:a long password").decode()
+    path = open_app.create("compute")
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", open_app.on_execute)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", authed.on_execute)
+
+    def count(client: Counted, headers: dict[str, str]) -> Statements:
+        client.statements = Statements()
+        r = client.request("GET", path, headers=headers)
+        assert r.status_code == 200, r.text
+        return Statements(client.statements)
+
+    try:
+        count(open_app, {})  # per-process caches (the registry) filled once
+        count(authed, {"X-Auth-Token": warm})
+        bare = count(open_app, {})
+        for headers in ({"Authorization": "Basic " + password}, {"X-Auth-Token": token}):
+            first = count(authed, headers)
+            assert len(first) > len(bare), differences("first", bare, first)
+            same(bare, count(authed, headers), what=f"cached {list(headers)[0]}")
+            same(bare, count(authed, headers), what=f"cached {list(headers)[0]}")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", open_app.on_execute)
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", authed.on_execute)
+        for _, service in apps.values():
+            service.store.close()
+            service.backend.close()

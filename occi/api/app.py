@@ -17,12 +17,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import falcon
 
 import rendering
 from occi import __version__, errors
 from occi.api import negotiation
+from occi.api.auth import AuthMiddleware
 from occi.api.metrics import METRICS_PATH, MetricsResource, RequestObserver
 from occi.context import RequestContext
 from occi.metrics import StoreCollector
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 SERVER = f"occi-server/{__version__} OCCI/1.2 OCCI-CRTP/1.1"
 QUERY_PATHS = ("/-/", "/.well-known/org/ogf/occi/-/")
 HEALTH_PATH = "/healthz"
+#: paths answered without authentication: the health check (load balancers) and the metrics
+#: (Prometheus; counts only, no names or ids)
+OPEN_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
 ACCEPT = ", ".join(rendering.MEDIA_TYPES)
 _HEADER_RENDERING = rendering.require("text/occi")
 
@@ -422,12 +427,11 @@ class OcciResource:
 
 
 def who(req: falcon.Request) -> RequestContext:
-    """The request's context, made once: anonymous in the default project until identities
-    exist, under the request id the RequestObserver gave it (occi.api.metrics)."""
+    """The request's context, made once per request by the authentication middleware
+    (occi.api.auth) under the request id the RequestObserver gave it (occi.api.metrics)."""
     made = getattr(req.context, "occi_context", None)
-    if made is None:
-        made = RequestContext.anonymous(getattr(req.context, "request_id", None))
-        req.context.occi_context = made
+    if made is None:  # a path left open (/healthz, /metrics) never asks
+        raise RuntimeError(f"no request context for {req.path}: the path is not authenticated")
     return made
 
 
@@ -596,12 +600,17 @@ def create_app(
     server_header: bool = True,
     max_discard: int = 64 << 20,
     limits: RequestLimits | None = None,
+    auth: AuthMiddleware | None = None,
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
-    sends SERVER as its own Server header (see occi.api.wsgi)."""
-    app = falcon.App(
-        media_type=negotiation.DEFAULT_TYPE, middleware=[RequestObserver(QUERY_PATHS, HEALTH_PATH)]
-    )
+    sends SERVER as its own Server header (see occi.api.wsgi). `auth` authenticates every
+    request but OPEN_PATHS (occi.api.auth); None: no authentication (auth = none, the project
+    `default`)."""
+    if auth is None:
+        auth = AuthMiddleware(None)
+    auth.open_paths = OPEN_PATHS
+    middleware: list[Any] = [RequestObserver(QUERY_PATHS, HEALTH_PATH), auth]
+    app = falcon.App(media_type=negotiation.DEFAULT_TYPE, middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.keep_blank_qs_values = False
     app.req_options.auto_parse_qs_csv = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import falcon
 
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
+from occi.api.auth import AuthMiddleware
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend
@@ -45,6 +46,7 @@ def build(
         server_header=server_header,
         max_discard=settings.max_discard,
         limits=RequestLimits.from_settings(settings),
+        auth=AuthMiddleware.from_settings(settings, store),
     )
     return app, service
 

@@ -125,6 +125,14 @@ class IdentityTx:
             raise NotFound(f"no project named {name}")
         return _project(row)
 
+    def find_project(self, name_or_id: str) -> Project | None:
+        """The project of this name, else of this id, else None (X-OCCI-Project takes either)."""
+        for column in (projects.c.name, projects.c.id):
+            row = self.conn.execute(sa.select(projects).where(column == name_or_id)).first()
+            if row is not None:
+                return _project(row)
+        return None
+
     def owned(self, project_id: str) -> dict[str, int]:
         """What the project still owns: entities, user mixins, unfinished jobs."""
         counts = {}

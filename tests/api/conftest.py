@@ -74,6 +74,7 @@ def settings(tmp_path):
     return Settings.from_mapping(
         {
             "database_url": f"sqlite:///{tmp_path}/api.db",
+            "auth": "none",
             "max_body": 65536,
             "max_page_size": 50,
         }

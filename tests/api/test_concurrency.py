@@ -15,7 +15,9 @@ ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 
 
 def make_api(tmp_path, **extra):
-    settings = Settings.from_mapping({"database_url": f"sqlite:///{tmp_path}/c.db", **extra})
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/c.db", "auth": "none", **extra}
+    )
     app, service = build(settings, upgrade=True)
     return Api(testing.TestClient(app), service)
 

@@ -41,6 +41,7 @@ class Node:
                 "PYTHONPATH": str(ROOT),
                 "OCCI_DATABASE_URL": database_url,
                 "OCCI_LOG_LEVEL": "WARNING",
+                "OCCI_AUTH": "none",
                 "OCCI_JOB_WAIT": "0",
                 "OCCI_SIMULATOR_DELAY": "0.25",
                 "OCCI_HEARTBEAT": "0.5",

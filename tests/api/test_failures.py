@@ -31,7 +31,7 @@ def make_api(tmp_path):
 
     def make(**extra) -> Api:
         settings = Settings.from_mapping(
-            {"database_url": f"sqlite:///{tmp_path}/f{len(made)}.db", **extra}
+            {"database_url": f"sqlite:///{tmp_path}/f{len(made)}.db", "auth": "none", **extra}
         )
         app, service = build(settings, upgrade=True)
         api = Api(testing.TestClient(app), service)

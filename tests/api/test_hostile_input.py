@@ -287,6 +287,7 @@ def small_settings(tmp_path):
     return Settings.from_mapping(
         {
             "database_url": f"sqlite:///{tmp_path}/api.db",
+            "auth": "none",
             "max_headers": "20",
             "max_header_bytes": "2000",
             "max_categories": "3",

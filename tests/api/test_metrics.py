@@ -133,7 +133,9 @@ def test_jobs_and_entities_match_what_was_created(api):
 
 def test_database_errors_are_counted(tmp_path):
     """A database the server cannot use (here: no schema) answers 503, and is counted."""
-    settings = Settings.from_mapping({"database_url": f"sqlite:///{tmp_path}/empty.db"})
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/empty.db", "auth": "none"}
+    )
     app, service = build(settings, run_jobs=False)
     client = testing.TestClient(app)
     try:

@@ -36,7 +36,9 @@ def race(api: Api, path: str) -> dict[int, tuple[int, str]]:
 
 
 def test_concurrent_puts_of_one_new_id_all_succeed(db_url):
-    app, service = build(Settings.from_mapping({"database_url": db_url}), upgrade=True)
+    app, service = build(
+        Settings.from_mapping({"database_url": db_url, "auth": "none"}), upgrade=True
+    )
     api = Api(testing.TestClient(app), service)
     try:
         for round_ in range(ROUNDS):

@@ -73,6 +73,7 @@ class Env:
         return {
             "OCCI_DATABASE_URL": f"sqlite:///{self.tmp}/occi.db",
             "OCCI_LOG_LEVEL": "WARNING",
+            "OCCI_AUTH": "none",
             "OCCI_BACKEND": "libvirt",
             "OCCI_LIBVIRT_URI": URI,
             "OCCI_LIBVIRT_DOMAIN_TYPE": "qemu",
