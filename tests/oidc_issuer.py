@@ -16,17 +16,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+#: the key each signing algorithm is made with, and how its public half becomes a JWK
+KEYS: dict[str, tuple[Any, Any]] = {
+    "RS256": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAAlgorithm),
+    "PS256": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAAlgorithm),
+    "ES256": (lambda: ec.generate_private_key(ec.SECP256R1()), ECAlgorithm),
+    "ES384": (lambda: ec.generate_private_key(ec.SECP384R1()), ECAlgorithm),
+    "EdDSA": (ed25519.Ed25519PrivateKey.generate, OKPAlgorithm),
+}
 
 
 class OidcIssuer:
     def __init__(self) -> None:
         #: kid -> private key; the first is the one tokens are signed with
-        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.keys: dict[str, Any] = {}
+        #: kid -> the algorithm it signs with
+        self.algs: dict[str, str] = {}
         self.hits: Counter[str] = Counter()
         #: characters of junk added to the JWKS (an issuer answering too much)
         self.padding = 0
+        #: whether each JWK names its algorithm (optional in a JWKS)
+        self.jwk_alg = True
         self.rotate()
         issuer = self
 
@@ -55,11 +68,13 @@ class OidcIssuer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def rotate(self, keep_old: bool = False) -> str:
-        """A new signing key (its kid returned); the old ones are withdrawn unless kept."""
+    def rotate(self, keep_old: bool = False, alg: str = "RS256") -> str:
+        """A new signing key for `alg` (its kid returned); the old ones are withdrawn unless
+        kept."""
         kid = uuid.uuid4().hex[:12]
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = KEYS[alg][0]()
         self.keys = {kid: key, **(self.keys if keep_old else {})}
+        self.algs[kid] = alg
         return kid
 
     @property
@@ -69,8 +84,9 @@ class OidcIssuer:
     def jwks(self) -> list[dict[str, Any]]:
         out = []
         for kid, key in self.keys.items():
-            jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-            out.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+            alg = self.algs[kid]
+            jwk = KEYS[alg][1].to_jwk(key.public_key(), as_dict=True)
+            out.append({**jwk, "kid": kid, "use": "sig", **({"alg": alg} if self.jwk_alg else {})})
         return out
 
     def claims(self, **claims: Any) -> dict[str, Any]:
@@ -92,13 +108,13 @@ class OidcIssuer:
         headers: dict[str, Any] | None = None,
         **claims: Any,
     ) -> str:
-        """A token signed RS256 by the current key (or `kid`'s), with these claims over the
+        """A token signed by the current key (or `kid`'s), with these claims over the
         defaults (iss, sub, aud occi, iat, exp in 5 minutes; None drops one)."""
         kid = kid or self.kid
         return jwt.encode(
             self.claims(**claims),
             self.keys[kid],
-            algorithm="RS256",
+            algorithm=self.algs[kid],
             headers={"kid": kid, **(headers or {})},
         )
 

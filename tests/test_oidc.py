@@ -180,6 +180,20 @@ def test_stored_admin_role_counts(method, store, issuer):
     assert login(method, store, issuer.token(sub="root-sub")).admin
 
 
+@pytest.mark.parametrize("alg", ["PS256", "ES256", "ES384", "EdDSA"])
+def test_every_asymmetric_key_type_signs_and_only_its_own_algorithms(
+    method, store, issuer, clock, alg
+):
+    issuer.rotate(alg=alg)
+    issuer.jwk_alg = False  # only the key's type (and curve) tells what it can check
+    assert login(method, store, issuer.token(preferred_username="kim")).name == "kim"
+    # the same key claimed for an algorithm of another key type (or curve) is not used
+    other = {"PS256": "ES256", "ES256": "ES384", "ES384": "RS256", "EdDSA": "ES256"}[alg]
+    head = {"alg": other, "kid": issuer.kid, "typ": "JWT"}
+    body = issuer.token().split(".", 1)[1]
+    refused(method, store, b64(json.dumps(head).encode()) + "." + body, "no signing key")
+
+
 # ------------------------------------------------------------------ refused tokens
 def refused(method, store, token: str, match: str) -> None:
     with pytest.raises(AuthFailed, match=match):
