@@ -38,6 +38,9 @@ setup(
         "google-re2>=1.1",
         # password hashes (argon2id)
         "argon2-cffi>=23.1",
+        # OIDC bearer tokens (JWT signatures) and X.509 client certificate subjects
+        "PyJWT[crypto]>=2.8",
+        "cryptography>=42",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
@@ -49,6 +52,8 @@ setup(
             "psycopg[binary]>=3.1",
             "ruff>=0.5",
             "mypy>=1.10",
+            # certificates made in the tests (X.509 through HAProxy)
+            "trustme>=1.1",
         ],
     },
     entry_points={

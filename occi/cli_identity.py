@@ -173,6 +173,11 @@ def _users_create(ident: IdentityTx, args: argparse.Namespace, settings: Setting
     from occi.identity.passwords import hash_password
 
     password_hash = hash_password(_read_password()) if args.password_stdin else None
+    if args.x509_dn is not None:
+        from occi.identity.x509 import normalize_dn
+
+        # stored as the X.509 method looks it up, whichever form the administrator typed
+        args.x509_dn = normalize_dn(args.x509_dn)
     user = ident.create_user(
         args.name,
         password_hash=password_hash,

@@ -1,0 +1,44 @@
+"""From a verified user to their Principal: the roles stored for them, plus any a method adds.
+
+Shared by the methods that find their user in the database (OIDC adds the roles its token's
+entitlements grant; X.509 adds none). No HTTP here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from occi.identity.model import ADMIN, MEMBER, User
+from occi.identity.principal import AuthFailed, Principal
+from occi.identity.store import IdentityTx
+
+
+def merge_role(
+    roles: dict[str, tuple[str, str]], project_id: str, project_name: str, role: str
+) -> None:
+    """Record a project role; member wins over reader when both are held."""
+    held = roles.get(project_id)
+    if held is None or (held[1] != MEMBER and role == MEMBER):
+        roles[project_id] = (project_name, role)
+
+
+def principal_for(
+    ident: IdentityTx,
+    user: User,
+    method: str,
+    more: Iterable[tuple[str, str, str]] = (),
+) -> Principal:
+    """The Principal of an enabled user: their stored role assignments plus `more`
+    ((project id, project name, role) each). AuthFailed for a disabled user."""
+    if user.disabled:
+        raise AuthFailed(f"the user {user.name} is disabled", user=user.name)
+    admin = False
+    roles: dict[str, tuple[str, str]] = {}
+    for r in ident.roles(user.id):
+        if r.role == ADMIN:
+            admin = True
+        elif r.project_id is not None:
+            merge_role(roles, r.project_id, r.project_name or r.project_id, r.role)
+    for project_id, project_name, role in more:
+        merge_role(roles, project_id, project_name, role)
+    return Principal(user_id=user.id, name=user.name, method=method, admin=admin, roles=roles)
