@@ -15,14 +15,15 @@ import importlib
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from occi import errors
 from occi.context import DEFAULT_PROJECT, RequestContext, new_request_id
 from occi.identity import passwords, tokens
 from occi.identity.cache import TtlCache, credential_key
-from occi.identity.model import ADMIN, MEMBER, Project, RoleAssignment
+from occi.identity.grants import principal_of
+from occi.identity.model import ADMIN, Project
 from occi.identity.principal import AuthFailed, AuthMethod, Presented, Principal
 from occi.identity.store import NAME
 from occi.identity.throttle import Throttle, client_address, parse_networks
@@ -64,26 +65,6 @@ def _identity(tx: StoreTx) -> IdentityTx:
 
 
 # ============================================================================= the principal
-def principal_of(
-    user_id: str,
-    name: str,
-    method: str,
-    assignments: Iterable[RoleAssignment],
-    scope: str | None = None,
-) -> Principal:
-    """A Principal from a user's role assignments (member wins over reader on one project)."""
-    admin = False
-    roles: dict[str, tuple[str, str]] = {}
-    for a in assignments:
-        if a.role == ADMIN and a.project_id is None:
-            admin = True
-        elif a.project_id is not None:
-            held = roles.get(a.project_id)
-            if held is None or a.role == MEMBER:
-                roles[a.project_id] = (a.project_name or a.project_id, a.role)
-    return Principal(user_id, name, method, admin=admin, roles=roles, scope=scope)
-
-
 # ============================================================================= basic
 _dummy_hash: str | None = None
 _dummy_lock = threading.Lock()

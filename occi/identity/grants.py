@@ -1,14 +1,14 @@
 """From a verified user to their Principal: the roles stored for them, plus any a method adds.
 
-Shared by the methods that find their user in the database (OIDC adds the roles its token's
-entitlements grant; X.509 adds none). No HTTP here.
+Shared by every method (basic and token in occi.identity.authn; OIDC adds the roles its
+token's entitlements grant; X.509 adds none). No HTTP here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from occi.identity.model import ADMIN, MEMBER, User
+from occi.identity.model import ADMIN, MEMBER, RoleAssignment, User
 from occi.identity.principal import AuthFailed, Principal
 from occi.identity.store import IdentityTx
 
@@ -22,6 +22,28 @@ def merge_role(
         roles[project_id] = (project_name, role)
 
 
+def principal_of(
+    user_id: str,
+    name: str,
+    method: str,
+    assignments: Iterable[RoleAssignment],
+    scope: str | None = None,
+    more: Iterable[tuple[str, str, str]] = (),
+) -> Principal:
+    """A Principal from a user's role assignments plus `more` ((project id, project name,
+    role) each); member wins over reader on one project."""
+    admin = False
+    roles: dict[str, tuple[str, str]] = {}
+    for a in assignments:
+        if a.role == ADMIN and a.project_id is None:
+            admin = True
+        elif a.project_id is not None:
+            merge_role(roles, a.project_id, a.project_name or a.project_id, a.role)
+    for project_id, project_name, role in more:
+        merge_role(roles, project_id, project_name, role)
+    return Principal(user_id, name, method, admin=admin, roles=roles, scope=scope)
+
+
 def principal_for(
     ident: IdentityTx,
     user: User,
@@ -32,13 +54,4 @@ def principal_for(
     ((project id, project name, role) each). AuthFailed for a disabled user."""
     if user.disabled:
         raise AuthFailed(f"the user {user.name} is disabled", user=user.name)
-    admin = False
-    roles: dict[str, tuple[str, str]] = {}
-    for r in ident.roles(user.id):
-        if r.role == ADMIN:
-            admin = True
-        elif r.project_id is not None:
-            merge_role(roles, r.project_id, r.project_name or r.project_id, r.role)
-    for project_id, project_name, role in more:
-        merge_role(roles, project_id, project_name, role)
-    return Principal(user_id=user.id, name=user.name, method=method, admin=admin, roles=roles)
+    return principal_of(user.id, user.name, method, ident.roles(user.id), more=more)
