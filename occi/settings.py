@@ -99,7 +99,7 @@ class Settings:
     auth_cache_seconds: float = 30.0
     #: failed authentications from one client address, or for one user name, within
     #: `auth_fail_window` seconds before further attempts get 429 until the window passes
-    auth_fail_limit: int = 10
+    auth_fail_limit: int = 20
     auth_fail_window: float = 60.0
     #: OIDC: issuers trusted (space- or comma-separated URLs; their JWKS from discovery)
     oidc_issuers: str = ""
