@@ -254,6 +254,9 @@ class Rendering(ABC):
 
     #: media types this rendering answers to; the first is what it emits as Content-Type
     media_types: tuple[str, ...] = ()
+    #: True when render_entities prints only the entities' locations (as render_locations
+    #: does): the API then reads only the locations of a collection
+    locations_only: bool = False
 
     # ------------------------------------------------------------------ parsing
     @abstractmethod

@@ -737,6 +737,7 @@ class _FieldRendering(Rendering):
     """text/plain and text/occi: the same pairs, in the body or in headers."""
 
     content_type = ""
+    locations_only = True
 
     # -- where the pairs travel (subclasses decide)
     def _gather(self, msg: Message) -> list[Pair]:
@@ -832,6 +833,7 @@ class UriList(Rendering):
 
     media_types = ("text/uri-list",)
     content_type = "text/uri-list"
+    locations_only = True
 
     def _refuse(self, what: str) -> ParseError:
         return ParseError(

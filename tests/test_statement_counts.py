@@ -511,3 +511,17 @@ def test_verified_credentials_cost_no_statement_until_they_expire(tmp_path):
         for _, service in apps.values():
             service.store.close()
             service.backend.close()
+
+
+def test_collections_as_locations_read_only_locations(occi):
+    """A collection rendered as locations (text/plain, text/occi, text/uri-list) reads them in
+    ONE statement on the entities table, of the location column alone: no attributes, no
+    links, whatever the page or the collection holds."""
+    (mixin,) = occi.user_mixins(1)
+    occi.computes(3, mixins=[mixin])
+    occi.rich_compute()
+    for accept in (TEXT, "text/occi", "text/uri-list"):
+        for path in ("/compute/", "/compute/?page=1&number=40", "/m0/", "/"):
+            reads = [s for s in occi.count("GET", path, accept=accept) if "FROM entities" in s]
+            assert len(reads) == 1, (accept, path, reads)
+            assert reads[0].startswith("SELECT entities.location FROM entities"), (accept, path)

@@ -295,6 +295,11 @@ class OcciResource:
         target = self.service.collection_target(path, reg)
         is_mixin = isinstance(target, Mixin)
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
+        if method == "GET" and out.locations_only:
+            locations = self.service.list_locations(
+                who(req), path, self._filter(req, msg), self._page(req)
+            )
+            return self._send(resp, "200 OK", out.render_locations(locations, ctx))
         if method == "GET":
             entities, _ = self.service.list_collection(
                 who(req), path, self._filter(req, msg), self._page(req)

@@ -201,6 +201,11 @@ class StoreTx(ABC):
         """Entities matching q, resources with their links: a constant number of statements
         whatever the page size (never one per entity)."""
 
+    def locations(self, q: Query) -> list[str]:
+        """The locations of the entities matching q, in the order and page of `query`: what a
+        collection rendered as locations needs, without the entities and their links."""
+        return [e.location for e in self.query(q) if e.location]
+
     @abstractmethod
     def count(self, q: Query) -> int:
         """How many entities match q (offset/limit ignored)."""

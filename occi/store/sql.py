@@ -758,6 +758,26 @@ class SqlTx(StoreTx):
             stmt = stmt.limit(q.limit)
         return self._attach_links(self.conn.execute(stmt).all())
 
+    def locations(self, q: Query) -> list[str]:
+        """ONE statement reading only the location column, with query()'s filters, order and
+        page (or every match when q.limit is None): no attribute JSON, no links."""
+        if q.mixin is None:
+            where, order = self._listing(q)
+            stmt = sa.select(entities.c.location).where(*where).order_by(*order)
+        else:
+            m = entity_mixins.c
+            stmt = (
+                sa.select(entities.c.location)
+                .join(entity_mixins, sa.and_(m.entity_seq == entities.c.seq, m.mixin_id == q.mixin))
+                .where(*self._where(q, mixin=False))
+                .order_by(m.entity_seq)
+            )
+        if q.offset:
+            stmt = stmt.offset(q.offset)
+        if q.limit is not None:
+            stmt = stmt.limit(q.limit)
+        return [loc for (loc,) in self.conn.execute(stmt) if loc]
+
     def stream(self, q: Query, batch: int = 500) -> Iterator[Entity]:
         """Every match of q (offset/limit ignored), resources with their links, from ONE
         statement read `batch` rows at a time: a constant number of statements and bounded
