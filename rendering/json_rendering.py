@@ -473,8 +473,19 @@ def _validated(parsed: Any, doc: Any, definition: str) -> Any:
 
 
 # ====================================================================== rendering helpers
+#: compact JSON, built once (json.dumps with options builds an encoder per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: entities encoded together by one call of the encoder in a streamed collection
+_STREAM_BATCH = 64
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+def _items(objs: list[Any]) -> bytes:
+    """The JSON of `objs` without the array's brackets: its items joined by commas."""
+    return _ENCODER.encode(objs)[1:-1].encode("utf-8")
 
 
 def _schema(type_name: str, **extra: Any) -> dict[str, Any]:
@@ -594,10 +605,24 @@ def link_object(link: Link, ctx: Context) -> dict[str, Any]:
     return out
 
 
+#: a resource's attributes that are its fields, rendered first
+_RESOURCE_CORE = frozenset(("occi.core.id", "occi.core.title", "occi.core.summary"))
+
+
 def resource_object(res: Resource, ctx: Context) -> dict[str, Any]:
-    core = {"occi.core.id": res.id, "occi.core.title": res.title, "occi.core.summary": res.summary}
-    attrs = {k: v for k, v in core.items() if v is not None}
-    attrs.update(_values({k: v for k, v in res.attributes.items() if k not in core}))
+    # written out rather than through dicts of dicts: every entity of a collection comes here
+    attrs: dict[str, Any] = {}
+    if res.id is not None:
+        attrs["occi.core.id"] = res.id
+    if res.title is not None:
+        attrs["occi.core.title"] = res.title
+    if res.summary is not None:
+        attrs["occi.core.summary"] = res.summary
+    values = res.attributes
+    for k in sorted(values):
+        v = values[k]
+        if v is not None and k not in _RESOURCE_CORE:
+            attrs[k] = v
     out: dict[str, Any] = {
         "kind": res.kind,
         "mixins": list(res.mixins),
@@ -638,21 +663,34 @@ def _stream_entities(entities: Iterable[Entity], ctx: Context) -> Iterator[bytes
     )
     buf = bytearray(keys[0])
     other: list[bytes] = []  # rendered entities of the other kind, written at the end
-    count = 0
+    batch: list[dict[str, Any]] = []  # entity objects encoded together, in order
+    other_batch: list[dict[str, Any]] = []
+    streamed = False
     entity: Entity | None = first
     while entity is not None:
-        data = _dumps(entity_object(entity, ctx))
         if entity.is_link == streamed_links:
-            if count:
-                buf += b","
-            buf += data
-            count += 1
-            if len(buf) >= CHUNK_SIZE:
-                yield bytes(buf)
-                buf.clear()
+            batch.append(entity_object(entity, ctx))
+            if len(batch) >= _STREAM_BATCH:
+                if streamed:
+                    buf += b","
+                buf += _items(batch)
+                batch.clear()
+                streamed = True
+                if len(buf) >= CHUNK_SIZE:
+                    yield bytes(buf)
+                    buf.clear()
         else:
-            other.append(data)
+            other_batch.append(entity_object(entity, ctx))
+            if len(other_batch) >= _STREAM_BATCH:
+                other.append(_items(other_batch))
+                other_batch.clear()
         entity = next(it, None)
+    if batch:
+        if streamed:
+            buf += b","
+        buf += _items(batch)
+    if other_batch:
+        other.append(_items(other_batch))
     buf += keys[1]
     for i, data in enumerate(other):
         if i:

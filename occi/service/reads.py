@@ -128,9 +128,26 @@ class Reads(Categories):
             q = self._query(ctx, reg, path, flt)
             if page.number is not None:
                 self._paginate(q, page)
-                items = tx.query(q)
-                return iter([self._present(e, reg) for e in items]), reg
-        return (self._present(e, reg) for e in self.store.iter_all(q)), reg
+                return iter(list(self._presented(iter(tx.query(q)), reg))), reg
+        return self._presented(self.store.iter_all(q), reg), reg
+
+    def _presented(self, entities: Iterator[Entity], reg: Registry) -> Iterator[Entity]:
+        """_present over a stream, the actions of each (kind, mixins) looked up once: a
+        collection holds a few such combinations, however many entities."""
+        actions: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for entity in entities:
+            key = (entity.kind, tuple(entity.mixins))
+            known = actions.get(key)
+            if known is None:
+                self._present(entity, reg)
+                if len(actions) < 1024:
+                    actions[key] = entity.actions
+            else:
+                entity.actions = list(known)
+                if isinstance(entity, Resource):
+                    for ln in entity.links:
+                        self._present(ln, reg)
+            yield entity
 
     def list_locations(self, ctx: RequestContext, path: str, flt: Filter, page: Page) -> list[str]:
         """The locations of list_collection's entities, same filters, order, page and project,

@@ -450,6 +450,95 @@ _GET = (
 _GET_FOR_UPDATE = _GET.with_for_update(of=entities)
 _ENTITY_NAMES = tuple(c.name for c in _ENTITY_COLUMNS)
 _LINK_NAMES = tuple(name for name, _ in _LINK_LABELS)
+assert _ENTITY_NAMES == _LINK_NAMES  # rows of _GET and stream(): entity columns, then its link's
+#: where each column sits in a row of _ENTITY_COLUMNS (read by position: no Row lookups)
+_AT = {name: i for i, name in enumerate(_ENTITY_NAMES)}
+#: distinct mixin lists remembered while decoding one listing (entities share a few lists)
+_MIXIN_MEMO_SIZE = 1024
+
+
+(
+    _I_ID,
+    _I_KIND,
+    _I_LOCATION,
+    _I_TITLE,
+    _I_SUMMARY,
+    _I_ATTRIBUTES,
+    _I_MIXINS,
+    _I_SOURCE_ID,
+    _I_SOURCE,
+    _I_TARGET,
+    _I_SOURCE_KIND,
+    _I_TARGET_KIND,
+    _I_VERSION,
+    _I_PROJECT,
+) = (
+    _AT[name]
+    for name in (
+        "id",
+        "kind",
+        "location",
+        "title",
+        "summary",
+        "attributes",
+        "mixins",
+        "source_id",
+        "source",
+        "target",
+        "source_kind",
+        "target_kind",
+        "version",
+        "project_id",
+    )
+)
+_decode_json = json.JSONDecoder().decode
+
+
+def _entity_from_values(
+    v: Sequence[Any], o: int = 0, memo: dict[str, list[str]] | None = None
+) -> Entity:
+    """The entity in the _ENTITY_COLUMNS of row `v` starting at `o`, read by position; `memo`
+    keeps the mixin lists already decoded in this listing (each entity gets its own copy)."""
+    raw = v[o + _I_ATTRIBUTES]
+    attributes = _decode_json(raw) if raw and raw != "{}" else {}
+    raw = v[o + _I_MIXINS]
+    if not raw or raw == "[]":
+        mixins: list[str] = []
+    elif memo is None:
+        mixins = _decode_json(raw)
+    else:
+        known = memo.get(raw)
+        if known is None:
+            known = _decode_json(raw)
+            if len(memo) < _MIXIN_MEMO_SIZE:
+                memo[raw] = known
+        mixins = list(known)
+    if v[o + _I_SOURCE_ID] is None:
+        return Resource(
+            kind=v[o + _I_KIND],
+            id=v[o + _I_ID],
+            title=v[o + _I_TITLE],
+            mixins=mixins,
+            attributes=attributes,
+            location=v[o + _I_LOCATION],
+            summary=v[o + _I_SUMMARY],
+            version=v[o + _I_VERSION],
+            project=v[o + _I_PROJECT],
+        )
+    return Link(
+        kind=v[o + _I_KIND],
+        id=v[o + _I_ID],
+        title=v[o + _I_TITLE],
+        mixins=mixins,
+        attributes=attributes,
+        location=v[o + _I_LOCATION],
+        source=v[o + _I_SOURCE],
+        target=v[o + _I_TARGET],
+        source_kind=v[o + _I_SOURCE_KIND],
+        target_kind=v[o + _I_TARGET_KIND],
+        version=v[o + _I_VERSION],
+        project=v[o + _I_PROJECT],
+    )
 
 
 class _LinkRow(dict[str, Any]):
@@ -611,19 +700,22 @@ class SqlTx(StoreTx):
         )
 
     def _attach_links(self, rows: Sequence[Row[Any]]) -> list[Entity]:
-        """Entities from rows; resources get their outgoing links with ONE more statement."""
-        out = [self._to_entity(r) for r in rows]
+        """Entities from rows of _ENTITY_COLUMNS; resources get their outgoing links with ONE
+        more statement."""
+        memo: dict[str, list[str]] = {}
+        out = [_entity_from_values(r, 0, memo) for r in rows]
         resources = {e.id: e for e in out if isinstance(e, Resource)}
         if resources:
             link_rows = self.conn.execute(
-                sa.select(entities)
+                sa.select(*_ENTITY_COLUMNS)
                 .where(self._in(entities.c.source_id, list(resources)))
                 .order_by(entities.c.seq)
             ).all()
+            source_at = _AT["source_id"]
             for lr in link_rows:
-                owner = resources.get(lr.source_id)
+                owner = resources.get(lr[source_at])
                 if owner is not None:
-                    owner.links.append(self._to_entity(lr))  # type: ignore[arg-type]
+                    owner.links.append(_entity_from_values(lr, 0, memo))  # type: ignore[arg-type]
         return out
 
     def _resolve_source(self, source: str | None) -> str:
@@ -695,19 +787,22 @@ class SqlTx(StoreTx):
                     entity.links.append(cls._to_entity(link))  # type: ignore[arg-type]
         return entity
 
-    def _grouped(self, rows: Iterable[Row[Any]]) -> Iterator[Entity]:
-        """Entities from rows of entities joined with their links (_LINK_COLUMNS), in order."""
+    def _grouped(self, rows: Iterable[Sequence[Any]]) -> Iterator[Entity]:
+        """Entities from rows of _ENTITY_COLUMNS joined with their links' (_LINK_COLUMNS), in
+        order; read by position."""
+        split = len(_ENTITY_NAMES)
+        seq_at = _AT["seq"]
+        link_seq_at = split + seq_at
+        memo: dict[str, list[str]] = {}
         current: Entity | None = None
         current_seq = None
         for row in rows:
-            if row.seq != current_seq:
+            if row[seq_at] != current_seq:
                 if current is not None:
                     yield current
-                current, current_seq = self._to_entity(row), row.seq
-            if row.l_seq is not None and isinstance(current, Resource):
-                mapping = row._mapping
-                link_row = _LinkRow({name: mapping[label] for name, label in _LINK_LABELS})
-                current.links.append(self._to_entity(link_row))  # type: ignore[arg-type]
+                current, current_seq = _entity_from_values(row, 0, memo), row[seq_at]
+            if row[link_seq_at] is not None and isinstance(current, Resource):
+                current.links.append(_entity_from_values(row, split, memo))  # type: ignore[arg-type]
         if current is not None:
             yield current
 
@@ -715,7 +810,9 @@ class SqlTx(StoreTx):
         ids = _unique(list(entity_ids))
         if not ids:
             return {}
-        rows = self.conn.execute(sa.select(entities).where(self._in(entities.c.id, ids))).all()
+        rows = self.conn.execute(
+            sa.select(*_ENTITY_COLUMNS).where(self._in(entities.c.id, ids))
+        ).all()
         found: dict[str, Entity] = {}
         for e in self._attach_links(rows):
             assert e.id is not None  # the primary key
@@ -741,13 +838,13 @@ class SqlTx(StoreTx):
     def query(self, q: Query) -> list[Entity]:
         if q.mixin is None:
             where, order = self._listing(q)
-            stmt = sa.select(entities).where(*where).order_by(*order)
+            stmt = sa.select(*_ENTITY_COLUMNS).where(*where).order_by(*order)
         else:
             # Driven by the (mixin_id, entity_seq) index: a page of a large mixin collection
             # streams in seq order instead of collecting every member first.
             m = entity_mixins.c
             stmt = (
-                sa.select(entities)
+                sa.select(*_ENTITY_COLUMNS)
                 .join(entity_mixins, sa.and_(m.entity_seq == entities.c.seq, m.mixin_id == q.mixin))
                 .where(*self._where(q, mixin=False))
                 .order_by(m.entity_seq)
@@ -793,13 +890,14 @@ class SqlTx(StoreTx):
             ).outerjoin(ln, ln.c.source_id == e.c.id)
             where, order = self._where(q, mixin=False), [m.entity_seq]
         stmt = (
-            sa.select(e, *_LINK_COLUMNS)
+            sa.select(*_ENTITY_COLUMNS, *_LINK_COLUMNS)
             .select_from(joined)
             .where(*where)
             .order_by(*order, ln.c.seq)
         )
         result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
-        yield from self._grouped(result)
+        # rows a partition at a time: one fetch per `batch` rows, not a call per row
+        yield from self._grouped(row for part in result.partitions() for row in part)
 
     def count(self, q: Query) -> int:
         stmt = sa.select(sa.func.count()).select_from(entities).where(*self._where(q))
