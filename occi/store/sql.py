@@ -592,6 +592,27 @@ _GET_DRIVER = _DriverStatement(_GET)
 _GET_FOR_UPDATE_DRIVER = _DriverStatement(_GET_FOR_UPDATE)
 
 
+def _page_of_locations(in_project: bool) -> _DriverStatement:
+    """A page of one kind's locations (the commonest collection read), prebuilt: what
+    SqlTx.locations would build for it, with the kind, project and page as parameters."""
+    e = entities.c
+    kind = sa.bindparam("kind", type_=sa.String())
+    where: list[sa.ColumnElement[bool]] = [e.kind.between(kind, kind)]  # see _listing
+    if in_project:
+        where.append(e.project_id == sa.bindparam("project", type_=sa.String()))
+    stmt = (
+        sa.select(e.location)
+        .where(*where)
+        .order_by(e.kind, e.seq)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .offset(sa.bindparam("offset", type_=sa.Integer()))
+    )
+    return _DriverStatement(stmt)
+
+
+_PAGE_OF_LOCATIONS = {True: _page_of_locations(True), False: _page_of_locations(False)}
+
+
 class SqlTx(StoreTx):
     """One transaction on one connection; every method works in SQL, in bulk."""
 
@@ -858,6 +879,19 @@ class SqlTx(StoreTx):
     def locations(self, q: Query) -> list[str]:
         """ONE statement reading only the location column, with query()'s filters, order and
         page (or every match when q.limit is None): no attribute JSON, no links."""
+        if (
+            q.limit is not None
+            and q.kinds is not None
+            and len(q.kinds) == 1
+            and q.mixin is None
+            and not q.attributes
+            and q.source is None
+        ):
+            rows = _PAGE_OF_LOCATIONS[q.project is not None].rows(
+                self.conn,
+                {"kind": q.kinds[0], "project": q.project, "limit": q.limit, "offset": q.offset},
+            )
+            return [loc for (loc,) in rows if loc]
         if q.mixin is None:
             where, order = self._listing(q)
             stmt = sa.select(entities.c.location).where(*where).order_by(*order)

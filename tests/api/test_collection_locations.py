@@ -176,6 +176,8 @@ def test_store_locations_match_the_query(coll):
         Query(project=coll.theirs.project),
         Query(),
         Query(kinds=compute, project=DEFAULT_PROJECT, offset=2, limit=3),
+        Query(kinds=compute, limit=4),
+        Query(kinds=compute, offset=5, limit=100),
         Query(kinds=[infra.COMPUTE.id, infra.STORAGE.id], limit=4),
         Query(mixin=tier, project=DEFAULT_PROJECT),
         Query(mixin=tier, offset=1, limit=2),
