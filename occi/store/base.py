@@ -211,10 +211,11 @@ class StoreTx(ABC):
         attribute occi.<kind term>.state, None where it has none) -> count. One statement."""
 
     @abstractmethod
-    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
+    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
         """Store a new entity (its `id` and `location` are set) owned by `project_id` (None: the
         `default` project). A Resource's `links` are NOT inserted by this call: the service
-        inserts each link itself."""
+        inserts each link itself. `fresh`: the id was made by the server (a new uuid), so the
+        unique constraint alone answers a conflict, with no savepoint to tell which one."""
 
     @abstractmethod
     def update(self, entity: Entity) -> None:

@@ -829,7 +829,7 @@ class SqlTx(StoreTx):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
+    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
         if not entity.id or not entity.location:
             raise ValueError("insert() needs an entity with its id and location set")
         self.entities_changed = True
@@ -858,13 +858,22 @@ class SqlTx(StoreTx):
                 source_kind=entity.source_kind,
                 target_kind=entity.target_kind,
             )
-        try:
-            with self.conn.begin_nested():
+        if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
+            try:
                 key = self.conn.execute(entities.insert().values(**values)).inserted_primary_key
-                assert key is not None  # an INSERT of one row has its primary key
-                seq = key[0]
-        except IntegrityError:
-            raise self._entity_conflict(entity) from None
+            except IntegrityError:
+                raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
+            assert key is not None  # an INSERT of one row has its primary key
+            seq = key[0]
+        else:
+            try:
+                with self.conn.begin_nested():
+                    stmt = entities.insert().values(**values)
+                    key = self.conn.execute(stmt).inserted_primary_key
+                    assert key is not None  # an INSERT of one row has its primary key
+                    seq = key[0]
+            except IntegrityError:
+                raise self._entity_conflict(entity) from None
         self._write_index(seq, mixins, attributes)
 
     def update(self, entity: Entity) -> None:
