@@ -277,6 +277,18 @@ class JobRunner:
         finally:
             _context.depth -= 1
 
+    def run_claimed(self, job: Job) -> bool:
+        """Run a job inserted already claimed by this server (JobTx.enqueue's owner), unless
+        this server was fenced since: then its lease lapses and another server runs it."""
+        if not self.still_mine(job):
+            return False
+        _context.depth = getattr(_context, "depth", 0) + 1
+        try:
+            self.execute(job, self)
+            return True
+        finally:
+            _context.depth -= 1
+
     def notify(self) -> None:
         """Wake every idle worker thread, and any about to go idle, to claim again."""
         with self._wake:
@@ -291,9 +303,17 @@ class JobRunner:
         return self.settings.backoff * (2 ** max(0, attempts - 1))
 
     # ------------------------------------------------------------------ waiting
-    def settle(self, job_ids: Iterable[str], timeout: float | None = None) -> dict[str, Job]:
-        """Run these jobs here if they are free, then wait (up to `timeout`, default the
-        configured wait) until they finish. Returns their last known states."""
+    def settle(
+        self,
+        job_ids: Iterable[str],
+        timeout: float | None = None,
+        *,
+        claimed: dict[str, Job] | None = None,
+    ) -> dict[str, Job]:
+        """Run these jobs here if they are free (or `claimed` by this server already, see
+        run_claimed), then wait (up to `timeout`, default the configured wait) until they
+        finish. Returns their last known states."""
+        claimed = claimed or {}
         ids = list(job_ids)
         if not ids:
             return {}
@@ -305,7 +325,10 @@ class JobRunner:
         deadline = time.monotonic() + wait
         for job_id in ids:
             try:
-                self.run_next(job_id)
+                if job_id in claimed:
+                    self.run_claimed(claimed[job_id])
+                else:
+                    self.run_next(job_id)
             except Exception as exc:
                 _failed(f"inline job {job_id} failed", exc)
         self.notify()

@@ -52,6 +52,7 @@ class Work(Reads):
     def _begin_work(self, ctx: RequestContext) -> None:
         """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
+        self._local.claimed = {}
         self._local.request_id = ctx.request_id
 
     def _job_params(self, target: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -60,15 +61,38 @@ class Work(Reads):
         extra = {"request_id": request_id} if request_id else {}
         return {"target": target, **params, **extra}
 
-    def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
+    def _submit(
+        self,
+        tx: StoreTx,
+        key: str,
+        operation: str,
+        target: str,
+        *,
+        first: bool = False,
+        **params: Any,
+    ) -> str:
+        """Queue a job. `first`: no other job of `key` can precede it (its entity is new, or
+        has no unfinished job and is locked by this transaction), so when the request will
+        run it itself it is inserted already claimed by this server (the fast path: no claim
+        transaction of its own; if this server dies, its lease lapses and others take it)."""
+        job_params = self._job_params(target, params)
+        # (a runner not made yet is not registered; it registers after this transaction)
+        runner = self.runner if first and self.job_settings.wait > 0 else None
+        owner = runner.server_id if runner is not None and not runner.fenced else None
+        max_attempts = self.job_settings.max_attempts
         job_id = tx.jobs.enqueue(
             key,
             operation,
-            self._job_params(target, params),
-            self.job_settings.max_attempts,
+            job_params,
+            max_attempts,
             project_id=self._project(),
+            owner=owner,
+            lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
+        if owner is not None:
+            claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
+            self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
         return job_id
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -89,9 +113,10 @@ class Work(Reads):
 
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
+        claimed = self._local.__dict__.pop("claimed", {})
         if not ids:
             return {}
-        jobs = self._runner().settle(ids)
+        jobs = self._runner().settle(ids, claimed=claimed)
         failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
         if failed and raise_failures:
             raise self._failure(failed)

@@ -82,8 +82,15 @@ class JobTx(ABC):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> str:
-        """Queue one job; it belongs to `project_id` (None: the `default` project)."""
+        """Queue one job; it belongs to `project_id` (None: the `default` project). With an
+        `owner` the job is inserted already claimed by that server (running, first attempt,
+        under a lease of `lease` seconds): the request that queues it runs it itself, and if
+        that server dies the lease lapses and any other server takes the job over. Only for
+        a job no other job of its entity can precede (its entity is new, or has no
+        unfinished job under the entity's row lock)."""
 
     @abstractmethod
     def enqueue_many(

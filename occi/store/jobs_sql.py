@@ -54,8 +54,13 @@ class SqlJobTx(JobTx):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> str:
-        row = self._row(entity_id, operation, params, max_attempts, project_id, time.time())
+        now = time.time()
+        row = self._row(entity_id, operation, params, max_attempts, project_id, now)
+        if owner is not None:  # claimed in the same statement (see JobTx.enqueue)
+            row.update(status=RUNNING, owner=owner, lease_expires=now + lease, attempts=1)
         self.conn.execute(self.t.insert().values(**row))
         return str(row["id"])
 
