@@ -73,6 +73,10 @@ class JobTx(ABC):
     job of an entity can be claimed, and only while no other job of that entity runs: the
     operations on one entity happen one after another, different entities in parallel."""
 
+    #: write transactions run one at a time (SQLite): what one reads of the queue cannot
+    #: change before it commits, so an entity with no unfinished job read here has none
+    exclusive: bool = False
+
     @abstractmethod
     def enqueue(
         self,

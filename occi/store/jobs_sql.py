@@ -28,6 +28,7 @@ class SqlJobTx(JobTx):
         self.t = jobs
         self.s = servers
         self._pg = conn.dialect.name == "postgresql"
+        self.exclusive = not self._pg  # SQLite: BEGIN IMMEDIATE, one writer at a time
 
     # ------------------------------------------------------------------ jobs
     @staticmethod
