@@ -126,7 +126,8 @@ class Executor:
             log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
             if job.attempts < job.max_attempts:
                 with self.store.begin() as tx:
-                    tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts))
+                    if tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts)):
+                        job.status, job.owner, job.error = "pending", None, message
                 runner.notify()
             else:
                 self._job_failed(
@@ -240,6 +241,7 @@ class Executor:
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, _owner(job), result):
                     raise _LostJob
+            job.status, job.error, job.result = "done", None, result  # as stored
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
 
@@ -278,6 +280,7 @@ class Executor:
                     derive_link_states(tx, current, self.registry)
                 if not tx.jobs.fail(job.id, _owner(job), message, {"fault": fault}):
                     raise _LostJob
+            job.status, job.error, job.result = "failed", message, {"fault": fault}  # as stored
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
 

@@ -256,6 +256,11 @@ class JobRunner:
 
     def run_next(self, job_id: str | None = None) -> bool:
         """Claim a job (the next one, or that one) and run it here. False when none was free."""
+        return self._run_next(job_id) is not None
+
+    def _run_next(self, job_id: str | None = None) -> Job | None:
+        """Claim a job and run it here: the job as its execution left it (its status is
+        done or failed once that is stored), or None when none was free."""
         if self.fenced:
             return False
         server_id = self.server_id
@@ -264,7 +269,7 @@ class JobRunner:
             with self.store.begin() as tx:
                 job = tx.jobs.claim(server_id, self.settings.lease, job_id)
             if job is None:
-                return False
+                return None
             log.debug(
                 "running %s %s on %s (attempt %d)",
                 job.operation,
@@ -273,7 +278,7 @@ class JobRunner:
                 job.attempts,
             )
             self.execute(job, self)
-            return True
+            return job
         finally:
             _context.depth -= 1
 
@@ -323,14 +328,20 @@ class JobRunner:
             with self.store.begin(readonly=True) as tx:
                 return tx.jobs.statuses(ids)
         deadline = time.monotonic() + wait
+        ran: dict[str, Job] = {}  # run here, as their execution left them
         for job_id in ids:
             try:
                 if job_id in claimed:
-                    self.run_claimed(claimed[job_id])
+                    if self.run_claimed(claimed[job_id]):
+                        ran[job_id] = claimed[job_id]
                 else:
-                    self.run_next(job_id)
+                    job = self._run_next(job_id)
+                    if job is not None:
+                        ran[job_id] = job
             except Exception as exc:
                 _failed(f"inline job {job_id} failed", exc)
+        if all(i in ran and ran[i].status in FINISHED for i in ids):
+            return ran  # all done here and stored: nothing to read, nobody to wake
         self.notify()
         delay = 0.005
         while True:
