@@ -372,6 +372,9 @@ def _state_of(key: str | None) -> str | None:
     return value if isinstance(value, str) else key
 
 
+_ABSENT = object()  # no value at all (None is a value)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -879,9 +882,13 @@ class SqlTx(StoreTx):
     def update(self, entity: Entity) -> None:
         self.entities_changed = True
         row = self.conn.execute(
-            sa.select(entities.c.seq, entities.c.source, entities.c.source_id).where(
-                entities.c.id == entity.id
-            )
+            sa.select(
+                entities.c.seq,
+                entities.c.source,
+                entities.c.source_id,
+                entities.c.attributes,
+                entities.c.mixins,
+            ).where(entities.c.id == entity.id)
         ).first()
         if row is None:
             raise NotFound(f"there is no entity {entity.id}")
@@ -905,11 +912,52 @@ class SqlTx(StoreTx):
             if entity.source_kind is not None:
                 values["source_kind"] = entity.source_kind
         self.conn.execute(entities.update().where(entities.c.seq == row.seq).values(**values))
-        self.conn.execute(entity_mixins.delete().where(entity_mixins.c.entity_seq == row.seq))
-        self.conn.execute(
-            entity_attributes.delete().where(entity_attributes.c.entity_seq == row.seq)
+        self._rewrite_index(
+            row.seq,
+            json.loads(row.mixins) if row.mixins else [],
+            json.loads(row.attributes) if row.attributes else {},
+            mixins,
+            attributes,
         )
-        self._write_index(row.seq, mixins, attributes)
+
+    def _rewrite_index(
+        self,
+        seq: int,
+        old_mixins: list[str],
+        old_attributes: dict[str, Any],
+        mixins: list[str],
+        attributes: dict[str, Any],
+    ) -> None:
+        """Bring the index rows of an entity from what is stored (its JSON columns, which the
+        index rows always mirror) to the new mixins and attributes: only the rows that change
+        are deleted and inserted (an action changes two attributes of twenty)."""
+        gone = [m for m in old_mixins if m not in mixins]
+        added = [m for m in mixins if m not in old_mixins]
+        if gone:
+            self.conn.execute(
+                entity_mixins.delete().where(
+                    entity_mixins.c.entity_seq == seq, entity_mixins.c.mixin_id.in_(gone)
+                )
+            )
+        old_keys = {n: value_key(v) for n, v in old_attributes.items()}
+        new_keys = {n: value_key(v) for n, v in attributes.items()}
+        changed = {n: k for n, k in new_keys.items() if old_keys.get(n, _ABSENT) != k}
+        stale = [n for n in old_keys if n not in new_keys or n in changed]
+        if stale:
+            self.conn.execute(
+                entity_attributes.delete().where(
+                    entity_attributes.c.entity_seq == seq, entity_attributes.c.name.in_(stale)
+                )
+            )
+        if added:
+            self.conn.execute(
+                entity_mixins.insert(), [{"entity_seq": seq, "mixin_id": m} for m in added]
+            )
+        if changed:
+            self.conn.execute(
+                entity_attributes.insert(),
+                [{"entity_seq": seq, "name": n, "value_key": k} for n, k in changed.items()],
+            )
 
     def delete(self, entity_ids: Iterable[str]) -> list[str]:
         ids = _unique(entity_ids)
