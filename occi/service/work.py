@@ -53,6 +53,7 @@ class Work(Reads):
         """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
         self._local.claimed = {}
+        self._local.settled = {}
         self._local.request_id = ctx.request_id
 
     def _job_params(self, target: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -114,9 +115,12 @@ class Work(Reads):
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
         claimed = self._local.__dict__.pop("claimed", {})
+        self._local.settled = {}
         if not ids:
             return {}
         jobs = self._runner().settle(ids, claimed=claimed)
+        # what the jobs run here stored, for _refresh (only when every job of the request ran)
+        self._local.settled = {j.entity.id: j.entity for j in jobs.values() if j.entity is not None}
         failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
         if failed and raise_failures:
             raise self._failure(failed)
@@ -145,7 +149,12 @@ class Work(Reads):
         return error
 
     def _refresh(self, entities: list[Entity]) -> list[Entity]:
-        """The entities as stored now (after their jobs), ready to render."""
+        """The entities as stored now (after their jobs), ready to render: as the jobs run in
+        this request stored them, or else read again."""
+        settled = self._local.__dict__.pop("settled", {})
+        if entities and all(e.id in settled for e in entities):
+            reg = self.registry(project=self._project())
+            return [self._present(settled[e.id], reg) for e in entities]
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx, self._project())
             fresh = tx.get_many(e.id for e in entities if e.id)

@@ -53,6 +53,9 @@ class Job:
     error: str | None = None
     result: dict[str, Any] | None = None
     seq: int = 0
+    #: the entity as this process's run of the job stored it (not a column: set only where
+    #: the job ran, for the request waiting on it to answer without reading it again)
+    entity: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -912,6 +912,8 @@ class SqlTx(StoreTx):
             if entity.source_kind is not None:
                 values["source_kind"] = entity.source_kind
         self.conn.execute(entities.update().where(entities.c.seq == row.seq).values(**values))
+        if entity.version is not None:
+            entity.version += 1  # as stored (read in this transaction, so it was current)
         self._rewrite_index(
             row.seq,
             json.loads(row.mixins) if row.mixins else [],
