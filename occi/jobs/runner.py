@@ -97,6 +97,8 @@ class JobRunner:
         self._last_ok = 0.0
         self._lock = threading.Lock()
         self._chores: list[tuple[str, float, Callable[[], object]]] = []
+        #: the store's write transactions exclude each other (learned at the first claim)
+        self._exclusive = False
 
     def add_chore(self, name: str, interval: float, chore: Callable[[], object]) -> None:
         """Run `chore` every `interval` seconds (first after one interval) on a thread of its
@@ -266,7 +268,14 @@ class JobRunner:
         server_id = self.server_id
         _context.depth = getattr(_context, "depth", 0) + 1
         try:
+            if job_id is None and self._exclusive:
+                # polling where a write transaction locks out every other writer (SQLite):
+                # look with a read first, so idle pollers never hold up requests
+                with self.store.begin(readonly=True) as tx:
+                    if not tx.jobs.any_runnable():
+                        return None
             with self.store.begin() as tx:
+                self._exclusive = tx.jobs.exclusive
                 job = tx.jobs.claim(server_id, self.settings.lease, job_id)
             if job is None:
                 return None

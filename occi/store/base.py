@@ -117,6 +117,12 @@ class JobTx(ABC):
     def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
         """Take the next runnable job (or that one), mark it running with a lease."""
 
+    def any_runnable(self) -> bool:
+        """Whether claim() would find a job now (a read: an idle server asks this in a read
+        transaction before taking the write lock to claim). True when the store cannot tell
+        without claiming."""
+        return True
+
     # finish/retry/fail apply only while `owner` still holds the job (False otherwise: its
     # lease expired and another server took it over, so this server's result is discarded)
     @abstractmethod
