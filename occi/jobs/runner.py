@@ -298,6 +298,13 @@ class JobRunner:
             return False
         _context.depth = getattr(_context, "depth", 0) + 1
         try:
+            log.debug(
+                "running %s %s on %s (attempt %d, claimed at insert)",
+                job.operation,
+                job.entity_id,
+                job.owner,
+                job.attempts,
+            )
             self.execute(job, self)
             return True
         finally:
