@@ -354,8 +354,8 @@ def test_action(occi):
 # ---------------------------------------------------------------------------- whole writes
 #: Statements of a create and of an action, the request and the job it runs itself together
 #: (the simulator's SQL and the audit event included), with OCCI_JOB_WAIT at its default.
-CREATE_TOTAL = 20
-ACTION_TOTAL = 25
+CREATE_TOTAL = 19
+ACTION_TOTAL = 23
 
 
 def test_create_and_action_with_their_jobs(occi):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -453,6 +453,20 @@ _GET = (
 _GET_FOR_UPDATE = _GET.with_for_update(of=entities)
 _ENTITY_NAMES = tuple(c.name for c in _ENTITY_COLUMNS)
 _LINK_NAMES = tuple(name for name, _ in _LINK_LABELS)
+#: where update()'s columns are in a _GET row
+_UPDATE_INDEXES = tuple(
+    _ENTITY_NAMES.index(n) for n in ("seq", "source", "source_id", "attributes", "mixins")
+)
+
+
+class _Locked(NamedTuple):
+    """An entity's row as read for update (what update() needs of it)."""
+
+    seq: int
+    source: str | None
+    source_id: str | None
+    attributes: str | None
+    mixins: str | None
 
 
 class _LinkRow(dict[str, Any]):
@@ -516,6 +530,9 @@ class SqlTx(StoreTx):
         self.categories_bumped = False
         #: set by every write to the entities table: the store drops its cache at commit
         self.entities_changed = False
+        #: entity id -> its row (seq, source, source_id, attributes, mixins) as read for update
+        #: in this transaction: locked, so update() needs not read it again
+        self._locked: dict[str, tuple[Any, ...]] = {}
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -682,7 +699,10 @@ class SqlTx(StoreTx):
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
         """One statement: the entity joined with its outgoing links."""
         stmt = _GET_FOR_UPDATE_DRIVER if for_update else _GET_DRIVER
-        return self._from_tuples(stmt.rows(self.conn, {"entity_id": entity_id}))
+        rows = stmt.rows(self.conn, {"entity_id": entity_id})
+        if for_update and rows:
+            self._locked[entity_id] = tuple(rows[0][i] for i in _UPDATE_INDEXES)
+        return self._from_tuples(rows)
 
     @classmethod
     def _from_tuples(cls, rows: Rows) -> Entity | None:
@@ -881,15 +901,20 @@ class SqlTx(StoreTx):
 
     def update(self, entity: Entity) -> None:
         self.entities_changed = True
-        row = self.conn.execute(
-            sa.select(
-                entities.c.seq,
-                entities.c.source,
-                entities.c.source_id,
-                entities.c.attributes,
-                entities.c.mixins,
-            ).where(entities.c.id == entity.id)
-        ).first()
+        locked = self._locked.pop(entity.id or "", None)
+        row = (
+            _Locked(*locked)
+            if locked is not None
+            else self.conn.execute(
+                sa.select(
+                    entities.c.seq,
+                    entities.c.source,
+                    entities.c.source_id,
+                    entities.c.attributes,
+                    entities.c.mixins,
+                ).where(entities.c.id == entity.id)
+            ).first()
+        )
         if row is None:
             raise NotFound(f"there is no entity {entity.id}")
         mixins = _unique(entity.mixins)
@@ -974,6 +999,7 @@ class SqlTx(StoreTx):
             ).scalars()
             if lid not in requested
         ]
+        self._locked.clear()
         self.conn.execute(entities.delete().where(self._in(entities.c.id, ids + link_ids)))
         return link_ids
 
@@ -981,6 +1007,7 @@ class SqlTx(StoreTx):
         if not changes:
             return
         self.entities_changed = True
+        self._locked.clear()
         self.conn.execute(
             entities.update()
             .where(entities.c.seq == sa.bindparam("b_seq"))
