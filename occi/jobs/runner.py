@@ -264,7 +264,7 @@ class JobRunner:
         """Claim a job and run it here: the job as its execution left it (its status is
         done or failed once that is stored), or None when none was free."""
         if self.fenced:
-            return False
+            return None
         server_id = self.server_id
         _context.depth = getattr(_context, "depth", 0) + 1
         try:
