@@ -195,3 +195,22 @@ def test_a_job_inserted_claimed_runs_only_on_its_server_and_is_recovered_if_it_d
         assert not tx.jobs.finish(mine, "a")  # the dead server's result is refused
         assert tx.jobs.finish(mine, "b")
     assert claim(store, "b").id == later
+
+
+def test_a_fenced_runner_runs_nothing_inline_and_leaves_its_claimed_jobs_to_others(store):
+    """A server fenced between a request's insert and its run does not run the job it
+    claimed at insert (its lease will lapse), nor claim a free one; the request waits for
+    them like for any job (here: not at all) and gets their states."""
+    ran: list[str] = []
+    runner = JobRunner(store, lambda job, r: ran.append(job.id), JobSettings(wait=0.05))
+    runner._register()
+    with store.begin() as tx:
+        mine = tx.jobs.enqueue("e1", "create", {}, owner=runner.server_id, lease=10.0)
+    free = enqueue(store, "e2")
+    with store.begin() as tx:
+        claimed = tx.jobs.get(mine)
+    runner.fenced = True
+    assert not runner.run_next(free)
+    jobs = runner.settle([mine, free], claimed={mine: claimed})
+    assert ran == []
+    assert (jobs[mine].status, jobs[free].status) == ("running", "pending")
