@@ -119,8 +119,13 @@ class Work(Reads):
         if not ids:
             return {}
         jobs = self._runner().settle(ids, claimed=claimed)
-        # what the jobs run here stored, for _refresh (only when every job of the request ran)
-        self._local.settled = {j.entity.id: j.entity for j in jobs.values() if j.entity is not None}
+        # what the jobs run here stored, for _refresh; not when jobs of one entity followed
+        # each other (an inline link's job changes its resource's links after the create)
+        keys = [j.entity_id for j in jobs.values()]
+        if len(set(keys)) == len(keys):
+            self._local.settled = {
+                j.entity.id: j.entity for j in jobs.values() if j.entity is not None
+            }
         failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
         if failed and raise_failures:
             raise self._failure(failed)
