@@ -171,3 +171,46 @@ def test_settle_runs_a_free_job_in_the_calling_thread(store):
     jobs = runner.settle([job_id])
     assert jobs[job_id].status == "done"
     assert seen == [threading.current_thread().name]
+
+
+def test_a_job_inserted_claimed_runs_only_on_its_server_and_is_recovered_if_it_dies(store):
+    """The request's fast path: its job is inserted already claimed (running, first attempt,
+    under a lease) by the server that will run it. No other server claims it while that server
+    lives; when it dies, the reaper puts it back in the queue and another server runs it, still
+    after every earlier job of the entity and before every later one."""
+    register(store, "a", "b")
+    with store.begin() as tx:
+        mine = tx.jobs.enqueue("e1", "create", {}, owner="a", lease=10.0)
+    later = enqueue(store, "e1", action="start")
+    with store.begin() as tx:
+        job = tx.jobs.get(mine)
+    assert (job.status, job.owner, job.attempts) == ("running", "a", 1)
+    assert claim(store, "b") is None  # neither the claimed job nor the one queued behind it
+    with store.begin() as tx:
+        tx.conn.execute(tx.jobs.s.update().where(tx.jobs.s.c.id == "a").values(heartbeat_at=0))
+        assert tx.jobs.reap(5.0) == ["a"]
+    taken = claim(store, "b")
+    assert taken.id == mine and taken.attempts == 2
+    with store.begin() as tx:
+        assert not tx.jobs.finish(mine, "a")  # the dead server's result is refused
+        assert tx.jobs.finish(mine, "b")
+    assert claim(store, "b").id == later
+
+
+def test_a_fenced_runner_runs_nothing_inline_and_leaves_its_claimed_jobs_to_others(store):
+    """A server fenced between a request's insert and its run does not run the job it
+    claimed at insert (its lease will lapse), nor claim a free one; the request waits for
+    them like for any job (here: not at all) and gets their states."""
+    ran: list[str] = []
+    runner = JobRunner(store, lambda job, r: ran.append(job.id), JobSettings(wait=0.05))
+    runner._register()
+    with store.begin() as tx:
+        mine = tx.jobs.enqueue("e1", "create", {}, owner=runner.server_id, lease=10.0)
+    free = enqueue(store, "e2")
+    with store.begin() as tx:
+        claimed = tx.jobs.get(mine)
+    runner.fenced = True
+    assert not runner.run_next(free)
+    jobs = runner.settle([mine, free], claimed={mine: claimed})
+    assert ran == []
+    assert (jobs[mine].status, jobs[free].status) == ("running", "pending")

@@ -100,3 +100,38 @@ def test_a_wakeup_taken_by_another_thread_is_not_lost(store):
     finally:
         both_running.abort()
         runner.stop()
+
+
+def test_idle_pollers_on_sqlite_look_before_taking_the_write_lock(store):
+    """On SQLite a write transaction (BEGIN IMMEDIATE) locks out every writer, requests
+    included: a poller that finds no work must find it with a read, and take the write lock
+    only to claim a job that is there."""
+    import sqlalchemy as sa
+
+    ran: list[str] = []
+
+    def execute(job, runner):
+        ran.append(job.id)
+        with store.begin() as tx:
+            tx.jobs.finish(job.id, job.owner)
+
+    runner = JobRunner(store, execute, JobSettings(reconcile=0))
+    runner._register()
+    runner.run_next()  # the first claim learns how the store locks
+    statements: list[str] = []
+
+    def on_execute(conn, cursor, statement, *args):
+        statements.append(statement.split()[0] + " " + (statement.split() + [""])[1])
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        for _ in range(3):
+            assert not runner.run_next()
+        assert "BEGIN IMMEDIATE" not in statements, statements
+        with store.begin() as tx:
+            job_id = tx.jobs.enqueue("e1", "action", {})
+        statements.clear()
+        assert runner.run_next()
+        assert ran == [job_id] and statements.count("BEGIN IMMEDIATE") == 2, statements
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)

@@ -126,7 +126,8 @@ class Executor:
             log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
             if job.attempts < job.max_attempts:
                 with self.store.begin() as tx:
-                    tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts))
+                    if tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts)):
+                        job.status, job.owner, job.error = "pending", None, message
                 runner.notify()
             else:
                 self._job_failed(
@@ -224,6 +225,7 @@ class Executor:
         self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
     ) -> None:
         result: dict[str, Any] = {}
+        current: Entity | None = None
         try:
             with self.store.begin() as tx:
                 if entity is not None and job.operation == "delete":
@@ -233,13 +235,19 @@ class Executor:
                     if current is not None and outcome.attributes:
                         current.attributes.update(outcome.attributes)
                         tx.update(current)
-                        derive_link_states(tx, current, self.registry)
+                        stored = {
+                            ln.id: ln for ln in derive_link_states(tx, current, self.registry)
+                        }
+                        if isinstance(current, Resource):  # its links as stored now
+                            current.links = [stored.get(ln.id, ln) for ln in current.links]
                     if outcome.mixin is not None:
                         self._record_saved_image(tx, outcome.mixin, entity.project)
                         self.categories_changed(tx)
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, _owner(job), result):
                     raise _LostJob
+            job.status, job.error, job.result = "done", None, result  # as stored
+            job.entity = current  # as stored (None: not changed here, read it again)
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
 
@@ -278,6 +286,7 @@ class Executor:
                     derive_link_states(tx, current, self.registry)
                 if not tx.jobs.fail(job.id, _owner(job), message, {"fault": fault}):
                     raise _LostJob
+            job.status, job.error, job.result = "failed", message, {"fault": fault}  # as stored
         except _LostJob:
             log.warning("job %s was taken over by another server", job.id)
 

@@ -14,9 +14,10 @@ from occi.store.base import StoreTx
 RegistryOf = Callable[[StoreTx | None], Registry]
 
 
-def derive_link_states(tx: StoreTx, entity: Entity, registry: RegistryOf) -> None:
+def derive_link_states(tx: StoreTx, entity: Entity, registry: RegistryOf) -> list[Link]:
     """After a state change: store the GFD.224 state (occi.states.link_state) of every link
-    joining the resource, or of the link itself unless the platform put it in error."""
+    joining the resource, or of the link itself unless the platform put it in error. Returns
+    the links with a state, as stored now."""
     if isinstance(entity, Link):
         attr = machines.LINK_STATE_ATTRS.get(entity.kind)
         links = [entity] if attr and entity.attributes.get(attr) != "error" else []
@@ -24,7 +25,7 @@ def derive_link_states(tx: StoreTx, entity: Entity, registry: RegistryOf) -> Non
         links = [ln for ln in tx.links_touching([entity.id or ""]) if isinstance(ln, Link)]
     links = [ln for ln in links if ln.kind in machines.LINK_STATE_ATTRS]
     if not links:
-        return
+        return links
     reg = registry(tx)
     ends = tx.get_many(
         loc.rsplit("/", 1)[-1]
@@ -49,3 +50,4 @@ def derive_link_states(tx: StoreTx, entity: Entity, registry: RegistryOf) -> Non
             ln.attributes[attr] = state
             ln.attributes[attr + ".message"] = message
             tx.update(ln)
+    return links

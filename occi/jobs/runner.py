@@ -97,6 +97,8 @@ class JobRunner:
         self._last_ok = 0.0
         self._lock = threading.Lock()
         self._chores: list[tuple[str, float, Callable[[], object]]] = []
+        #: the store's write transactions exclude each other (learned at the first claim)
+        self._exclusive = False
 
     def add_chore(self, name: str, interval: float, chore: Callable[[], object]) -> None:
         """Run `chore` every `interval` seconds (first after one interval) on a thread of its
@@ -256,20 +258,51 @@ class JobRunner:
 
     def run_next(self, job_id: str | None = None) -> bool:
         """Claim a job (the next one, or that one) and run it here. False when none was free."""
+        return self._run_next(job_id) is not None
+
+    def _run_next(self, job_id: str | None = None) -> Job | None:
+        """Claim a job and run it here: the job as its execution left it (its status is
+        done or failed once that is stored), or None when none was free."""
         if self.fenced:
-            return False
+            return None
         server_id = self.server_id
         _context.depth = getattr(_context, "depth", 0) + 1
         try:
+            if job_id is None and self._exclusive:
+                # polling where a write transaction locks out every other writer (SQLite):
+                # look with a read first, so idle pollers never hold up requests
+                with self.store.begin(readonly=True) as tx:
+                    if not tx.jobs.any_runnable():
+                        return None
             with self.store.begin() as tx:
+                self._exclusive = tx.jobs.exclusive
                 job = tx.jobs.claim(server_id, self.settings.lease, job_id)
             if job is None:
-                return False
+                return None
             log.debug(
                 "running %s %s on %s (attempt %d)",
                 job.operation,
                 job.entity_id,
                 server_id,
+                job.attempts,
+            )
+            self.execute(job, self)
+            return job
+        finally:
+            _context.depth -= 1
+
+    def run_claimed(self, job: Job) -> bool:
+        """Run a job inserted already claimed by this server (JobTx.enqueue's owner), unless
+        this server was fenced since: then its lease lapses and another server runs it."""
+        if not self.still_mine(job):
+            return False
+        _context.depth = getattr(_context, "depth", 0) + 1
+        try:
+            log.debug(
+                "running %s %s on %s (attempt %d, claimed at insert)",
+                job.operation,
+                job.entity_id,
+                job.owner,
                 job.attempts,
             )
             self.execute(job, self)
@@ -291,9 +324,17 @@ class JobRunner:
         return self.settings.backoff * (2 ** max(0, attempts - 1))
 
     # ------------------------------------------------------------------ waiting
-    def settle(self, job_ids: Iterable[str], timeout: float | None = None) -> dict[str, Job]:
-        """Run these jobs here if they are free, then wait (up to `timeout`, default the
-        configured wait) until they finish. Returns their last known states."""
+    def settle(
+        self,
+        job_ids: Iterable[str],
+        timeout: float | None = None,
+        *,
+        claimed: dict[str, Job] | None = None,
+    ) -> dict[str, Job]:
+        """Run these jobs here if they are free (or `claimed` by this server already, see
+        run_claimed), then wait (up to `timeout`, default the configured wait) until they
+        finish. Returns their last known states."""
+        claimed = claimed or {}
         ids = list(job_ids)
         if not ids:
             return {}
@@ -303,11 +344,20 @@ class JobRunner:
             with self.store.begin(readonly=True) as tx:
                 return tx.jobs.statuses(ids)
         deadline = time.monotonic() + wait
+        ran: dict[str, Job] = {}  # run here, as their execution left them
         for job_id in ids:
             try:
-                self.run_next(job_id)
+                if job_id in claimed:
+                    if self.run_claimed(claimed[job_id]):
+                        ran[job_id] = claimed[job_id]
+                else:
+                    job = self._run_next(job_id)
+                    if job is not None:
+                        ran[job_id] = job
             except Exception as exc:
                 _failed(f"inline job {job_id} failed", exc)
+        if all(i in ran and ran[i].status in FINISHED for i in ids):
+            return ran  # all done here and stored: nothing to read, nobody to wake
         self.notify()
         delay = 0.005
         while True:

@@ -10,7 +10,7 @@ from occi.registry import Registry
 from occi.service.conditions import Expected
 from occi.service.reads import Filter
 from occi.service.work import Work
-from occi.store.base import StoreTx
+from occi.store.base import Job, StoreTx
 
 
 class Actions(Work):
@@ -25,11 +25,15 @@ class Actions(Work):
     ) -> Entity | Mixin:
         """Invoke the action `term` on the entity (the new mixin for `save`, else the entity)."""
         with self._changing(ctx, "act", kind, entity_id, expected) as (tx, reg, entity):
-            queued = self._queued_actions(tx, [entity])
+            unfinished = tx.jobs.unfinished([entity.id] if entity.id else [])
+            queued = self._queued_of(unfinished)
             action, params = validation.check_action(
                 reg, entity, term, inv, queued.get(entity.id or "", [])
             )
-            job_id = self._run_action(tx, reg, entity, action.term, params)
+            # nothing queued for the entity, and nobody can queue before this commits: the
+            # request's job is inserted already claimed (see Work._submit)
+            first = not unfinished and tx.jobs.exclusive
+            job_id = self._run_action(tx, reg, entity, action.term, params, first=first)
         jobs = self._settle()
         job = jobs.get(job_id)
         if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
@@ -81,17 +85,26 @@ class Actions(Work):
     @staticmethod
     def _queued_actions(tx: StoreTx, entities: list[Entity]) -> dict[str, list[str]]:
         """Entity id -> the terms of its actions queued and not yet carried out, in order."""
+        return Actions._queued_of(tx.jobs.unfinished([e.id for e in entities if e.id]))
+
+    @staticmethod
+    def _queued_of(unfinished: list[Job]) -> dict[str, list[str]]:
+        """Entity id -> the terms of the `unfinished` action jobs, in order."""
         out: dict[str, list[str]] = {}
-        for job in tx.jobs.unfinished([e.id for e in entities if e.id]):
+        for job in unfinished:
             if job.operation == "action":
                 out.setdefault(job.params.get("target", job.entity_id), []).append(
                     job.params.get("action", "")
                 )
         return out
 
-    def _run_action(self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params) -> str:
+    def _run_action(
+        self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params, first: bool = False
+    ) -> str:
         kind = reg.kinds[entity.kind]
         self._note(entity, kind, f"{term} requested")
         tx.update(entity)
         entity_id = stored_id(entity)
-        return self._submit(tx, entity_id, "action", entity_id, action=term, params=params)
+        return self._submit(
+            tx, entity_id, "action", entity_id, first=first, action=term, params=params
+        )

@@ -49,6 +49,7 @@ class Entities(Links):
         self, tx: StoreTx, reg: Registry, e: Entity, target: Kind | None, entity_id: str | None
     ) -> Entity:
         kind = self._kind_of(reg, e, target)
+        fresh = entity_id is None and not e.id  # a server-made uuid: the insert checks it
         if entity_id is None:
             entity_id = e.id or str(uuid.uuid4())
         elif e.id and e.id != entity_id:
@@ -59,7 +60,7 @@ class Entities(Links):
             raise errors.BadRequest(
                 f"occi.core.id {entity_id!r} must be 1-128 letters, digits, '-', '_', '.' or ':'"
             )
-        if tx.get(entity_id) is not None:
+        if not fresh and tx.get(entity_id) is not None:
             raise errors.IdTaken(f"an entity with occi.core.id {entity_id} already exists")
         mixins = validation.check_mixins(reg, kind, e.mixins)
         attributes = validation.entity_attributes(reg, kind, mixins, e.attributes).attributes
@@ -72,7 +73,7 @@ class Entities(Links):
             self._bind_link(tx, reg, link, kind)
             if kind != infra.LINK:  # a plain core link is a relation only: nothing to attach
                 self._note(link, kind, "attaching")
-            tx.insert(link, project_id=self._project())
+            tx.insert(link, project_id=self._project(), fresh=fresh)
             if kind != infra.LINK:
                 self._submit(tx, self._link_key(link), "link", entity_id)
             return self._present(link, reg)
@@ -81,8 +82,8 @@ class Entities(Links):
         res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
         res.summary = e.summary if isinstance(e, Resource) else None
         self._note(res, kind, "creating")
-        tx.insert(res, project_id=self._project())
-        self._submit(tx, entity_id, "create", entity_id)
+        tx.insert(res, project_id=self._project(), fresh=fresh)
+        self._submit(tx, entity_id, "create", entity_id, first=fresh)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
         return self._present(res, reg)

@@ -52,6 +52,8 @@ class Work(Reads):
     def _begin_work(self, ctx: RequestContext) -> None:
         """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
+        self._local.claimed = {}
+        self._local.settled = {}
         self._local.request_id = ctx.request_id
 
     def _job_params(self, target: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -60,15 +62,38 @@ class Work(Reads):
         extra = {"request_id": request_id} if request_id else {}
         return {"target": target, **params, **extra}
 
-    def _submit(self, tx: StoreTx, key: str, operation: str, target: str, **params: Any) -> str:
+    def _submit(
+        self,
+        tx: StoreTx,
+        key: str,
+        operation: str,
+        target: str,
+        *,
+        first: bool = False,
+        **params: Any,
+    ) -> str:
+        """Queue a job. `first`: no other job of `key` can precede it (its entity is new, or
+        has no unfinished job and is locked by this transaction), so when the request will
+        run it itself it is inserted already claimed by this server (the fast path: no claim
+        transaction of its own; if this server dies, its lease lapses and others take it)."""
+        job_params = self._job_params(target, params)
+        # (a runner not made yet is not registered; it registers after this transaction)
+        runner = self.runner if first and self.job_settings.wait > 0 else None
+        owner = runner.server_id if runner is not None and not runner.fenced else None
+        max_attempts = self.job_settings.max_attempts
         job_id = tx.jobs.enqueue(
             key,
             operation,
-            self._job_params(target, params),
-            self.job_settings.max_attempts,
+            job_params,
+            max_attempts,
             project_id=self._project(),
+            owner=owner,
+            lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
+        if owner is not None:
+            claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
+            self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
         return job_id
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -89,9 +114,18 @@ class Work(Reads):
 
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
+        claimed = self._local.__dict__.pop("claimed", {})
+        self._local.settled = {}
         if not ids:
             return {}
-        jobs = self._runner().settle(ids)
+        jobs = self._runner().settle(ids, claimed=claimed)
+        # what the jobs run here stored, for _refresh; not when jobs of one entity followed
+        # each other (an inline link's job changes its resource's links after the create)
+        keys = [j.entity_id for j in jobs.values()]
+        if len(set(keys)) == len(keys):
+            self._local.settled = {
+                j.entity.id: j.entity for j in jobs.values() if j.entity is not None
+            }
         failed = [jobs[i] for i in ids if i in jobs and jobs[i].status == "failed"]
         if failed and raise_failures:
             raise self._failure(failed)
@@ -120,7 +154,12 @@ class Work(Reads):
         return error
 
     def _refresh(self, entities: list[Entity]) -> list[Entity]:
-        """The entities as stored now (after their jobs), ready to render."""
+        """The entities as stored now (after their jobs), ready to render: as the jobs run in
+        this request stored them, or else read again."""
+        settled = self._local.__dict__.pop("settled", {})
+        if entities and all(e.id in settled for e in entities):
+            reg = self.registry(project=self._project())
+            return [self._present(settled[e.id], reg) for e in entities]
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx, self._project())
             fresh = tx.get_many(e.id for e in entities if e.id)

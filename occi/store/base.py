@@ -53,6 +53,9 @@ class Job:
     error: str | None = None
     result: dict[str, Any] | None = None
     seq: int = 0
+    #: the entity as this process's run of the job stored it (not a column: set only where
+    #: the job ran, for the request waiting on it to answer without reading it again)
+    entity: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -73,6 +76,10 @@ class JobTx(ABC):
     job of an entity can be claimed, and only while no other job of that entity runs: the
     operations on one entity happen one after another, different entities in parallel."""
 
+    #: write transactions run one at a time (SQLite): what one reads of the queue cannot
+    #: change before it commits, so an entity with no unfinished job read here has none
+    exclusive: bool = False
+
     @abstractmethod
     def enqueue(
         self,
@@ -82,8 +89,15 @@ class JobTx(ABC):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> str:
-        """Queue one job; it belongs to `project_id` (None: the `default` project)."""
+        """Queue one job; it belongs to `project_id` (None: the `default` project). With an
+        `owner` the job is inserted already claimed by that server (running, first attempt,
+        under a lease of `lease` seconds): the request that queues it runs it itself, and if
+        that server dies the lease lapses and any other server takes the job over. Only for
+        a job no other job of its entity can precede (its entity is new, or has no
+        unfinished job under the entity's row lock)."""
 
     @abstractmethod
     def enqueue_many(
@@ -102,6 +116,12 @@ class JobTx(ABC):
     @abstractmethod
     def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
         """Take the next runnable job (or that one), mark it running with a lease."""
+
+    def any_runnable(self) -> bool:
+        """Whether claim() would find a job now (a read: an idle server asks this in a read
+        transaction before taking the write lock to claim). True when the store cannot tell
+        without claiming."""
+        return True
 
     # finish/retry/fail apply only while `owner` still holds the job (False otherwise: its
     # lease expired and another server took it over, so this server's result is discarded)
@@ -216,10 +236,11 @@ class StoreTx(ABC):
         attribute occi.<kind term>.state, None where it has none) -> count. One statement."""
 
     @abstractmethod
-    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
+    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
         """Store a new entity (its `id` and `location` are set) owned by `project_id` (None: the
         `default` project). A Resource's `links` are NOT inserted by this call: the service
-        inserts each link itself."""
+        inserts each link itself. `fresh`: the id was made by the server (a new uuid), so the
+        unique constraint alone answers a conflict, with no savepoint to tell which one."""
 
     @abstractmethod
     def update(self, entity: Entity) -> None:

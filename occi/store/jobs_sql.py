@@ -28,6 +28,7 @@ class SqlJobTx(JobTx):
         self.t = jobs
         self.s = servers
         self._pg = conn.dialect.name == "postgresql"
+        self.exclusive = not self._pg  # SQLite: BEGIN IMMEDIATE, one writer at a time
 
     # ------------------------------------------------------------------ jobs
     @staticmethod
@@ -54,8 +55,13 @@ class SqlJobTx(JobTx):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> str:
-        row = self._row(entity_id, operation, params, max_attempts, project_id, time.time())
+        now = time.time()
+        row = self._row(entity_id, operation, params, max_attempts, project_id, now)
+        if owner is not None:  # claimed in the same statement (see JobTx.enqueue)
+            row.update(status=RUNNING, owner=owner, lease_expires=now + lease, attempts=1)
         self.conn.execute(self.t.insert().values(**row))
         return str(row["id"])
 
@@ -109,9 +115,13 @@ class SqlJobTx(JobTx):
         row = self.conn.execute(sa.select(self.t).where(self.t.c.id == job_id)).first()
         return self._job(row) if row else None
 
-    def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+    def any_runnable(self) -> bool:
+        q = self._runnable(time.time()).with_only_columns(self.t.c.seq).limit(1)
+        return self.conn.execute(q).first() is not None
+
+    def _runnable(self, now: float) -> sa.Select[Any]:
+        """The runnable jobs, oldest first."""
         t = self.t
-        now = time.time()
         earlier = t.alias("earlier")
         # runnable: pending and due, or running under a lease that expired (its server died)
         runnable = sa.or_(
@@ -124,10 +134,15 @@ class SqlJobTx(JobTx):
             earlier.c.seq < t.c.seq,
             earlier.c.status.in_(UNFINISHED),
         )
-        q = sa.select(t).where(runnable, first_of_entity)
+        return sa.select(t).where(runnable, first_of_entity).order_by(t.c.seq)
+
+    def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+        t = self.t
+        now = time.time()
+        q = self._runnable(now)
         if job_id is not None:
             q = q.where(t.c.id == job_id)
-        q = q.order_by(t.c.seq).limit(1)
+        q = q.limit(1)
         if self._pg:
             q = q.with_for_update(skip_locked=True, of=t)
         row = self.conn.execute(q).first()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -372,6 +372,9 @@ def _state_of(key: str | None) -> str | None:
     return value if isinstance(value, str) else key
 
 
+_ABSENT = object()  # no value at all (None is a value)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -541,6 +544,22 @@ def _entity_from_values(
     )
 
 
+#: where update()'s columns are in a _GET row
+_UPDATE_INDEXES = tuple(
+    _ENTITY_NAMES.index(n) for n in ("seq", "source", "source_id", "attributes", "mixins")
+)
+
+
+class _Locked(NamedTuple):
+    """An entity's row as read for update (what update() needs of it)."""
+
+    seq: int
+    source: str | None
+    source_id: str | None
+    attributes: str | None
+    mixins: str | None
+
+
 class _LinkRow(dict[str, Any]):
     """A link's columns out of a joined row, read by attribute like a Row."""
 
@@ -623,6 +642,9 @@ class SqlTx(StoreTx):
         self.categories_bumped = False
         #: set by every write to the entities table: the store drops its cache at commit
         self.entities_changed = False
+        #: entity id -> its row (seq, source, source_id, attributes, mixins) as read for update
+        #: in this transaction: locked, so update() needs not read it again
+        self._locked: dict[str, tuple[Any, ...]] = {}
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -792,7 +814,10 @@ class SqlTx(StoreTx):
     def get(self, entity_id: str, *, for_update: bool = False) -> Entity | None:
         """One statement: the entity joined with its outgoing links."""
         stmt = _GET_FOR_UPDATE_DRIVER if for_update else _GET_DRIVER
-        return self._from_tuples(stmt.rows(self.conn, {"entity_id": entity_id}))
+        rows = stmt.rows(self.conn, {"entity_id": entity_id})
+        if for_update and rows:
+            self._locked[entity_id] = tuple(rows[0][i] for i in _UPDATE_INDEXES)
+        return self._from_tuples(rows)
 
     @classmethod
     def _from_tuples(cls, rows: Rows) -> Entity | None:
@@ -981,7 +1006,7 @@ class SqlTx(StoreTx):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def insert(self, entity: Entity, *, project_id: str | None = None) -> None:
+    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
         if not entity.id or not entity.location:
             raise ValueError("insert() needs an entity with its id and location set")
         self.entities_changed = True
@@ -1010,22 +1035,40 @@ class SqlTx(StoreTx):
                 source_kind=entity.source_kind,
                 target_kind=entity.target_kind,
             )
-        try:
-            with self.conn.begin_nested():
+        if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
+            try:
                 key = self.conn.execute(entities.insert().values(**values)).inserted_primary_key
-                assert key is not None  # an INSERT of one row has its primary key
-                seq = key[0]
-        except IntegrityError:
-            raise self._entity_conflict(entity) from None
+            except IntegrityError:
+                raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
+            assert key is not None  # an INSERT of one row has its primary key
+            seq = key[0]
+        else:
+            try:
+                with self.conn.begin_nested():
+                    stmt = entities.insert().values(**values)
+                    key = self.conn.execute(stmt).inserted_primary_key
+                    assert key is not None  # an INSERT of one row has its primary key
+                    seq = key[0]
+            except IntegrityError:
+                raise self._entity_conflict(entity) from None
         self._write_index(seq, mixins, attributes)
 
     def update(self, entity: Entity) -> None:
         self.entities_changed = True
-        row = self.conn.execute(
-            sa.select(entities.c.seq, entities.c.source, entities.c.source_id).where(
-                entities.c.id == entity.id
-            )
-        ).first()
+        locked = self._locked.pop(entity.id or "", None)
+        row = (
+            _Locked(*locked)
+            if locked is not None
+            else self.conn.execute(
+                sa.select(
+                    entities.c.seq,
+                    entities.c.source,
+                    entities.c.source_id,
+                    entities.c.attributes,
+                    entities.c.mixins,
+                ).where(entities.c.id == entity.id)
+            ).first()
+        )
         if row is None:
             raise NotFound(f"there is no entity {entity.id}")
         mixins = _unique(entity.mixins)
@@ -1048,11 +1091,54 @@ class SqlTx(StoreTx):
             if entity.source_kind is not None:
                 values["source_kind"] = entity.source_kind
         self.conn.execute(entities.update().where(entities.c.seq == row.seq).values(**values))
-        self.conn.execute(entity_mixins.delete().where(entity_mixins.c.entity_seq == row.seq))
-        self.conn.execute(
-            entity_attributes.delete().where(entity_attributes.c.entity_seq == row.seq)
+        if entity.version is not None:
+            entity.version += 1  # as stored (read in this transaction, so it was current)
+        self._rewrite_index(
+            row.seq,
+            json.loads(row.mixins) if row.mixins else [],
+            json.loads(row.attributes) if row.attributes else {},
+            mixins,
+            attributes,
         )
-        self._write_index(row.seq, mixins, attributes)
+
+    def _rewrite_index(
+        self,
+        seq: int,
+        old_mixins: list[str],
+        old_attributes: dict[str, Any],
+        mixins: list[str],
+        attributes: dict[str, Any],
+    ) -> None:
+        """Bring the index rows of an entity from what is stored (its JSON columns, which the
+        index rows always mirror) to the new mixins and attributes: only the rows that change
+        are deleted and inserted (an action changes two attributes of twenty)."""
+        gone = [m for m in old_mixins if m not in mixins]
+        added = [m for m in mixins if m not in old_mixins]
+        if gone:
+            self.conn.execute(
+                entity_mixins.delete().where(
+                    entity_mixins.c.entity_seq == seq, entity_mixins.c.mixin_id.in_(gone)
+                )
+            )
+        old_keys = {n: value_key(v) for n, v in old_attributes.items()}
+        new_keys = {n: value_key(v) for n, v in attributes.items()}
+        changed = {n: k for n, k in new_keys.items() if old_keys.get(n, _ABSENT) != k}
+        stale = [n for n in old_keys if n not in new_keys or n in changed]
+        if stale:
+            self.conn.execute(
+                entity_attributes.delete().where(
+                    entity_attributes.c.entity_seq == seq, entity_attributes.c.name.in_(stale)
+                )
+            )
+        if added:
+            self.conn.execute(
+                entity_mixins.insert(), [{"entity_seq": seq, "mixin_id": m} for m in added]
+            )
+        if changed:
+            self.conn.execute(
+                entity_attributes.insert(),
+                [{"entity_seq": seq, "name": n, "value_key": k} for n, k in changed.items()],
+            )
 
     def delete(self, entity_ids: Iterable[str]) -> list[str]:
         ids = _unique(entity_ids)
@@ -1067,6 +1153,7 @@ class SqlTx(StoreTx):
             ).scalars()
             if lid not in requested
         ]
+        self._locked.clear()
         self.conn.execute(entities.delete().where(self._in(entities.c.id, ids + link_ids)))
         return link_ids
 
@@ -1074,6 +1161,7 @@ class SqlTx(StoreTx):
         if not changes:
             return
         self.entities_changed = True
+        self._locked.clear()
         self.conn.execute(
             entities.update()
             .where(entities.c.seq == sa.bindparam("b_seq"))
