@@ -1,6 +1,8 @@
 """`make bench`: load the real server under gunicorn with wrk, side by side with a baseline (a
-bare falcon app under the same gunicorn settings answering the same bytes from memory), on
-SQLite and (when installed) PostgreSQL, with 1,000 and 100,000 entities in the store.
+bare falcon app under the same gunicorn settings answering the same bytes from memory, and
+for create and action first writing the same rows with SQLAlchemy Core: bench/write_baseline.py),
+on SQLite and (when installed) PostgreSQL, with 1,000 and 100,000 entities in the store. The
+server's settings are read back and checked against the ones claimed (check_settings).
 
 Prints a table and every target with its figure and PASS/FAIL, writes bench/results/latest.json
 (and a dated copy) and latest.md. Exits non-zero only when the harness itself fails.
@@ -12,7 +14,8 @@ Environment knobs (defaults keep the whole run under 10 minutes on 2 cores):
   BENCH_SIZES=1000,100000                            BENCH_WORKERS=2    gunicorn workers
   BENCH_CONNECTIONS=16 BENCH_THREADS=2               BENCH_PROFILE=1    py-spy flame graphs
   BENCH_DBS=sqlite,postgresql                        BENCH_SCENARIOS=   all, or e.g. get_entity,page
-  (scenario names: get_entity, query, collection, page, create, action)
+  (scenario names: get_entity, query, collection, page, create, action; the page also in
+  text/uri-list)
 """
 
 from __future__ import annotations
