@@ -32,9 +32,10 @@ def engine_for(url: str) -> sa.Engine:
     """An engine as a bare app would make it: psycopg 3 on PostgreSQL; on SQLite a busy timeout,
     synchronous NORMAL (the file is already in WAL mode) and BEGIN IMMEDIATE, so concurrent
     writers queue for the lock instead of failing."""
-    if url.startswith("postgresql://"):
-        return sa.create_engine("postgresql+psycopg://" + url[len("postgresql://") :])
-    engine = sa.create_engine(url)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"))
+    engine = sa.create_engine(parsed)
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:

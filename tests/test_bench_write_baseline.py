@@ -99,3 +99,32 @@ def test_write_baseline_rows_read_back_like_the_servers(tmp_path):
     finally:
         service.store.close()
         service.backend.close()
+
+
+def test_bench_reads_back_the_settings_the_server_runs_with(tmp_path):
+    """check_settings names a setting the server runs with that the bench does not claim
+    (here OCCI_JOB_WAIT=0 in its environment), and passes the claimed ones."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    from bench.run import Served, check_settings
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
+    env.update(OCCI_DATABASE_URL=f"sqlite:///{tmp_path}/occi.db", PYTHONPATH=root)
+    argv = [sys.executable, "-m", "occi.cli", "--workers", "1"]
+    for extra, wrong in (({}, None), ({"OCCI_JOB_WAIT": "0"}, "job_wait")):
+        served = Served("server", argv, dict(env, **extra), tmp_path, "/-/")
+        try:
+            args = [*argv[3:], "--bind", served.address]
+            if wrong is None:
+                shown = check_settings(served, args, dict(env, **extra))
+                assert shown["job_wait"] == 10.0 and shown["workers"] == 1
+            else:
+                with pytest.raises(RuntimeError, match=wrong):
+                    check_settings(served, args, dict(env, **extra))
+        finally:
+            served.stop()
