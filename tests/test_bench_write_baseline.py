@@ -23,8 +23,8 @@ def _path(location: str) -> str:
     return "/" + location.split("://", 1)[-1].split("/", 1)[1]
 
 
-def test_write_baseline_rows_read_back_like_the_servers(tmp_path):
-    url = f"sqlite:///{tmp_path}/occi.db"
+def test_write_baseline_rows_read_back_like_the_servers(db_url):
+    url = db_url
     settings = Settings.from_mapping({"database_url": url, "auth": "none", "log_level": "WARNING"})
     app, service = build(settings, upgrade=True, run_jobs=False)
     client = testing.TestClient(app)
