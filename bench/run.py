@@ -1,6 +1,8 @@
 """`make bench`: load the real server under gunicorn with wrk, side by side with a baseline (a
-bare falcon app under the same gunicorn settings answering the same bytes from memory), on
-SQLite and (when installed) PostgreSQL, with 1,000 and 100,000 entities in the store.
+bare falcon app under the same gunicorn settings answering the same bytes from memory, and
+for create and action first writing the same rows with SQLAlchemy Core: bench/write_baseline.py),
+on SQLite and (when installed) PostgreSQL, with 1,000 and 100,000 entities in the store. The
+server's settings are read back and checked against the ones claimed (check_settings).
 
 Prints a table and every target with its figure and PASS/FAIL, writes bench/results/latest.json
 (and a dated copy) and latest.md. Exits non-zero only when the harness itself fails.
@@ -12,7 +14,8 @@ Environment knobs (defaults keep the whole run under 10 minutes on 2 cores):
   BENCH_SIZES=1000,100000                            BENCH_WORKERS=2    gunicorn workers
   BENCH_CONNECTIONS=16 BENCH_THREADS=2               BENCH_PROFILE=1    py-spy flame graphs
   BENCH_DBS=sqlite,postgresql                        BENCH_SCENARIOS=   all, or e.g. get_entity,page
-  (scenario names: get_entity, query, collection, page, create, action)
+  (scenario names: get_entity, query, collection, page, create, action; the page also in
+  text/uri-list)
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 TEMPLATE = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
 OS_TPL = "http://occi.simulator.local/os_tpl#"
 TYPES = {"plain": "text/plain", "json": "application/occi+json"}
+#: every media type a scenario asks for: TYPES (all scenarios) and uri-list (the page only)
+MIME = {**TYPES, "uri": "text/uri-list"}
 SCENARIO_HEADER = "X-Bench-Scenario"
 
 # targets (the issue's numbers)
@@ -55,6 +60,23 @@ QUERY_MIN = 0.60
 SCALE_MAX = 1.20
 JSON_DUMPS_MAX = 3.0
 STREAM_RSS_MAX_MB = 50.0
+#: issue 11: POST create and POST action against the write baseline (bench/write_baseline.py)
+CREATE_MIN = 0.5
+ACTION_MIN = 0.5
+#: issue 11: GET a page of 100 against the (read) baseline, by media type
+PAGE_MIN = {"plain": 0.5, "uri": 0.5, "json": 0.25}
+#: issue 11: statements per create and per action, the request and its jobs together
+CREATE_STATEMENTS_MAX = 12
+ACTION_STATEMENTS_MAX = 10
+#: issue 11: GET the whole collection of 10,000 storages (the 100,000 store) in JSON at least
+#: this many times the rate before it
+COLLECTION_JSON_SPEEDUP = 3.0
+#: req/s of that scenario before issue 11, from the README's table of the run 20261201T060703Z
+#: (sqlite 100,000 "GET /storage/ whole (10,000)" json: 4; postgresql: 2)
+COLLECTION_JSON_BEFORE = {"sqlite": 4.0, "postgresql": 2.0}
+#: the settings the bench claims the server runs with: the defaults, except these
+#: (bench_store passes them as OCCI_* variables; check_settings compares the workers' own)
+CLAIMED: dict[str, str] = {}
 
 
 def env_int(name: str, default: int) -> int:
@@ -225,7 +247,7 @@ class Scenario:
         return f"{self.name}/{self.mtype}"
 
     def headers(self) -> dict[str, str]:
-        h = {"Accept": TYPES[self.mtype], SCENARIO_HEADER: self.key}
+        h = {"Accept": MIME[self.mtype], SCENARIO_HEADER: self.key}
         if self.token:
             h["Authorization"] = "Bearer " + self.token
         if self.content_type:
@@ -270,16 +292,7 @@ def scenarios(ds: dict[str, Any]) -> list[Scenario]:
             Scenario(
                 "page", "GET /compute/ page of 100", mt, "GET", ["/compute/?page=1&number=100"]
             ),
-            Scenario(
-                "create",
-                "POST create compute",
-                mt,
-                "POST",
-                ["/compute/"],
-                create_body,
-                ct,
-                targeted=False,
-            ),
+            Scenario("create", "POST create compute", mt, "POST", ["/compute/"], create_body, ct),
             Scenario(
                 "action",
                 "POST ?action=restart",
@@ -288,9 +301,11 @@ def scenarios(ds: dict[str, Any]) -> list[Scenario]:
                 [p + "?action=restart" for p in ds["active_computes"]],
                 action_body,
                 ct,
-                targeted=False,
             ),
         ]
+    out.append(
+        Scenario("page", "GET /compute/ page of 100", "uri", "GET", ["/compute/?page=1&number=100"])
+    )
     for sc in out:
         sc.token = ds.get("token")
     return out
@@ -420,7 +435,10 @@ def wrk(
 
 
 def count_statements(database_url: str, scs: list[Scenario]) -> dict[str, int]:
-    """SQL statements one request of each scenario executes, in-process (every engine)."""
+    """SQL statements one request of each scenario executes, in-process (every engine), the
+    jobs it queues included: without job threads (run_jobs=False) the request runs its jobs
+    itself, simulator work and all, before it answers, as it does under the server's default
+    job_wait."""
     import sqlalchemy as sa
     from falcon import testing
 
@@ -465,7 +483,9 @@ def count_statements(database_url: str, scs: list[Scenario]) -> dict[str, int]:
     return out
 
 
-def record(server: Served, scs: list[Scenario], path: Path) -> None:
+def record(
+    server: Served, scs: list[Scenario], path: Path
+) -> dict[str, tuple[str, list[tuple[str, str]], bytes]]:
     """The server's answers, as the baseline will replay them (status, headers, body)."""
     responses: dict[str, tuple[str, list[tuple[str, str]], bytes]] = {}
     skip = {"date", "server", "content-length", "connection", "transfer-encoding"}
@@ -478,6 +498,89 @@ def record(server: Served, scs: list[Scenario], path: Path) -> None:
         headers = [(k, v) for k, v in r.getheaders() if k.lower() not in skip]
         responses[sc.key] = (f"{status} {r.reason}", headers, body)
     path.write_bytes(pickle.dumps(responses))
+    return responses
+
+
+def write_templates(
+    url: str,
+    scs: list[Scenario],
+    responses: dict[str, tuple[str, list[tuple[str, str]], bytes]],
+    path: Path,
+    active_compute: str,
+) -> Path | None:
+    """The rows the server stored for the create and the action `record` made, for the write
+    baseline to copy (bench/write_baseline.py); None when neither scenario runs."""
+    from bench.write_baseline import record_templates
+
+    made = None
+    acted = None
+    for sc in scs:
+        if sc.name == "create" and made is None:
+            headers = dict((k.lower(), v) for k, v in responses[sc.key][1])
+            made = "/" + headers["location"].split("://", 1)[-1].split("/", 1)[1]
+        if sc.name == "action" and acted is None:
+            acted = sc.paths[0].split("?")[0]
+    if made is None and acted is None:
+        return None
+    if acted is None:  # no action scenario: its template is never used
+        acted = active_compute
+    path.write_text(json.dumps(record_templates(url, made, acted)))
+    return path
+
+
+#: settings shown in the results header (the rest are compared too)
+SHOWN_SETTINGS = (
+    "workers",
+    "threads",
+    "backend",
+    "auth",
+    "job_wait",
+    "job_threads",
+    "job_lease",
+    "heartbeat",
+    "reconcile_interval",
+    "entity_cache",
+    "log_level",
+)
+
+
+def check_settings(server: Served, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """The settings the server's workers run with, next to what the bench claims (the defaults,
+    the OCCI_* variables it passes, CLAIMED). A worker builds its settings with Settings.load()
+    from the environment `occi-server` sets from its own (occi.cli._serve: to_env()); that
+    path is followed here with the server's own argv and environment, and the workers the
+    server really runs (processes) and its job threads (its log) are read from the live server.
+    A difference is a harness error: the figures would not be those of the claimed settings."""
+    from occi.cli import _overrides, _parser
+    from occi.settings import Settings
+
+    args = _parser().parse_args(argv)
+    parsed = Settings.load(environ=env, overrides=_overrides(args))
+    worker = Settings.load(environ=parsed.to_env())
+    claimed = Settings.load(
+        environ={k: v for k, v in env.items() if k in ("OCCI_DATABASE_URL", *CLAIMED)},
+        overrides={"workers": int(argv[argv.index("--workers") + 1]), "bind": server.address},
+    )
+    diffs = [
+        f"{name}: claimed {getattr(claimed, name)!r}, runs {getattr(worker, name)!r}"
+        for name in (f for f in vars(claimed) if f != "extra")
+        if getattr(claimed, name) != getattr(worker, name)
+    ]
+    live_workers = len(server.pids()) - 1
+    if live_workers != worker.workers:
+        diffs.append(f"workers: {worker.workers} configured, {live_workers} processes run")
+    server.logfile.flush()
+    log_text = Path(server.logfile.name).read_text(errors="replace")
+    job_threads = {
+        int(line.split("runs jobs with ")[1].split()[0])
+        for line in log_text.splitlines()
+        if "runs jobs with " in line
+    }
+    if job_threads and job_threads != {worker.job_threads}:
+        diffs.append(f"job_threads: {worker.job_threads} configured, log says {job_threads}")
+    if diffs:
+        raise RuntimeError("the server does not run with the settings claimed: " + "; ".join(diffs))
+    return {name: getattr(worker, name) for name in SHOWN_SETTINGS}
 
 
 def warm(served: Served, scs: list[Scenario]) -> None:
@@ -609,11 +712,12 @@ def bench_store(
     )
     scs = [sc for sc in scenarios(ds) if not cfg["scenarios"] or sc.name in cfg["scenarios"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
-    env.update(OCCI_DATABASE_URL=url, PYTHONPATH=str(ROOT))
+    env.update(OCCI_DATABASE_URL=url, PYTHONPATH=str(ROOT), **CLAIMED)
     workers = str(cfg["workers"])
     # before the server starts: its job threads would otherwise run (and hide) our jobs
     statements = count_statements(url, scs)
-    server = Served("server", [PY, "-m", "occi.cli", "--workers", workers], env, workdir, "/-/")
+    server_argv = [PY, "-m", "occi.cli", "--workers", workers]
+    server = Served("server", server_argv, env, workdir, "/-/")
     baseline = None
     try:
         if ds["storages"] >= 10_000:
@@ -625,10 +729,21 @@ def bench_store(
                 f"{extra['stream']['seconds_per_request']:.2f} s per request"
             )
         responses = workdir / f"responses-{db}-{size}.pickle"
-        record(server, scs, responses)
+        recorded = record(server, scs, responses)
+        extra["settings"] = check_settings(
+            server, [*server_argv[3:], "--bind", server.address], env
+        )
+        log(
+            "   the server runs with: "
+            + ", ".join(f"{k}={v}" for k, v in extra["settings"].items())
+        )
+        templates = write_templates(
+            url, scs, recorded, workdir / f"writes-{db}-{size}.json", ds["active_computes"][0]
+        )
         baseline = Served(
             "baseline",
-            [PY, "-m", "bench.baseline", "--workers", workers, "--responses", str(responses)],
+            [PY, "-m", "bench.baseline", "--workers", workers, "--responses", str(responses)]
+            + (["--writes", str(templates)] if templates else []),
             env,
             workdir,
             "/-/",
@@ -851,6 +966,55 @@ def targets(rows: list[dict[str, Any]], extra: dict[str, Any]) -> list[dict[str,
                     "ok": r["ratio"] >= QUERY_MIN,
                 }
             )
+    for r in rows:
+        where = f"{r['db']} {r['size']:,} {r['type']}"
+        if r["scenario"] in ("create", "action"):
+            least = CREATE_MIN if r["scenario"] == "create" else ACTION_MIN
+            what = "POST create" if r["scenario"] == "create" else "POST action (restart)"
+            out.append(
+                {
+                    "target": f"{what} >= {least:.0%} of the write baseline",
+                    "where": where,
+                    "figure": f"{r['ratio']:.1%} ({r['rps']:.0f} vs {r['baseline_rps']:.0f}/s)",
+                    "ok": r["ratio"] >= least,
+                }
+            )
+            most = CREATE_STATEMENTS_MAX if r["scenario"] == "create" else ACTION_STATEMENTS_MAX
+            if r["statements"] is not None:
+                out.append(
+                    {
+                        "target": f"{what}: <= {most} SQL statements, request and jobs together",
+                        "where": where,
+                        "figure": str(r["statements"]),
+                        "ok": r["statements"] <= most,
+                    }
+                )
+        elif r["scenario"] == "page":
+            least = PAGE_MIN[r["type"]]
+            out.append(
+                {
+                    "target": f"GET a page of 100 ({MIME[r['type']]}) >= {least:.0%} of baseline",
+                    "where": where,
+                    "figure": f"{r['ratio']:.1%}",
+                    "ok": r["ratio"] >= least,
+                }
+            )
+        elif (
+            r["scenario"] == "collection"
+            and r["type"] == "json"
+            and r["size"] == 100_000
+            and r["db"] in COLLECTION_JSON_BEFORE
+        ):
+            before = COLLECTION_JSON_BEFORE[r["db"]]
+            out.append(
+                {
+                    "target": f"GET the whole collection (JSON) >= {COLLECTION_JSON_SPEEDUP:.0f}x "
+                    "the rate before issue 11",
+                    "where": where,
+                    "figure": f"{r['rps'] / before:.1f}x ({r['rps']:.1f} vs {before:.0f} req/s)",
+                    "ok": r["rps"] >= COLLECTION_JSON_SPEEDUP * before,
+                }
+            )
     dbs = sorted({r["db"] for r in rows})
     sizes = sorted({r["size"] for r in rows})
     for sc in extra.get("scale", []):
@@ -888,7 +1052,7 @@ def targets(rows: list[dict[str, Any]], extra: dict[str, Any]) -> list[dict[str,
     for db in dbs:
         diffs = []
         for sc in sorted({r["scenario"] for r in rows}):
-            for mt in TYPES:
+            for mt in MIME:
                 counts = {
                     size: by[(db, size, sc, mt)]["statements"]
                     for size in sizes
@@ -910,7 +1074,7 @@ def targets(rows: list[dict[str, Any]], extra: dict[str, Any]) -> list[dict[str,
 def table(rows: list[dict[str, Any]]) -> list[str]:
     head = (
         "| db | store | scenario | type | req/s | baseline req/s | ratio | p50 ms | p99 ms "
-        "| baseline p50 ms | peak RSS MB | SQL/req | errors |"
+        "| baseline p50 ms | peak RSS MB | SQL/req (+ jobs) | errors |"
     )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
@@ -954,6 +1118,8 @@ def main() -> int:
     extra: dict[str, Any] = {"streams": []}
     cluster = None
     harness_errors: list[str] = []
+    #: per database, the settings the server ran with (check_settings)
+    server_settings: dict[str, dict[str, Any]] = {}
     try:
         dbs: list[str] = ["sqlite"] if "sqlite" in cfg["dbs"] else []
         if want_pg != "0" and "postgresql" in cfg["dbs"]:
@@ -987,6 +1153,7 @@ def main() -> int:
                     harness_errors.append(f"{db} {size}: {exc}")
                     continue
                 rows += [c.summary() for c in cells]
+                server_settings.setdefault(db, one.get("settings", {}))
                 stores[size] = (url, one["ds"])
                 if "stream" in one:
                     extra["streams"].append(one["stream"])
@@ -1015,6 +1182,12 @@ def main() -> int:
         shutil.rmtree(workroot, ignore_errors=True)
     checks = targets(rows, extra)
     lines = table(rows)
+    shown = [
+        f"Server settings on {db} (read back from the running server, bench/run.py "
+        "check_settings): " + ", ".join(f"{k}={v}" for k, v in ss.items())
+        for db, ss in server_settings.items()
+    ]
+    log("\n" + "\n".join(shown))
     log("\n" + "\n".join(lines))
     log("\nTargets:")
     for c in checks:
@@ -1027,6 +1200,7 @@ def main() -> int:
         "when": stamp,
         "machine": info,
         "settings": cfg,
+        "server_settings": server_settings,
         "rows": rows,
         "targets": checks,
         "harness_errors": harness_errors,
@@ -1043,6 +1217,8 @@ def main() -> int:
         + (f", PostgreSQL {info['postgresql']}" if "postgresql" in info else "")
         + f"; wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s, "
         f"{cfg['workers']} gunicorn workers, {elapsed:.0f} s in all.",
+        "",
+        *(line + "." for line in shown),
         "",
         *lines,
         "",
