@@ -74,6 +74,15 @@ entities = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # the owning project (migration 0005); inserts that name none land in `default`
     sa.Column("project_id", sa.String, nullable=False, server_default=DEFAULT_PROJECT),
+    # where it lives (migration 0007; occi.store.inventory_sql): its zone, the cluster whose
+    # backend drives it, the host it runs on and what it reserved there, and the backend's
+    # private reference to its platform object (never rendered)
+    sa.Column("zone_id", sa.String, nullable=True),
+    sa.Column("cluster_id", sa.String, nullable=True),
+    sa.Column("host_id", sa.String, nullable=True),
+    sa.Column("reserved_cores", sa.Integer, nullable=True),
+    sa.Column("reserved_memory_mb", sa.BigInteger, nullable=True),
+    sa.Column("platform_ref", sa.Text, nullable=True),
     sa.UniqueConstraint("id", name="uq_entities_id"),
     sa.UniqueConstraint("location", name="uq_entities_location"),
     sa.Index("ix_entities_kind_seq", "kind", "seq"),
@@ -91,6 +100,12 @@ entities = sa.Table(
         "target",
         sqlite_where=sa.text("target IS NOT NULL"),
         postgresql_where=sa.text("target IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_entities_host",
+        "host_id",
+        sqlite_where=sa.text("host_id IS NOT NULL"),
+        postgresql_where=sa.text("host_id IS NOT NULL"),
     ),
     sqlite_autoincrement=True,
 )
@@ -1628,3 +1643,7 @@ def alembic_config(url: str | None = None) -> Any:
     if url is not None:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+# the inventory's tables join the metadata (they import it from here)
+from occi.store import inventory_sql as _inventory_sql  # noqa: E402,F401
