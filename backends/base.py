@@ -70,6 +70,16 @@ class Outcome:
     mixin: Mixin | None = None
 
 
+@dataclass(frozen=True)
+class HostCapacity:
+    """What a host offers, as its platform reports it (libvirt getInfo, vCenter host hardware,
+    Xen host metrics): logical cores, memory, CPU speed."""
+
+    cores: int
+    memory_mb: int
+    cpu_mhz: int = 0
+
+
 class Backend(ABC):
     """One hypervisor platform.
 
@@ -155,3 +165,22 @@ class Backend(ABC):
 
     def ping(self) -> bool:
         return True
+
+    # ------------------------------------------------------------------ hosts (issue 12)
+    # A backend instance drives one cluster (its connection settings are the cluster's); the
+    # host an entity lives on reaches every operation as `entity.placement` (host_uri,
+    # host_name), set by the server's placement. An entity without a placement runs where the
+    # backend's own settings point (the one-cluster shorthand of a single endpoint).
+
+    def host_capacity(self, uri: str | None) -> HostCapacity | None:
+        """The capacity of the host at this platform address (None: the backend's default
+        host), or None when the platform cannot tell (the administrator then gives it).
+        Raises Unreachable when the host does not answer (host monitoring marks it down)."""
+        return None
+
+    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+        """Move a compute to the host at `target_uri` (its placement still names the source).
+        `live`: without stopping it, where the platform can; a backend that cannot migrate a
+        running compute live raises Unsupported, and the server then stops, moves and starts
+        it. Postcondition: the platform object runs (or stays stopped) on the target only."""
+        raise Unsupported(f"the {self.name} platform cannot move a compute between hosts")

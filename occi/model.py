@@ -297,6 +297,23 @@ CORE_ATTRIBUTES = (
 
 
 @dataclass
+class Placement:
+    """Where an entity lives: its zone, the cluster whose backend drives it, the host it runs
+    on (with the host's platform address, e.g. a libvirt URI) and what it reserved there, and
+    the backend's private reference to its platform object. Kept in SQL beside the entity,
+    handed to backends, never rendered to users."""
+
+    zone_id: str | None = None
+    cluster_id: str | None = None
+    host_id: str | None = None
+    host_name: str | None = None
+    host_uri: str | None = None
+    reserved_cores: int | None = None
+    reserved_memory_mb: int | None = None
+    platform_ref: str | None = None
+
+
+@dataclass
 class Entity:
     """An entity as it crosses the rendering boundary.
 
@@ -317,6 +334,8 @@ class Entity:
     version: int | None = field(default=None, compare=False)
     #: the id of the project that owns it (the store's); None before it is stored
     project: str | None = field(default=None, compare=False)
+    #: where it lives (zone, cluster, host, the backend's private reference); never rendered
+    placement: Placement | None = field(default=None, compare=False, repr=False)
 
     is_link = False
 
