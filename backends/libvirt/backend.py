@@ -1426,14 +1426,12 @@ class LibvirtBackend(Backend):
                 "host; start it (or stop it) before moving it"
             )
         running = state != states.SHUTOFF
-        why = ""
         if running and live:
             try:
                 return self._migrate_live(entity, dom, source, target)
             except Unsupported as exc:
-                why = f" (no live migration here: {exc})"
-                log.info("%s: %s; moving it offline", name, exc)
-        return self._move_offline(entity, dom, source, target, running, why)
+                log.info("%s; moving %s offline", exc, name)
+        return self._move_offline(entity, dom, source, target, running)
 
     def _migrate_live(
         self, entity: Resource, dom: libvirt.virDomain, source: str, target: str
@@ -1445,14 +1443,18 @@ class LibvirtBackend(Backend):
             | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
         )
         dconn = self.connection(target)
-        with self._at(source), self._errors(f"migrating {name} live from {source} to {target}"):
+        try:
             dom.migrate3(dconn, {}, flags)
+        except libvirt.libvirtError as exc:
+            fault = translate(exc, f"migrating {name} live from {source} to {target}")
+            if not isinstance(fault, Unsupported):
+                log.warning("libvirt: %s", fault)
+            raise fault from None
         log.info("migrated %s live from %s to %s", name, source, target)
         with self._at(target):
             out = self._observe_compute(entity, name)
-        out.attributes["occi.compute.state.message"] = (
-            f"running; migrated live from {source} to {target}"
-        )
+        # users never see hosts: the message says what happened, not where
+        out.attributes["occi.compute.state.message"] = "running; migrated live to another host"
         return out
 
     def _move_offline(
@@ -1462,7 +1464,6 @@ class LibvirtBackend(Backend):
         source: str,
         target: str,
         running: bool,
-        why: str,
     ) -> Outcome:
         name = dom.name()
         with self._at(source), self._errors(f"reading domain {name} on {source}"):
@@ -1485,13 +1486,13 @@ class LibvirtBackend(Backend):
         log.info("moved %s offline from %s to %s (running: %s)", name, source, target, running)
         with self._at(target):
             out = self._observe_compute(entity, name)
-        state = "running" if running else "inactive"
-        done = (
-            f"stopped on {source}, moved to {target} and started again{why}"
+        # users never see hosts: the message says what happened, not where
+        out.attributes["occi.compute.state.message"] = (
+            "running; stopped, moved to another host and started again (no live migration "
+            "between these hosts)"
             if running
-            else f"moved from {source} to {target} while stopped"
+            else "inactive; moved to another host while stopped"
         )
-        out.attributes["occi.compute.state.message"] = f"{state}; {done}"
         return out
 
     def _provide_on(self, target: str, source: str, spec: Any) -> list[str]:
