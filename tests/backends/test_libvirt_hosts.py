@@ -67,6 +67,28 @@ def compute(backend: LibvirtBackend, uri: str | None, **attributes) -> Resource:
     return c
 
 
+def disk_and_network(backend: LibvirtBackend, uri: str) -> tuple[Resource, Resource]:
+    """A 1 GB storage and a network (up) created on the host at `uri`."""
+    disk = Resource(kind=infra.STORAGE.id, id=new_id("s"), attributes={"occi.storage.size": 1})
+    net = Resource(kind=infra.NETWORK.id, id=new_id("n"))
+    for r, kind in ((disk, "storage"), (net, "network")):
+        r.placement = on(uri)
+        r.location = f"/{kind}/{r.id}"
+        backend.create(r)
+    backend.action(net, "up", {})
+    return disk, net
+
+
+def links_to(c: Resource, disk: Resource, net: Resource) -> tuple[Link, Link]:
+    """A storagelink and a networkinterface from `c` (not attached yet)."""
+    return (
+        Link(kind=infra.STORAGELINK.id, id=new_id("l"), source=c.location, target=disk.location),
+        Link(
+            kind=infra.NETWORKINTERFACE.id, id=new_id("l"), source=c.location, target=net.location
+        ),
+    )
+
+
 def names_on(backend: LibvirtBackend, uri: str) -> set[str]:
     return {d.name() for d in backend.connection(uri).listAllDomains(0)}
 
@@ -148,28 +170,15 @@ def test_actions_observe_update_and_delete_go_to_the_entitys_host(backend):
 
 def test_storage_networks_and_links_use_their_hosts(backend):
     c = compute(backend, LARGE)
-    disk = Resource(kind=infra.STORAGE.id, id=new_id("s"), attributes={"occi.storage.size": 1})
-    net = Resource(kind=infra.NETWORK.id, id=new_id("n"))
-    for r, kind in ((disk, "storage"), (net, "network")):
-        r.placement = on(LARGE)
-        r.location = f"/{kind}/{r.id}"
-        backend.create(r)
+    disk, net = disk_and_network(backend, LARGE)
     large_pool = backend.connection(LARGE).storagePoolLookupByName("default-pool")
     assert f"{platform_name(disk)}.qcow2" in large_pool.listVolumes()
-    assert platform_name(net) in backend.connection(LARGE).listNetworks() + [
-        n.name() for n in backend.connection(LARGE).listAllNetworks(0)
-    ]
-    assert platform_name(net) not in [n.name() for n in backend.connection(SMALL).listAllNetworks()]
-    backend.action(net, "up", {})
+    assert backend.connection(LARGE).networkLookupByName(platform_name(net)).isActive()
+    assert platform_name(net) not in backend.connection(SMALL).listNetworks()
     assert backend.observe(net).attributes["occi.network.state"] == "active"
 
     # a link: on the compute's host, with or without a placement of its own
-    storagelink = Link(
-        kind=infra.STORAGELINK.id, id=new_id("l"), source=c.location, target=disk.location
-    )
-    nic = Link(
-        kind=infra.NETWORKINTERFACE.id, id=new_id("l"), source=c.location, target=net.location
-    )
+    storagelink, nic = links_to(c, disk, net)
     nic.placement = on(LARGE)
     backend.link(storagelink, c, disk)
     backend.link(nic, c, net)
@@ -238,17 +247,8 @@ def test_a_stopped_compute_moves_and_stays_stopped(backend):
 
 def test_a_compute_with_a_disk_and_a_nic_moves_with_what_it_needs(backend):
     c = compute(backend, SMALL)
-    disk = Resource(kind=infra.STORAGE.id, id=new_id("s"), attributes={"occi.storage.size": 1})
-    net = Resource(kind=infra.NETWORK.id, id=new_id("n"))
-    for r, kind in ((disk, "storage"), (net, "network")):
-        r.placement = on(SMALL)
-        r.location = f"/{kind}/{r.id}"
-        backend.create(r)
-    backend.action(net, "up", {})
-    sl = Link(kind=infra.STORAGELINK.id, id=new_id("l"), source=c.location, target=disk.location)
-    ni = Link(
-        kind=infra.NETWORKINTERFACE.id, id=new_id("l"), source=c.location, target=net.location
-    )
+    disk, net = disk_and_network(backend, SMALL)
+    sl, ni = links_to(c, disk, net)
     backend.link(sl, c, disk)
     backend.link(ni, c, net)
     backend.action(c, "start", {})
@@ -266,6 +266,16 @@ def test_a_compute_with_a_disk_and_a_nic_moves_with_what_it_needs(backend):
         link.placement = on(LARGE)
     assert backend.observe(sl).attributes["occi.storagelink.state"] == "active"
     assert backend.observe(ni).attributes["occi.networkinterface.state"] == "active"
+
+
+def test_a_move_to_a_host_that_does_not_answer_changes_nothing(backend, tmp_path):
+    c = compute(backend, SMALL)
+    backend.action(c, "start", {})
+    gone = f"test://{tmp_path / 'gone.xml'}"
+    for live in (True, False):
+        with pytest.raises(Unreachable, match="gone.xml"):
+            backend.migrate(c, gone, live=live)
+        assert state(backend, c) == "active"
 
 
 def test_a_hibernated_compute_is_not_moved(backend):
