@@ -246,22 +246,41 @@ class LibvirtBackend(Backend):
                 # a forked child must not use (or close) its parent's sockets
                 self._conns, self._watchers = {}, {}
                 self._conn_pid = os.getpid()
-            conn = self._conns.get(uri)
+            conn = self._live(uri)
             if conn is not None:
-                try:
-                    if conn.isAlive():
-                        return conn
-                except libvirt.libvirtError:
-                    pass
+                return conn
+        # opened outside the lock: a host that hangs (an ssh timeout) must not hold up the
+        # operations on the other hosts
+        try:
+            opened = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise Unreachable(
+                f"cannot connect to libvirt host {uri}: {exc.get_error_message() or exc}"
+            ) from None
+        with self._lock:
+            conn = self._live(uri)
+            if conn is None:
+                dead, conn = self._conns.get(uri), opened
+                self._conns[uri] = opened
+            else:  # another thread opened it meanwhile: one connection per host
+                dead = opened
+        if dead is not None:
             try:
-                conn = libvirt.open(uri)
-            except libvirt.libvirtError as exc:
-                raise Unreachable(
-                    f"cannot connect to libvirt host {uri}: {exc.get_error_message() or exc}"
-                ) from None
-            self._conns[uri] = conn
+                dead.close()
+            except libvirt.libvirtError:
+                pass
         self._watch(uri)
         return conn
+
+    def _live(self, uri: str) -> libvirt.virConnect | None:
+        """The open connection to `uri` if it is alive (call with the lock held)."""
+        conn = self._conns.get(uri)
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except libvirt.libvirtError:
+            pass
+        return None
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -123,7 +123,12 @@ def test_one_connection_per_host_is_kept_and_closed(backend):
     assert backend.connection(LARGE) is not small
     backend.close()
     # reopened on the next use (a new connection: the file's state again)
-    assert backend.connection(SMALL) is not small
+    again = backend.connection(SMALL)
+    assert again is not small
+    assert backend.host_capacity(SMALL).cores == 2
+    # a connection that died (closed under the backend) is opened again
+    again.close()
+    assert backend.connection(SMALL) is not again
     assert backend.host_capacity(SMALL).cores == 2
 
 
