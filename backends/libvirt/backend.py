@@ -9,17 +9,18 @@ needs and libvirt has no field for lives in the domain's <metadata> (xmldesc.Met
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any
+from typing import Any, TypeVar
 
 import libvirt
 
@@ -31,6 +32,7 @@ from backends.base import (
     Backend,
     BackendFault,
     EventCallback,
+    HostCapacity,
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
@@ -68,6 +70,7 @@ from occi import states as machines
 from occi.model import Entity, Link, Mixin, Resource
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GIB = 1 << 30
 NOT_FOUND = {
@@ -150,6 +153,17 @@ def translate(exc: libvirt.libvirtError, what: str) -> BackendFault:
     return PlatformError(text)
 
 
+def _on_host(method: Callable[..., T]) -> Callable[..., T]:
+    """Run an operation whose first argument is an entity against that entity's host."""
+
+    @functools.wraps(method)
+    def on_host(self: LibvirtBackend, entity: Entity, *args: Any, **kwargs: Any) -> T:
+        with self._at(self.host_of(entity)):
+            return method(self, entity, *args, **kwargs)
+
+    return on_host
+
+
 class LibvirtBackend(Backend):
     """KVM/QEMU through libvirt. Settings: see backends/README.md (libvirt_uri, ...)."""
 
@@ -159,7 +173,7 @@ class LibvirtBackend(Backend):
     def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings)
         self.config = LibvirtConfig.from_settings(self.settings)
-        self.test_driver = self.config.uri.split(":", 1)[0] == "test"
+        self.test_driver = _scheme(self.config.uri) == "test"
         caps = set(CAPABILITIES)
         if self.test_driver:
             # The test driver refuses device hot-plug, volume resize and volume upload.
@@ -168,30 +182,105 @@ class LibvirtBackend(Backend):
             caps.discard(CONTEXTUALISATION)
         self.capabilities = frozenset(caps)
         self.domain_type = "test" if self.test_driver else self.config.domain_type
-        self._conn: libvirt.virConnect | None = None
-        self._conn_pid = 0
+        #: one connection per host URI of this process (a test:///file host keeps its state per
+        #: connection, so a second one would see another host)
+        self._conns: dict[str, libvirt.virConnect] = {}
+        self._conn_pid = os.getpid()
         self._lock = threading.RLock()
-        self._watcher: EventWatcher | None = None
+        #: the host the current operation works on (per thread: the job runner runs several)
+        self._here = threading.local()
+        self._callback: EventCallback | None = None
+        self._watchers: dict[str, EventWatcher] = {}
         libvirt.registerErrorHandler(_quiet, None)
 
     # ================================================================== plumbing
     @property
-    def conn(self) -> libvirt.virConnect:
-        """The connection, opened on first use, again after a fork or when it died."""
+    def uri(self) -> str:
+        """The URI of the host the current operation works on (default: libvirt_uri)."""
+        return getattr(self._here, "uri", None) or self.config.uri
+
+    @contextmanager
+    def _at(self, uri: str | None) -> Iterator[None]:
+        """Run the enclosed calls against the host at `uri` (None: libvirt_uri)."""
+        before = getattr(self._here, "uri", None)
+        self._here.uri = uri or self.config.uri
+        try:
+            yield
+        finally:
+            self._here.uri = before
+
+    def host_of(self, entity: Entity) -> str:
+        """The URI of the host an entity lives on: its placement's, else libvirt_uri. A link
+        without a placement lives where its compute does (looked up on the hosts open)."""
+        placement = entity.placement
+        if placement is not None and placement.host_uri:
+            return placement.host_uri
+        if isinstance(entity, Link) or entity.is_link:
+            return self._host_with_domain(name_at(getattr(entity, "source", None)))
+        return self.config.uri
+
+    def _host_with_domain(self, name: str | None) -> str:
+        """The first host open in this process that has domain `name` (default: libvirt_uri)."""
         with self._lock:
-            conn = self._conn
-            if conn is not None and self._conn_pid == os.getpid():
+            others = [u for u in self._conns if u != self.config.uri]
+        if name and others:
+            for uri in [self.config.uri, *others]:
                 try:
-                    if conn.isAlive():
-                        return conn
-                except libvirt.libvirtError:
-                    pass
+                    self.connection(uri).lookupByName(name)
+                    return uri
+                except (libvirt.libvirtError, Unreachable):
+                    continue
+        return self.config.uri
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        """The connection to the current host (see `_at`)."""
+        return self.connection(self.uri)
+
+    def connection(self, uri: str | None = None) -> libvirt.virConnect:
+        """The connection to the host at `uri` (None: libvirt_uri), opened on first use, again
+        after a fork or when it died. Raises Unreachable when the host does not answer."""
+        uri = uri or self.config.uri
+        with self._lock:
+            if self._conn_pid != os.getpid():
+                # a forked child must not use (or close) its parent's sockets
+                self._conns, self._watchers = {}, {}
+                self._conn_pid = os.getpid()
+            conn = self._live(uri)
+            if conn is not None:
+                return conn
+        # opened outside the lock: a host that hangs (an ssh timeout) must not hold up the
+        # operations on the other hosts
+        try:
+            opened = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise Unreachable(
+                f"cannot connect to libvirt host {uri}: {exc.get_error_message() or exc}"
+            ) from None
+        with self._lock:
+            conn = self._live(uri)
+            if conn is None:
+                dead, conn = self._conns.get(uri), opened
+                self._conns[uri] = opened
+            else:  # another thread opened it meanwhile: one connection per host
+                dead = opened
+        if dead is not None:
             try:
-                self._conn = libvirt.open(self.config.uri)
-            except libvirt.libvirtError as exc:
-                raise Unreachable(f"cannot connect to {self.config.uri}: {exc}") from None
-            self._conn_pid = os.getpid()
-            return self._conn
+                dead.close()
+            except libvirt.libvirtError:
+                pass
+        self._watch(uri)
+        return conn
+
+    def _live(self, uri: str) -> libvirt.virConnect | None:
+        """The open connection to `uri` if it is alive (call with the lock held)."""
+        conn = self._conns.get(uri)
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except libvirt.libvirtError:
+            pass
+        return None
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -225,7 +314,7 @@ class LibvirtBackend(Backend):
     def _require_domain(self, name: str) -> libvirt.virDomain:
         dom = self._domain(name)
         if dom is None:
-            raise NotFoundOnPlatform(f"domain {name} does not exist on {self.config.uri}")
+            raise NotFoundOnPlatform(f"domain {name} does not exist on {self.uri}")
         return dom
 
     def _network(self, name: str) -> libvirt.virNetwork | None:
@@ -338,6 +427,7 @@ class LibvirtBackend(Backend):
         return None
 
     # ================================================================== resources
+    @_on_host
     def create(self, entity: Resource) -> Outcome:
         kind = self._kind(entity)
         if kind == "compute":
@@ -358,7 +448,7 @@ class LibvirtBackend(Backend):
             return self.observe(entity)
         if self._needs_seed(entity) and CONTEXTUALISATION not in self.capabilities:
             raise Unsupported(
-                f"{self.config.uri} cannot hold a cloud-init seed (ssh_key / user_data)"
+                f"{self.uri} cannot hold a cloud-init seed (ssh_key / user_data)"
                 if self.config.seed != "none"
                 else "cloud-init seeds are off (libvirt_seed=none)"
             )
@@ -556,6 +646,7 @@ class LibvirtBackend(Backend):
         )
 
     # ------------------------------------------------------------------ update
+    @_on_host
     def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
         kind = self._kind(entity)
         if kind == "compute":
@@ -672,7 +763,7 @@ class LibvirtBackend(Backend):
         name = platform_name(entity)
         net = self._network(name)
         if net is None:
-            raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
+            raise NotFoundOnPlatform(f"network {name} does not exist on {self.uri}")
         touched = [
             k
             for k in changed
@@ -716,6 +807,7 @@ class LibvirtBackend(Backend):
                     users.append(f"{dom.name()} ({'running' if active else 'stopped'})")
         return users
 
+    @_on_host
     def delete(self, entity: Entity) -> None:
         if isinstance(entity, Link) or entity.is_link:
             self.unlink(entity)  # type: ignore[arg-type]
@@ -727,18 +819,7 @@ class LibvirtBackend(Backend):
         if kind == "compute":
             dom = self._domain(name)
             if dom is not None:
-                with self._deleting(f"domain {name}"):
-                    if dom.isActive():
-                        dom.destroy()
-                    try:
-                        dom.undefineFlags(
-                            libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                        )
-                    except libvirt.libvirtError as exc:
-                        if exc.get_error_code() not in UNSUPPORTED | {libvirt.VIR_ERR_INVALID_ARG}:
-                            raise
-                        dom.undefine()
+                self._undefine(dom, name)
                 log.info("deleted domain %s", name)
             pool = self._existing_volume_pool()
             for vol in (f"{name}-root.qcow2", f"{name}-seed.iso"):
@@ -765,7 +846,23 @@ class LibvirtBackend(Backend):
                     net.undefine()
                 log.info("deleted network %s", name)
 
+    def _undefine(self, dom: libvirt.virDomain, name: str) -> None:
+        """Destroy (if running) and undefine a domain of the current host; gone is fine."""
+        with self._deleting(f"domain {name}"):
+            if dom.isActive():
+                dom.destroy()
+            try:
+                dom.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                )
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in UNSUPPORTED | {libvirt.VIR_ERR_INVALID_ARG}:
+                    raise
+                dom.undefine()
+
     # ================================================================== actions
+    @_on_host
     def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
         kind = self._kind(entity)
         term = action.rsplit("#", 1)[-1]
@@ -1028,7 +1125,7 @@ class LibvirtBackend(Backend):
         name = platform_name(entity)
         net = self._network(name)
         if net is None:
-            raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
+            raise NotFoundOnPlatform(f"network {name} does not exist on {self.uri}")
         active = bool(net.isActive())
         self._check(machines.NETWORK, name, term, "active" if active else "inactive")
         if term == "up":
@@ -1041,6 +1138,11 @@ class LibvirtBackend(Backend):
 
     # ================================================================== links
     def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
+        """Attach on the compute's host (the source's placement)."""
+        with self._at(self.host_of(source)):
+            return self._link(link, source, target)
+
+    def _link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
         if link.kind not in (infra.STORAGELINK.id, infra.NETWORKINTERFACE.id):
             raise Unsupported(f"the libvirt backend cannot attach links of kind {link.kind}")
         if target is None:
@@ -1136,6 +1238,7 @@ class LibvirtBackend(Backend):
                     info = {"kind": "nic", "mac": mac}
         return dom, info
 
+    @_on_host
     def unlink(self, link: Link) -> None:
         dom, info = self._link_info(link)
         if dom is None or info is None:
@@ -1165,6 +1268,7 @@ class LibvirtBackend(Backend):
         log.info("detached %s from %s", info["kind"], name)
 
     # ================================================================== observation
+    @_on_host
     def observe(self, entity: Entity) -> Outcome:
         if isinstance(entity, Link) or entity.is_link:
             return self._observe_link(entity)  # type: ignore[arg-type]
@@ -1192,7 +1296,7 @@ class LibvirtBackend(Backend):
             )
         net = self._network(name)
         if net is None:
-            raise NotFoundOnPlatform(f"network {name} does not exist on {self.config.uri}")
+            raise NotFoundOnPlatform(f"network {name} does not exist on {self.uri}")
         with self._errors(f"reading network {name}"):
             active = bool(net.isActive())
             info = parse_network(net.XMLDesc(0))
@@ -1258,7 +1362,7 @@ class LibvirtBackend(Backend):
     def _observe_link(self, link: Link) -> Outcome:
         dom, info = self._link_info(link)
         if dom is None or info is None:
-            raise NotFoundOnPlatform(f"link {link.id} is not attached on {self.config.uri}")
+            raise NotFoundOnPlatform(f"link {link.id} is not attached on {self.uri}")
         with self._errors(f"reading domain {dom.name()}"):
             state = dom.state()[0]
             running = state != states.SHUTOFF
@@ -1298,27 +1402,214 @@ class LibvirtBackend(Backend):
             }
         )
 
+    # ================================================================== hosts
+    def host_capacity(self, uri: str | None) -> HostCapacity:
+        """What libvirt's getInfo says of the host at `uri`: active CPUs, memory, CPU speed."""
+        uri = uri or self.config.uri
+        conn = self.connection(uri)
+        try:
+            _model, memory_mb, cpus, mhz, *_ = conn.getInfo()
+        except libvirt.libvirtError as exc:
+            raise Unreachable(
+                f"libvirt host {uri} does not answer: {exc.get_error_message() or exc}"
+            ) from None
+        return HostCapacity(cores=int(cpus), memory_mb=int(memory_mb), cpu_mhz=int(mhz))
+
+    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+        """Move a compute from its placement's host to `target_uri`, keeping its name and UUID.
+
+        A running compute asked to move `live` goes by virDomainMigrate3 (live, persisted on
+        the target, undefined on the source). Where that is unsupported (the test driver), and
+        for a stopped compute or `live=False`, the move is offline: the running domain is
+        destroyed, its definition made on the target and removed from the source, then started
+        there again; the state message says so. Volumes and networks the domain needs are
+        checked on the target before anything stops (see _provide_on)."""
+        if self._kind(entity) != "compute":
+            raise Unsupported("only computes move between hosts; storage and networks stay")
+        source, target = self.host_of(entity), target_uri or self.config.uri
+        name = platform_name(entity)
+        if source == target:
+            return self.observe(entity)
+        with self._at(source):
+            dom = self._domain(name)
+        if dom is None:
+            with self._at(target):
+                if self._domain(name) is not None:  # moved already (a retried job)
+                    return self._observe_compute(entity, name)
+            raise NotFoundOnPlatform(f"domain {name} exists neither on {source} nor {target}")
+        with self._at(source):
+            occi, state, _, managed = self._compute_state(dom)
+        if managed:
+            raise InvalidTransition(
+                f"compute {name} is hibernated on {source}: its memory image stays on that "
+                "host; start it (or stop it) before moving it"
+            )
+        running = state != states.SHUTOFF
+        if running and live:
+            try:
+                return self._migrate_live(entity, dom, source, target)
+            except Unsupported as exc:
+                log.info("%s; moving %s offline", exc, name)
+        return self._move_offline(entity, dom, source, target, running)
+
+    def _migrate_live(
+        self, entity: Resource, dom: libvirt.virDomain, source: str, target: str
+    ) -> Outcome:
+        name = dom.name()
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        )
+        dconn = self.connection(target)
+        try:
+            dom.migrate3(dconn, {}, flags)
+        except libvirt.libvirtError as exc:
+            fault = translate(exc, f"migrating {name} live from {source} to {target}")
+            if not isinstance(fault, Unsupported):
+                log.warning("libvirt: %s", fault)
+            raise fault from None
+        log.info("migrated %s live from %s to %s", name, source, target)
+        with self._at(target):
+            out = self._observe_compute(entity, name)
+        # users never see hosts: the message says what happened, not where
+        out.attributes["occi.compute.state.message"] = "running; migrated live to another host"
+        return out
+
+    def _move_offline(
+        self,
+        entity: Resource,
+        dom: libvirt.virDomain,
+        source: str,
+        target: str,
+        running: bool,
+    ) -> Outcome:
+        name = dom.name()
+        with self._at(source), self._errors(f"reading domain {name} on {source}"):
+            xml = dom.XMLDesc(XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        copied = self._provide_on(target, source, parse_domain(xml))
+        with self._at(source), self._errors(f"stopping {name} on {source} to move it"):
+            if dom.isActive():
+                dom.destroy()
+        with self._at(target), self._errors(f"defining {name} on {target}"):
+            moved = self.conn.defineXML(xml)
+        with self._at(source):
+            self._undefine(dom, name)
+            pool = self._existing_volume_pool()
+            for vol in copied:  # the compute's own disks went with it; storage volumes stay
+                if pool is not None and vol.startswith(f"{name}-"):
+                    self._delete_volume(pool, vol)
+        if running:
+            with self._at(target), self._errors(f"starting {name} on {target}"):
+                moved.create()
+        log.info("moved %s offline from %s to %s (running: %s)", name, source, target, running)
+        with self._at(target):
+            out = self._observe_compute(entity, name)
+        # users never see hosts: the message says what happened, not where
+        out.attributes["occi.compute.state.message"] = (
+            "running; stopped, moved to another host and started again (no live migration "
+            "between these hosts)"
+            if running
+            else "inactive; moved to another host while stopped"
+        )
+        return out
+
+    def _provide_on(self, target: str, source: str, spec: Any) -> list[str]:
+        """Make sure the volumes and networks of a domain (parsed XML) exist on the target.
+
+        Hosts of a real cluster share their storage pools (NFS, Ceph, iSCSI, ...): the volume
+        is there already. On the test driver every host has its own pools: a missing volume
+        is made there with the same name, size and format (the test driver holds no data).
+        Elsewhere a missing volume refuses the move before anything stopped. A network the
+        target lacks is defined there from the source's definition (and started if it runs
+        there). Returns the names of the volumes it made."""
+        copied: list[str] = []
+        per_host = _scheme(target) == "test"
+        for disk in spec.disks:
+            if not (disk["pool"] and disk["volume"]):
+                continue
+            with self._at(target):
+                dst_pool = self._pool(disk["pool"])
+                if self._volume(dst_pool, disk["volume"]) is not None:
+                    continue
+            if not per_host:
+                raise PlatformError(
+                    f"volume {disk['volume']} is not in pool {disk['pool']} on {target}: the "
+                    "hosts of a cluster need shared storage to move a compute"
+                )
+            with self._at(source):
+                src = self._volume(self._pool(disk["pool"]), disk["volume"])
+                if src is None:
+                    raise NotFoundOnPlatform(f"volume {disk['volume']} is gone from {source}")
+                with self._errors(f"reading volume {disk['volume']}"):
+                    info = parse_volume(src.XMLDesc(0))
+            with self._at(target), self._errors(f"making volume {disk['volume']} on {target}"):
+                dst_pool.createXML(volume_xml(info["name"], info["capacity"], info["format"]), 0)
+            copied.append(disk["volume"])
+        for nic in spec.nics:
+            if not nic["network"]:
+                continue
+            with self._at(target):
+                if self._network(nic["network"]) is not None:
+                    continue
+            with self._at(source):
+                net = self._network(nic["network"])
+                if net is None:
+                    raise NotFoundOnPlatform(f"network {nic['network']} is gone from {source}")
+                with self._errors(f"reading network {nic['network']}"):
+                    net_xml, active = net.XMLDesc(0), bool(net.isActive())
+            with self._at(target), self._errors(f"defining network {nic['network']} on {target}"):
+                made = self.conn.networkDefineXML(net_xml)
+                if active:
+                    made.create()
+        return copied
+
     # ================================================================== lifecycle
     def start_events(self, callback: EventCallback) -> bool:
-        if self._watcher is not None:
-            return True
-        watcher = EventWatcher(self.config.uri, callback)
+        """Watch the default host, every host opened so far and those opened later."""
+        with self._lock:
+            if self._callback is not None:
+                return True
+            self._callback = callback
+            uris = [self.config.uri, *self._conns]
+        ok = False
+        for uri in dict.fromkeys(uris):
+            ok = self._watch(uri) or ok
+        if not ok:
+            with self._lock:
+                self._callback = None
+        return ok
+
+    def _watch(self, uri: str) -> bool:
+        """Start the event watcher of one host, once (when events are on)."""
+        with self._lock:
+            callback = self._callback
+            if callback is None:
+                return False
+            if uri in self._watchers:
+                return True
+            shared = (lambda: self.connection(uri)) if _scheme(uri) == "test" else None
+            watcher = EventWatcher(uri, callback, shared=shared)
+            self._watchers[uri] = watcher
         try:
             watcher.start()
-        except libvirt.libvirtError as exc:
-            log.warning("no libvirt events from %s: %s", self.config.uri, exc)
+        except (libvirt.libvirtError, BackendFault) as exc:
+            log.warning("no libvirt events from %s: %s", uri, exc)
+            with self._lock:
+                self._watchers.pop(uri, None)
             return False
-        self._watcher = watcher
         return True
 
     def stop_events(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        with self._lock:
+            watchers = list(self._watchers.values())
+            self._watchers, self._callback = {}, None
+        for watcher in watchers:
+            watcher.stop()
 
     def ping(self) -> bool:
         try:
-            self.conn.getLibVersion()
+            self.connection().getLibVersion()
             return True
         except (libvirt.libvirtError, BackendFault):
             log.warning("libvirt at %s does not answer", self.config.uri, exc_info=True)
@@ -1327,12 +1618,18 @@ class LibvirtBackend(Backend):
     def close(self) -> None:
         self.stop_events()
         with self._lock:
-            if self._conn is not None and self._conn_pid == os.getpid():
-                try:
-                    self._conn.close()
-                except libvirt.libvirtError:
-                    pass
-            self._conn = None
+            conns = list(self._conns.values()) if self._conn_pid == os.getpid() else []
+            self._conns = {}
+        for conn in conns:
+            try:
+                conn.close()
+            except libvirt.libvirtError:
+                pass
+
+
+def _scheme(uri: str) -> str:
+    """'test:///x.xml' -> 'test', 'qemu+ssh://h/system' -> 'qemu' (the driver)."""
+    return uri.split(":", 1)[0].split("+", 1)[0]
 
 
 def _find_device(xml: str, *, disk_dev: str | None = None, mac: str | None = None) -> str | None:

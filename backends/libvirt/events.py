@@ -2,9 +2,11 @@
 
 Touches the libvirt SDK only. libvirt delivers events through an event loop the application
 runs: virEventRegisterDefaultImpl() once per process, then a thread calling
-virEventRunDefaultImpl() forever. A watcher opens its own connection, registers for domain and
-network lifecycle events, and calls back with the OCCI entity id (from the `occi-<id>` name);
-when the connection drops (libvirtd restarted) it reconnects.
+virEventRunDefaultImpl() forever. A watcher per host registers for domain and network lifecycle
+events and calls back with the OCCI entity id (from the `occi-<id>` name). It opens its own
+connection, and when that drops (libvirtd restarted) it reconnects; or it is given the
+backend's connection (`shared`): the test driver's state is per connection when the host comes
+from a file (test:///path/host.xml), so only that connection sees the changes.
 """
 
 from __future__ import annotations
@@ -52,8 +54,16 @@ def entity_id(platform_name: str) -> str | None:
 class EventWatcher:
     """Calls `callback(entity_id)` whenever a domain or network of ours changes state."""
 
-    def __init__(self, uri: str, callback: Callable[[str], None], retry: float = 2.0):
+    def __init__(
+        self,
+        uri: str,
+        callback: Callable[[str], None],
+        retry: float = 2.0,
+        shared: Callable[[], libvirt.virConnect] | None = None,
+    ):
         self.uri = uri
+        #: gives the backend's connection to use instead of an own one (never closed here)
+        self.shared = shared
         self.callback = callback
         self.retry = retry
         self._conn: libvirt.virConnect | None = None
@@ -93,7 +103,7 @@ class EventWatcher:
         self._connect()
 
     def _connect(self) -> None:
-        conn = libvirt.open(self.uri)
+        conn = self.shared() if self.shared is not None else libvirt.open(self.uri)
         ids = [
             (
                 "domain",
@@ -108,14 +118,15 @@ class EventWatcher:
                 ),
             ),
         ]
-        try:
-            conn.registerCloseCallback(self._on_close, None)
-        except libvirt.libvirtError:
-            log.debug("the %s driver has no close callback", self.uri)
-        try:
-            conn.setKeepAlive(5, 3)
-        except libvirt.libvirtError:
-            pass  # local drivers (test://) have no keepalive
+        if self.shared is None:
+            try:
+                conn.registerCloseCallback(self._on_close, None)
+            except libvirt.libvirtError:
+                log.debug("the %s driver has no close callback", self.uri)
+            try:
+                conn.setKeepAlive(5, 3)
+            except libvirt.libvirtError:
+                pass  # local drivers (test://) have no keepalive
         with self._lock:
             self._conn, self._ids = conn, ids
 
@@ -149,6 +160,8 @@ class EventWatcher:
                     conn.networkEventDeregisterAny(cb_id)
             except libvirt.libvirtError:
                 pass
+        if self.shared is not None:
+            return  # the backend's connection: it closes it
         try:
             conn.unregisterCloseCallback()
         except libvirt.libvirtError:
