@@ -11,6 +11,7 @@ from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_heade
 from occi.api.auth import AuthMiddleware
 from occi.identity import audit
 from occi.inventory import shorthand
+from occi.inventory.service import InventoryService
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend
@@ -66,6 +67,7 @@ def build(
         limits=RequestLimits.from_settings(settings),
         cors_origins=settings.cors_origins,
         auth=AuthMiddleware.from_settings(settings, store),
+        inventory=InventoryService(store, settings),
     )
     return app, service
 
