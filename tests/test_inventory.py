@@ -180,8 +180,11 @@ def test_a_wrong_secret_key_is_a_clear_error(store, db_url):
         InventoryService(store, other).show_cluster(SYSTEM, "default")
     assert "cluster default cannot be decrypted" in refused.value.message
     assert "OCCI_SECRET_KEY" in refused.value.message
+    # the shorthand holds only what each server's settings say: made again under its key
+    assert shorthand.ensure(store, other) is True
+    assert InventoryService(store, other).show_cluster(SYSTEM, "default")["name"] == "default"
     with pytest.raises(SecretKeyError):
-        shorthand.ensure(store, other)
+        InventoryService(store, settings_for(db_url)).show_cluster(SYSTEM, "default")
 
 
 def test_the_key_file_is_made_once_for_its_owner_only(tmp_path):

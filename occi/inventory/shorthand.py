@@ -12,18 +12,23 @@ platform. Entities with no placement (rows from before migration 0007) are put i
 zone and cluster, with no host and no reservation. Idempotent, and safe when several servers
 start at once on one database: names are unique, and a start that loses a race does its
 transaction again.
+
+The shorthand cluster holds nothing a server does not have in its own settings, so servers
+without a shared OCCI_SECRET_KEY still start side by side: settings this server's key cannot
+decrypt are encrypted again under it (a warning says so), and whoever drives the cluster of
+origin `settings` takes `cluster_settings(settings)` from its own settings rather than
+decrypting the row. Clusters made by administrators need the shared key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from occi.errors import Conflict
-from occi.inventory.secrets import Cipher
+from occi.inventory.secrets import Cipher, SecretKeyError
 from occi.inventory.store import InventoryTx
 from occi.settings import Settings
 from occi.store.base import Store
@@ -132,8 +137,16 @@ def _ensure(store: Store, settings: Settings, cipher: Cipher, declared: list[Dec
                 "one-cluster shorthand: zone %s, cluster %s (%s)", ZONE, CLUSTER, settings.backend
             )
         else:
-            stored = cipher.decrypt(cluster.settings, f"cluster {cluster.name}")
-            if stored != json.loads(json.dumps(options)):
+            try:
+                stored: dict[str, str] | None = cipher.decrypt(
+                    cluster.settings, f"cluster {cluster.name}"
+                )
+            except SecretKeyError as exc:
+                # made by a server with another key: what it holds comes from the settings,
+                # which this server has too, so it is made again (see the module's docstring)
+                log.warning("%s; the one-cluster shorthand's settings are encrypted again", exc)
+                stored = None
+            if stored != options:
                 values["settings"] = cipher.encrypt(options)
             if cluster.zone_id != zone.id:
                 values["zone_id"] = zone.id
