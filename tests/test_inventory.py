@@ -41,6 +41,24 @@ def store(db_url):
     s.close()
 
 
+def insert_entity(store, entity_id: str, **placement) -> None:
+    """A compute row as the store keeps it, with `placement` columns (host_id, target...)."""
+    with store.begin() as tx:
+        tx.conn.execute(
+            entities.insert().values(
+                id=entity_id,
+                kind="http://schemas.ogf.org/occi/infrastructure#compute",
+                location=f"/compute/{entity_id}",
+                attributes="{}",
+                mixins="[]",
+                version=1,
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+                **placement,
+            )
+        )
+
+
 def rows(store, table: sa.Table, *columns: str) -> list[tuple]:
     with store.begin(readonly=True) as tx:
         stmt = sa.select(*(table.c[c] for c in columns)).order_by(table.c.name)
@@ -74,20 +92,7 @@ def test_the_default_hosts_are_generous(store, db_url):
 def test_the_shorthand_follows_the_settings_at_each_start(store, db_url):
     shorthand.ensure(store, settings_for(db_url, simulator_hosts="a:16:64,b:8:32"))
     kept = dict(rows(store, hosts, "name", "id"))
-    with store.begin() as tx:  # b holds a VM, c nothing
-        tx.conn.execute(
-            entities.insert().values(
-                id="vm1",
-                kind="http://schemas.ogf.org/occi/infrastructure#compute",
-                location="/compute/vm1",
-                attributes="{}",
-                mixins="[]",
-                version=1,
-                created_at=sa.func.now(),
-                updated_at=sa.func.now(),
-                host_id=kept["b"],
-            )
-        )
+    insert_entity(store, "vm1", host_id=kept["b"])  # b holds a VM, c nothing
     changed = settings_for(
         db_url,
         simulator_hosts="a:32:128,c:4:16",
@@ -119,21 +124,8 @@ def test_an_administrators_cluster_ends_the_shorthand(store, db_url):
 
 
 def test_entities_from_before_the_inventory_go_to_the_default_zone(store, db_url):
-    with store.begin() as tx:
-        for eid, target in (("old", None), ("oldlink", "/network/n")):
-            tx.conn.execute(
-                entities.insert().values(
-                    id=eid,
-                    kind="http://schemas.ogf.org/occi/infrastructure#compute",
-                    location=f"/compute/{eid}",
-                    attributes="{}",
-                    mixins="[]",
-                    version=1,
-                    created_at=sa.func.now(),
-                    updated_at=sa.func.now(),
-                    target=target,
-                )
-            )
+    insert_entity(store, "old")
+    insert_entity(store, "oldlink", target="/network/n")
     shorthand.ensure(store, settings_for(db_url))
     with store.begin(readonly=True) as tx:
         placed = {

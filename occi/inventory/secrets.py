@@ -18,7 +18,6 @@ import secrets as random
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
 from occi.errors import OcciError
@@ -41,14 +40,11 @@ class SecretKeyError(OcciError):
 def key_path(settings: Settings) -> Path:
     """The key file: `secret_key_file`, else beside the SQLite database file, else (PostgreSQL,
     an in-memory database) the working directory."""
+    from occi.identity.first_start import beside_database
+
     if settings.secret_key_file:
         return Path(settings.secret_key_file).expanduser()
-    url = sa.engine.make_url(settings.database_url)
-    database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
-        if not database.startswith("file:"):
-            return Path(database).expanduser().resolve().parent / FILE_NAME
-    return Path.cwd() / FILE_NAME
+    return beside_database(settings.database_url, FILE_NAME)
 
 
 def _read_or_make(path: Path) -> str:

@@ -76,6 +76,8 @@ def declared_hosts(settings: Settings) -> list[Declared]:
             backend.close()
     except BackendFault as exc:
         found, reason = None, str(exc)
+    except Exception as exc:  # a backend that cannot load here: its own start says why
+        found, reason = None, f"{type(exc).__name__}: {exc}"
     if found is not None:
         return [Declared(CLUSTER, uri, found.cores, found.memory_mb, found.cpu_mhz)]
     cores = os.cpu_count() or 1

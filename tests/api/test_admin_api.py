@@ -17,7 +17,8 @@ from occi.identity.passwords import hash_password
 from occi.identity.store import IdentityTx
 from occi.settings import Settings
 from occi.store.inventory_sql import clusters, hosts
-from occi.store.sql import entities, events
+from occi.store.sql import events
+from tests.test_inventory import insert_entity
 
 ADMIN = "/-/admin"
 
@@ -255,20 +256,7 @@ def test_taken_names_unknown_names_and_unknown_actions(admin):
 
 def test_a_host_with_entities_placed_on_it_is_not_deleted(admin):
     host = admin.ok("GET", "/hosts/sim2")
-    with admin.service.store.begin() as tx:  # an entity placed there (placement's work)
-        tx.conn.execute(
-            entities.insert().values(
-                id="vm1",
-                kind="http://schemas.ogf.org/occi/infrastructure#compute",
-                location="/compute/vm1",
-                attributes="{}",
-                mixins="[]",
-                version=1,
-                created_at=sa.func.now(),
-                updated_at=sa.func.now(),
-                host_id=host["id"],
-            )
-        )
+    insert_entity(admin.service.store, "vm1", host_id=host["id"])  # placement's work
     assert admin.ok("GET", "/hosts/sim2")["vms"] == 1
     r = admin.call("admin", "DELETE", "/hosts/sim2")
     assert r.status_code == 409 and "/compute/vm1" in r.json["error"]["message"]
