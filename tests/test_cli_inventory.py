@@ -167,3 +167,46 @@ def test_exit_codes_are_in_the_help_and_a_wrong_key_is_one_line(tmp_path):
     assert "cannot be decrypted" in wrong.stderr and "Traceback" not in wrong.stderr
     assert run("zones", "list").returncode == 0
     assert run("hosts", "frobnicate", "x").returncode == 2
+
+
+@pytest.mark.server
+def test_a_served_cloud_shows_its_hosts_to_the_admin_only(tmp_path):
+    """`occi-server serve` makes the shorthand before forking; the command line adds to it while
+    the server runs, and the server's admin API shows what it made."""
+    import requests
+
+    from tests.live import LiveServer
+
+    srv = LiveServer(tmp_path, auth="basic,token", simulator_hosts="a:8:16,b:4:8")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OCCI_")}
+        env.update(PYTHONPATH=str(ROOT), OCCI_DATABASE_URL=f"sqlite:///{tmp_path}/occi.db")
+        for argv in (
+            ("zones", "create", "z1"),
+            ("clusters", "create", "c1", "--zone", "z1", "--backend", "simulator"),
+            ("hosts", "create", "s1", "--cluster", "c1", "--cores", "16", "--memory-gb", "64"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "occi.cli", *argv],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        creds = dict(
+            line.split("=", 1)
+            for line in (tmp_path / "occi-credentials").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
+        admin = (creds["OCCI_ADMIN_USER"], creds["OCCI_ADMIN_PASSWORD"])
+        demo = (creds["OCCI_DEMO_USER"], creds["OCCI_DEMO_PASSWORD"])
+        r = requests.get(srv.url + "/-/admin/hosts", auth=admin, timeout=10)
+        assert r.status_code == 200, r.text
+        assert [(h["name"], h["cluster"], h["cores"]) for h in r.json()["hosts"]] == [
+            ("a", "default", 8),
+            ("b", "default", 4),
+            ("s1", "c1", 16),
+        ]
+        r = requests.get(srv.url + "/-/admin/hosts", auth=demo, timeout=10)
+        assert r.status_code == 403 and "s1" not in r.text
+        assert requests.get(srv.url + "/-/admin/hosts", timeout=10).status_code == 401
+    finally:
+        srv.stop()

@@ -2,7 +2,8 @@
 
 Collection and entity paths go through one sink, because collection paths are data (user mixins
 choose their own); the server's fixed paths (the query interface, /healthz, /metrics) are falcon
-routes. The handler classifies the path (collection, entity), parses the body with
+routes, and so is the JSON admin API of the inventory under /-/admin/ (occi.api.admin).
+The handler classifies the path (collection, entity), parses the body with
 the rendering its Content-Type names, calls the service, and renders the answer in the rendering
 the Accept header chose. It makes the request context (occi.context) the service calls take,
 maps an entity's path to its kind and id, and ETags and If-Match to versions. Errors from any

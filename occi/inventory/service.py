@@ -425,7 +425,13 @@ class InventoryService:
             **self.cipher.decrypt(cluster.settings, f"cluster {cluster.name}"),
         }
         make = self.backend_for or _load_backend
-        backend = make(cluster.backend, settings)
+        try:
+            backend = make(cluster.backend, settings)
+        except Exception as exc:  # not installed here, or settings it refuses
+            raise BadRequest(
+                f"the {cluster.backend} backend cannot load here to read the host's size "
+                f"({type(exc).__name__}: {str(exc)[:200]}): give cores and memory_gb"
+            ) from None
         try:
             found = backend.host_capacity(uri if uri is not None else name)
         except BackendFault as exc:
