@@ -1,7 +1,7 @@
 """`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
 shows the servers and jobs sharing a database, lists the backends and whether they load, and
-administers projects, users, roles, API tokens and quotas (occi.cli_identity), shows the audit
-log (occi.cli_events).
+administers projects, users, roles, API tokens and quotas (occi.cli_identity), zones, clusters
+and hosts (occi.cli_inventory), shows the audit log (occi.cli_events).
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occi import __version__, cli_events, cli_identity
+from occi import __version__, cli_events, cli_identity, cli_inventory
 from occi.plugins import available, probe
 from occi.settings import Settings, SettingsError, setting_names, suggest
 
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("backends", help="list the installed backends and whether they load", **kw)
     cli_identity.add_parsers(sub, kw)
+    cli_inventory.add_parsers(sub, kw)
     cli_events.add_parser(sub, kw)
     return p
 
@@ -108,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "users" and args.action == "create":
         if (args.oidc_issuer is None) != (args.oidc_subject is None):
             parser.error("--oidc-issuer and --oidc-subject go together")
+    overrides = _overrides(args)
+    if args.command == "clusters":  # its --backend names the cluster's backend
+        overrides.pop("backend", None)
     try:
-        settings = Settings.load(
-            config_file=getattr(args, "config", None), overrides=_overrides(args)
-        )
+        settings = Settings.load(config_file=getattr(args, "config", None), overrides=overrides)
     except SettingsError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
@@ -163,33 +165,44 @@ def main(argv: list[str] | None = None) -> int:
         return _status(settings, args.jobs)
     if command in cli_identity.COMMANDS:
         return _administer(args, settings)
+    if command in cli_inventory.COMMANDS:
+        return _administer(args, settings, cli_inventory.run)
     if command == "events":
         return _events(args, settings)
     return _prepare_serving(settings) or _serve(settings)
 
 
 def _prepare_serving(settings: Settings) -> int:
-    """What `serve` does once before gunicorn forks: check the CORS origins, and on a database
-    without users make the first ones (occi.identity.first_start). 1 when it cannot."""
+    """What `serve` does once before gunicorn forks: check the CORS origins, on a database
+    without users make the first ones (occi.identity.first_start), make or re-sync the
+    one-cluster shorthand (occi.inventory.shorthand). 1 when it cannot."""
     from occi.api.cors import parse_origins
     from occi.errors import OcciError
     from occi.identity.first_start import FirstStartError, first_start
+    from occi.inventory import shorthand
+    from occi.store import make_store
 
     try:
         parse_origins(settings.cors_origins)
         first_start(settings)
+        store = make_store(settings.database_url)
+        try:  # the zone and cluster of OCCI_BACKEND, unless an administrator made clusters
+            shorthand.ensure(store, settings)
+        finally:
+            store.close()
     except (ValueError, FirstStartError, OcciError) as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _administer(args: argparse.Namespace, settings: Settings) -> int:
-    """One identity administration command; a refusal is one line on stderr and exit 1."""
+def _administer(args: argparse.Namespace, settings: Settings, run: Any = cli_identity.run) -> int:
+    """One administration command (identity, inventory); a refusal is one line on stderr and
+    exit 1."""
     from occi.errors import OcciError
 
     try:
-        return cli_identity.run(args, settings)
+        return int(run(args, settings))
     except OcciError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1

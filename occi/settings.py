@@ -124,6 +124,17 @@ class Settings:
     #: the file the first start writes the admin and demo passwords to (empty: beside the
     #: SQLite database, else in the working directory); readable by its owner only
     credentials_file: str = ""
+    #: CPU and memory overcommit of the one-cluster shorthand's cluster (occi.inventory.
+    #: shorthand; clusters made by an administrator have their own): above 0, at most 64
+    shorthand_cpu_overcommit: float = 16.0
+    shorthand_memory_overcommit: float = 4.0
+    #: the key encrypting clusters' connection settings at rest (occi.inventory.secrets): any
+    #: text of 16 characters or more, the same on every server sharing a database; empty: a key
+    #: file made on first start (secret_key_file)
+    secret_key: str = field(default="", repr=False)
+    #: the key file used when secret_key is empty (empty: occi-secret-key beside the SQLite
+    #: database, else in the working directory); readable by its owner only
+    secret_key_file: str = ""
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -194,6 +205,9 @@ class Settings:
             )
         if "none" in s.auth_methods() and len(s.auth_methods()) > 1:
             raise SettingsError("setting auth: none cannot be combined with other methods")
+        for name in ("shorthand_cpu_overcommit", "shorthand_memory_overcommit"):
+            if not 0 < getattr(s, name) <= 64:
+                raise SettingsError(f"setting {name} must be above 0 and at most 64")
         for f in fields(cls):
             if f.name.startswith("quota_") and getattr(s, f.name) < -1:
                 raise SettingsError(f"setting {f.name} must be -1 (unlimited) or more")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from backends.base import (
     Backend,
     BackendFault,
+    HostCapacity,
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
@@ -31,6 +32,7 @@ from backends.base import (
 from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, make_engine
 from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
+from backends.simulator.hosts import HostsOptionError, parse_hosts
 from backends.simulator.schema import attachments, images, machines
 from backends.simulator.states import MachineKind, Transition
 from occi import infrastructure as infra
@@ -82,7 +84,8 @@ def platform_url(settings: Mapping[str, Any]) -> str:
 class SimulatorBackend(Backend):
     """Settings: simulator_database_url (default: beside the server's database, see
     `platform_url`), simulator_delay (seconds per operation), simulator_fail (comma-separated
-    operations that raise PlatformError), simulator_images (extra images)."""
+    operations that raise PlatformError), simulator_images (extra images), simulator_hosts (the
+    simulated hosts, name:cores:memory_gb,...; see backends.simulator.hosts)."""
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
@@ -475,6 +478,18 @@ class SimulatorBackend(Backend):
         except Exception:  # noqa: BLE001 - any failure means "not answering"
             log.warning("simulator database does not answer", exc_info=True)
             return False
+
+    def host_capacity(self, uri: str | None) -> HostCapacity | None:
+        """The size of a declared host (simulator_hosts), its name as its address; None for
+        a host not declared there (the administrator then gives its size)."""
+        try:
+            declared = parse_hosts(self.settings.get("simulator_hosts"))
+        except HostsOptionError as exc:
+            raise PlatformError(str(exc)) from None
+        for host in declared:
+            if host.name == uri:
+                return HostCapacity(cores=host.cores, memory_mb=host.memory_mb)
+        return None
 
     def close(self) -> None:
         if self._engine is not None:

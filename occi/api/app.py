@@ -2,7 +2,8 @@
 
 Collection and entity paths go through one sink, because collection paths are data (user mixins
 choose their own); the server's fixed paths (the query interface, /healthz, /metrics) are falcon
-routes. The handler classifies the path (collection, entity), parses the body with
+routes, and so is the JSON admin API of the inventory under /-/admin/ (occi.api.admin).
+The handler classifies the path (collection, entity), parses the body with
 the rendering its Content-Type names, calls the service, and renders the answer in the rendering
 the Accept header chose. It makes the request context (occi.context) the service calls take,
 maps an entity's path to its kind and id, and ETags and If-Match to versions. Errors from any
@@ -60,6 +61,8 @@ HEALTH_PATH = "/healthz"
 #: paths answered without authentication: the health check (load balancers) and the metrics
 #: (Prometheus; counts only, no names or ids)
 OPEN_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+#: the JSON admin API of the inventory (occi.api.admin)
+ADMIN_PATH = "/-/admin/"
 ACCEPT = ", ".join(rendering.MEDIA_TYPES)
 _HEADER_RENDERING = rendering.require("text/occi")
 
@@ -609,12 +612,14 @@ def create_app(
     limits: RequestLimits | None = None,
     cors_origins: str = "",
     auth: AuthMiddleware | None = None,
+    inventory: Any = None,
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi). `cors_origins`: the browser
     origins besides its own that may use it (occi.api.cors). `auth` authenticates every
     request but OPEN_PATHS (occi.api.auth); None: no authentication (auth = none, the project
-    `default`)."""
+    `default`). `inventory`: an occi.inventory.service.InventoryService, served as the JSON
+    admin API under /-/admin/ (occi.api.admin); None: no admin API."""
     if auth is None:
         auth = AuthMiddleware(None)
     auth.open_paths = OPEN_PATHS
@@ -638,6 +643,10 @@ def create_app(
     for path in QUERY_PATHS:  # routes: falcon looks at routes before sinks
         app.add_route(path, FixedPath(handler, handler._query_interface))
     app.add_route(HEALTH_PATH, FixedPath(handler, handler._health))
+    if inventory is not None:
+        from occi.api import admin
+
+        admin.add_routes(app, inventory, max_body)
     app.add_route(  # a route: falcon looks at routes before sinks
         METRICS_PATH,
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),
@@ -670,6 +679,9 @@ class ErrorRenderer:
             out = negotiation.choose_rendering(req.get_header("Accept"))
         except errors.OcciError:
             out = negotiation.choose_rendering(None)  # the default, until Accept is read
+        admin = (req.path or "").startswith(ADMIN_PATH)
+        if admin:  # the JSON admin API answers JSON only
+            out = rendering.require("application/json")
         headers: dict[str, str] = {}
         if isinstance(ex, errors.OcciError):
             status, reason, message, code = ex.status, ex.reason, ex.message, ex.code
@@ -706,3 +718,5 @@ class ErrorRenderer:
         OcciResource._send(
             resp, f"{status} {reason}", out.render_error(status, reason, message, ctx, code)
         )
+        if admin:
+            resp.content_type = "application/json"

@@ -31,6 +31,9 @@ NOT_AUDITED = frozenset({401, 429})
 
 def operation(req: falcon.Request, status: int, query_paths: frozenset[str]) -> str:
     """What the client asked for, in a few words."""
+    named = getattr(req.context, "audit_operation", None)  # a route that names its own
+    if named:
+        return str(named)
     method = req.method
     path = req.path or "/"
     action = req.get_param("action")

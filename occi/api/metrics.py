@@ -2,7 +2,7 @@
 it, and the `GET /metrics` resource.
 
 Routes are a small fixed set of labels (query_interface, collection, mixin_collection, entity,
-healthz, metrics, other), never the path: entity ids in labels would grow without bound.
+healthz, metrics, admin, other), never the path: entity ids in labels would grow without bound.
 """
 
 from __future__ import annotations

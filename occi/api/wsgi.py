@@ -10,6 +10,8 @@ import falcon
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
 from occi.api.auth import AuthMiddleware
 from occi.identity import audit
+from occi.inventory import shorthand
+from occi.inventory.service import InventoryService
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
 from occi.plugins import load_backend
@@ -24,11 +26,14 @@ AUDIT_PURGE_INTERVAL = 3600.0
 def build(
     settings: Settings, *, upgrade: bool = False, server_header: bool = True, run_jobs: bool = True
 ) -> tuple[falcon.App, Service]:
-    """The app and its service. `run_jobs` starts this process's job runner (heartbeats and
-    worker threads); without it, requests run their own jobs."""
+    """The app and its service. `upgrade`: bring the schema up to date and make or re-sync
+    the one-cluster shorthand (occi.inventory.shorthand; `occi-server serve` does both before
+    forking). `run_jobs` starts this process's job runner (heartbeats and worker threads);
+    without it, requests run their own jobs."""
     store = make_store(settings.database_url, entity_cache=settings.entity_cache)
-    if upgrade:
+    if upgrade:  # a fresh or upgraded database (tests): its one-cluster shorthand too
         store.upgrade()
+        shorthand.ensure(store, settings)
     backend = load_backend(settings.backend, settings.backend_settings())
     service = Service(
         store,
@@ -62,6 +67,7 @@ def build(
         limits=RequestLimits.from_settings(settings),
         cors_origins=settings.cors_origins,
         auth=AuthMiddleware.from_settings(settings, store),
+        inventory=InventoryService(store, settings),
     )
     return app, service
 

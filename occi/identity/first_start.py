@@ -59,12 +59,18 @@ def credentials_path(settings: Settings) -> Path:
     the SQLite database file, else (PostgreSQL, an in-memory database) the working directory."""
     if settings.credentials_file:
         return Path(settings.credentials_file).expanduser()
-    url = sa.engine.make_url(settings.database_url)
+    return beside_database(settings.database_url, FILE_NAME)
+
+
+def beside_database(database_url: str, name: str) -> Path:
+    """The file `name` beside the SQLite database file, else (PostgreSQL, an in-memory
+    database) in the working directory: where the server's own files go by default."""
+    url = sa.engine.make_url(database_url)
     database = url.database or ""
     if url.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
         if not database.startswith("file:"):
-            return Path(database).expanduser().resolve().parent / FILE_NAME
-    return Path.cwd() / FILE_NAME
+            return Path(database).expanduser().resolve().parent / name
+    return Path.cwd() / name
 
 
 def _text(c: Credentials, settings: Settings) -> str:

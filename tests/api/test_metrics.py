@@ -30,6 +30,7 @@ ROUTES = {
     "entity",
     "healthz",
     "metrics",
+    "admin",
     "other",
 }
 

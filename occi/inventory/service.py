@@ -1,0 +1,484 @@
+"""The administration of the inventory: zones, clusters and hosts, for admins only.
+
+Every call takes a RequestContext first and refuses anyone but an administrator (or the
+server's own work: the command line) with 403, so members never see a host. Input is checked
+here, with bounds (names, numbers, overcommit ratios, tags, settings), and refused with a 400
+saying what to send; a deletion something depends on is a 409 naming it. What comes back is a
+plain JSON-able dict per object, the same for the command line and the HTTP admin API, with the
+cluster's secret settings masked. Never imports falcon.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from occi.context import RequestContext
+from occi.errors import BackendError, BadRequest, Conflict, Forbidden
+from occi.inventory.secrets import Cipher, masked
+from occi.inventory.store import Cluster, Host, InventoryTx, Zone
+from occi.settings import Settings
+from occi.store.base import Store
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,31}")
+SETTING_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_TAGS = 16
+MAX_SETTINGS = 32
+MAX_SETTING_VALUE = 1024
+MAX_URI = 1024
+MAX_OVERCOMMIT = 64.0
+#: bounds of a host's size
+MAX_CORES = 100_000
+MAX_MEMORY_GB = 1 << 20
+MAX_CPU_MHZ = 1_000_000
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+#: what each host action may start from, and what it leads to
+HOST_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "enable": (("enabled", "disabled"), "enabled"),
+    "disable": (("enabled", "disabled"), "disabled"),
+    "maintenance": (("enabled", "disabled", "maintenance", "error-in-maintenance"), "maintenance"),
+    "cancel-maintenance": (("maintenance", "error-in-maintenance"), "enabled"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------------
+
+
+def check_name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise BadRequest(
+            f"invalid {what} name {_show(value)}: 1 to 63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_count(what: str, value: Any, high: int, low: int = 1) -> int:
+    """A whole number in [low, high] (bools and floats with a fraction are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest(f"{what} must be a whole number from {low} to {high}")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise BadRequest(f"{what} must be a whole number from {low} to {high}, not {_show(value)}")
+    return number
+
+
+def check_overcommit(what: str, value: Any) -> float:
+    try:
+        ratio = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        ratio = math.nan
+    if not (math.isfinite(ratio) and 0 < ratio <= MAX_OVERCOMMIT):
+        raise BadRequest(
+            f"{what} must be a number above 0 and at most {MAX_OVERCOMMIT:g}, not {_show(value)}"
+        )
+    return ratio
+
+
+def check_tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_TAGS:
+        raise BadRequest(f"tags are a list of at most {MAX_TAGS} tags")
+    for tag in value:
+        if not isinstance(tag, str) or not TAG.fullmatch(tag):
+            raise BadRequest(
+                f"invalid tag {_show(tag)}: 1 to 32 letters, digits, '.', '_', ':' or '-'"
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def check_settings(backend: str, value: Any) -> dict[str, str]:
+    """A cluster's connection settings: its backend's options (`<backend>_...`), strings."""
+    if not isinstance(value, Mapping) or len(value) > MAX_SETTINGS:
+        raise BadRequest(f"settings are an object of at most {MAX_SETTINGS} key: value pairs")
+    out: dict[str, str] = {}
+    for key, text in value.items():
+        if not isinstance(key, str) or not SETTING_KEY.fullmatch(key):
+            raise BadRequest(f"invalid setting name {_show(key)}: lower-case, e.g. libvirt_uri")
+        if not key.startswith(f"{backend}_") and key != "database_url":
+            raise BadRequest(
+                f"setting {key} is not an option of the {backend} backend (they start with "
+                f"{backend}_)"
+            )
+        if not isinstance(text, (str, int, float)) or isinstance(text, bool):
+            raise BadRequest(f"setting {key} must be a string")
+        text = str(text)
+        if len(text) > MAX_SETTING_VALUE or _CONTROL.search(text):
+            raise BadRequest(
+                f"setting {key} must be at most {MAX_SETTING_VALUE} characters, no control "
+                "characters"
+            )
+        out[key] = text
+    return out
+
+
+def check_uri(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URI or _CONTROL.search(value):
+        raise BadRequest(f"a host's uri is at most {MAX_URI} characters, no control characters")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _fields(doc: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(str(k) for k in doc if k not in allowed)
+    if unknown:
+        raise BadRequest(
+            f"unknown field {_show(unknown[0])[:70]} for {what}: send {', '.join(allowed)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the service
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InventoryService:
+    """Administration of zones, clusters and hosts on `store`. `backend_for(name, settings)`
+    makes a backend to read a host's capacity (occi.plugins.load_backend by default)."""
+
+    store: Store
+    settings: Settings
+    backend_for: Callable[[str, dict[str, Any]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self._cipher: Cipher | None = None
+
+    @property
+    def cipher(self) -> Cipher:
+        if self._cipher is None:
+            self._cipher = Cipher.from_settings(self.settings)
+        return self._cipher
+
+    @contextmanager
+    def _tx(self, ctx: RequestContext, readonly: bool = False) -> Iterator[InventoryTx]:
+        if not ctx.is_admin:
+            raise Forbidden("only administrators manage zones, clusters and hosts")
+        with self.store.begin(readonly=readonly) as tx:
+            yield InventoryTx(tx)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ zones
+    def list_zones(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        with self._tx(ctx, readonly=True) as inv:
+            counts = inv.cluster_counts()
+            return [self._zone(z, counts.get(z.id, 0)) for z in inv.zones()]
+
+    def show_zone(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        with self._tx(ctx, readonly=True) as inv:
+            zone = inv.zone(name)
+            return self._zone(zone, inv.cluster_counts().get(zone.id, 0))
+
+    def create_zone(self, ctx: RequestContext, doc: Mapping[str, Any]) -> dict[str, Any]:
+        _fields(doc, ("name",), "a zone")
+        name = check_name("zone", doc.get("name"))
+        with self._tx(ctx) as inv:
+            return self._zone(inv.add_zone(name), 0)
+
+    def update_zone(self, ctx: RequestContext, name: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+        _fields(doc, ("name",), "a zone")
+        with self._tx(ctx) as inv:
+            zone = inv.zone(name)
+            if "name" in doc:
+                zone = inv.rename_zone(zone, check_name("zone", doc["name"]))
+            return self._zone(zone, inv.cluster_counts().get(zone.id, 0))
+
+    def delete_zone(self, ctx: RequestContext, name: str) -> None:
+        with self._tx(ctx) as inv:
+            inv.delete_zone(inv.zone(name))
+
+    @staticmethod
+    def _zone(z: Zone, clusters: int) -> dict[str, Any]:
+        return {
+            "id": z.id,
+            "name": z.name,
+            "clusters": clusters,
+            "created_at": z.created_at.isoformat(),
+        }
+
+    # ------------------------------------------------------------------ clusters
+    CLUSTER_FIELDS = ("name", "zone", "backend", "settings", "cpu_overcommit",
+                      "memory_overcommit", "tags")  # fmt: skip
+
+    def list_clusters(self, ctx: RequestContext, zone: str | None = None) -> list[dict[str, Any]]:
+        with self._tx(ctx, readonly=True) as inv:
+            zone_id = inv.zone(zone).id if zone is not None else None
+            counts = inv.host_counts()
+            return [self._cluster(c, counts.get(c.id, 0)) for c in inv.clusters(zone_id)]
+
+    def show_cluster(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        with self._tx(ctx, readonly=True) as inv:
+            cluster = inv.cluster(name)
+            return self._cluster(cluster, inv.host_counts().get(cluster.id, 0))
+
+    def create_cluster(self, ctx: RequestContext, doc: Mapping[str, Any]) -> dict[str, Any]:
+        _fields(doc, self.CLUSTER_FIELDS, "a cluster")
+        name = check_name("cluster", doc.get("name"))
+        zone = check_name("zone", doc.get("zone"))
+        backend = self._check_backend(doc.get("backend"))
+        values: dict[str, Any] = {
+            "name": name,
+            "backend": backend,
+            "settings": self.cipher.encrypt(check_settings(backend, doc.get("settings") or {})),
+            "cpu_overcommit": check_overcommit("cpu_overcommit", doc.get("cpu_overcommit", 1)),
+            "memory_overcommit": check_overcommit(
+                "memory_overcommit", doc.get("memory_overcommit", 1)
+            ),
+            "tags": check_tags(doc.get("tags") or []),
+            "origin": "admin",
+        }
+        with self._tx(ctx) as inv:
+            values["zone_id"] = inv.zone(zone).id
+            return self._cluster(inv.add_cluster(values), 0)
+
+    def update_cluster(
+        self, ctx: RequestContext, name: str, doc: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change a cluster: `settings` are merged (a key set to null or "" is removed),
+        `tags` replaced. Its zone and backend stay (make a new cluster to change those)."""
+        _fields(doc, tuple(f for f in self.CLUSTER_FIELDS if f not in ("zone", "backend")),
+                "a cluster update (its zone and backend stay)")  # fmt: skip
+        with self._tx(ctx) as inv:
+            cluster = inv.cluster(name)
+            values: dict[str, Any] = {}
+            if "name" in doc:
+                values["name"] = check_name("cluster", doc["name"])
+            for ratio in ("cpu_overcommit", "memory_overcommit"):
+                if ratio in doc:
+                    values[ratio] = check_overcommit(ratio, doc[ratio])
+            if "tags" in doc:
+                values["tags"] = check_tags(doc["tags"] or [])
+            if "settings" in doc:
+                change = doc["settings"]
+                if not isinstance(change, Mapping):
+                    raise BadRequest("settings are an object of key: value pairs")
+                merged = self.cipher.decrypt(cluster.settings, f"cluster {cluster.name}")
+                for key, value in change.items():
+                    if value is None or value == "":
+                        merged.pop(str(key), None)
+                    else:
+                        merged[key] = value
+                values["settings"] = self.cipher.encrypt(check_settings(cluster.backend, merged))
+            if values and cluster.origin == "settings":
+                values["origin"] = "admin"  # changed by hand: no longer re-made from settings
+            cluster = inv.update_cluster(cluster, values)
+            return self._cluster(cluster, inv.host_counts().get(cluster.id, 0))
+
+    def delete_cluster(self, ctx: RequestContext, name: str) -> None:
+        with self._tx(ctx) as inv:
+            inv.delete_cluster(inv.cluster(name))
+
+    def _check_backend(self, value: Any) -> str:
+        from occi.plugins import available
+
+        names = available()
+        if not isinstance(value, str) or value not in names:
+            raise BadRequest(
+                f"unknown backend {_show(value)}: the installed ones are {', '.join(names)}"
+            )
+        return value
+
+    def _cluster(self, c: Cluster, hosts: int) -> dict[str, Any]:
+        settings = self.cipher.decrypt(c.settings, f"cluster {c.name}")
+        return {
+            "id": c.id,
+            "name": c.name,
+            "zone": c.zone_name,
+            "backend": c.backend,
+            "settings": masked(settings),
+            "cpu_overcommit": c.cpu_overcommit,
+            "memory_overcommit": c.memory_overcommit,
+            "tags": list(c.tags),
+            "origin": c.origin,
+            "hosts": hosts,
+            "created_at": c.created_at.isoformat(),
+        }
+
+    # ------------------------------------------------------------------ hosts
+    HOST_FIELDS = ("name", "cluster", "uri", "cores", "memory_gb", "memory_mb", "cpu_mhz", "tags")
+
+    def list_hosts(self, ctx: RequestContext, cluster: str | None = None) -> list[dict[str, Any]]:
+        with self._tx(ctx, readonly=True) as inv:
+            cluster_id = inv.cluster(cluster).id if cluster is not None else None
+            vms = inv.vm_counts()
+            return [host_doc(h, vms.get(h.id, 0)) for h in inv.hosts(cluster_id)]
+
+    def show_host(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        with self._tx(ctx, readonly=True) as inv:
+            host = inv.host(name)
+            return host_doc(host, inv.vm_counts().get(host.id, 0))
+
+    def create_host(self, ctx: RequestContext, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """A host of a cluster. Its size is what the request gives (cores, memory_gb or
+        memory_mb, cpu_mhz), the rest read from the cluster's platform at `uri`
+        (Backend.host_capacity); 400 when neither knows it."""
+        _fields(doc, self.HOST_FIELDS, "a host")
+        name = check_name("host", doc.get("name"))
+        cluster_name = check_name("cluster", doc.get("cluster"))
+        uri = check_uri(doc.get("uri"))
+        size = self._size(doc)
+        tags = check_tags(doc.get("tags") or [])
+        with self._tx(ctx, readonly=True) as inv:
+            cluster = inv.cluster(cluster_name)
+            if inv.find_host(name) is not None:
+                raise Conflict(f"a host {name} exists already", code="name_taken")
+        if "cores" not in size or "memory_mb" not in size:
+            size = {**self._capacity(cluster, uri, name), **size}
+        values = {"name": name, "cluster_id": cluster.id, "uri": uri, "tags": tags, **size}
+        with self._tx(ctx) as inv:
+            return host_doc(inv.add_host(values), 0)
+
+    def update_host(self, ctx: RequestContext, name: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+        _fields(doc, tuple(f for f in self.HOST_FIELDS if f != "cluster"),
+                "a host update (its cluster stays)")  # fmt: skip
+        values: dict[str, Any] = self._size(doc)
+        if "name" in doc:
+            values["name"] = check_name("host", doc["name"])
+        if "uri" in doc:
+            values["uri"] = check_uri(doc["uri"])
+        if "tags" in doc:
+            values["tags"] = check_tags(doc["tags"] or [])
+        with self._tx(ctx) as inv:
+            host = inv.update_host(inv.host(name), values)
+            return host_doc(host, inv.vm_counts().get(host.id, 0))
+
+    def delete_host(self, ctx: RequestContext, name: str) -> None:
+        with self._tx(ctx) as inv:
+            inv.delete_host(inv.host(name))
+
+    def host_action(self, ctx: RequestContext, name: str, action: str) -> dict[str, Any]:
+        """enable, disable, maintenance or cancel-maintenance: the host's admin state. An
+        action the host's state does not allow is a 409 saying what would."""
+        if action not in HOST_ACTIONS:
+            raise BadRequest(f"unknown host action {_show(action)}: {', '.join(HOST_ACTIONS)}")
+        allowed, target = HOST_ACTIONS[action]
+        with self._tx(ctx) as inv:
+            host = inv.host(name)
+            if host.admin_state not in allowed:
+                hint = (
+                    "cancel-maintenance first"
+                    if host.admin_state in ("maintenance", "error-in-maintenance")
+                    else "it is not in maintenance"
+                )
+                raise Conflict(
+                    f"host {name} is {host.admin_state}: {action} does not apply ({hint})",
+                    code="state_conflict",
+                )
+            message = (
+                f"maintenance asked by {ctx.user or 'the system'}"
+                if target == "maintenance"
+                else None
+            )
+            if not inv.set_admin_state(host, target, allowed, message):
+                raise Conflict(f"host {name} changed meanwhile; try again", code="state_conflict")
+            host = inv.host(name)
+            doc = host_doc(host, inv.vm_counts().get(host.id, 0))
+        if action == "maintenance":
+            self.maintenance_requested(host)
+        return doc
+
+    def maintenance_requested(self, host: Host) -> None:
+        """Called once a host is set to maintenance (committed): new placements avoid it
+        already. Moving its VMs away to other hosts of its cluster, then setting the host to
+        `maintenance` or `error-in-maintenance`, plugs in here (issue 12 item 7)."""
+        log.info("host %s is in maintenance: no new placements on it", host.name)
+
+    def _size(self, doc: Mapping[str, Any]) -> dict[str, int]:
+        size: dict[str, int] = {}
+        if doc.get("cores") is not None:
+            size["cores"] = check_count("cores", doc["cores"], MAX_CORES)
+        if doc.get("memory_gb") is not None and doc.get("memory_mb") is not None:
+            raise BadRequest("give memory_gb or memory_mb, not both")
+        if doc.get("memory_gb") is not None:
+            size["memory_mb"] = check_count("memory_gb", doc["memory_gb"], MAX_MEMORY_GB) * 1024
+        if doc.get("memory_mb") is not None:
+            size["memory_mb"] = check_count("memory_mb", doc["memory_mb"], MAX_MEMORY_GB * 1024)
+        if doc.get("cpu_mhz") is not None:
+            size["cpu_mhz"] = check_count("cpu_mhz", doc["cpu_mhz"], MAX_CPU_MHZ)
+        return size
+
+    def _capacity(self, cluster: Cluster, uri: str | None, name: str) -> dict[str, int]:
+        """What the cluster's platform says of the host at `uri` (the host's name for a
+        platform that names its hosts so, like the simulator)."""
+        from backends.base import BackendFault
+
+        settings = {
+            "database_url": self.settings.database_url,
+            **self.cipher.decrypt(cluster.settings, f"cluster {cluster.name}"),
+        }
+        make = self.backend_for or _load_backend
+        try:
+            backend = make(cluster.backend, settings)
+        except Exception as exc:  # not installed here, or settings it refuses
+            raise BadRequest(
+                f"the {cluster.backend} backend cannot load here to read the host's size "
+                f"({type(exc).__name__}: {str(exc)[:200]}): give cores and memory_gb"
+            ) from None
+        try:
+            found = backend.host_capacity(uri if uri is not None else name)
+        except BackendFault as exc:
+            raise BackendError(
+                f"the {cluster.backend} platform cannot tell the size of the host at "
+                f"{uri or name}: {exc}; give cores and memory_gb"
+            ) from None
+        finally:
+            backend.close()
+        if found is None:
+            raise BadRequest(
+                f"the {cluster.backend} platform does not know the size of the host at "
+                f"{uri or name}: give cores and memory_gb"
+            )
+        return {"cores": found.cores, "memory_mb": found.memory_mb, "cpu_mhz": found.cpu_mhz}
+
+
+def _load_backend(name: str, settings: dict[str, Any]) -> Any:
+    from occi.plugins import load_backend
+
+    return load_backend(name, settings)
+
+
+def host_doc(h: Host, vms: int) -> dict[str, Any]:
+    """A host as administrators see it: capacity, use against capacity x overcommit, states."""
+    cores_total = math.floor(h.cores * h.cpu_overcommit)
+    memory_total = math.floor(h.memory_mb * h.memory_overcommit)
+    return {
+        "id": h.id,
+        "name": h.name,
+        "cluster": h.cluster_name,
+        "zone": h.zone_name,
+        "uri": h.uri,
+        "cores": h.cores,
+        "memory_mb": h.memory_mb,
+        "cpu_mhz": h.cpu_mhz,
+        "used_cores": h.used_cores,
+        "used_memory_mb": h.used_memory_mb,
+        "cpu_overcommit": h.cpu_overcommit,
+        "memory_overcommit": h.memory_overcommit,
+        "allocatable_cores": cores_total,
+        "allocatable_memory_mb": memory_total,
+        "vms": vms,
+        "state": h.state,
+        "admin_state": h.admin_state,
+        "state_message": h.state_message,
+        "tags": list(h.tags),
+        "last_seen": h.last_seen,
+        "created_at": h.created_at.isoformat(),
+    }
