@@ -36,6 +36,8 @@ def build(
         max_page_size=settings.max_page_size,
         job_settings=settings.job_settings(),
         default_quotas=settings.default_quotas(),
+        placement_strategy=settings.placement_strategy,
+        default_zone=settings.default_zone,
     )
     if run_jobs:
         runner = JobRunner(

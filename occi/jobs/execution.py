@@ -66,9 +66,13 @@ class Executor:
         backend: Backend,
         registry: RegistryOf,
         categories_changed: Callable[[StoreTx], None],
+        backend_for: Callable[[Entity | None], Backend] | None = None,
     ):
         self.store = store
         self.backend = backend
+        #: the backend of an entity's cluster, with its placement's host filled in
+        #: (occi.inventory.pool.Pool.backend_for); without it, `backend` runs everything
+        self.backend_for = backend_for or (lambda _entity: backend)
         self.registry = registry
         #: tells every server that the categories changed (a saved image is a new os_tpl)
         self.categories_changed = categories_changed
@@ -150,7 +154,8 @@ class Executor:
         target: Resource | None,
     ) -> Outcome:
         op, p = job.operation, job.params
-        b = self.backend
+        # a link runs on the backend of its source resource's cluster
+        b = self.backend_for(source if isinstance(entity, Link) else entity)
         if op == "create":
             assert isinstance(entity, Resource)  # links are made by "link" jobs
             return b.create(entity)
