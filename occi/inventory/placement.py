@@ -80,8 +80,10 @@ def required_tags(mixins: Iterable[Mixin]) -> tuple[str, ...]:
 
 def compute_size(attributes: dict[str, Any]) -> tuple[int, int]:
     """Cores and memory (MB) of a compute's attributes (one core, 1 GB when not given)."""
-    cores = attributes.get("occi.compute.cores") or 1
-    memory = attributes.get("occi.compute.memory") or 1.0
+    cores = attributes.get("occi.compute.cores")
+    memory = attributes.get("occi.compute.memory")
+    cores = 1 if cores is None else cores
+    memory = 1.0 if memory is None else memory
     return int(cores), int(round(float(memory) * 1024))
 
 
