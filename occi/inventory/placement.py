@@ -46,7 +46,7 @@ from occi.store.sql import entities
 
 STRATEGIES = PLACEMENT_STRATEGIES
 #: guarded updates tried while candidates remain but others took the room first
-ATTEMPTS = 5
+ATTEMPTS = 8
 #: the attribute by which a provider template requires host or cluster tags
 TAGS_ATTRIBUTE = "placement.tags"
 
