@@ -345,3 +345,42 @@ def test_jobs_run_on_the_backend_of_the_entitys_cluster(made, tmp_path):
     assert api.service.pool.backend_for(entity) is not api.service.backend
     assert entity.placement.host_name == "h1"
     assert json.dumps(api.get(api.path_of(r)).json).find("h1") == -1  # never rendered
+
+
+def test_a_placed_create_costs_one_statement_more_than_an_unplaced_one(tmp_path):
+    """The host is chosen and its room reserved by ONE statement; the placement rides in the
+    INSERT the create makes anyway, and the host's name comes from the inventory map."""
+    settings = Settings.from_mapping(
+        {"database_url": f"sqlite:///{tmp_path}/n.db", "auth": "none", "log_level": "WARNING"}
+    )
+    app, service = build(settings, upgrade=True, run_jobs=False)
+    api = Api(testing.TestClient(app), service)
+    seen: list[str] = []
+
+    def on_execute(conn, cursor, statement, *args) -> None:
+        seen.append(" ".join(statement.split())[:60])
+
+    def counted() -> list[str]:
+        api.get("/-/")  # the registry (and the inventory map) rebuilt before counting
+        seen.clear()
+        # with an image, so both write index rows of mixins (the placed one its zone's too)
+        assert (
+            compute(api, 1, 1.0, ["http://occi.simulator.local/os_tpl#debian12"]).status_code == 201
+        )
+        return list(seen)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        api.create("network")
+        counted()  # the first job of a process registers it, the simulator's first machine
+        unplaced = counted()
+        inventory(api, {"z1": {"h1": (64, 65536)}})
+        counted()
+        placed = counted()
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
+        service.store.close()
+        service.backend.close()
+    extra = [s for s in placed if s.startswith("UPDATE hosts")]
+    assert len(extra) == 1, placed
+    assert len(placed) == len(unplaced) + 1, "\n".join(["unplaced:", *unplaced, "placed:", *placed])
