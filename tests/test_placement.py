@@ -20,7 +20,7 @@ from occi import errors
 from occi.api.wsgi import build
 from occi.context import RequestContext
 from occi.inventory import placement
-from occi.model import Resource
+from occi.model import AttributeDef, Mixin, Resource
 from occi.settings import Settings
 from occi.store.inventory_sql import hosts
 from occi.store.sql import entities
@@ -190,14 +190,11 @@ def test_tags_required_by_a_template_choose_the_hosts_that_carry_them(made):
         rows.add_host(tx.conn, "b-ssd", fast, cores=8, memory_mb=8192)
         rows.add_host(tx.conn, "c-ssd-gpu", fast, cores=8, memory_mb=8192, tags=("gpu",))
     rows.announce(api.service)
-    tpl = placement.zone_mixin("http://example.com/tpl#", "x")  # any mixin: its attribute counts
-    tpl = type(tpl)(
+    tpl = Mixin(
         "http://example.com/tpl#",
         "gpu",
         attributes={
-            placement.TAGS_ATTRIBUTE: __import__("occi.model").model.AttributeDef(
-                placement.TAGS_ATTRIBUTE, default="ssd, gpu"
-            )
+            placement.TAGS_ATTRIBUTE: AttributeDef(placement.TAGS_ATTRIBUTE, default="ssd, gpu")
         },
     )
     assert placement.required_tags([tpl]) == ("ssd", "gpu")
