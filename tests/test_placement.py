@@ -381,3 +381,15 @@ def test_a_placed_create_costs_one_statement_more_than_an_unplaced_one(tmp_path)
     extra = [s for s in placed if s.startswith("UPDATE hosts")]
     assert len(extra) == 1, placed
     assert len(placed) == len(unplaced) + 1, "\n".join(["unplaced:", *unplaced, "placed:", *placed])
+
+
+def test_a_zone_collection_lists_but_does_not_move_entities(made):
+    api = made()
+    inventory(api, {"z1": {"h1": (8, 8192)}, "z2": {"h2": (8, 8192)}})
+    vm = api.path_of(compute(api, 1, 1.0, [ZONE + "z1"]))
+    for method in ("post", "put", "delete"):
+        r = getattr(api, method)("/mixin/availability_zone/z2/", {"locations": [vm]})
+        assert r.status_code == 400, (method, r.text)
+        assert "zone" in r.json["error"]["message"]
+    assert ZONE + "z1" in api.get(vm).json["mixins"]
+    assert ZONE + "z2" not in api.get(vm).json["mixins"]
