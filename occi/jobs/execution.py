@@ -203,7 +203,7 @@ class Executor:
         storage attached to a compute). Where the platform cannot detach it now, the delete is
         refused with what to do, and nothing changes."""
         try:
-            self.backend.unlink(link)  # type: ignore[arg-type]
+            self.backend_for(entity).unlink(link)  # type: ignore[arg-type]
         except Unsupported as exc:
             source = getattr(link, "source", None) or "its compute"
             raise InvalidTransition(
@@ -219,7 +219,7 @@ class Executor:
             return None
         goal = ACTION_TARGET_STATES.get(job.params.get("action", ""))
         try:
-            seen = self.backend.observe(entity)
+            seen = self.backend_for(entity).observe(entity)
         except BackendFault:
             return None
         if goal and any(n.endswith(".state") and v == goal for n, v in seen.attributes.items()):
