@@ -8,6 +8,7 @@ real app on SQLite and PostgreSQL, with the inventory's rows written directly
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -198,6 +199,7 @@ def test_tags_required_by_a_template_choose_the_hosts_that_carry_them(made):
         },
     )
     assert placement.required_tags([tpl]) == ("ssd", "gpu")
+    assert placement.required_tags([dataclasses.replace(tpl, user_defined=True)]) == ()
     with api.service.store.begin() as tx:
         snap = api.service.pool.snapshot(tx)
 

@@ -68,10 +68,11 @@ class Ask:
 
 
 def required_tags(mixins: Iterable[Mixin]) -> tuple[str, ...]:
-    """The tags the templates among `mixins` require (their TAGS_ATTRIBUTE's default)."""
+    """The tags the provider's templates among `mixins` require (their TAGS_ATTRIBUTE's
+    default); a user's own mixin requires nothing."""
     out: list[str] = []
     for m in mixins:
-        d = m.attributes.get(TAGS_ATTRIBUTE)
+        d = None if m.user_defined else m.attributes.get(TAGS_ATTRIBUTE)
         if d is not None and d.default:
             raw = d.default if isinstance(d.default, list | tuple) else str(d.default).split(",")
             out += [str(t).strip() for t in raw if str(t).strip() and str(t).strip() not in out]
