@@ -395,3 +395,35 @@ def test_a_zone_collection_lists_but_does_not_move_entities(made):
         assert "zone" in r.json["error"]["message"]
     assert ZONE + "z1" in api.get(vm).json["mixins"]
     assert ZONE + "z2" not in api.get(vm).json["mixins"]
+
+
+def test_a_clusters_backend_is_built_once_and_again_when_its_row_changes(made, tmp_path):
+    from occi.store.inventory_sql import clusters
+
+    api = made()
+    pool = api.service.pool
+    with api.service.store.begin() as tx:
+        z = rows.add_zone(tx.conn, "z1")
+        mine = rows.add_cluster(tx.conn, "c-own", z)  # origin settings: the app's backend
+        other = rows.add_cluster(
+            tx.conn,
+            "c-other",
+            z,
+            origin="admin",
+            settings={"simulator_database_url": f"sqlite:///{tmp_path}/one.db"},
+        )
+    rows.announce(api.service)
+    assert pool.cluster_backend(mine) is api.service.backend
+    first = pool.cluster_backend(other)
+    assert first is not api.service.backend and pool.cluster_backend(other) is first
+    with api.service.store.begin() as tx:
+        tx.conn.execute(
+            clusters.update()
+            .where(clusters.c.id == other)
+            .values(settings=json.dumps({"simulator_database_url": f"sqlite:///{tmp_path}/2.db"}))
+        )
+    rows.announce(api.service)
+    api.get("/-/")  # the registry is rebuilt, and the inventory map read again
+    second = pool.cluster_backend(other)
+    assert second is not first
+    assert pool.cluster_backend(other) is second
