@@ -156,3 +156,9 @@ CODES_BY_STATUS: dict[int, str] = {
 def code_for_status(status: int) -> str:
     """The code of an error known only by its HTTP status ("http_<status>" for the rest)."""
     return CODES_BY_STATUS.get(status, f"http_{status}")
+
+
+class NoCapacity(ServiceUnavailable):
+    """No host of the zone has room for what a create or a resize asks (nothing is stored)."""
+
+    code = "no_capacity"

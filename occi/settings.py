@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 PREFIX = "OCCI_"
 #: the authentication methods the `auth` setting may list
 AUTH_METHODS = ("basic", "token", "oidc", "x509", "none")
+#: the `placement_strategy` setting's values (occi.inventory.placement.STRATEGIES)
+PLACEMENT_STRATEGIES = ("firstfit", "leastused", "random", "dispersed")
 
 
 @dataclass
@@ -135,6 +137,11 @@ class Settings:
     #: the key file used when secret_key is empty (empty: occi-secret-key beside the SQLite
     #: database, else in the working directory); readable by its owner only
     secret_key_file: str = ""
+    #: how a compute's host is chosen: firstfit (hosts by name), leastused (most free memory
+    #: first), random, dispersed (fewest VMs of the same project first)
+    placement_strategy: str = "firstfit"
+    #: the zone of a create that names no zone mixin (empty: the first zone by name)
+    default_zone: str = ""
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -198,6 +205,11 @@ class Settings:
         ):
             if getattr(s, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1")
+        if s.placement_strategy not in PLACEMENT_STRATEGIES:
+            raise SettingsError(
+                f"setting placement_strategy must be one of {', '.join(PLACEMENT_STRATEGIES)}, "
+                f"not {s.placement_strategy!r}"
+            )
         unknown = [m for m in s.auth_methods() if m not in AUTH_METHODS]
         if unknown or not s.auth_methods():
             raise SettingsError(

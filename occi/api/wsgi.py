@@ -35,13 +35,20 @@ def build(
         store.upgrade()
         shorthand.ensure(store, settings)
     backend = load_backend(settings.backend, settings.backend_settings())
+    inventory = InventoryService(store, settings)
     service = Service(
         store,
         backend,
         max_page_size=settings.max_page_size,
         job_settings=settings.job_settings(),
         default_quotas=settings.default_quotas(),
+        placement_strategy=settings.placement_strategy,
+        default_zone=settings.default_zone,
     )
+    # the clusters' backends get their settings decrypted under this server's key, and a
+    # change made through this server's admin API is seen by its next placement at once
+    service.pool.settings_of = lambda c: inventory.cipher.decrypt(c.settings, f"cluster {c.name}")
+    inventory.on_change = service.pool.invalidate
     if run_jobs:
         runner = JobRunner(
             store,
@@ -67,7 +74,7 @@ def build(
         limits=RequestLimits.from_settings(settings),
         cors_origins=settings.cors_origins,
         auth=AuthMiddleware.from_settings(settings, store),
-        inventory=InventoryService(store, settings),
+        inventory=inventory,
     )
     return app, service
 

@@ -159,6 +159,8 @@ class InventoryService:
     store: Store
     settings: Settings
     backend_for: Callable[[str, dict[str, Any]], Any] | None = None
+    #: called after each committed change (the server's pool forgets its map of the inventory)
+    on_change: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self._cipher: Cipher | None = None
@@ -175,6 +177,12 @@ class InventoryService:
             raise Forbidden("only administrators manage zones, clusters and hosts")
         with self.store.begin(readonly=readonly) as tx:
             yield InventoryTx(tx)  # type: ignore[arg-type]
+            if not readonly:
+                # zones are offered as mixins and every server keeps a map of the inventory:
+                # both are read again when the categories version moves
+                tx.bump_categories_version()
+        if not readonly and self.on_change is not None:
+            self.on_change()
 
     # ------------------------------------------------------------------ zones
     def list_zones(self, ctx: RequestContext) -> list[dict[str, Any]]:

@@ -66,9 +66,13 @@ class Executor:
         backend: Backend,
         registry: RegistryOf,
         categories_changed: Callable[[StoreTx], None],
+        backend_for: Callable[[Entity | None], Backend] | None = None,
     ):
         self.store = store
         self.backend = backend
+        #: the backend of an entity's cluster, with its placement's host filled in
+        #: (occi.inventory.pool.Pool.backend_for); without it, `backend` runs everything
+        self.backend_for = backend_for or (lambda _entity: backend)
         self.registry = registry
         #: tells every server that the categories changed (a saved image is a new os_tpl)
         self.categories_changed = categories_changed
@@ -150,7 +154,8 @@ class Executor:
         target: Resource | None,
     ) -> Outcome:
         op, p = job.operation, job.params
-        b = self.backend
+        # a link runs on the backend of its source resource's cluster
+        b = self.backend_for(source if isinstance(entity, Link) else entity)
         if op == "create":
             assert isinstance(entity, Resource)  # links are made by "link" jobs
             return b.create(entity)
@@ -198,7 +203,7 @@ class Executor:
         storage attached to a compute). Where the platform cannot detach it now, the delete is
         refused with what to do, and nothing changes."""
         try:
-            self.backend.unlink(link)  # type: ignore[arg-type]
+            self.backend_for(entity).unlink(link)  # type: ignore[arg-type]
         except Unsupported as exc:
             source = getattr(link, "source", None) or "its compute"
             raise InvalidTransition(
@@ -214,7 +219,7 @@ class Executor:
             return None
         goal = ACTION_TARGET_STATES.get(job.params.get("action", ""))
         try:
-            seen = self.backend.observe(entity)
+            seen = self.backend_for(entity).observe(entity)
         except BackendFault:
             return None
         if goal and any(n.endswith(".state") and v == goal for n, v in seen.attributes.items()):

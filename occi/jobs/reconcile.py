@@ -8,7 +8,7 @@ Takes the store, the backend and the registry accessor it is given. Run by the j
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from backends.base import Backend, BackendFault, NotFoundOnPlatform
@@ -22,9 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, store: Store, backend: Backend, registry: RegistryOf):
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        registry: RegistryOf,
+        backend_for: Callable[[Entity | None], Backend] | None = None,
+    ):
         self.store = store
         self.backend = backend
+        #: the backend of an entity's cluster (occi.inventory.pool.Pool.backend_for)
+        self.backend_for = backend_for or (lambda _entity: backend)
         self.registry = registry
 
     def reconcile(self, entity_ids: Iterable[str] | None = None, batch: int = 200) -> int:
@@ -88,7 +96,7 @@ class Reconciler:
     def _observed(self, e: Entity) -> dict[str, Any]:
         """What the platform reports for e; a link's state comes from the resources it joins
         (_derive_link_states), so only the platform's `error` (or its end) is taken from it."""
-        seen = self.backend.observe(e).attributes
+        seen = self.backend_for(e).observe(e).attributes
         attr = machines.LINK_STATE_ATTRS.get(e.kind)
         if attr and "error" not in (seen.get(attr), e.attributes.get(attr)):
             seen = {k: v for k, v in seen.items() if k not in (attr, attr + ".message")}

@@ -61,6 +61,8 @@ class Service(MixinCollections, Actions):
         max_page_size: int = 1000,
         job_settings: JobSettings | None = None,
         default_quotas: Mapping[str, int] | None = None,
+        placement_strategy: str = "firstfit",
+        default_zone: str = "",
     ):
         super().__init__(
             store,
@@ -68,9 +70,13 @@ class Service(MixinCollections, Actions):
             max_page_size=max_page_size,
             job_settings=job_settings,
             default_quotas=default_quotas,
+            placement_strategy=placement_strategy,
+            default_zone=default_zone,
         )
-        self.executor = Executor(store, backend, self.registry, self._categories_changed)
-        self.reconciler = Reconciler(store, backend, self.registry)
+        self.executor = Executor(
+            store, backend, self.registry, self._categories_changed, self.pool.backend_for
+        )
+        self.reconciler = Reconciler(store, backend, self.registry, self.pool.backend_for)
 
     def execute(self, job: Job, runner: JobRunner) -> None:
         """Carry out one claimed job on the backend and store what it did (the job runner's

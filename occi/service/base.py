@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from backends.base import Backend
 from occi import errors
 from occi.context import RequestContext
+from occi.inventory.pool import Pool
 from occi.jobs.execution import Executor
 from occi.jobs.reconcile import Reconciler
 from occi.jobs.runner import JobRunner, JobSettings
@@ -35,8 +36,16 @@ class ServiceBase:
         max_page_size: int = 1000,
         job_settings: JobSettings | None = None,
         default_quotas: Mapping[str, int] | None = None,
+        placement_strategy: str = "firstfit",
+        default_zone: str = "",
     ):
         self.store = store
+        #: the inventory map and each cluster's backend (occi.inventory.pool)
+        self.pool = Pool(store, backend)
+        #: how a compute's host is chosen (occi.inventory.placement.STRATEGIES)
+        self.placement_strategy = placement_strategy
+        #: the zone of a create that names none (empty: the first zone by name)
+        self.default_zone = default_zone
         #: a project's limits where it has none of its own (Settings.default_quotas)
         self.default_quotas: dict[str, int] = dict(default_quotas or {})
         self.backend = backend

@@ -12,6 +12,7 @@ from backends.base import BackendFault
 from occi import errors
 from occi import infrastructure as infra
 from occi.context import DEFAULT_PROJECT, RequestContext
+from occi.inventory import placement
 from occi.model import (
     Category,
     CategoryCollection,
@@ -76,7 +77,8 @@ class Categories(ServiceBase):
             return cached[2]
         source = self._registry_source
         if source is None or source[0] != version or now - source[1] >= self.registry_ttl:
-            source = (version, now, self._provider_mixins(), tx.user_mixins_by_project())
+            provider = self._provider_mixins() + self._zone_mixins(tx, version)
+            source = (version, now, provider, tx.user_mixins_by_project())
             self._registry_source = source
         reg = self._project_registry(source[2], source[3], project)
         kept = self._registry_cache
@@ -113,6 +115,16 @@ class Categories(ServiceBase):
         except BackendFault as exc:
             log.warning("backend templates unavailable: %s", exc)
             return []
+
+    def _zone_mixins(self, tx: StoreTx, version: int) -> list[Mixin]:
+        """One mixin per zone of the inventory (read again with the other sources of the
+        registry: a change of the inventory bumps the categories version)."""
+        snap = self.pool.reload(tx, version)
+        return placement.zone_mixins(self.zone_scheme, [z.name for z in snap.zones_by_name()])
+
+    @property
+    def zone_scheme(self) -> str:
+        return placement.zone_scheme(self.backend.name)
 
     # ------------------------------------------------------------------ query interface
     def categories(

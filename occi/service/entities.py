@@ -9,8 +9,10 @@ import uuid
 
 from occi import errors, validation
 from occi import infrastructure as infra
-from occi.context import RequestContext
-from occi.model import Entity, Kind, Link, Mixin, Resource, stored_id
+from occi.context import DEFAULT_PROJECT, RequestContext
+from occi.inventory import placement
+from occi.inventory.pool import Snapshot, Zone
+from occi.model import Entity, Kind, Link, Mixin, Placement, Resource, stored_id
 from occi.registry import Registry
 from occi.service.conditions import Expected, check_expected
 from occi.service.links import Links
@@ -82,11 +84,73 @@ class Entities(Links):
         res = Resource(kind.id, entity_id, e.title, mixins, attributes, location)
         res.summary = e.summary if isinstance(e, Resource) else None
         self._note(res, kind, "creating")
-        tx.insert(res, project_id=self._project(), fresh=fresh)
+        where = self._place(tx, reg, kind, res)
+        tx.insert(res, project_id=self._project(), fresh=fresh, placement=where)
+        res.placement = where
         self._submit(tx, entity_id, "create", entity_id, first=fresh)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
         return self._present(res, reg)
+
+    # ------------------------------------------------------------------ placement
+    def _place(self, tx: StoreTx, reg: Registry, kind: Kind, res: Resource) -> Placement | None:
+        """Where a new compute, storage or network lives (occi.inventory.placement): its zone
+        (its zone mixin, else the default zone, whose mixin it then carries), and for a
+        compute the host, whose room is reserved in this transaction. None while the
+        inventory has no cluster: the process's own backend runs it."""
+        if not any(kind.is_a(k) for k in (infra.COMPUTE, infra.STORAGE, infra.NETWORK)):
+            return None
+        snap = self.pool.snapshot(tx)
+        if not snap.clusters:
+            return None
+        zone = self._zone_of(snap, res)
+        if kind.is_a(infra.COMPUTE):
+            cores, memory_mb = placement.compute_size(res.attributes)
+            ask = placement.Ask(
+                zone.id,
+                zone.name,
+                cores,
+                memory_mb,
+                self._project() or DEFAULT_PROJECT,
+                placement.required_tags(reg.mixins[m] for m in res.mixins if m in reg.mixins),
+            )
+            return placement.place_compute(tx, ask, self.placement_strategy)
+        held = snap.clusters_of(zone.id)
+        if not held:
+            raise errors.NoCapacity(f"zone {zone.name} has no cluster to hold a {kind.term}")
+        return Placement(zone_id=zone.id, cluster_id=held[0].id)
+
+    def _zone_of(self, snap: Snapshot, res: Resource) -> Zone:
+        scheme = self.zone_scheme
+        named = [m[len(scheme) :] for m in res.mixins if m.startswith(scheme)]
+        if len(named) > 1:
+            raise errors.BadRequest(
+                f"an entity lives in one zone: it names {len(named)} ({', '.join(named)})"
+            )
+        if named:
+            zone = snap.zone_named(named[0])
+            if zone is None:
+                raise errors.BadRequest(f"there is no zone {named[0]}")
+            return zone
+        zone = snap.zone_named(self.default_zone) if self.default_zone else None
+        if zone is None:
+            zone = snap.zones_by_name()[0]
+        res.mixins.append(scheme + zone.name)  # the rendering shows where it lives
+        return zone
+
+    def _keep_zone(self, cur: Entity, before: list[str]) -> None:
+        """An entity stays in its zone: a replace or update may not name another, and keeps
+        the zone mixin it had."""
+        scheme = self.zone_scheme
+        old = [m for m in before if m.startswith(scheme)]
+        new = [m for m in cur.mixins if m.startswith(scheme)]
+        if new and new != old:
+            raise errors.BadRequest(
+                f"{cur.location} lives in zone {old[0][len(scheme) :] if old else '(none)'}: "
+                "an entity cannot move to another zone"
+            )
+        if old and not new:
+            cur.mixins.extend(old)
 
     def _kind_of(self, reg: Registry, e: Entity, target: Kind | None) -> Kind:
         if e.kind:
@@ -264,8 +328,20 @@ class Entities(Links):
         for mid in checked.dropped:
             log.info("%s: direct resize drops resource template %s", cur.location, mid)
         changed = checked.changed
+        before_mixins = list(cur.mixins)
         cur.attributes = checked.attributes
         cur.mixins = checked.mixins
+        self._keep_zone(cur, before_mixins)
+        if (
+            cur.placement is not None
+            and cur.placement.host_id is not None
+            and {"occi.compute.cores", "occi.compute.memory"} & set(changed)
+        ):
+            cores, memory_mb = placement.compute_size(cur.attributes)
+            zone = self.pool.snapshot(tx).zones.get(cur.placement.zone_id or "")
+            placement.resize(
+                tx, cur_id, cur.placement, cores, memory_mb, zone.name if zone else "?"
+            )
         if full or new.title is not None:
             cur.title = new.title
         if isinstance(cur, Resource) and isinstance(new, Resource):

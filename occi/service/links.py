@@ -37,6 +37,7 @@ class Links(Work):
             raise errors.BadRequest(f"occi.core.target {link.target} is not a resource here")
         if target is not None:
             link.target_kind = target.kind
+            self._check_same_zone(link, source, target)
         expectations = {
             infra.NETWORKINTERFACE.id: (infra.COMPUTE, infra.NETWORK),
             infra.STORAGELINK.id: (infra.COMPUTE, infra.STORAGE),
@@ -47,6 +48,20 @@ class Links(Work):
                 raise errors.BadRequest(f"a {kind.term} link starts at a {src_kind.term} resource")
             if target is None or not reg.kinds[target.kind].is_a(tgt_kind):
                 raise errors.BadRequest(f"a {kind.term} link points at a {tgt_kind.term} resource")
+
+    def _check_same_zone(self, link: Link, source: Resource, target: Resource) -> None:
+        """A link joins resources of one zone (a compute reaches the networks and storage of
+        its own zone only)."""
+        zones = [r.placement.zone_id if r.placement is not None else None for r in (source, target)]
+        if None in zones or zones[0] == zones[1]:
+            return
+        known = self.pool.snapshot().zones
+        src, tgt = (known[z].name if z in known else z for z in zones)
+        raise errors.BadRequest(
+            f"{link.source} is in zone {src} and {link.target} in zone {tgt}: a link joins "
+            "resources of one zone; create the resource in the same zone",
+            code="cross_zone_link",
+        )
 
     def _resource_at(self, tx: StoreTx, location: str, role: str) -> Resource | None:
         """The resource at `location` in the project of the call under way; None when there

@@ -42,6 +42,7 @@ class MixinCollections(Entities):
         with self.store.begin() as tx:
             reg = self.registry(tx, ctx.project)
             mixin = self._mixin_at(reg, path)
+            self._not_a_zone(mixin)
             targets = self._entities_at(tx, reg, locations, ctx.project)
             for e in targets:
                 kind = reg.kinds[e.kind]
@@ -79,11 +80,20 @@ class MixinCollections(Entities):
         with self.store.begin() as tx:
             reg = self.registry(tx, ctx.project)
             mixin = self._mixin_at(reg, path)
+            self._not_a_zone(mixin)
             if locations is None:
                 tx.dissociate(mixin.id, None, project_id=ctx.project)
                 return
             targets = self._entities_at(tx, reg, locations, ctx.project)
             tx.dissociate(mixin.id, [stored_id(e) for e in targets])
+
+    def _not_a_zone(self, mixin: Mixin) -> None:
+        """A zone mixin is chosen when an entity is created, and never changes after."""
+        if mixin.scheme == self.zone_scheme:
+            raise errors.BadRequest(
+                f"{mixin.id} is a zone: an entity is placed in its zone when it is created (with "
+                "this mixin) and never moves to another; its collection only lists what lives there"
+            )
 
     def _mixin_at(self, reg: Registry, path: str) -> Mixin:
         cat = self.collection_target(path, reg)

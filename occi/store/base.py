@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from occi.model import Entity, Mixin
+from occi.model import Entity, Mixin, Placement
 
 
 @dataclass
@@ -236,9 +236,16 @@ class StoreTx(ABC):
         attribute occi.<kind term>.state, None where it has none) -> count. One statement."""
 
     @abstractmethod
-    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
+    def insert(
+        self,
+        entity: Entity,
+        *,
+        project_id: str | None = None,
+        fresh: bool = False,
+        placement: Placement | None = None,
+    ) -> None:
         """Store a new entity (its `id` and `location` are set) owned by `project_id` (None: the
-        `default` project). A Resource's `links` are NOT inserted by this call: the service
+        `default` project), placed where `placement` says (occi.inventory.placement). A Resource's `links` are NOT inserted by this call: the service
         inserts each link itself. `fresh`: the id was made by the server (a new uuid), so the
         unique constraint alone answers a conflict, with no savepoint to tell which one."""
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
-from occi.model import AttributeDef, Entity, Link, Mixin, Resource
+from occi.model import AttributeDef, Entity, Link, Mixin, Placement, Resource
 from occi.store.base import Query, Store, StoreTx
 from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
@@ -473,6 +473,34 @@ assert _ENTITY_NAMES == _LINK_NAMES  # rows of _GET and stream(): entity columns
 _AT = {name: i for i, name in enumerate(_ENTITY_NAMES)}
 #: distinct mixin lists remembered while decoding one listing (entities share a few lists)
 _MIXIN_MEMO_SIZE = 1024
+#: where the placement columns sit in a row of _ENTITY_COLUMNS
+_I_PLACEMENT = tuple(
+    _AT[name]
+    for name in (
+        "zone_id",
+        "cluster_id",
+        "host_id",
+        "reserved_cores",
+        "reserved_memory_mb",
+        "platform_ref",
+    )
+)
+
+
+def _placement_of(v: Sequence[Any], o: int = 0) -> Placement | None:
+    """The placement in row `v` (entity columns from `o`), or None for an unplaced entity.
+    The host's name and address come from the inventory map (occi.inventory.pool)."""
+    zone, cluster, host, cores, memory, ref = (v[o + i] for i in _I_PLACEMENT)
+    if zone is None and cluster is None and ref is None:
+        return None
+    return Placement(
+        zone_id=zone,
+        cluster_id=cluster,
+        host_id=host,
+        reserved_cores=cores,
+        reserved_memory_mb=memory,
+        platform_ref=ref,
+    )
 
 
 (
@@ -542,6 +570,7 @@ def _entity_from_values(
             summary=v[o + _I_SUMMARY],
             version=v[o + _I_VERSION],
             project=v[o + _I_PROJECT],
+            placement=_placement_of(v, o),
         )
     return Link(
         kind=v[o + _I_KIND],
@@ -731,6 +760,16 @@ class SqlTx(StoreTx):
         attributes = json.loads(row.attributes) if row.attributes else {}
         mixins = json.loads(row.mixins) if row.mixins else []
         if row.source_id is None:
+            placement = None
+            if row.cluster_id is not None or row.zone_id is not None:
+                placement = Placement(
+                    zone_id=row.zone_id,
+                    cluster_id=row.cluster_id,
+                    host_id=row.host_id,
+                    reserved_cores=row.reserved_cores,
+                    reserved_memory_mb=row.reserved_memory_mb,
+                    platform_ref=row.platform_ref,
+                )
             return Resource(
                 kind=row.kind,
                 id=row.id,
@@ -741,6 +780,7 @@ class SqlTx(StoreTx):
                 summary=row.summary,
                 version=row.version,
                 project=row.project_id,
+                placement=placement,
             )
         return Link(
             kind=row.kind,
@@ -1021,7 +1061,15 @@ class SqlTx(StoreTx):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def insert(self, entity: Entity, *, project_id: str | None = None, fresh: bool = False) -> None:
+    def insert(
+        self,
+        entity: Entity,
+        *,
+        project_id: str | None = None,
+        fresh: bool = False,
+        placement: Placement | None = None,
+    ) -> None:
+        """Store a new entity (with where it was placed, in the same INSERT)."""
         if not entity.id or not entity.location:
             raise ValueError("insert() needs an entity with its id and location set")
         self.entities_changed = True
@@ -1042,6 +1090,15 @@ class SqlTx(StoreTx):
         }
         if project_id is not None:  # else the column's default: the `default` project
             values["project_id"] = project_id
+        if placement is not None:
+            values.update(
+                zone_id=placement.zone_id,
+                cluster_id=placement.cluster_id,
+                host_id=placement.host_id,
+                reserved_cores=placement.reserved_cores,
+                reserved_memory_mb=placement.reserved_memory_mb,
+                platform_ref=placement.platform_ref,
+            )
         if isinstance(entity, Link):
             values.update(
                 source_id=self._resolve_source(entity.source),
@@ -1169,8 +1226,33 @@ class SqlTx(StoreTx):
             if lid not in requested
         ]
         self._locked.clear()
+        self._release_hosts(ids)
         self.conn.execute(entities.delete().where(self._in(entities.c.id, ids + link_ids)))
         return link_ids
+
+    def _release_hosts(self, ids: list[str]) -> None:
+        """Give back to their hosts what the entities `ids` reserved there (one statement, in
+        the transaction that deletes them; occi.inventory.placement reserved it)."""
+        from occi.store.inventory_sql import hosts  # the inventory's tables import this module
+
+        e = entities.c
+        placed = sa.and_(e.host_id == hosts.c.id, self._in(e.id, ids))
+        total = sa.select(sa.func.count(), sa.func.sum(e.reserved_cores)).where(placed)
+
+        def summed(column: sa.ColumnElement[Any]) -> Any:
+            return sa.func.coalesce(
+                total.with_only_columns(sa.func.sum(column)).scalar_subquery(), 0
+            )
+
+        self.conn.execute(
+            hosts.update()
+            .where(hosts.c.id.in_(sa.select(e.host_id).where(self._in(e.id, ids))))
+            .values(
+                used_cores=hosts.c.used_cores - summed(e.reserved_cores),
+                used_memory_mb=hosts.c.used_memory_mb - summed(e.reserved_memory_mb),
+                vms=hosts.c.vms - total.with_only_columns(sa.func.count()).scalar_subquery(),
+            )
+        )
 
     def _rewrite_mixins(self, changes: list[tuple[int, list[str]]]) -> None:
         if not changes:

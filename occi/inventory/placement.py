@@ -1,0 +1,245 @@
+"""Placement: where a new entity lives, and the capacity it reserves there.
+
+A compute is placed on a host of its zone with room for it: `used + asked <= capacity x the
+cluster's overcommit` for cores and memory, host `up` and `enabled`, every required tag carried
+by the host or its cluster. The choice and the reservation are ONE guarded statement, run in the
+transaction that stores the entity:
+
+    UPDATE hosts SET used_cores = used_cores + :c, used_memory_mb = ..., vms = vms + 1
+    WHERE id = (SELECT the best candidate ... LIMIT 1) AND <it still fits>
+    RETURNING id, cluster_id, name, uri
+
+The outer condition is what keeps two servers on one PostgreSQL from overbooking a host: under
+READ COMMITTED, an UPDATE that waited for another transaction's lock on the row re-checks its
+WHERE against the row as that transaction left it. When it matches nothing although candidates
+remain (another create took the room meanwhile), it is tried again, a bounded number of times;
+when no host has room, the create is refused (occi.errors.NoCapacity, 503) and its transaction
+rolls back, so nothing is stored.
+
+Strategies (setting `placement_strategy`): `firstfit` (hosts by name), `leastused` (most free
+memory, then cores, first), `random`, `dispersed` (fewest VMs of the same project first).
+
+Storage and networks are placed in a zone and a cluster (the first of the zone by name), with no
+host capacity. A resize re-checks the host with the difference (`resize`); a delete releases the
+reservation with the row (occi.store.sql.SqlTx.delete).
+
+Tags: a provider template (a resource_tpl mixin) requires tags by declaring the attribute
+`TAGS_ATTRIBUTE` with a default: a comma-separated list (`required_tags`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from occi import errors
+from occi import infrastructure as infra
+from occi.model import TERM_RE, Mixin, Placement
+from occi.settings import PLACEMENT_STRATEGIES
+from occi.store.base import StoreTx
+from occi.store.inventory_sql import clusters, hosts
+from occi.store.sql import entities
+
+STRATEGIES = PLACEMENT_STRATEGIES
+#: guarded updates tried while candidates remain but others took the room first
+ATTEMPTS = 8
+#: the attribute by which a provider template requires host or cluster tags
+TAGS_ATTRIBUTE = "placement.tags"
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a compute asks of a host."""
+
+    zone_id: str
+    zone_name: str
+    cores: int
+    memory_mb: int
+    project: str
+    tags: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        tags = f" with tags {', '.join(self.tags)}" if self.tags else ""
+        return f"{self.cores} cores and {self.memory_mb} MB of memory{tags}"
+
+
+def required_tags(mixins: Iterable[Mixin]) -> tuple[str, ...]:
+    """The tags the provider's templates among `mixins` require (their TAGS_ATTRIBUTE's
+    default); a user's own mixin requires nothing."""
+    out: list[str] = []
+    for m in mixins:
+        d = None if m.user_defined else m.attributes.get(TAGS_ATTRIBUTE)
+        if d is not None and d.default:
+            raw = d.default if isinstance(d.default, list | tuple) else str(d.default).split(",")
+            out += [str(t).strip() for t in raw if str(t).strip() and str(t).strip() not in out]
+    return tuple(out)
+
+
+def compute_size(attributes: dict[str, Any]) -> tuple[int, int]:
+    """Cores and memory (MB) of a compute's attributes (one core, 1 GB when not given)."""
+    cores = attributes.get("occi.compute.cores")
+    memory = attributes.get("occi.compute.memory")
+    cores = 1 if cores is None else cores
+    memory = 1.0 if memory is None else memory
+    return int(cores), int(round(float(memory) * 1024))
+
+
+def _fits(cores: Any, memory_mb: Any) -> sa.ColumnElement[bool]:
+    """`used + asked <= capacity x overcommit` on the hosts row (overcommit of its cluster)."""
+    overcommit = (
+        sa.select(clusters.c.cpu_overcommit, clusters.c.memory_overcommit)
+        .where(clusters.c.id == hosts.c.cluster_id)
+        .correlate(hosts)
+    )
+    cpu = overcommit.with_only_columns(clusters.c.cpu_overcommit).scalar_subquery()
+    mem = overcommit.with_only_columns(clusters.c.memory_overcommit).scalar_subquery()
+    return sa.and_(
+        hosts.c.used_cores + cores <= hosts.c.cores * cpu,
+        hosts.c.used_memory_mb + memory_mb <= hosts.c.memory_mb * mem,
+    )
+
+
+def _candidates(ask: Ask) -> tuple[sa.Select[Any], list[sa.ColumnElement[bool]]]:
+    where: list[sa.ColumnElement[bool]] = [
+        clusters.c.zone_id == ask.zone_id,
+        hosts.c.state == "up",
+        hosts.c.admin_state == "enabled",
+        hosts.c.used_cores + ask.cores <= hosts.c.cores * clusters.c.cpu_overcommit,
+        hosts.c.used_memory_mb + ask.memory_mb <= hosts.c.memory_mb * clusters.c.memory_overcommit,
+    ]
+    for tag in ask.tags:
+        quoted = json.dumps(tag)
+        where.append(
+            sa.or_(
+                hosts.c.tags.contains(quoted, autoescape=True),
+                clusters.c.tags.contains(quoted, autoescape=True),
+            )
+        )
+    joined = hosts.join(clusters, clusters.c.id == hosts.c.cluster_id)
+    return sa.select(hosts.c.id).select_from(joined).where(*where), where
+
+
+def _order(strategy: str, ask: Ask) -> list[sa.ColumnElement[Any]]:
+    if strategy == "leastused":
+        return [
+            (hosts.c.memory_mb * clusters.c.memory_overcommit - hosts.c.used_memory_mb).desc(),
+            (hosts.c.cores * clusters.c.cpu_overcommit - hosts.c.used_cores).desc(),
+            hosts.c.name,
+        ]
+    if strategy == "random":
+        return [sa.func.random()]
+    if strategy == "dispersed":
+        same_project = (
+            sa.select(sa.func.count())
+            .select_from(entities)
+            .where(entities.c.host_id == hosts.c.id, entities.c.project_id == ask.project)
+            .correlate(hosts)
+            .scalar_subquery()
+        )
+        return [same_project, hosts.c.name]
+    return [hosts.c.name]
+
+
+def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placement:
+    """Choose a host for `ask` and reserve its room there: one statement when it fits."""
+    conn = tx.conn  # type: ignore[attr-defined]  # the SQL store's transaction
+    candidates, _ = _candidates(ask)
+    chosen = candidates.order_by(*_order(strategy, ask)).limit(1).scalar_subquery()
+    reserve = (
+        hosts.update()
+        .where(hosts.c.id == chosen, _fits(ask.cores, ask.memory_mb))
+        .values(
+            used_cores=hosts.c.used_cores + ask.cores,
+            used_memory_mb=hosts.c.used_memory_mb + ask.memory_mb,
+            vms=hosts.c.vms + 1,
+        )
+        .returning(hosts.c.id, hosts.c.cluster_id, hosts.c.name, hosts.c.uri)
+    )
+    for _ in range(ATTEMPTS):
+        row = conn.execute(reserve).first()
+        if row is not None:
+            return Placement(
+                zone_id=ask.zone_id,
+                cluster_id=row.cluster_id,
+                host_id=row.id,
+                host_name=row.name,
+                host_uri=row.uri,
+                reserved_cores=ask.cores,
+                reserved_memory_mb=ask.memory_mb,
+            )
+        # nothing matched: either no host has room, or another create took it meanwhile
+        left = conn.execute(sa.select(sa.func.count()).select_from(candidates.subquery()))
+        if not left.scalar():
+            break
+    raise errors.NoCapacity(
+        f"no host in zone {ask.zone_name} has room for {ask.describe()}; try another zone, "
+        "a smaller size, or later"
+    )
+
+
+def resize(
+    tx: StoreTx, entity_id: str, placement: Placement, cores: int, memory_mb: int, zone_name: str
+) -> None:
+    """Move a placed compute's reservation to `cores` and `memory_mb` (a guarded update of the
+    difference on its host: NoCapacity when the host has no room for the growth)."""
+    if placement.host_id is None:
+        return
+    d_cores = cores - (placement.reserved_cores or 0)
+    d_mem = memory_mb - (placement.reserved_memory_mb or 0)
+    if not d_cores and not d_mem:
+        return
+    conn = tx.conn  # type: ignore[attr-defined]
+    done = conn.execute(
+        hosts.update()
+        .where(hosts.c.id == placement.host_id, _fits(max(d_cores, 0), max(d_mem, 0)))
+        .values(
+            used_cores=hosts.c.used_cores + d_cores,
+            used_memory_mb=hosts.c.used_memory_mb + d_mem,
+        )
+    )
+    if not done.rowcount:
+        raise errors.NoCapacity(
+            f"the host of this compute in zone {zone_name} has no room for {cores} cores and "
+            f"{memory_mb} MB of memory ({max(d_cores, 0)} cores and {max(d_mem, 0)} MB more); "
+            "choose a smaller size"
+        )
+    conn.execute(
+        entities.update()
+        .where(entities.c.id == entity_id)
+        .values(reserved_cores=cores, reserved_memory_mb=memory_mb)
+    )
+    placement.reserved_cores, placement.reserved_memory_mb = cores, memory_mb
+
+
+# ---------------------------------------------------------------------------------------------
+# Zones offered to users
+# ---------------------------------------------------------------------------------------------
+
+#: the kinds a zone mixin applies to: what lives in a zone
+ZONED_KINDS = (infra.COMPUTE.id, infra.STORAGE.id, infra.NETWORK.id)
+
+
+def zone_scheme(backend_name: str) -> str:
+    """The scheme of the zone mixins, in the provider's own scheme (as ooi offers OpenStack's
+    availability zones): http://occi.<backend>.local/availability_zone#"""
+    return f"http://occi.{backend_name}.local/availability_zone#"
+
+
+def zone_mixin(scheme: str, zone_name: str) -> Mixin:
+    """The mixin offering one zone: a create carrying it is placed in that zone."""
+    return Mixin(
+        scheme,
+        zone_name,
+        f"Availability zone {zone_name}",
+        applies=ZONED_KINDS,
+        location=f"/mixin/availability_zone/{zone_name}/",
+    )
+
+
+def zone_mixins(scheme: str, zone_names: Iterable[str]) -> list[Mixin]:
+    """One mixin per zone whose name can be a category term."""
+    return [zone_mixin(scheme, n) for n in zone_names if TERM_RE.fullmatch(n)]
