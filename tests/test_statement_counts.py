@@ -131,13 +131,17 @@ class Counted:
 
 @pytest.fixture
 def occi(tmp_path):
-    settings = Settings.from_mapping(
-        {
-            "database_url": f"sqlite:///{tmp_path}/counts.db",
-            "log_level": "WARNING",
-            "auth": "none",
-        }
-    )
+    yield from counted_app(f"sqlite:///{tmp_path}/counts.db")
+
+
+@pytest.fixture
+def occi_on_both(db_url):
+    """The counted app on SQLite and on PostgreSQL."""
+    yield from counted_app(db_url)
+
+
+def counted_app(url: str):
+    settings = Settings.from_mapping({"database_url": url, "log_level": "WARNING", "auth": "none"})
     app, service = build(settings, upgrade=True, run_jobs=False)
     counted = Counted(testing.TestClient(app))
     counted.create("network")  # the first job of a process registers it as a server, once
@@ -354,14 +358,15 @@ def test_action(occi):
 # ---------------------------------------------------------------------------- whole writes
 #: Statements of a create and of an action, the request and the job it runs itself together
 #: (the simulator's SQL and the audit event included), with OCCI_JOB_WAIT at its default.
-CREATE_TOTAL = 19
-ACTION_TOTAL = 23
+CREATE_TOTAL = 1
+ACTION_TOTAL = 1
 
 
-def test_create_and_action_with_their_jobs(occi):
+def test_create_and_action_with_their_jobs(occi_on_both):
     """What a create and a restart cost in all, their hypervisor work included. The request's
     own job is inserted already claimed, its record rewrites only the index rows that change,
     and the request answers from what the job left (no re-read of the job)."""
+    occi = occi_on_both
     occi.with_jobs = True
     doc = {
         "kind": INFRA + "compute",
@@ -373,8 +378,9 @@ def test_create_and_action_with_their_jobs(occi):
     path = occi.computes(1)[0]
     occi.request("POST", f"{path}?action=start", {"action": ACTION + "start"})
     restarted = occi.count("POST", f"{path}?action=restart", {"action": ACTION + "restart"})
-    assert len(created) <= CREATE_TOTAL, "\n".join(["create:", *created])
-    assert len(restarted) <= ACTION_TOTAL, "\n".join(["restart:", *restarted])
+    assert len(created) <= CREATE_TOTAL and len(restarted) <= ACTION_TOTAL, "\n".join(
+        [f"create ({len(created)}):", *created, f"restart ({len(restarted)}):", *restarted]
+    )
 
 
 def test_action_in_text_plain(occi):

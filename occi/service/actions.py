@@ -106,5 +106,12 @@ class Actions(Work):
         tx.update(entity)
         entity_id = stored_id(entity)
         return self._submit(
-            tx, entity_id, "action", entity_id, first=first, action=term, params=params
+            tx,
+            entity_id,
+            "action",
+            entity_id,
+            first=first,
+            entity=entity,
+            action=term,
+            params=params,
         )

@@ -70,12 +70,15 @@ class Work(Reads):
         target: str,
         *,
         first: bool = False,
+        entity: Entity | None = None,
         **params: Any,
     ) -> str:
         """Queue a job. `first`: no other job of `key` can precede it (its entity is new, or
         has no unfinished job and is locked by this transaction), so when the request will
         run it itself it is inserted already claimed by this server (the fast path: no claim
-        transaction of its own; if this server dies, its lease lapses and others take it)."""
+        transaction of its own; if this server dies, its lease lapses and others take it).
+        `entity`: the target as this transaction stores it, handed to that run of the job so
+        that it neither reads it again nor before recording what the platform did."""
         job_params = self._job_params(target, params)
         # (a runner not made yet is not registered; it registers after this transaction)
         runner = self.runner if first and self.job_settings.wait > 0 else None
@@ -93,6 +96,10 @@ class Work(Reads):
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         if owner is not None:
             claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
+            if entity is not None:
+                if entity.version is None:  # inserted by this transaction: its first version
+                    entity.version = 1
+                claimed.given = entity
             self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
         return job_id
 
