@@ -666,14 +666,10 @@ _UPSERT_ATTRIBUTE = _upserts()
 
 def _record_attributes() -> sa.Update:
     e = entities.c
-    other = entities.alias("touching")
-    linked = (
-        sa.select(other.c.seq)
-        .where(
-            other.c.source_id.is_not(None),
-            sa.or_(other.c.source_id == e.id, other.c.target == e.location),
-        )
-        .exists()
+    # written out, qualified (see _INSERTED): links whose source or target is this entity
+    linked = sa.literal_column(
+        "EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL"
+        " AND (touching.source_id = entities.id OR touching.target = entities.location))"
     )
     return (
         entities.update()
@@ -691,6 +687,19 @@ def _record_attributes() -> sa.Update:
 _RECORD_ATTRIBUTES = _record_attributes()
 
 
+#: what a create's INSERT returns: its seq, its project, and whether that project has quotas of
+#: its own (so the quota check of the same transaction needs no statement when it has none)
+#: (written out: SQLAlchemy leaves the columns of a RETURNING clause unqualified on SQLite, where
+#: a subquery would then read its own table's columns)
+_INSERTED = (
+    entities.c.seq,
+    entities.c.project_id,
+    sa.literal_column(
+        "(SELECT count(*) FROM quotas WHERE quotas.project_id = entities.project_id)"
+    ),
+)
+
+
 class SqlTx(StoreTx):
     """One transaction on one connection; every method works in SQL, in bulk."""
 
@@ -704,6 +713,8 @@ class SqlTx(StoreTx):
         #: entity id -> its row (seq, source, source_id, attributes, mixins) as read for update
         #: in this transaction: locked, so update() needs not read it again
         self._locked: dict[str, tuple[Any, ...]] = {}
+        #: projects that have no quota rows, as an INSERT of this transaction found
+        self._without_limits: set[str] = set()
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -713,7 +724,7 @@ class SqlTx(StoreTx):
 
     @property
     def usage(self) -> SqlUsageTx:
-        return SqlUsageTx(self.conn, entities, projects, quotas)
+        return SqlUsageTx(self.conn, entities, projects, quotas, self._without_limits)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -1096,11 +1107,12 @@ class SqlTx(StoreTx):
             )
         if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
             try:
-                key = self.conn.execute(entities.insert().values(**values)).inserted_primary_key
+                row = self.conn.execute(entities.insert().values(**values).returning(*_INSERTED))
             except IntegrityError:
                 raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
-            assert key is not None  # an INSERT of one row has its primary key
-            seq = key[0]
+            seq, project, limits = row.one()
+            if not limits:  # the quota check needs not read them (the same transaction)
+                self._without_limits.add(project)
         else:
             try:
                 with self.conn.begin_nested():
