@@ -667,7 +667,7 @@ _UPSERT_ATTRIBUTE = _upserts()
 def _record_attributes() -> sa.Update:
     e = entities.c
     # written out, qualified (see _INSERTED): links whose source or target is this entity
-    linked = sa.literal_column(
+    linked: sa.ColumnElement[bool] = sa.literal_column(
         "EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL"
         " AND (touching.source_id = entities.id OR touching.target = entities.location))"
     )
@@ -691,7 +691,7 @@ _RECORD_ATTRIBUTES = _record_attributes()
 #: its own (so the quota check of the same transaction needs no statement when it has none)
 #: (written out: SQLAlchemy leaves the columns of a RETURNING clause unqualified on SQLite, where
 #: a subquery would then read its own table's columns)
-_INSERTED = (
+_INSERTED: tuple[sa.ColumnElement[Any], ...] = (
     entities.c.seq,
     entities.c.project_id,
     sa.literal_column(
