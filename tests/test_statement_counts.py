@@ -65,6 +65,8 @@ class Counted:
 
     #: count the jobs' statements too (the request's own job, run in the request)
     with_jobs = False
+    #: the database's URL
+    url = ""
 
     def on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
         if in_job() and not self.with_jobs:  # a job's own work (claim, platform, record)
@@ -144,6 +146,7 @@ def counted_app(url: str):
     settings = Settings.from_mapping({"database_url": url, "log_level": "WARNING", "auth": "none"})
     app, service = build(settings, upgrade=True, run_jobs=False)
     counted = Counted(testing.TestClient(app))
+    counted.url = url
     counted.create("network")  # the first job of a process registers it as a server, once
     counted.user_mixins(1, prefix="warm")  # the first change creates the version row, once
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", counted.on_execute)
@@ -358,8 +361,10 @@ def test_action(occi):
 # ---------------------------------------------------------------------------- whole writes
 #: Statements of a create and of an action, the request and the job it runs itself together
 #: (the simulator's SQL and the audit event included), with OCCI_JOB_WAIT at its default.
-CREATE_TOTAL = 1
-ACTION_TOTAL = 1
+#: (SQLite counts its BEGINs: the request's, and the job record's; PostgreSQL's go with the first
+#: statement). Before issue 11's write-path work: 19 and 23 on SQLite, 14 and 20 on PostgreSQL.
+CREATE_TOTAL = {"sqlite": 11, "postgresql": 9}
+ACTION_TOTAL = {"sqlite": 10, "postgresql": 9}
 
 
 def test_create_and_action_with_their_jobs(occi_on_both):
@@ -378,7 +383,9 @@ def test_create_and_action_with_their_jobs(occi_on_both):
     path = occi.computes(1)[0]
     occi.request("POST", f"{path}?action=start", {"action": ACTION + "start"})
     restarted = occi.count("POST", f"{path}?action=restart", {"action": ACTION + "restart"})
-    assert len(created) <= CREATE_TOTAL and len(restarted) <= ACTION_TOTAL, "\n".join(
+    dialect = "sqlite" if occi.url.startswith("sqlite") else "postgresql"
+    fits = len(created) <= CREATE_TOTAL[dialect] and len(restarted) <= ACTION_TOTAL[dialect]
+    assert fits, "\n".join(
         [f"create ({len(created)}):", *created, f"restart ({len(restarted)}):", *restarted]
     )
 

@@ -53,6 +53,7 @@ class Work(Reads):
         """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
         self._local.claimed = {}
+        self._local.given = {}
         self._local.settled = {}
         self._local.request_id = ctx.request_id
 
@@ -94,13 +95,14 @@ class Work(Reads):
             lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
+        if entity is not None and entity.version is None:  # inserted by this transaction
+            entity.version = 1
         if owner is not None:
             claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
-            if entity is not None:
-                if entity.version is None:  # inserted by this transaction: its first version
-                    entity.version = 1
-                claimed.given = entity
+            claimed.given = entity
             self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
+        elif entity is not None and self.job_settings.wait > 0:  # for the claim after commit
+            self._local.__dict__.setdefault("given", {})[job_id] = entity
         return job_id
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -122,10 +124,11 @@ class Work(Reads):
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
         claimed = self._local.__dict__.pop("claimed", {})
+        given = self._local.__dict__.pop("given", {})
         self._local.settled = {}
         if not ids:
             return {}
-        jobs = self._runner().settle(ids, claimed=claimed)
+        jobs = self._runner().settle(ids, claimed=claimed, given=given)
         # what the jobs run here stored, for _refresh; not when jobs of one entity followed
         # each other (an inline link's job changes its resource's links after the create)
         keys = [j.entity_id for j in jobs.values()]
