@@ -8,6 +8,7 @@ UPDATEs, so of two concurrent `start`s exactly one wins.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,18 +142,18 @@ class SimulatorBackend(Backend):
         with self._platform_errors(), self.engine.begin() as conn:
             yield conn
 
-    @contextmanager
-    def _write_one(self) -> Iterator[Connection]:
+    def _write_one(self) -> contextlib.AbstractContextManager[Connection]:
         """For one statement that is atomic on its own (SQLite: autocommit, no BEGIN)."""
-        with self._platform_errors(), self.engine.connect() as conn:
-            conn.execution_options(**{SINGLE: True})
-            with conn.begin():
-                yield conn
+        return self._transaction(SINGLE)
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._transaction(READ_ONLY)
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _transaction(self, option: str) -> Iterator[Connection]:
+        """A transaction on a connection marked with `option` (see database.py)."""
         with self._platform_errors(), self.engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY: True})
+            conn.execution_options(**{option: True})
             with conn.begin():
                 yield conn
 

@@ -144,8 +144,8 @@ class SqlJobTx(JobTx):
         now = time.time()
         candidate = t.alias("candidate")
         q = self._runnable(now, candidate).with_only_columns(candidate.c.seq)
-        if job_id is not None:
-            q = q.where(candidate.c.id == job_id)
+        if job_id is not None:  # unique: no order to walk (a planner would scan by seq)
+            q = q.where(candidate.c.id == job_id).order_by(None)
         q = q.limit(1)
         if self._pg:
             q = q.with_for_update(skip_locked=True, of=candidate)
