@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from occi import errors
-from occi.context import RequestContext
+from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Kind
@@ -97,6 +97,7 @@ class Work(Reads):
         self._local.__dict__.setdefault("jobs", []).append(job_id)
         if entity is not None and entity.version is None:  # inserted by this transaction
             entity.version = 1
+            entity.project = entity.project or self._project() or DEFAULT_PROJECT
         if owner is not None:
             claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
             claimed.given = entity
