@@ -132,6 +132,9 @@ def test_idle_pollers_on_sqlite_look_before_taking_the_write_lock(store):
             job_id = tx.jobs.enqueue("e1", "action", {})
         statements.clear()
         assert runner.run_next()
-        assert ran == [job_id] and statements.count("BEGIN IMMEDIATE") == 2, statements
+        # a look (a read), then the claim: one UPDATE (autocommitted, the write lock held for it
+        # alone); the job's record is the one write transaction
+        assert ran == [job_id] and statements.count("BEGIN IMMEDIATE") == 1, statements
+        assert statements[:3] == ["BEGIN ", "SELECT jobs.seq", "UPDATE jobs"], statements
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)

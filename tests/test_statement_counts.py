@@ -65,6 +65,8 @@ class Counted:
 
     #: count the jobs' statements too (the request's own job, run in the request)
     with_jobs = False
+    #: the database's URL
+    url = ""
 
     def on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
         if in_job() and not self.with_jobs:  # a job's own work (claim, platform, record)
@@ -131,15 +133,20 @@ class Counted:
 
 @pytest.fixture
 def occi(tmp_path):
-    settings = Settings.from_mapping(
-        {
-            "database_url": f"sqlite:///{tmp_path}/counts.db",
-            "log_level": "WARNING",
-            "auth": "none",
-        }
-    )
+    yield from counted_app(f"sqlite:///{tmp_path}/counts.db")
+
+
+@pytest.fixture
+def occi_on_both(db_url):
+    """The counted app on SQLite and on PostgreSQL."""
+    yield from counted_app(db_url)
+
+
+def counted_app(url: str):
+    settings = Settings.from_mapping({"database_url": url, "log_level": "WARNING", "auth": "none"})
     app, service = build(settings, upgrade=True, run_jobs=False)
     counted = Counted(testing.TestClient(app))
+    counted.url = url
     counted.create("network")  # the first job of a process registers it as a server, once
     counted.user_mixins(1, prefix="warm")  # the first change creates the version row, once
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", counted.on_execute)
@@ -354,14 +361,19 @@ def test_action(occi):
 # ---------------------------------------------------------------------------- whole writes
 #: Statements of a create and of an action, the request and the job it runs itself together
 #: (the simulator's SQL and the audit event included), with OCCI_JOB_WAIT at its default.
-CREATE_TOTAL = 19
-ACTION_TOTAL = 23
+#: (SQLite counts its BEGINs: the request's, and the job record's; PostgreSQL's go with the first
+#: statement). A create includes placement's one reserving UPDATE of a host (a fresh server
+#: places in its one-cluster shorthand). Before issue 11's write-path work, unplaced: 19 and 23
+#: on SQLite, 14 and 20 on PostgreSQL.
+CREATE_TOTAL = {"sqlite": 12, "postgresql": 10}
+ACTION_TOTAL = {"sqlite": 10, "postgresql": 9}
 
 
-def test_create_and_action_with_their_jobs(occi):
+def test_create_and_action_with_their_jobs(occi_on_both):
     """What a create and a restart cost in all, their hypervisor work included. The request's
     own job is inserted already claimed, its record rewrites only the index rows that change,
     and the request answers from what the job left (no re-read of the job)."""
+    occi = occi_on_both
     occi.with_jobs = True
     doc = {
         "kind": INFRA + "compute",
@@ -373,8 +385,11 @@ def test_create_and_action_with_their_jobs(occi):
     path = occi.computes(1)[0]
     occi.request("POST", f"{path}?action=start", {"action": ACTION + "start"})
     restarted = occi.count("POST", f"{path}?action=restart", {"action": ACTION + "restart"})
-    assert len(created) <= CREATE_TOTAL, "\n".join(["create:", *created])
-    assert len(restarted) <= ACTION_TOTAL, "\n".join(["restart:", *restarted])
+    dialect = "sqlite" if occi.url.startswith("sqlite") else "postgresql"
+    fits = len(created) <= CREATE_TOTAL[dialect] and len(restarted) <= ACTION_TOTAL[dialect]
+    assert fits, "\n".join(
+        [f"create ({len(created)}):", *created, f"restart ({len(restarted)}):", *restarted]
+    )
 
 
 def test_action_in_text_plain(occi):

@@ -8,6 +8,7 @@ UPDATEs, so of two concurrent `start`s exactly one wins.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,7 +17,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Row,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from backends.base import (
@@ -30,7 +44,7 @@ from backends.base import (
     Unsupported,
 )
 from backends.simulator import catalog, states
-from backends.simulator.database import DEFAULT_URL, READ_ONLY, make_engine
+from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
 from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
 from backends.simulator.hosts import HostsOptionError, parse_hosts
 from backends.simulator.schema import attachments, images, machines
@@ -60,6 +74,15 @@ def _now() -> datetime:
 
 def _gb(value: float) -> str:
     return f"{value:g} GB"
+
+
+def _with_message(dialect: str, message: str) -> Any:
+    """The machine's details with their message replaced, in SQL (no read before the write)."""
+    details = machines.c.details
+    if dialect == "postgresql":
+        merged = cast(details, JSONB).op("||")(func.jsonb_build_object("message", message))
+        return cast(merged, JSON)
+    return func.json_set(details, "$.message", message)
 
 
 def platform_url(settings: Mapping[str, Any]) -> str:
@@ -122,10 +145,18 @@ class SimulatorBackend(Backend):
         with self._platform_errors(), self.engine.begin() as conn:
             yield conn
 
+    def _write_one(self) -> contextlib.AbstractContextManager[Connection]:
+        """For one statement that is atomic on its own (SQLite: autocommit, no BEGIN)."""
+        return self._transaction(SINGLE)
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._transaction(READ_ONLY)
+
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _transaction(self, option: str) -> Iterator[Connection]:
+        """A transaction on a connection marked with `option` (see database.py)."""
         with self._platform_errors(), self.engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY: True})
+            conn.execution_options(**{option: True})
             with conn.begin():
                 yield conn
 
@@ -235,7 +266,7 @@ class SimulatorBackend(Backend):
             details.update({k: a[k] for k in NETWORK_DETAILS if a.get(k) is not None})
         now = _now()
         try:
-            with self._write() as conn:
+            with self._write_one() as conn:
                 conn.execute(
                     insert(machines).values(**row, details=details, created_at=now, updated_at=now)
                 )
@@ -312,6 +343,9 @@ class SimulatorBackend(Backend):
             )
         name = platform_name(entity)
         self._operate(term)
+        done = self._act_in_one(kind, name, term, tr, params)
+        if done is not None:
+            return done
         mixin = None
         with self._write() as conn:
             before = self._transition(conn, kind, name, term, tr)
@@ -334,6 +368,35 @@ class SimulatorBackend(Backend):
                 )
         log.info("%s %s: %s -> %s", kind.label, name, term, state)
         return Outcome(kind.attributes(state, message), mixin=mixin)
+
+    def _act_in_one(
+        self, kind: MachineKind, name: str, term: str, tr: Transition, params: Mapping[str, Any]
+    ) -> Outcome | None:
+        """An action whose machine can be in one state only (restart, suspend, start...) and
+        that leaves its attachments as they are: one guarded UPDATE (state and message) in
+        autocommit. None when it does not apply or the machine is not in that state (the
+        caller's transaction then says why, or finds it moved meanwhile)."""
+        if term == "save" or len(tr.allowed) != 1:
+            return None
+        before = tr.allowed[0]
+        state = tr.target or before
+        if kind is states.COMPUTE and state != before:
+            return None  # its attachments change state too
+        message = states.action_message(term, before, params)
+        with self._write_one() as conn:
+            done = conn.execute(
+                update(machines)
+                .where(machines.c.name == name, machines.c.state == before)
+                .values(
+                    state=state,
+                    details=_with_message(conn.dialect.name, message),
+                    updated_at=_now(),
+                )
+            )
+        if done.rowcount != 1:
+            return None
+        log.info("%s %s: %s -> %s", kind.label, name, term, state)
+        return Outcome(kind.attributes(state, message))
 
     def _save_image(
         self, conn: Connection, entity: Resource, name: str, params: Mapping[str, Any]

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///occi.db"
 #: Execution option marking a connection whose transaction only reads (SQLite: plain BEGIN).
 READ_ONLY = "sim_read_only"
+#: Execution option marking a connection that runs one statement, atomic on its own (SQLite:
+#: no BEGIN at all, autocommit; the write lock is held for that statement only).
+SINGLE = "sim_single"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -61,8 +64,10 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock now: a read-then-write transaction cannot be overtaken
         # by another writer between its read and its write (no SQLITE_BUSY_SNAPSHOT).
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(SINGLE, False):
+            return
+        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def create_tables(engine: Engine) -> None:

@@ -1,6 +1,6 @@
 """The audit log: one row in table `events` per write a client asked for, and its retention.
 
-`record` writes one event in its own short transaction (never inside the transaction of the work
+`record` writes one event with one autocommitted INSERT (never inside the transaction of the work
 it records: a write that failed and rolled back is recorded too). `events` reads them back, newest
 first, filtered; `purge` deletes those older than a number of days. The HTTP layer records
 (occi.api.audit), the job runner purges (occi.jobs.runner), `occi-server events` reads
@@ -21,6 +21,8 @@ from occi.store.sql import projects
 
 #: the longest text kept in an event's `entity` and `result` (a message is for a person)
 MAX_TEXT = 1000
+#: the event's INSERT, built once (its columns are always the same)
+_INSERT = events_table.insert()
 #: the lease that lets one server of many purge per interval
 PURGE_LEASE = "audit_purge"
 
@@ -63,7 +65,9 @@ def record(
     result: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Store one event, in a transaction of its own. Raises what the store raises."""
+    """Store one event: one INSERT, atomic on its own, so it runs in autocommit (no BEGIN or
+    COMMIT round trip, and on SQLite the write lock is held for that statement only). Raises
+    what the store raises."""
     values = {
         "at": at or datetime.now(UTC),
         "user_name": user,
@@ -74,8 +78,8 @@ def record(
         "status": status,
         "result": _clip(result),
     }
-    with store.begin() as tx:
-        tx.conn.execute(events_table.insert().values(**values))  # type: ignore[attr-defined]
+    with store.begin(single=True) as tx:
+        tx.conn.execute(_INSERT, values)  # type: ignore[attr-defined]
 
 
 def events(

@@ -90,13 +90,16 @@ class Executor:
 
     def _execute(self, job: Job, runner: JobRunner) -> None:
         target_id = job.params.get("target", job.entity_id)
-        with self.store.begin(readonly=True) as tx:
-            entity = tx.get(target_id)
-            links = tx.links_touching([target_id]) if job.operation == "delete" else []
-            source = target = None
-            if isinstance(entity, Link):
-                source = self._resource_by_location(tx, entity.source)
-                target = self._resource_by_location(tx, entity.target)
+        entity: Entity | None = job.given
+        links: list[Entity] = []
+        source = target = None
+        if not (isinstance(entity, Resource) and job.operation in ("create", "action")):
+            with self.store.begin(readonly=True) as tx:  # not handed over by the request
+                entity = tx.get(target_id)
+                links = tx.links_touching([target_id]) if job.operation == "delete" else []
+                if isinstance(entity, Link):
+                    source = self._resource_by_location(tx, entity.source)
+                    target = self._resource_by_location(tx, entity.target)
         if entity is None:  # deleted meanwhile: nothing left to do
             self._finish(job, runner, None, None)
             return
@@ -236,10 +239,14 @@ class Executor:
                 if entity is not None and job.operation == "delete":
                     tx.delete([stored_id(entity)])
                 elif entity is not None and outcome is not None:
-                    current = tx.get(stored_id(entity), for_update=True)
-                    if current is not None and outcome.attributes:
-                        current.attributes.update(outcome.attributes)
-                        tx.update(current)
+                    current, linked = self._record_given(tx, job, entity, outcome)
+                    if linked is None:  # not handed over, or changed since: read and update
+                        current = tx.get(stored_id(entity), for_update=True)
+                        if current is not None and outcome.attributes:
+                            current.attributes.update(outcome.attributes)
+                            tx.update(current)
+                            linked = True
+                    if current is not None and linked:  # links touch it: their states follow
                         stored = {
                             ln.id: ln for ln in derive_link_states(tx, current, self.registry)
                         }
@@ -255,6 +262,18 @@ class Executor:
             job.entity = current  # as stored (None: not changed here, read it again)
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
+
+    @staticmethod
+    def _record_given(
+        tx: StoreTx, job: Job, entity: Entity, outcome: Outcome
+    ) -> tuple[Entity | None, bool | None]:
+        """What the platform did, stored into the entity the request handed over, unread (a
+        guarded update: None when it changed since). Returns the entity as stored and whether
+        links touch it (whose states then follow)."""
+        if entity is not job.given or not outcome.attributes:
+            return None, None
+        linked = tx.record_attributes(entity, dict(outcome.attributes))
+        return (entity, linked) if linked is not None else (None, None)
 
     def _job_failed(
         self,

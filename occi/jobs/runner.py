@@ -260,9 +260,10 @@ class JobRunner:
         """Claim a job (the next one, or that one) and run it here. False when none was free."""
         return self._run_next(job_id) is not None
 
-    def _run_next(self, job_id: str | None = None) -> Job | None:
+    def _run_next(self, job_id: str | None = None, given: object = None) -> Job | None:
         """Claim a job and run it here: the job as its execution left it (its status is
-        done or failed once that is stored), or None when none was free."""
+        done or failed once that is stored), or None when none was free. `given`: the
+        entity as the request that queued that job stored it (see Job.given)."""
         if self.fenced:
             return None
         server_id = self.server_id
@@ -274,11 +275,13 @@ class JobRunner:
                 with self.store.begin(readonly=True) as tx:
                     if not tx.jobs.any_runnable():
                         return None
-            with self.store.begin() as tx:
+            with self.store.begin(single=True) as tx:  # the claim is one statement
                 self._exclusive = tx.jobs.exclusive
                 job = tx.jobs.claim(server_id, self.settings.lease, job_id)
             if job is None:
                 return None
+            if job_id is not None:
+                job.given = given
             log.debug(
                 "running %s %s on %s (attempt %d)",
                 job.operation,
@@ -330,11 +333,14 @@ class JobRunner:
         timeout: float | None = None,
         *,
         claimed: dict[str, Job] | None = None,
+        given: dict[str, object] | None = None,
     ) -> dict[str, Job]:
         """Run these jobs here if they are free (or `claimed` by this server already, see
         run_claimed), then wait (up to `timeout`, default the configured wait) until they
-        finish. Returns their last known states."""
+        finish. Returns their last known states. `given`: job id -> its entity as the
+        request stored it, for a job claimed here at once (see Job.given)."""
         claimed = claimed or {}
+        given = given or {}
         ids = list(job_ids)
         if not ids:
             return {}
@@ -351,7 +357,7 @@ class JobRunner:
                     if self.run_claimed(claimed[job_id]):
                         ran[job_id] = claimed[job_id]
                 else:
-                    job = self._run_next(job_id)
+                    job = self._run_next(job_id, given.get(job_id))
                     if job is not None:
                         ran[job_id] = job
             except Exception as exc:

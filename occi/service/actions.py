@@ -33,7 +33,13 @@ class Actions(Work):
             # nothing queued for the entity, and nobody can queue before this commits: the
             # request's job is inserted already claimed (see Work._submit)
             first = not unfinished and tx.jobs.exclusive
-            job_id = self._run_action(tx, reg, entity, action.term, params, first=first)
+            # nothing queued: the request runs the job itself at once (claimed at insert, or
+            # on PostgreSQL right after the commit, in order with any job queued meanwhile),
+            # so the entity is not noted "requested" for that moment (its row written twice)
+            at_once = not unfinished and self.job_settings.wait > 0
+            job_id = self._run_action(
+                tx, reg, entity, action.term, params, first=first, note=not at_once
+            )
         jobs = self._settle()
         job = jobs.get(job_id)
         if job is not None and job.status == "done" and job.result and job.result.get("mixin"):
@@ -99,12 +105,26 @@ class Actions(Work):
         return out
 
     def _run_action(
-        self, tx: StoreTx, reg: Registry, entity: Entity, term: str, params, first: bool = False
+        self,
+        tx: StoreTx,
+        reg: Registry,
+        entity: Entity,
+        term: str,
+        params,
+        first: bool = False,
+        note: bool = True,
     ) -> str:
-        kind = reg.kinds[entity.kind]
-        self._note(entity, kind, f"{term} requested")
-        tx.update(entity)
+        if note:
+            self._note(entity, reg.kinds[entity.kind], f"{term} requested")
+            tx.update(entity)
         entity_id = stored_id(entity)
         return self._submit(
-            tx, entity_id, "action", entity_id, first=first, action=term, params=params
+            tx,
+            entity_id,
+            "action",
+            entity_id,
+            first=first,
+            entity=entity,
+            action=term,
+            params=params,
         )

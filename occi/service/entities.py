@@ -87,7 +87,7 @@ class Entities(Links):
         where = self._place(tx, reg, kind, res)
         tx.insert(res, project_id=self._project(), fresh=fresh, placement=where)
         res.placement = where
-        self._submit(tx, entity_id, "create", entity_id, first=fresh)
+        self._submit(tx, entity_id, "create", entity_id, first=fresh, entity=res)
         for inline in e.links if isinstance(e, Resource) else []:
             res.links.append(self._create_inline_link(tx, reg, res, inline))
         return self._present(res, reg)

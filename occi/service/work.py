@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from occi import errors
-from occi.context import RequestContext
+from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Kind
@@ -53,6 +53,7 @@ class Work(Reads):
         """A request's work begins: the jobs it queues carry its request id."""
         self._local.jobs = []
         self._local.claimed = {}
+        self._local.given = {}
         self._local.settled = {}
         self._local.request_id = ctx.request_id
 
@@ -70,12 +71,15 @@ class Work(Reads):
         target: str,
         *,
         first: bool = False,
+        entity: Entity | None = None,
         **params: Any,
     ) -> str:
         """Queue a job. `first`: no other job of `key` can precede it (its entity is new, or
         has no unfinished job and is locked by this transaction), so when the request will
         run it itself it is inserted already claimed by this server (the fast path: no claim
-        transaction of its own; if this server dies, its lease lapses and others take it)."""
+        transaction of its own; if this server dies, its lease lapses and others take it).
+        `entity`: the target as this transaction stores it, handed to that run of the job so
+        that it neither reads it again nor before recording what the platform did."""
         job_params = self._job_params(target, params)
         # (a runner not made yet is not registered; it registers after this transaction)
         runner = self.runner if first and self.job_settings.wait > 0 else None
@@ -91,9 +95,15 @@ class Work(Reads):
             lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
+        if entity is not None and entity.version is None:  # inserted by this transaction
+            entity.version = 1
+            entity.project = entity.project or self._project() or DEFAULT_PROJECT
         if owner is not None:
             claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
+            claimed.given = entity
             self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
+        elif entity is not None and self.job_settings.wait > 0:  # for the claim after commit
+            self._local.__dict__.setdefault("given", {})[job_id] = entity
         return job_id
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -115,10 +125,11 @@ class Work(Reads):
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
         claimed = self._local.__dict__.pop("claimed", {})
+        given = self._local.__dict__.pop("given", {})
         self._local.settled = {}
         if not ids:
             return {}
-        jobs = self._runner().settle(ids, claimed=claimed)
+        jobs = self._runner().settle(ids, claimed=claimed, given=given)
         # what the jobs run here stored, for _refresh; not when jobs of one entity followed
         # each other (an inline link's job changes its resource's links after the create)
         keys = [j.entity_id for j in jobs.values()]

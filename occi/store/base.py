@@ -56,6 +56,9 @@ class Job:
     #: the entity as this process's run of the job stored it (not a column: set only where
     #: the job ran, for the request waiting on it to answer without reading it again)
     entity: Any = field(default=None, compare=False, repr=False)
+    #: the entity as the request that queued the job (and claimed it at insert) stored it,
+    #: for that request's own run of it: not read again (not a column; None elsewhere)
+    given: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -253,6 +256,12 @@ class StoreTx(ABC):
     def update(self, entity: Entity) -> None:
         """Replace the stored title, summary, mixins, attributes (and source/target/target_kind
         of a link) of the entity with this id; links of a resource are left as they are."""
+
+    def record_attributes(self, entity: Entity, changes: dict[str, Any]) -> bool | None:
+        """Store `changes` (attribute -> value) into `entity` as last seen (its `version`)
+        without reading it again; None when it moved on since (the caller reads and updates
+        it), else whether links touch it. A store may always answer None."""
+        return None
 
     @abstractmethod
     def delete(self, entity_ids: Iterable[str]) -> list[str]:

@@ -119,10 +119,10 @@ class SqlJobTx(JobTx):
         q = self._runnable(time.time()).with_only_columns(self.t.c.seq).limit(1)
         return self.conn.execute(q).first() is not None
 
-    def _runnable(self, now: float) -> sa.Select[Any]:
-        """The runnable jobs, oldest first."""
-        t = self.t
-        earlier = t.alias("earlier")
+    def _runnable(self, now: float, t: Any = None) -> sa.Select[Any]:
+        """The runnable jobs (of `t`, the jobs table or an alias of it), oldest first."""
+        t = self.t if t is None else t
+        earlier = self.t.alias("earlier")
         # runnable: pending and due, or running under a lease that expired (its server died)
         runnable = sa.or_(
             sa.and_(t.c.status == PENDING, t.c.not_before <= now),
@@ -137,20 +137,21 @@ class SqlJobTx(JobTx):
         return sa.select(t).where(runnable, first_of_entity).order_by(t.c.seq)
 
     def claim(self, server_id: str, lease_seconds: float, job_id: str | None = None) -> Job | None:
+        """One statement: the UPDATE of the first runnable job (that one, if given) that a
+        subquery picks, locked (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the statement
+        holds the write lock), returning the job as claimed."""
         t = self.t
         now = time.time()
-        q = self._runnable(now)
-        if job_id is not None:
-            q = q.where(t.c.id == job_id)
+        candidate = t.alias("candidate")
+        q = self._runnable(now, candidate).with_only_columns(candidate.c.seq)
+        if job_id is not None:  # unique: no order to walk (a planner would scan by seq)
+            q = q.where(candidate.c.id == job_id).order_by(None)
         q = q.limit(1)
         if self._pg:
-            q = q.with_for_update(skip_locked=True, of=t)
-        row = self.conn.execute(q).first()
-        if row is None:
-            return None
-        self.conn.execute(
+            q = q.with_for_update(skip_locked=True, of=candidate)
+        row = self.conn.execute(
             t.update()
-            .where(t.c.seq == row.seq)
+            .where(t.c.seq == q.scalar_subquery())
             .values(
                 status=RUNNING,
                 owner=server_id,
@@ -158,10 +159,9 @@ class SqlJobTx(JobTx):
                 attempts=t.c.attempts + 1,
                 updated_at=now,
             )
-        )
-        job = self._job(row)
-        job.status, job.owner, job.attempts = RUNNING, server_id, row.attempts + 1
-        return job
+            .returning(*t.c)
+        ).first()
+        return self._job(row) if row is not None else None
 
     def _mine(self, job_id: str, owner: str) -> sa.ColumnElement[bool]:
         return sa.and_(self.t.c.id == job_id, self.t.c.owner == owner, self.t.c.status == RUNNING)

@@ -676,6 +676,59 @@ def _page_of_locations(in_project: bool) -> _DriverStatement:
 _PAGE_OF_LOCATIONS = {True: _page_of_locations(True), False: _page_of_locations(False)}
 
 
+def _upserts() -> dict[str, Any]:
+    from sqlalchemy.dialects import sqlite
+
+    out: dict[str, Any] = {}
+    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert)):
+        stmt = insert(entity_attributes)
+        out[name] = stmt.on_conflict_do_update(
+            index_elements=[entity_attributes.c.entity_seq, entity_attributes.c.name],
+            set_={"value_key": stmt.excluded.value_key},
+        )
+    return out
+
+
+#: an attribute's index row, inserted or replaced (see SqlTx._upsert_index)
+_UPSERT_ATTRIBUTE = _upserts()
+
+
+def _record_attributes() -> sa.Update:
+    e = entities.c
+    # written out, qualified (see _INSERTED): links whose source or target is this entity
+    linked: sa.ColumnElement[bool] = sa.literal_column(
+        "EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL"
+        " AND (touching.source_id = entities.id OR touching.target = entities.location))"
+    )
+    return (
+        entities.update()
+        .where(e.id == sa.bindparam("entity_id"), e.version == sa.bindparam("seen"))
+        .values(
+            attributes=sa.bindparam("attributes"),
+            version=e.version + 1,
+            updated_at=sa.bindparam("updated_at"),
+        )
+        .returning(e.seq, e.version, linked.label("linked"))
+    )
+
+
+#: SqlTx.record_attributes's guarded UPDATE: the entity's new version, and whether links touch it
+_RECORD_ATTRIBUTES = _record_attributes()
+
+
+#: what a create's INSERT returns: its seq, its project, and whether that project has quotas of
+#: its own (so the quota check of the same transaction needs no statement when it has none)
+#: (written out: SQLAlchemy leaves the columns of a RETURNING clause unqualified on SQLite, where
+#: a subquery would then read its own table's columns)
+_INSERTED: tuple[sa.ColumnElement[Any], ...] = (
+    entities.c.seq,
+    entities.c.project_id,
+    sa.literal_column(
+        "(SELECT count(*) FROM quotas WHERE quotas.project_id = entities.project_id)"
+    ),
+)
+
+
 class SqlTx(StoreTx):
     """One transaction on one connection; every method works in SQL, in bulk."""
 
@@ -689,6 +742,8 @@ class SqlTx(StoreTx):
         #: entity id -> its row (seq, source, source_id, attributes, mixins) as read for update
         #: in this transaction: locked, so update() needs not read it again
         self._locked: dict[str, tuple[Any, ...]] = {}
+        #: projects that have no quota rows, as an INSERT of this transaction found
+        self._without_limits: set[str] = set()
 
     @property
     def jobs(self) -> SqlJobTx:
@@ -698,7 +753,7 @@ class SqlTx(StoreTx):
 
     @property
     def usage(self) -> SqlUsageTx:
-        return SqlUsageTx(self.conn, entities, projects, quotas)
+        return SqlUsageTx(self.conn, entities, projects, quotas, self._without_limits)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -1109,11 +1164,12 @@ class SqlTx(StoreTx):
             )
         if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
             try:
-                key = self.conn.execute(entities.insert().values(**values)).inserted_primary_key
+                row = self.conn.execute(entities.insert().values(**values).returning(*_INSERTED))
             except IntegrityError:
                 raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
-            assert key is not None  # an INSERT of one row has its primary key
-            seq = key[0]
+            seq, project, limits = row.one()
+            if not limits:  # the quota check needs not read them (the same transaction)
+                self._without_limits.add(project)
         else:
             try:
                 with self.conn.begin_nested():
@@ -1195,7 +1251,7 @@ class SqlTx(StoreTx):
         old_keys = {n: value_key(v) for n, v in old_attributes.items()}
         new_keys = {n: value_key(v) for n, v in attributes.items()}
         changed = {n: k for n, k in new_keys.items() if old_keys.get(n, _ABSENT) != k}
-        stale = [n for n in old_keys if n not in new_keys or n in changed]
+        stale = [n for n in old_keys if n not in new_keys]  # changed ones are upserted
         if stale:
             self.conn.execute(
                 entity_attributes.delete().where(
@@ -1206,11 +1262,54 @@ class SqlTx(StoreTx):
             self.conn.execute(
                 entity_mixins.insert(), [{"entity_seq": seq, "mixin_id": m} for m in added]
             )
-        if changed:
+        self._upsert_index(seq, changed)
+
+    def _upsert_index(self, seq: int, keys: dict[str, str]) -> None:
+        """Set these attributes' index rows (name -> value key), new or not: one statement."""
+        if keys:
             self.conn.execute(
-                entity_attributes.insert(),
-                [{"entity_seq": seq, "name": n, "value_key": k} for n, k in changed.items()],
+                _UPSERT_ATTRIBUTE[self.conn.dialect.name],
+                [{"entity_seq": seq, "name": n, "value_key": k} for n, k in keys.items()],
             )
+
+    def record_attributes(self, entity: Entity, changes: dict[str, Any]) -> bool | None:
+        """Store `changes` (attribute -> new value) into `entity` as this process last saw
+        it (its `version`), without reading it first: one guarded UPDATE of its row, one
+        upsert of its index rows. None, with nothing changed, when the row moved on since
+        (another version, or gone): the caller reads it and updates. Else the entity is
+        changed in place as stored (attributes, version) and the answer says whether links
+        touch it (whose states follow it)."""
+        if (
+            entity.version is None
+            or not changes
+            or any(v is None or n in CORE_COLUMNS for n, v in changes.items())
+        ):
+            return None
+        attributes = {**entity.attributes, **changes}
+        row = self.conn.execute(
+            _RECORD_ATTRIBUTES,
+            {
+                "entity_id": entity.id,
+                "seen": entity.version,
+                "attributes": _dumps(attributes),
+                "updated_at": _now(),
+            },
+        ).first()
+        if row is None:
+            return None
+        self.entities_changed = True
+        old = entity.attributes
+        entity.attributes = attributes
+        entity.version = row.version
+        self._upsert_index(
+            row.seq,
+            {
+                n: value_key(v)
+                for n, v in changes.items()
+                if n not in old or value_key(old[n]) != value_key(v)
+            },
+        )
+        return bool(row.linked)
 
     def delete(self, entity_ids: Iterable[str]) -> list[str]:
         ids = _unique(entity_ids)
@@ -1537,12 +1636,13 @@ class SqlStore(Store):
     @contextmanager
     def begin(self, *, readonly: bool = False, single: bool = False) -> Iterator[SqlTx]:
         """A transaction. `readonly=True` lets SQLite readers run beside a writer (a deferred
-        BEGIN); every other transaction takes SQLite's write lock at BEGIN. `single=True` (with
-        readonly) is for one statement: no BEGIN/COMMIT round trips at all (autocommit)."""
+        BEGIN); every other transaction takes SQLite's write lock at BEGIN. `single=True` is
+        for one statement (a read, or one write that is atomic on its own, like an audit
+        event's INSERT): no BEGIN/COMMIT round trips at all (autocommit)."""
         try:
-            engine = self._read_engine if readonly and single else self.engine
+            engine = self._read_engine if single else self.engine
             with engine.connect() as conn:
-                if readonly and single and self.dialect == "sqlite":
+                if single and self.dialect == "sqlite":
                     conn.execution_options(occi_sqlite_begin="")
                 elif readonly and self.dialect == "sqlite":
                     conn.execution_options(occi_sqlite_begin="BEGIN")

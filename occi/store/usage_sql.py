@@ -25,12 +25,23 @@ QUOTA_LOCK_NAMESPACE = 0x51554F54
 
 
 class SqlUsageTx(UsageTx):
-    def __init__(self, conn: Connection, entities: sa.Table, projects: sa.Table, quotas: sa.Table):
+    def __init__(
+        self,
+        conn: Connection,
+        entities: sa.Table,
+        projects: sa.Table,
+        quotas: sa.Table,
+        without_limits: set[str] | None = None,
+    ):
         self.conn = conn
+        #: projects this transaction saw have no limit of their own (see SqlTx.insert)
+        self.without_limits = without_limits or set()
         self._pg = conn.dialect.name == "postgresql"
         self.entities, self.projects, self.quotas = entities, projects, quotas
 
     def limits(self, project_id: str) -> dict[str, int]:
+        if project_id in self.without_limits:
+            return {}
         q = self.quotas
         rows = self.conn.execute(
             sa.select(q.c.resource, q.c["limit"]).where(q.c.project_id == project_id)
