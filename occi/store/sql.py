@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Resource
-from occi.store.base import Query, Store, StoreTx
+from occi.store.base import Query, Store, Stored, StoreTx
 from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
@@ -475,6 +475,23 @@ _AT = {name: i for i, name in enumerate(_ENTITY_NAMES)}
 _MIXIN_MEMO_SIZE = 1024
 
 
+#: the columns _entity_from_values makes an entity of
+_MADE_OF = (
+    "id",
+    "kind",
+    "location",
+    "title",
+    "summary",
+    "attributes",
+    "mixins",
+    "source_id",
+    "source",
+    "target",
+    "source_kind",
+    "target_kind",
+    "version",
+    "project_id",
+)
 (
     _I_ID,
     _I_KIND,
@@ -490,25 +507,7 @@ _MIXIN_MEMO_SIZE = 1024
     _I_TARGET_KIND,
     _I_VERSION,
     _I_PROJECT,
-) = (
-    _AT[name]
-    for name in (
-        "id",
-        "kind",
-        "location",
-        "title",
-        "summary",
-        "attributes",
-        "mixins",
-        "source_id",
-        "source",
-        "target",
-        "source_kind",
-        "target_kind",
-        "version",
-        "project_id",
-    )
-)
+) = (_AT[name] for name in _MADE_OF)
 _decode_json = json.JSONDecoder().decode
 
 
@@ -626,25 +625,102 @@ _GET_DRIVER = _DriverStatement(_GET)
 _GET_FOR_UPDATE_DRIVER = _DriverStatement(_GET_FOR_UPDATE)
 
 
-def _page_of_locations(in_project: bool) -> _DriverStatement:
-    """A page of one kind's locations (the commonest collection read), prebuilt: what
-    SqlTx.locations would build for it, with the kind, project and page as parameters."""
+def _page_select(in_project: bool, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """`columns` of a page of one kind (the commonest collection read) in seq order, with the
+    kind, project (`in_project`) and page as parameters: what SqlTx would build for it."""
     e = entities.c
     kind = sa.bindparam("kind", type_=sa.String())
     where: list[sa.ColumnElement[bool]] = [e.kind.between(kind, kind)]  # see _listing
     if in_project:
         where.append(e.project_id == sa.bindparam("project", type_=sa.String()))
-    stmt = (
-        sa.select(e.location)
+    return (
+        sa.select(*columns)
         .where(*where)
         .order_by(e.kind, e.seq)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .offset(sa.bindparam("offset", type_=sa.Integer()))
     )
-    return _DriverStatement(stmt)
+
+
+def _page_of_locations(in_project: bool) -> _DriverStatement:
+    """A page of one kind's locations, prebuilt (SqlTx.locations)."""
+    return _DriverStatement(_page_select(in_project, entities.c.location))
 
 
 _PAGE_OF_LOCATIONS = {True: _page_of_locations(True), False: _page_of_locations(False)}
+
+
+def _plain_page(q: Query) -> dict[str, Any] | None:
+    """The parameters of a prebuilt page statement when q is a page of one kind with no
+    other filter than the project; else None."""
+    if (
+        q.limit is None
+        or q.kinds is None
+        or len(q.kinds) != 1
+        or q.mixin is not None
+        or q.attributes
+        or q.source is not None
+    ):
+        return None
+    return {"kind": q.kinds[0], "project": q.project, "limit": q.limit, "offset": q.offset}
+
+
+#: what a page's entities are made of: the entity columns up to the last that
+#: _entity_from_values reads (the ones after it, placement, are never rendered)
+_PAGE_COLUMNS = _ENTITY_COLUMNS[: max(_AT[n] for n in _MADE_OF) + 1]
+_PAGE_LINK_COLUMNS = _LINK_COLUMNS[: len(_PAGE_COLUMNS)]
+
+
+def _with_links(page: sa.Subquery) -> sa.Select[Any]:
+    """The _PAGE_COLUMNS of `page` (a subquery) each joined with its outgoing links'
+    (_PAGE_LINK_COLUMNS), in the page's seq order, then the links'."""
+    return (
+        sa.select(*(page.c[c.name] for c in _PAGE_COLUMNS), *_PAGE_LINK_COLUMNS)
+        .select_from(page.outerjoin(_LINKS, _LINKS.c.source_id == page.c.id))
+        .order_by(page.c.seq, _LINKS.c.seq)
+    )
+
+
+def _page_with_links(in_project: bool) -> _DriverStatement:
+    """A page of one kind with its resources' links, prebuilt (SqlTx.stored_page)."""
+    return _DriverStatement(_with_links(_page_select(in_project, *_PAGE_COLUMNS).subquery("p")))
+
+
+_PAGE_WITH_LINKS = {True: _page_with_links(True), False: _page_with_links(False)}
+
+
+def _stored(rows: Iterable[Sequence[Any]]) -> list[Stored]:
+    """Stored entities from rows of _with_links, in order: an entity's rows are consecutive."""
+    split = len(_PAGE_COLUMNS)
+    seq_at, source_at = _AT["seq"], _AT["source_id"]
+    link_seq_at = split + seq_at
+    out: list[Stored] = []
+    values: tuple[Any, ...] | None = None
+    links: list[tuple[Any, ...]] = []
+    for row in rows:
+        if values is None or row[seq_at] != values[seq_at]:
+            if values is not None:
+                out.append(_one_stored(values, links))
+            values, links = tuple(row[:split]), []
+        if row[link_seq_at] is not None and values[source_at] is None:  # a resource's link
+            links.append(tuple(row[split:]))
+    if values is not None:
+        out.append(_one_stored(values, links))
+    return out
+
+
+def _one_stored(values: tuple[Any, ...], links: list[tuple[Any, ...]]) -> Stored:
+    return Stored(values[_I_ID], values[_I_SOURCE_ID] is not None, (values, tuple(links)))
+
+
+def entity_of_stored(rows: tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]) -> Entity:
+    """The entity (a resource with its links) of a Stored's rows from SqlTx.stored_page."""
+    values, links = rows
+    entity = _entity_from_values(values)
+    if isinstance(entity, Resource):
+        memo: dict[str, list[str]] = {}
+        entity.links.extend(_entity_from_values(lv, 0, memo) for lv in links)  # type: ignore[misc]
+    return entity
 
 
 class SqlTx(StoreTx):
@@ -896,7 +972,8 @@ class SqlTx(StoreTx):
             return self._where(q, kind_range=True), [e.kind, e.seq]
         return self._where(q), [e.seq]
 
-    def query(self, q: Query) -> list[Entity]:
+    def _select_page(self, q: Query) -> sa.Select[Any]:
+        """The entity columns of q's matches, in seq order, offset and limit applied."""
         if q.mixin is None:
             where, order = self._listing(q)
             stmt = sa.select(*_ENTITY_COLUMNS).where(*where).order_by(*order)
@@ -914,23 +991,27 @@ class SqlTx(StoreTx):
             stmt = stmt.offset(q.offset)
         if q.limit is not None:
             stmt = stmt.limit(q.limit)
-        return self._attach_links(self.conn.execute(stmt).all())
+        return stmt
+
+    def query(self, q: Query) -> list[Entity]:
+        return self._attach_links(self.conn.execute(self._select_page(q)).all())
+
+    def stored_page(self, q: Query) -> list[Stored]:
+        """ONE statement: the page (a subquery) joined with its resources' links, read as
+        plain tuples. Each entity's `rows` is (its values, its links' values)."""
+        params = _plain_page(q)
+        if params is not None:
+            rows = _PAGE_WITH_LINKS[q.project is not None].rows(self.conn, params)
+        else:
+            rows = self.conn.execute(_with_links(self._select_page(q).subquery("p"))).all()
+        return _stored(rows)
 
     def locations(self, q: Query) -> list[str]:
         """ONE statement reading only the location column, with query()'s filters, order and
         page (or every match when q.limit is None): no attribute JSON, no links."""
-        if (
-            q.limit is not None
-            and q.kinds is not None
-            and len(q.kinds) == 1
-            and q.mixin is None
-            and not q.attributes
-            and q.source is None
-        ):
-            rows = _PAGE_OF_LOCATIONS[q.project is not None].rows(
-                self.conn,
-                {"kind": q.kinds[0], "project": q.project, "limit": q.limit, "offset": q.offset},
-            )
+        params = _plain_page(q)
+        if params is not None:
+            rows = _PAGE_OF_LOCATIONS[q.project is not None].rows(self.conn, params)
             return [loc for (loc,) in rows if loc]
         if q.mixin is None:
             where, order = self._listing(q)
@@ -1487,6 +1568,9 @@ class SqlStore(Store):
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
+
+    def entity_of(self, rows: Any) -> Entity:
+        return entity_of_stored(rows)
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
         cache = self._cache
