@@ -801,6 +801,15 @@ class TextPlain(_FieldRendering):
     def _gather(self, msg: Message) -> list[Pair]:
         return body_pairs(_decode_body(msg.body)) + header_pairs(msg.headers)
 
+    def render_locations(self, locations: Iterable[str], ctx: Context) -> Rendered:
+        # a page of locations: one field per line, written in a few string operations
+        urls = ctx.urls(locations)
+        if not urls or not all_header_safe(urls):
+            return self._emit(locations_pairs(urls, Context()))
+        lead = LOCATION + ": "
+        body = lead + ("\n" + lead).join(urls) + "\n"
+        return Rendered(self.content_type, [], body.encode("utf-8"))
+
     def _emit(self, pairs: list[Pair]) -> Rendered:
         if all_header_safe(value for _, value in pairs):  # the usual case: nothing to replace
             body = "".join(f"{name}: {value}\n" for name, value in pairs)

@@ -178,7 +178,7 @@ class Reads(Categories):
         render: Callable[[Entity], bytes],
     ) -> list[tuple[bool, bytes]]:
         """A page of list_collection (page.number set), each entity rendered by `render` and
-        paired with whether it is a link: ONE statement (the page with its links).
+        paired with whether it is a link (the store reads the page with its links at once).
 
         `render` is a function of the presented entity and of `flavour` only (e.g. a media
         type and a base URL). What it made is kept per process (PIECES_KEPT entities), and
@@ -190,8 +190,7 @@ class Reads(Categories):
         reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         self._paginate(q, page)
-        with self.store.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
-            stored = tx.stored_page(q)
+        stored = self.store.stored_page(q)
         kept = self._pieces
         out: list[tuple[bool, bytes]] = []
         for s in stored:

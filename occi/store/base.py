@@ -330,6 +330,11 @@ class Store(ABC):
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 
+    def stored_page(self, q: Query) -> list[Stored]:
+        """StoreTx.stored_page in a read transaction of its own."""
+        with self.begin(readonly=True) as tx:
+            return tx.stored_page(q)
+
     def entity_of(self, rows: Any) -> Entity:
         """The entity of a Stored's `rows` (with its links), a new object on every call."""
         assert isinstance(rows, Entity)  # StoreTx.stored_page's

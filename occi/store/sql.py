@@ -687,6 +687,20 @@ def _page_with_links(in_project: bool) -> _DriverStatement:
 
 
 _PAGE_WITH_LINKS = {True: _page_with_links(True), False: _page_with_links(False)}
+#: SQLite's page without its links, and the links of the page's resources (a JSON array of
+#: their ids): two statements in-process cost less than the join
+_PAGE_ROWS = {flag: _DriverStatement(_page_select(flag, *_PAGE_COLUMNS)) for flag in (True, False)}
+_LINKS_OF_SQLITE = _DriverStatement(
+    sa.select(*_PAGE_COLUMNS)
+    .where(
+        entities.c.source_id.in_(
+            sa.select(sa.column("value"))
+            .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.Text())))
+            .scalar_subquery()
+        )
+    )
+    .order_by(entities.c.seq)
+)
 
 
 def _stored(rows: Iterable[Sequence[Any]]) -> list[Stored]:
@@ -707,6 +721,9 @@ def _stored(rows: Iterable[Sequence[Any]]) -> list[Stored]:
     if values is not None:
         out.append(_one_stored(values, links))
     return out
+
+
+_NO_LINKS: list[tuple[Any, ...]] = []
 
 
 def _one_stored(values: tuple[Any, ...], links: list[tuple[Any, ...]]) -> Stored:
@@ -972,17 +989,19 @@ class SqlTx(StoreTx):
             return self._where(q, kind_range=True), [e.kind, e.seq]
         return self._where(q), [e.seq]
 
-    def _select_page(self, q: Query) -> sa.Select[Any]:
-        """The entity columns of q's matches, in seq order, offset and limit applied."""
+    def _select_page(
+        self, q: Query, columns: Sequence[sa.ColumnElement[Any]] = _ENTITY_COLUMNS
+    ) -> sa.Select[Any]:
+        """The `columns` of q's matches, in seq order, offset and limit applied."""
         if q.mixin is None:
             where, order = self._listing(q)
-            stmt = sa.select(*_ENTITY_COLUMNS).where(*where).order_by(*order)
+            stmt = sa.select(*columns).where(*where).order_by(*order)
         else:
             # Driven by the (mixin_id, entity_seq) index: a page of a large mixin collection
             # streams in seq order instead of collecting every member first.
             m = entity_mixins.c
             stmt = (
-                sa.select(*_ENTITY_COLUMNS)
+                sa.select(*columns)
                 .join(entity_mixins, sa.and_(m.entity_seq == entities.c.seq, m.mixin_id == q.mixin))
                 .where(*self._where(q, mixin=False))
                 .order_by(m.entity_seq)
@@ -997,14 +1016,33 @@ class SqlTx(StoreTx):
         return self._attach_links(self.conn.execute(self._select_page(q)).all())
 
     def stored_page(self, q: Query) -> list[Stored]:
-        """ONE statement: the page (a subquery) joined with its resources' links, read as
-        plain tuples. Each entity's `rows` is (its values, its links' values)."""
+        """The page read as plain tuples, each entity's `rows` being (its values, its links'
+        values): on PostgreSQL ONE statement (one round trip), the page as a subquery joined
+        with its resources' links; on SQLite the page, then its resources' links (two
+        statements, run in-process, cost less than the join there)."""
         params = _plain_page(q)
+        if self._pg:
+            if params is not None:
+                rows = _PAGE_WITH_LINKS[q.project is not None].rows(self.conn, params)
+            else:
+                page = self._select_page(q, _PAGE_COLUMNS).subquery("p")
+                rows = self.conn.execute(_with_links(page)).all()
+            return _stored(rows)
         if params is not None:
-            rows = _PAGE_WITH_LINKS[q.project is not None].rows(self.conn, params)
+            found: Sequence[Sequence[Any]] = _PAGE_ROWS[q.project is not None].rows(
+                self.conn, params
+            )
         else:
-            rows = self.conn.execute(_with_links(self._select_page(q).subquery("p"))).all()
-        return _stored(rows)
+            found = self.conn.execute(self._select_page(q, _PAGE_COLUMNS)).all()
+        ids = [r[_I_ID] for r in found if r[_I_SOURCE_ID] is None]
+        links: dict[str, list[tuple[Any, ...]]] = {}
+        if ids:
+            for link in _LINKS_OF_SQLITE.rows(self.conn, {"ids": _dumps(ids)}):
+                links.setdefault(link[_I_SOURCE_ID], []).append(tuple(link))
+        return [
+            _one_stored(tuple(r), links.get(r[_I_ID], _NO_LINKS) if r[_I_SOURCE_ID] is None else [])
+            for r in found
+        ]
 
     def locations(self, q: Query) -> list[str]:
         """ONE statement reading only the location column, with query()'s filters, order and
@@ -1568,6 +1606,11 @@ class SqlStore(Store):
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
+
+    def stored_page(self, q: Query) -> list[Stored]:
+        # one statement on PostgreSQL: no BEGIN; two on SQLite, in one snapshot
+        with self.begin(readonly=True, single=self.dialect == "postgresql") as tx:
+            return tx.stored_page(q)
 
     def entity_of(self, rows: Any) -> Entity:
         return entity_of_stored(rows)
