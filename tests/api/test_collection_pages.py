@@ -12,12 +12,11 @@ import sqlalchemy as sa
 
 import rendering
 from occi import infrastructure as infra
-from occi.api.wsgi import build
 from occi.model import CategoryRef, Entity, Link, Resource
 from occi.service import Filter, Page
-from occi.settings import Settings
 from occi.store.base import Query
 from rendering.base import Context, header_safe
+from tests.api import test_collection_locations as locations_tests
 from tests.api.test_collection_locations import BASE, CASES, USER, Collections
 
 JSON = "application/occi+json"
@@ -32,15 +31,8 @@ PAGED = [
 ]
 
 
-@pytest.fixture
-def coll(db_url):
-    settings = Settings.from_mapping({"database_url": db_url, "auth": "none"})
-    app, service = build(settings, upgrade=True, run_jobs=False)
-    try:
-        yield Collections(app, service)
-    finally:
-        service.store.close()
-        service.backend.close()
+#: the real app with entities in two projects (the locations' tests' fixture)
+coll = locations_tests.coll
 
 
 def expected(coll: Collections, path: str, flt: Filter, page: Page) -> bytes:
