@@ -215,8 +215,7 @@ class Reads(Categories):
         q = self._query(ctx, reg, path, flt)
         if page.number is not None:
             self._paginate(q, page)
-        with self.store.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
-            return tx.locations(q)
+        return self.store.locations(q)
 
     def _paginate(self, q: Query, page: Page) -> None:
         """Narrow q to `page`; PayloadTooLarge beyond the largest page."""

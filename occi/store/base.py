@@ -330,6 +330,11 @@ class Store(ABC):
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 
+    def locations(self, q: Query) -> list[str]:
+        """StoreTx.locations in a single-statement read of its own."""
+        with self.begin(readonly=True, single=True) as tx:
+            return tx.locations(q)
+
     def stored_page(self, q: Query) -> list[Stored]:
         """StoreTx.stored_page in a read transaction of its own."""
         with self.begin(readonly=True) as tx:
