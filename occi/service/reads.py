@@ -122,7 +122,8 @@ class Reads(Categories):
                 raise errors.BadRequest(f"{cat_name} is an action; filter by a kind or a mixin")
         if kinds is not None:
             q.kinds = sorted(kinds)
-        q.attributes = validation.filter_attributes(reg, flt.attributes)
+        if flt.attributes:  # (the attribute definitions are gathered for the filter)
+            q.attributes = validation.filter_attributes(reg, flt.attributes)
         return q
 
     def _subkinds(self, reg: Registry, kind: Kind) -> frozenset[str]:
@@ -176,6 +177,7 @@ class Reads(Categories):
         page: Page,
         flavour: Hashable,
         render: Callable[[Entity], bytes],
+        reg: Registry | None = None,
     ) -> list[tuple[bool, bytes]]:
         """A page of list_collection (page.number set), each entity rendered by `render` and
         paired with whether it is a link (the store reads the page with its links at once).
@@ -184,10 +186,10 @@ class Reads(Categories):
         type and a base URL). What it made is kept per process (PIECES_KEPT entities), and
         given again while the entity's stored rows, its links' and the registry (which gives
         its actions) are the same: such an entity is neither made from its rows nor rendered
-        again."""
+        again. `reg`: ctx.project's registry, when the caller holds it already."""
         assert page.number is not None
         self._authorize(ctx, "read")
-        reg = self.registry(project=ctx.project)  # from memory, normally
+        reg = reg or self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         self._paginate(q, page)
         stored = self.store.stored_page(q)
@@ -207,11 +209,19 @@ class Reads(Categories):
             out.append((s.is_link, piece))
         return out
 
-    def list_locations(self, ctx: RequestContext, path: str, flt: Filter, page: Page) -> list[str]:
+    def list_locations(
+        self,
+        ctx: RequestContext,
+        path: str,
+        flt: Filter,
+        page: Page,
+        reg: Registry | None = None,
+    ) -> list[str]:
         """The locations of list_collection's entities, same filters, order, page and project,
-        read in one statement without the entities: for renderings that print only those."""
+        read in one statement without the entities: for renderings that print only those.
+        `reg`: ctx.project's registry, when the caller holds it already."""
         self._authorize(ctx, "read")
-        reg = self.registry(project=ctx.project)  # from memory, normally
+        reg = reg or self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         if page.number is not None:
             self._paginate(q, page)
