@@ -253,6 +253,8 @@ def all_header_safe(values: Iterable[str]) -> bool:
     """True when header_safe would leave every one of `values` as it is: one scan of them
     all, instead of two per value (a page of locations is hundreds of values)."""
     text = "".join(values)
+    if text.isascii():  # no surrogate; the only unprintable ASCII are C0 controls and DEL
+        return text.isprintable()
     return not _HEADER_UNSAFE.search(text) and not _UNSTORABLE.search(text)
 
 
