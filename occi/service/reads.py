@@ -189,7 +189,8 @@ class Reads(Categories):
         again. `reg`: ctx.project's registry, when the caller holds it already."""
         assert page.number is not None
         self._authorize(ctx, "read")
-        reg = reg or self.registry(project=ctx.project)  # from memory, normally
+        if reg is None:
+            reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         self._paginate(q, page)
         stored = self.store.stored_page(q)
@@ -221,7 +222,8 @@ class Reads(Categories):
         read in one statement without the entities: for renderings that print only those.
         `reg`: ctx.project's registry, when the caller holds it already."""
         self._authorize(ctx, "read")
-        reg = reg or self.registry(project=ctx.project)  # from memory, normally
+        if reg is None:
+            reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         if page.number is not None:
             self._paginate(q, page)
