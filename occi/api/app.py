@@ -302,7 +302,7 @@ class OcciResource:
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
         if method == "GET" and out.locations_only:
             locations = self.service.list_locations(
-                who(req), path, self._filter(req, msg), self._page(req), reg
+                who(req), path, self._filter(req, msg), self._page(req), reg, _wants_fresh(req)
             )
             return self._send(resp, "200 OK", out.render_locations(locations, ctx))
         if method == "GET":
@@ -317,6 +317,7 @@ class OcciResource:
                     (out.media_types[0], ctx.base_url),
                     lambda entity: out.render_piece(entity, ctx),
                     reg,
+                    _wants_fresh(req),
                 )
                 return self._send(resp, "200 OK", out.render_pieces(pieces, ctx))
             entities, _ = self.service.list_collection(who(req), path, flt, page)

@@ -178,6 +178,7 @@ class Reads(Categories):
         flavour: Hashable,
         render: Callable[[Entity], bytes],
         reg: Registry | None = None,
+        fresh: bool = False,
     ) -> list[tuple[bool, bytes]]:
         """A page of list_collection (page.number set), each entity rendered by `render` and
         paired with whether it is a link (the store reads the page with its links at once).
@@ -186,14 +187,15 @@ class Reads(Categories):
         type and a base URL). What it made is kept per process (PIECES_KEPT entities), and
         given again while the entity's stored rows, its links' and the registry (which gives
         its actions) are the same: such an entity is neither made from its rows nor rendered
-        again. `reg`: ctx.project's registry, when the caller holds it already."""
+        again. `reg`: ctx.project's registry, when the caller holds it already; `fresh`:
+        the store reads the database, not its read cache."""
         assert page.number is not None
         self._authorize(ctx, "read")
         if reg is None:
             reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         self._paginate(q, page)
-        stored = self.store.stored_page(q)
+        stored = self.store.stored_page(q, fresh=fresh)
         kept = self._pieces
         out: list[tuple[bool, bytes]] = []
         for s in stored:
@@ -217,17 +219,18 @@ class Reads(Categories):
         flt: Filter,
         page: Page,
         reg: Registry | None = None,
+        fresh: bool = False,
     ) -> list[str]:
         """The locations of list_collection's entities, same filters, order, page and project,
         read in one statement without the entities: for renderings that print only those.
-        `reg`: ctx.project's registry, when the caller holds it already."""
+        `reg` and `fresh` as for render_page."""
         self._authorize(ctx, "read")
         if reg is None:
             reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         if page.number is not None:
             self._paginate(q, page)
-        return self.store.locations(q)
+        return self.store.locations(q, fresh=fresh)
 
     def _paginate(self, q: Query, page: Page) -> None:
         """Narrow q to `page`; PayloadTooLarge beyond the largest page."""

@@ -330,13 +330,14 @@ class Store(ABC):
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
 
-    def locations(self, q: Query) -> list[str]:
-        """StoreTx.locations in a single-statement read of its own."""
+    def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
+        """StoreTx.locations in a single-statement read of its own. A store may answer from
+        memory (a cache it keeps correct); `fresh=True` always reads the database."""
         with self.begin(readonly=True, single=True) as tx:
             return tx.locations(q)
 
-    def stored_page(self, q: Query) -> list[Stored]:
-        """StoreTx.stored_page in a read transaction of its own."""
+    def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
+        """StoreTx.stored_page in a read transaction of its own (`fresh` as for locations)."""
         with self.begin(readonly=True) as tx:
             return tx.stored_page(q)
 

@@ -1605,13 +1605,14 @@ class SqlStore(Store):
             log.warning("database error: %s", describe_failure(exc))
         return ServiceUnavailable("the database is unavailable; try again shortly")
 
-    def _read(self, stmt: _DriverStatement, params: dict[str, Any], what: str) -> Rows:
+    def _read(self, stmt: _DriverStatement, params: dict[str, Any], what: str, fresh: bool) -> Rows:
         """One prebuilt read statement on an autocommit connection: begin(readonly=True,
         single=True) without a transaction's set-up, for the hottest collection reads. On
         PostgreSQL its rows are kept in the read cache (occi.store.cache) like a GET of one
         entity's, under a key made of `what` and the parameters (never an entity id: it
-        holds NUL), and dropped with it at any change of the entities table."""
-        cache = self._cache
+        holds NUL), and dropped with it at any change of the entities table. `fresh`: read
+        the database, keep nothing."""
+        cache = None if fresh else self._cache
         key = ""
         generation = 0
         if cache is not None:
@@ -1631,11 +1632,12 @@ class SqlStore(Store):
             cache.put(key, rows, generation)
         return rows
 
-    def locations(self, q: Query) -> list[str]:
+    def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
         params = _plain_page(q)
         if params is None:
             return super().locations(q)
-        rows = self._read(_PAGE_OF_LOCATIONS[q.project is not None], params, "locations")
+        stmt = _PAGE_OF_LOCATIONS[q.project is not None]
+        rows = self._read(stmt, params, "locations", fresh)
         return [loc for (loc,) in rows if loc]
 
     def _drop_connections(self) -> None:
@@ -1644,13 +1646,13 @@ class SqlStore(Store):
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
 
-    def stored_page(self, q: Query) -> list[Stored]:
+    def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
         if self.dialect == "sqlite":  # two statements, in one snapshot
             return super().stored_page(q)
         params = _plain_page(q)
         if params is not None:
             stmt = _PAGE_WITH_LINKS[q.project is not None]
-            return _stored(self._read(stmt, params, "page"))
+            return _stored(self._read(stmt, params, "page", fresh))
         with self.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
             return tx.stored_page(q)
 

@@ -212,6 +212,8 @@ def test_pages_kept_in_the_read_cache_follow_other_servers_writes(pg_url):
             hits = cache.hits
             read(q)
             assert cache.hits == hits + 1, read
+            read(q, fresh=True)  # Cache-Control: no-cache
+            assert cache.hits == hits + 1, read
         with b.begin() as tx:
             tx.insert(compute("c2"))
         eventually(lambda: a.locations(q) == ["/compute/c1", "/compute/c2"], "c2 listed")
