@@ -180,7 +180,8 @@ class Backend(ABC):
 
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
         """Move a compute to the host at `target_uri` (its placement still names the source).
-        `live`: without stopping it, where the platform can; a backend that cannot migrate a
-        running compute live raises Unsupported, and the server then stops, moves and starts
-        it. Postcondition: the platform object runs (or stays stopped) on the target only."""
+        `live`: without stopping it, where the platform can; where it cannot, the backend moves
+        it offline itself (stop, move, start again) and says so in the state message. A
+        platform that cannot move computes at all raises Unsupported. Postcondition: the
+        platform object runs (or stays stopped) on the target only."""
         raise Unsupported(f"the {self.name} platform cannot move a compute between hosts")

@@ -80,6 +80,16 @@ class Context:
             return location
         return self.base_url + location
 
+    def urls(self, locations: Iterable[str]) -> list[str]:
+        """url() of each of `locations`: a page of them in a few string operations."""
+        locs = list(locations)
+        base = self.base_url
+        if not base:
+            return locs  # url() leaves every location as it is
+        if "://" not in "\n".join(locs):  # none absolute (the usual case)
+            return [base + loc for loc in locs]
+        return [self.url(loc) for loc in locs]
+
 
 def relative_location(location: str, base_url: str) -> str:
     """A location with the service root stripped: 'http://h:1/compute/x' -> '/compute/x'.
@@ -239,6 +249,15 @@ def header_safe(value: str) -> str:
     return _HEADER_UNSAFE.sub(" ", safe_text(value))
 
 
+def all_header_safe(values: Iterable[str]) -> bool:
+    """True when header_safe would leave every one of `values` as it is: one scan of them
+    all, instead of two per value (a page of locations is hundreds of values)."""
+    text = "".join(values)
+    if text.isascii():  # no surrogate; the only unprintable ASCII are C0 controls and DEL
+        return text.isprintable()
+    return not _HEADER_UNSAFE.search(text) and not _UNSTORABLE.search(text)
+
+
 class Rendering(ABC):
     """One family of media types. Parsers are liberal, renderers strict.
 
@@ -257,6 +276,9 @@ class Rendering(ABC):
     #: True when render_entities prints only the entities' locations (as render_locations
     #: does): the API then reads only the locations of a collection
     locations_only: bool = False
+    #: True when a collection can be rendered from its entities rendered one by one
+    #: (render_piece), which a caller may keep and reuse while an entity stays the same
+    renders_pieces: bool = False
 
     # ------------------------------------------------------------------ parsing
     @abstractmethod
@@ -299,6 +321,16 @@ class Rendering(ABC):
     @abstractmethod
     def render_entities(self, entities: Iterable[Entity], ctx: Context) -> Rendered:
         """An entity collection (may be rendered as locations only, as text does)."""
+
+    def render_piece(self, entity: Entity, ctx: Context) -> bytes:
+        """One entity of a collection, alone (renders_pieces): a function of the entity,
+        its applicable actions and ctx only."""
+        raise NotImplementedError
+
+    def render_pieces(self, pieces: Iterable[tuple[bool, bytes]], ctx: Context) -> Rendered:
+        """The collection of render_piece's pieces, each with whether its entity is a link:
+        what render_entities renders of the same entities, byte for byte."""
+        raise NotImplementedError
 
     @abstractmethod
     def render_locations(self, locations: Iterable[str], ctx: Context) -> Rendered:

@@ -649,6 +649,9 @@ def entity_object(entity: Entity, ctx: Context) -> dict[str, Any]:
     return resource_object(entity.as_resource(), ctx)  # a bare Entity: no summary, links
 
 
+_RESOURCES_FIRST = (b'{"resources":[', b'],"links":[')
+
+
 def _stream_entities(entities: Iterable[Entity], ctx: Context) -> Iterator[bytes]:
     it = iter(entities)
     first = next(it, None)
@@ -839,6 +842,24 @@ class JsonRendering(Rendering):
 
     def render_entities(self, entities: Iterable[Entity], ctx: Context) -> Rendered:
         return Rendered(CONTENT_TYPE, body=_stream_entities(entities, ctx))
+
+    renders_pieces = True
+
+    def render_piece(self, entity: Entity, ctx: Context) -> bytes:
+        return _dumps(entity_object(entity, ctx))
+
+    def render_pieces(self, pieces: Iterable[tuple[bool, bytes]], ctx: Context) -> Rendered:
+        # as _stream_entities writes them: the list of the first entity's sort first
+        first: list[bytes] = []
+        other: list[bytes] = []
+        first_is_link: bool | None = None
+        for is_link, piece in pieces:
+            if first_is_link is None:
+                first_is_link = is_link
+            (first if is_link == first_is_link else other).append(piece)
+        keys = (b'{"links":[', b'],"resources":[') if first_is_link else _RESOURCES_FIRST
+        body = b"".join((keys[0], b",".join(first), keys[1], b",".join(other), b"]}"))
+        return Rendered(CONTENT_TYPE, body=body)
 
     def render_locations(self, locations: Iterable[str], ctx: Context) -> Rendered:
         return self._rendered({"locations": [ctx.url(loc) for loc in locations]})

@@ -45,6 +45,7 @@ from rendering.base import (
     Rendered,
     Rendering,
     Unrenderable,
+    all_header_safe,
     header_safe,
     relative_location,
     safe_text,
@@ -202,7 +203,7 @@ def categories_pairs(categories: CategoryCollection) -> list[Pair]:
 
 
 def locations_pairs(locations: Iterable[str], ctx: Context) -> list[Pair]:
-    return [(LOCATION, ctx.url(loc)) for loc in locations]
+    return [(LOCATION, url) for url in ctx.urls(locations)]
 
 
 def _entity_locations(entities: Iterable[Entity]) -> Iterator[str]:
@@ -800,8 +801,20 @@ class TextPlain(_FieldRendering):
     def _gather(self, msg: Message) -> list[Pair]:
         return body_pairs(_decode_body(msg.body)) + header_pairs(msg.headers)
 
+    def render_locations(self, locations: Iterable[str], ctx: Context) -> Rendered:
+        # a page of locations: one field per line, written in a few string operations
+        urls = ctx.urls(locations)
+        if not urls or not all_header_safe(urls):
+            return self._emit(locations_pairs(urls, Context()))
+        lead = LOCATION + ": "
+        body = lead + ("\n" + lead).join(urls) + "\n"
+        return Rendered(self.content_type, [], body.encode("utf-8"))
+
     def _emit(self, pairs: list[Pair]) -> Rendered:
-        body = "".join(f"{name}: {header_safe(value)}\n" for name, value in pairs)
+        if all_header_safe(value for _, value in pairs):  # the usual case: nothing to replace
+            body = "".join(f"{name}: {value}\n" for name, value in pairs)
+        else:
+            body = "".join(f"{name}: {header_safe(value)}\n" for name, value in pairs)
         return Rendered(self.content_type, [], body.encode("utf-8"))
 
 
@@ -859,7 +872,8 @@ class UriList(Rendering):
         return out
 
     def _lines(self, locations: Iterable[str], ctx: Context) -> Rendered:
-        body = "".join(ctx.url(loc) + "\r\n" for loc in locations)
+        urls = ctx.urls(locations)
+        body = "\r\n".join(urls) + "\r\n" if urls else ""
         return Rendered(self.content_type, [], body.encode("utf-8"))
 
     def render_entities(self, entities: Iterable[Entity], ctx: Context) -> Rendered:

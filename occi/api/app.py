@@ -13,6 +13,7 @@ rendering with their machine-readable code.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -172,6 +173,10 @@ class OcciResource:
 
     def _filter(self, req: falcon.Request, msg: Message) -> Filter:
         flt = Filter()
+        if not _has_occi_headers(msg) and not any(
+            p in req.params for p in ("category", "attribute", "value")
+        ):
+            return flt  # nothing to parse: most collection reads
         for ref in _HEADER_RENDERING.parse_categories(
             Message(headers=msg.headers, base_url=msg.base_url)
         ):
@@ -300,13 +305,25 @@ class OcciResource:
         req.context.route = "mixin_collection" if is_mixin else "collection"  # for metrics
         if method == "GET" and out.locations_only:
             locations = self.service.list_locations(
-                who(req), path, self._filter(req, msg), self._page(req)
+                who(req), path, self._filter(req, msg), self._page(req), reg, _wants_fresh(req)
             )
             return self._send(resp, "200 OK", out.render_locations(locations, ctx))
         if method == "GET":
-            entities, _ = self.service.list_collection(
-                who(req), path, self._filter(req, msg), self._page(req)
-            )
+            flt, page = self._filter(req, msg), self._page(req)
+            if page.number is not None and out.renders_pieces:
+                # a page: its entities rendered one by one, kept while they stay the same
+                pieces = self.service.render_page(
+                    who(req),
+                    path,
+                    flt,
+                    page,
+                    (out.media_types[0], ctx.base_url),
+                    lambda entity: out.render_piece(entity, ctx),
+                    reg,
+                    _wants_fresh(req),
+                )
+                return self._send(resp, "200 OK", out.render_pieces(pieces, ctx))
+            entities, _ = self.service.list_collection(who(req), path, flt, page)
             return self._send(resp, "200 OK", out.render_entities(entities, ctx))
         if method == "POST" and action is not None:
             inv = (
@@ -582,6 +599,7 @@ def _has_occi_headers(msg: Message) -> bool:
 _SPECIAL_CASE = {"occi": "OCCI", "etag": "ETag", "www": "WWW"}
 
 
+@functools.lru_cache(maxsize=512)  # a server sends a few dozen names, on every answer
 def _canonical_header(name: str) -> str:
     """'x-occi-attribute' -> 'X-OCCI-Attribute': the spelling the OCCI texts use."""
     return "-".join(_SPECIAL_CASE.get(p, p.capitalize()) for p in name.split("-"))

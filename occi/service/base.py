@@ -7,7 +7,8 @@ top of this, one above the other, and occi.service.Service is the whole.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 from backends.base import Backend
 from occi import errors
@@ -62,6 +63,9 @@ class ServiceBase:
         self._registry_version: int | None = None
         self._registry_checked = float("-inf")
         self._registry_signal: int | None = None
+        #: pages' entities as rendered, while they stay the same (Reads.render_page)
+        self._pieces: dict[tuple[Hashable, str], tuple[Any, Registry, bytes]] = {}
+        self._pieces_lock = threading.Lock()
 
     def _authorize(self, ctx: RequestContext, action: str, kind: str | None = None) -> None:
         """The one place where the service decides whether `ctx` may do `action` ("read",

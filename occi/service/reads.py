@@ -3,7 +3,7 @@ path is bound to; what a rendering needs besides the stored entity (its applicab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,14 @@ class Page:
     page: int = 1  # 1-based
 
 
+#: entities rendered for pages kept per process (render_page), about 2 KB each
+PIECES_KEPT = 4096
+
+
 class Reads(Categories):
+    #: the registry _subkinds last answered for, and its answers by kind id
+    _subkinds_memo: tuple[Registry, dict[str, frozenset[str]]] | None = None
+
     def get(
         self, ctx: RequestContext, kind: Kind | str, entity_id: str, *, fresh: bool = False
     ) -> Entity:
@@ -91,7 +98,7 @@ class Reads(Categories):
         q = Query(project=ctx.project)
         kinds: set[str] | None = None
         if isinstance(target, Kind):
-            kinds = {k.id for k in reg.kinds.values() if k.is_a(target)}
+            kinds = set(self._subkinds(reg, target))
         elif isinstance(target, Mixin):
             q.mixin = target.id
         elif target is None and path != "/":
@@ -103,7 +110,7 @@ class Reads(Categories):
         for cat_name in flt.categories:
             cat = self._resolve_category(reg, cat_name)
             if isinstance(cat, Kind):
-                sub = {k.id for k in reg.kinds.values() if k.is_a(cat)}
+                sub = set(self._subkinds(reg, cat))
                 kinds = sub if kinds is None else kinds & sub
             elif isinstance(cat, Mixin):
                 if q.mixin and q.mixin != cat.id:
@@ -115,8 +122,21 @@ class Reads(Categories):
                 raise errors.BadRequest(f"{cat_name} is an action; filter by a kind or a mixin")
         if kinds is not None:
             q.kinds = sorted(kinds)
-        q.attributes = validation.filter_attributes(reg, flt.attributes)
+        if flt.attributes:  # (the attribute definitions are gathered for the filter)
+            q.attributes = validation.filter_attributes(reg, flt.attributes)
         return q
+
+    def _subkinds(self, reg: Registry, kind: Kind) -> frozenset[str]:
+        """The ids of `kind` and the kinds below it in `reg`, remembered per registry: every
+        collection read asks, and the answer changes only with the registry."""
+        memo = self._subkinds_memo
+        if memo is None or memo[0] is not reg:
+            memo = self._subkinds_memo = (reg, {})
+        known = memo[1].get(kind.id)
+        if known is None:
+            known = frozenset(k.id for k in reg.kinds.values() if k.is_a(kind))
+            memo[1][kind.id] = known
+        return known
 
     def list_collection(
         self, ctx: RequestContext, path: str, flt: Filter, page: Page
@@ -149,16 +169,68 @@ class Reads(Categories):
                         self._present(ln, reg)
             yield entity
 
-    def list_locations(self, ctx: RequestContext, path: str, flt: Filter, page: Page) -> list[str]:
-        """The locations of list_collection's entities, same filters, order, page and project,
-        read in one statement without the entities: for renderings that print only those."""
+    def render_page(
+        self,
+        ctx: RequestContext,
+        path: str,
+        flt: Filter,
+        page: Page,
+        flavour: Hashable,
+        render: Callable[[Entity], bytes],
+        reg: Registry | None = None,
+        fresh: bool = False,
+    ) -> list[tuple[bool, bytes]]:
+        """A page of list_collection (page.number set), each entity rendered by `render` and
+        paired with whether it is a link (the store reads the page with its links at once).
+
+        `render` is a function of the presented entity and of `flavour` only (e.g. a media
+        type and a base URL). What it made is kept per process (PIECES_KEPT entities), and
+        given again while the entity's stored rows, its links' and the registry (which gives
+        its actions) are the same: such an entity is neither made from its rows nor rendered
+        again. `reg`: ctx.project's registry, when the caller holds it already; `fresh`:
+        the store reads the database, not its read cache."""
+        assert page.number is not None
         self._authorize(ctx, "read")
-        with self.store.begin(readonly=True) as tx:
-            reg = self.registry(tx, ctx.project)
-            q = self._query(ctx, reg, path, flt)
-            if page.number is not None:
-                self._paginate(q, page)
-            return tx.locations(q)
+        if reg is None:
+            reg = self.registry(project=ctx.project)  # from memory, normally
+        q = self._query(ctx, reg, path, flt)
+        self._paginate(q, page)
+        stored = self.store.stored_page(q, fresh=fresh)
+        kept = self._pieces
+        out: list[tuple[bool, bytes]] = []
+        for s in stored:
+            key = (flavour, s.id)
+            hit = kept.get(key)
+            if hit is not None and hit[1] is reg and hit[0] == s.rows:
+                out.append((s.is_link, hit[2]))
+                continue
+            piece = render(self._present(self.store.entity_of(s.rows), reg))
+            with self._pieces_lock:
+                if len(kept) >= PIECES_KEPT and key not in kept:
+                    del kept[next(iter(kept))]  # the oldest
+                kept[key] = (s.rows, reg, piece)
+            out.append((s.is_link, piece))
+        return out
+
+    def list_locations(
+        self,
+        ctx: RequestContext,
+        path: str,
+        flt: Filter,
+        page: Page,
+        reg: Registry | None = None,
+        fresh: bool = False,
+    ) -> list[str]:
+        """The locations of list_collection's entities, same filters, order, page and project,
+        read in one statement without the entities: for renderings that print only those.
+        `reg` and `fresh` as for render_page."""
+        self._authorize(ctx, "read")
+        if reg is None:
+            reg = self.registry(project=ctx.project)  # from memory, normally
+        q = self._query(ctx, reg, path, flt)
+        if page.number is not None:
+            self._paginate(q, page)
+        return self.store.locations(q, fresh=fresh)
 
     def _paginate(self, q: Query, page: Page) -> None:
         """Narrow q to `page`; PayloadTooLarge beyond the largest page."""

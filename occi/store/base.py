@@ -8,11 +8,12 @@ together, so a failed request leaves nothing half-changed.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from occi.model import Entity, Mixin, Placement
 
@@ -196,6 +197,16 @@ class UsageTx(ABC):
         over the entities of those kinds (0 where absent)."""
 
 
+class Stored(NamedTuple):
+    """An entity of a page as the store holds it, not yet made an Entity (Store.entity_of
+    does): its id, whether it is a link, and `rows`, its stored values and its links'. Two
+    reads giving equal `rows` read the same entity with the same links."""
+
+    id: str
+    is_link: bool
+    rows: Any
+
+
 class StoreTx(ABC):
     """One transaction. Methods raise occi.errors.Conflict for a duplicate id."""
 
@@ -228,6 +239,11 @@ class StoreTx(ABC):
         """The locations of the entities matching q, in the order and page of `query`: what a
         collection rendered as locations needs, without the entities and their links."""
         return [e.location for e in self.query(q) if e.location]
+
+    def stored_page(self, q: Query) -> list[Stored]:
+        """query()'s entities (q has a limit: a page) as Stored, for a caller that keeps
+        what it made of an entity while its rows stay the same."""
+        return [Stored(e.id or "", e.is_link, e) for e in self.query(q)]
 
     @abstractmethod
     def count(self, q: Query) -> int:
@@ -329,6 +345,22 @@ class Store(ABC):
     ) -> AbstractContextManager[StoreTx]:
         """A transaction: commits when the block ends normally, rolls back on an exception.
         `readonly=True` promises no writes, so readers need not queue behind writers."""
+
+    def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
+        """StoreTx.locations in a single-statement read of its own. A store may answer from
+        memory (a cache it keeps correct); `fresh=True` always reads the database."""
+        with self.begin(readonly=True, single=True) as tx:
+            return tx.locations(q)
+
+    def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
+        """StoreTx.stored_page in a read transaction of its own (`fresh` as for locations)."""
+        with self.begin(readonly=True) as tx:
+            return tx.stored_page(q)
+
+    def entity_of(self, rows: Any) -> Entity:
+        """The entity of a Stored's `rows` (with its links), a new object on every call."""
+        assert isinstance(rows, Entity)  # StoreTx.stored_page's
+        return copy.deepcopy(rows)
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
         """One entity with its links, outside any transaction. A store may answer from memory

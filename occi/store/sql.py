@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Placement, Resource
-from occi.store.base import Query, Store, StoreTx
+from occi.store.base import Query, Store, Stored, StoreTx
 from occi.store.cache import EntityCache, Rows
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
@@ -503,6 +503,23 @@ def _placement_of(v: Sequence[Any], o: int = 0) -> Placement | None:
     )
 
 
+#: the columns _entity_from_values makes an entity of
+_MADE_OF = (
+    "id",
+    "kind",
+    "location",
+    "title",
+    "summary",
+    "attributes",
+    "mixins",
+    "source_id",
+    "source",
+    "target",
+    "source_kind",
+    "target_kind",
+    "version",
+    "project_id",
+)
 (
     _I_ID,
     _I_KIND,
@@ -518,33 +535,19 @@ def _placement_of(v: Sequence[Any], o: int = 0) -> Placement | None:
     _I_TARGET_KIND,
     _I_VERSION,
     _I_PROJECT,
-) = (
-    _AT[name]
-    for name in (
-        "id",
-        "kind",
-        "location",
-        "title",
-        "summary",
-        "attributes",
-        "mixins",
-        "source_id",
-        "source",
-        "target",
-        "source_kind",
-        "target_kind",
-        "version",
-        "project_id",
-    )
-)
+) = (_AT[name] for name in _MADE_OF)
 _decode_json = json.JSONDecoder().decode
 
 
 def _entity_from_values(
-    v: Sequence[Any], o: int = 0, memo: dict[str, list[str]] | None = None
+    v: Sequence[Any],
+    o: int = 0,
+    memo: dict[str, list[str]] | None = None,
+    placed: bool = True,
 ) -> Entity:
     """The entity in the _ENTITY_COLUMNS of row `v` starting at `o`, read by position; `memo`
-    keeps the mixin lists already decoded in this listing (each entity gets its own copy)."""
+    keeps the mixin lists already decoded in this listing (each entity gets its own copy).
+    `placed` False: the row is a page's (_PAGE_COLUMNS), which stops before the placement."""
     raw = v[o + _I_ATTRIBUTES]
     attributes = _decode_json(raw) if raw and raw != "{}" else {}
     raw = v[o + _I_MIXINS]
@@ -570,7 +573,7 @@ def _entity_from_values(
             summary=v[o + _I_SUMMARY],
             version=v[o + _I_VERSION],
             project=v[o + _I_PROJECT],
-            placement=_placement_of(v, o),
+            placement=_placement_of(v, o) if placed else None,
         )
     return Link(
         kind=v[o + _I_KIND],
@@ -655,22 +658,26 @@ _GET_DRIVER = _DriverStatement(_GET)
 _GET_FOR_UPDATE_DRIVER = _DriverStatement(_GET_FOR_UPDATE)
 
 
-def _page_of_locations(in_project: bool) -> _DriverStatement:
-    """A page of one kind's locations (the commonest collection read), prebuilt: what
-    SqlTx.locations would build for it, with the kind, project and page as parameters."""
+def _page_select(in_project: bool, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """`columns` of a page of one kind (the commonest collection read) in seq order, with the
+    kind, project (`in_project`) and page as parameters: what SqlTx would build for it."""
     e = entities.c
     kind = sa.bindparam("kind", type_=sa.String())
     where: list[sa.ColumnElement[bool]] = [e.kind.between(kind, kind)]  # see _listing
     if in_project:
         where.append(e.project_id == sa.bindparam("project", type_=sa.String()))
-    stmt = (
-        sa.select(e.location)
+    return (
+        sa.select(*columns)
         .where(*where)
         .order_by(e.kind, e.seq)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .offset(sa.bindparam("offset", type_=sa.Integer()))
     )
-    return _DriverStatement(stmt)
+
+
+def _page_of_locations(in_project: bool) -> _DriverStatement:
+    """A page of one kind's locations, prebuilt (SqlTx.locations)."""
+    return _DriverStatement(_page_select(in_project, entities.c.location))
 
 
 _PAGE_OF_LOCATIONS = {True: _page_of_locations(True), False: _page_of_locations(False)}
@@ -727,6 +734,96 @@ _INSERTED: tuple[sa.ColumnElement[Any], ...] = (
         "(SELECT count(*) FROM quotas WHERE quotas.project_id = entities.project_id)"
     ),
 )
+
+
+def _plain_page(q: Query) -> dict[str, Any] | None:
+    """The parameters of a prebuilt page statement when q is a page of one kind with no
+    other filter than the project; else None."""
+    if (
+        q.limit is None
+        or q.kinds is None
+        or len(q.kinds) != 1
+        or q.mixin is not None
+        or q.attributes
+        or q.source is not None
+    ):
+        return None
+    return {"kind": q.kinds[0], "project": q.project, "limit": q.limit, "offset": q.offset}
+
+
+#: what a page's entities are made of: the entity columns up to the last that
+#: _entity_from_values reads (the ones after it, placement, are never rendered)
+_PAGE_COLUMNS = _ENTITY_COLUMNS[: max(_AT[n] for n in _MADE_OF) + 1]
+_PAGE_LINK_COLUMNS = _LINK_COLUMNS[: len(_PAGE_COLUMNS)]
+
+
+def _with_links(page: sa.Subquery) -> sa.Select[Any]:
+    """The _PAGE_COLUMNS of `page` (a subquery) each joined with its outgoing links'
+    (_PAGE_LINK_COLUMNS), in the page's seq order, then the links'."""
+    return (
+        sa.select(*(page.c[c.name] for c in _PAGE_COLUMNS), *_PAGE_LINK_COLUMNS)
+        .select_from(page.outerjoin(_LINKS, _LINKS.c.source_id == page.c.id))
+        .order_by(page.c.seq, _LINKS.c.seq)
+    )
+
+
+def _page_with_links(in_project: bool) -> _DriverStatement:
+    """A page of one kind with its resources' links, prebuilt (SqlTx.stored_page)."""
+    return _DriverStatement(_with_links(_page_select(in_project, *_PAGE_COLUMNS).subquery("p")))
+
+
+_PAGE_WITH_LINKS = {True: _page_with_links(True), False: _page_with_links(False)}
+#: SQLite's page without its links, and the links of the page's resources (a JSON array of
+#: their ids): two statements in-process cost less than the join
+_PAGE_ROWS = {flag: _DriverStatement(_page_select(flag, *_PAGE_COLUMNS)) for flag in (True, False)}
+_LINKS_OF_SQLITE = _DriverStatement(
+    sa.select(*_PAGE_COLUMNS)
+    .where(
+        entities.c.source_id.in_(
+            sa.select(sa.column("value"))
+            .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.Text())))
+            .scalar_subquery()
+        )
+    )
+    .order_by(entities.c.seq)
+)
+
+
+def _stored(rows: Iterable[Sequence[Any]]) -> list[Stored]:
+    """Stored entities from rows of _with_links, in order: an entity's rows are consecutive."""
+    split = len(_PAGE_COLUMNS)
+    seq_at, source_at = _AT["seq"], _AT["source_id"]
+    link_seq_at = split + seq_at
+    out: list[Stored] = []
+    values: tuple[Any, ...] | None = None
+    links: list[tuple[Any, ...]] = []
+    for row in rows:
+        if values is None or row[seq_at] != values[seq_at]:
+            if values is not None:
+                out.append(_one_stored(values, links))
+            values, links = tuple(row[:split]), []
+        if row[link_seq_at] is not None and values[source_at] is None:  # a resource's link
+            links.append(tuple(row[split:]))
+    if values is not None:
+        out.append(_one_stored(values, links))
+    return out
+
+
+_NO_LINKS: list[tuple[Any, ...]] = []
+
+
+def _one_stored(values: tuple[Any, ...], links: list[tuple[Any, ...]]) -> Stored:
+    return Stored(values[_I_ID], values[_I_SOURCE_ID] is not None, (values, tuple(links)))
+
+
+def entity_of_stored(rows: tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]) -> Entity:
+    """The entity (a resource with its links) of a Stored's rows from SqlTx.stored_page."""
+    values, links = rows
+    entity = _entity_from_values(values, placed=False)
+    if isinstance(entity, Resource):
+        memo: dict[str, list[str]] = {}
+        entity.links.extend(_entity_from_values(lv, 0, memo, False) for lv in links)  # type: ignore[misc]
+    return entity
 
 
 class SqlTx(StoreTx):
@@ -991,16 +1088,19 @@ class SqlTx(StoreTx):
             return self._where(q, kind_range=True), [e.kind, e.seq]
         return self._where(q), [e.seq]
 
-    def query(self, q: Query) -> list[Entity]:
+    def _select_page(
+        self, q: Query, columns: Sequence[sa.ColumnElement[Any]] = _ENTITY_COLUMNS
+    ) -> sa.Select[Any]:
+        """The `columns` of q's matches, in seq order, offset and limit applied."""
         if q.mixin is None:
             where, order = self._listing(q)
-            stmt = sa.select(*_ENTITY_COLUMNS).where(*where).order_by(*order)
+            stmt = sa.select(*columns).where(*where).order_by(*order)
         else:
             # Driven by the (mixin_id, entity_seq) index: a page of a large mixin collection
             # streams in seq order instead of collecting every member first.
             m = entity_mixins.c
             stmt = (
-                sa.select(*_ENTITY_COLUMNS)
+                sa.select(*columns)
                 .join(entity_mixins, sa.and_(m.entity_seq == entities.c.seq, m.mixin_id == q.mixin))
                 .where(*self._where(q, mixin=False))
                 .order_by(m.entity_seq)
@@ -1009,24 +1109,47 @@ class SqlTx(StoreTx):
             stmt = stmt.offset(q.offset)
         if q.limit is not None:
             stmt = stmt.limit(q.limit)
-        return self._attach_links(self.conn.execute(stmt).all())
+        return stmt
+
+    def query(self, q: Query) -> list[Entity]:
+        return self._attach_links(self.conn.execute(self._select_page(q)).all())
+
+    def stored_page(self, q: Query) -> list[Stored]:
+        """The page read as plain tuples, each entity's `rows` being (its values, its links'
+        values): on PostgreSQL ONE statement (one round trip), the page as a subquery joined
+        with its resources' links; on SQLite the page, then its resources' links (two
+        statements, run in-process, cost less than the join there)."""
+        params = _plain_page(q)
+        if self._pg:
+            if params is not None:
+                rows = _PAGE_WITH_LINKS[q.project is not None].rows(self.conn, params)
+            else:
+                page = self._select_page(q, _PAGE_COLUMNS).subquery("p")
+                rows = self.conn.execute(_with_links(page)).all()
+            return _stored(rows)
+        if params is not None:
+            found: Sequence[Sequence[Any]] = _PAGE_ROWS[q.project is not None].rows(
+                self.conn, params
+            )
+        else:
+            found = self.conn.execute(self._select_page(q, _PAGE_COLUMNS)).all()
+        ids = [r[_I_ID] for r in found if r[_I_SOURCE_ID] is None]
+        links: dict[str, list[tuple[Any, ...]]] = {}
+        if ids:
+            for link in _LINKS_OF_SQLITE.rows(self.conn, {"ids": _dumps(ids)}):
+                links.setdefault(link[_I_SOURCE_ID], []).append(tuple(link))
+        return [
+            _one_stored(tuple(r), links.get(r[_I_ID], _NO_LINKS) if r[_I_SOURCE_ID] is None else [])
+            for r in found
+        ]
 
     def locations(self, q: Query) -> list[str]:
         """ONE statement reading only the location column, with query()'s filters, order and
         page (or every match when q.limit is None): no attribute JSON, no links."""
-        if (
-            q.limit is not None
-            and q.kinds is not None
-            and len(q.kinds) == 1
-            and q.mixin is None
-            and not q.attributes
-            and q.source is None
-        ):
-            rows = _PAGE_OF_LOCATIONS[q.project is not None].rows(
-                self.conn,
-                {"kind": q.kinds[0], "project": q.project, "limit": q.limit, "offset": q.offset},
-            )
-            return [loc for (loc,) in rows if loc]
+        params = _plain_page(q)
+        if params is not None:
+            rows = _PAGE_OF_LOCATIONS[q.project is not None].rows(self.conn, params)
+            return [loc for (loc,) in rows if loc]  # as SqlStore.locations
         if q.mixin is None:
             where, order = self._listing(q)
             stmt = sa.select(entities.c.location).where(*where).order_by(*order)
@@ -1657,18 +1780,70 @@ class SqlStore(Store):
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
-            metrics.database_error()
-            if is_outage(exc):
-                self.health.failed(exc)  # logged once per outage, not once per transaction
-            else:
-                log.warning("database error: %s", describe_failure(exc))
-            raise ServiceUnavailable("the database is unavailable; try again shortly") from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: OperationalError) -> ServiceUnavailable:
+        """What a client gets for a database error: 503. Counted, and logged once per outage."""
+        metrics.database_error()
+        if is_outage(exc):
+            self.health.failed(exc)  # logged once per outage, not once per transaction
+        else:
+            log.warning("database error: %s", describe_failure(exc))
+        return ServiceUnavailable("the database is unavailable; try again shortly")
+
+    def _read(self, stmt: _DriverStatement, params: dict[str, Any], what: str, fresh: bool) -> Rows:
+        """One prebuilt read statement on an autocommit connection: begin(readonly=True,
+        single=True) without a transaction's set-up, for the hottest collection reads. On
+        PostgreSQL its rows are kept in the read cache (occi.store.cache) like a GET of one
+        entity's, under a key made of `what` and the parameters (never an entity id: it
+        holds NUL), and dropped with it at any change of the entities table. `fresh`: read
+        the database, keep nothing."""
+        cache = None if fresh else self._cache
+        key = ""
+        generation = 0
+        if cache is not None:
+            self._ensure_listener()
+            key = "\0".join(("", what, *(repr(params[k]) for k in sorted(params))))
+            rows = cache.get(key)
+            if rows is not None:
+                return rows
+            generation = cache.generation
+        try:
+            with self._read_engine.connect() as conn:
+                rows = stmt.rows(conn, params)
+        except OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        self.health.ok()
+        if cache is not None:
+            cache.put(key, rows, generation)
+        return rows
+
+    def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
+        params = _plain_page(q)
+        if params is None:
+            return super().locations(q)
+        stmt = _PAGE_OF_LOCATIONS[q.project is not None]
+        rows = self._read(stmt, params, "locations", fresh)
+        return [loc for (loc,) in rows if loc]
 
     def _drop_connections(self) -> None:
         """Empty the pools: their connections died with the database."""
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
+
+    def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
+        if self.dialect == "sqlite":  # two statements, in one snapshot
+            return super().stored_page(q)
+        params = _plain_page(q)
+        if params is not None:
+            stmt = _PAGE_WITH_LINKS[q.project is not None]
+            return _stored(self._read(stmt, params, "page", fresh))
+        with self.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
+            return tx.stored_page(q)
+
+    def entity_of(self, rows: Any) -> Entity:
+        return entity_of_stored(rows)
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
         cache = self._cache

@@ -10,6 +10,8 @@ from tests.api.conftest import INFRA, JSON
 
 CRTP = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
 OS_TPL = "http://occi.simulator.local/os_tpl#"
+#: the zone the server placed a compute in (the embedded one-cluster shorthand's)
+ZONE = "http://occi.simulator.local/availability_zone#default"
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 TEXT_COMPUTE_KIND = f'compute; scheme="{INFRA}"; class="kind"'
 
@@ -98,7 +100,7 @@ def test_create_compute_with_templates(api):
     assert a["occi.compute.state"] == "inactive"
     assert a["occi.compute.hostname"] == "web1"
     assert doc["title"] == "web"
-    assert set(doc["mixins"]) == {CRTP + "medium", OS_TPL + "debian12"}
+    assert set(doc["mixins"]) == {CRTP + "medium", OS_TPL + "debian12", ZONE}
     assert ACTION + "start" in doc["actions"]
 
 

@@ -17,6 +17,8 @@ from tests.test_rendering_xml import BILLION_LAUGHS, external_entity
 
 CRTP = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+#: the zone every compute is placed in (the embedded one-cluster shorthand's)
+ZONE = "http://occi.simulator.local/availability_zone#default"
 XML = "application/occi+xml"
 TURTLE = "text/turtle"
 JSONLD = "application/ld+json"
@@ -276,7 +278,7 @@ def rdf_lifecycle(api, mt: str) -> None:
     link = g.value(node, URIRef(OCCI_RDF + "link"))
     assert g.value(link, URIRef(OCCI_RDF + "target")) == URIRef(net_url)
     doc = api.get(path).json
-    assert doc["title"] == "web" and set(doc["mixins"]) == {CRTP + "small", os_tpl}
+    assert doc["title"] == "web" and set(doc["mixins"]) == {CRTP + "small", os_tpl, ZONE}
     assert doc["links"][0]["target"]["location"] == net_path
 
     r = api.post(path, body=BODIES[mt]["action"], ctype=mt, accept=mt, params={"action": "start"})
