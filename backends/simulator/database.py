@@ -57,7 +57,11 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
         cur = dbapi_connection.cursor()
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if wal:
+            # WAL with synchronous NORMAL, as the server's own store: a commit no longer waits
+            # for an fsync (about 2 ms here, once per operation), and a power loss can drop
+            # only the last commits, never corrupt the file.
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
