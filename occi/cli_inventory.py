@@ -222,7 +222,7 @@ def _jobs_here(store: Any, settings: Settings, inventory: Any) -> Iterator[None]
         job_settings=settings.job_settings(),
         placement_strategy=settings.placement_strategy,
     )
-    service.pool.settings_of = lambda c: inventory.cipher.decrypt(c.settings, f"cluster {c.name}")
+    service.pool.settings_of = inventory.cluster_settings
     inventory.settle = lambda ids, timeout: service._runner().settle(ids, timeout)
     try:
         yield

@@ -192,6 +192,14 @@ class InventoryService:
             self._cipher = Cipher.from_settings(self.settings)
         return self._cipher
 
+    def cluster_settings(self, cluster: Any) -> dict[str, Any]:
+        """A cluster's backend settings: its own (decrypted), over the server's database URL
+        (where a simulator cluster keeps its platform, as the server's own backend does)."""
+        return {
+            "database_url": self.settings.database_url,
+            **self.cipher.decrypt(cluster.settings, f"cluster {cluster.name}"),
+        }
+
     @contextmanager
     def _tx(self, ctx: RequestContext, readonly: bool = False) -> Iterator[InventoryTx]:
         if not ctx.is_admin:
