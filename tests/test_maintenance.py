@@ -321,3 +321,162 @@ def test_upgrade_from_0007_allows_prepare_for_maintenance(db_url):
             conn.execute(hosts.update().values(admin_state="asleep"))
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------ real servers, real HTTP
+KEY = "a key for the maintenance tests"
+
+
+def _users(url: str) -> None:
+    """An administrator (root) and a member of the default project (alice), with passwords."""
+    from occi.identity.passwords import hash_password
+    from occi.identity.store import IdentityTx
+    from occi.store import make_store
+
+    s = make_store(url)
+    try:
+        s.upgrade()
+        with s.begin() as tx:
+            ids = IdentityTx(tx)
+            for name, project, role in (("alice", "default", "member"), ("root", None, "admin")):
+                ids.create_user(name, password_hash=hash_password(f"{name}-password"))
+                ids.grant(name, project, role)
+    finally:
+        s.close()
+
+
+def _cloud_from_the_command_line(url: str, monkeypatch, hosts_cores: dict[str, int]) -> None:
+    from occi.cli import main
+
+    monkeypatch.setenv("OCCI_SECRET_KEY", KEY)
+    monkeypatch.delenv("OCCI_CONFIG", raising=False)
+    cli = lambda *argv: main([*argv, "--database-url", url])  # noqa: E731
+    assert cli("zones", "create", "z1") == 0
+    assert cli("clusters", "create", "c1", "--zone", "z1", "--backend", "simulator") == 0
+    for name, cores in hosts_cores.items():
+        assert cli("hosts", "create", name, "--cluster", "c1", "--cores", str(cores),
+                   "--memory-gb", "16") == 0  # fmt: skip
+    # the one-cluster shorthand's zone comes first by name otherwise: computes name z1
+    assert cli("hosts", "list") == 0
+
+
+class Http:
+    def __init__(self, url: str):
+        import requests
+
+        self.url = url
+        self.requests = requests
+
+    def admin(self, method: str, path: str) -> dict:
+        r = self.requests.request(
+            method,
+            f"{self.url}/-/admin{path}",
+            auth=("root", "root-password"),
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def compute(self, cores: int, start: bool) -> str:
+        doc = {
+            "kind": INFRA + "compute",
+            "mixins": ["http://occi.simulator.local/availability_zone#z1"],
+            "attributes": {"occi.compute.cores": cores, "occi.compute.memory": 1.0},
+        }
+        r = self.requests.post(
+            f"{self.url}/compute/",
+            json=doc,
+            auth=("alice", "alice-password"),
+            headers={"Content-Type": "application/occi+json", "Accept": "application/occi+json"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        location = r.headers["Location"].split(self.url, 1)[-1]
+        if start:
+            r = self.requests.post(
+                f"{self.url}{location}?action=start",
+                json={"action": ACTION + "start"},
+                auth=("alice", "alice-password"),
+                headers={"Content-Type": "application/occi+json"},
+                timeout=60,
+            )
+            assert r.status_code == 200, r.text
+        return location
+
+    def compute_state(self, location: str) -> str:
+        r = self.requests.get(
+            f"{self.url}{location}",
+            auth=("alice", "alice-password"),
+            headers={"Accept": "application/occi+json"},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["attributes"]["occi.compute.state"])
+
+
+def _live(tmp_path, url: str, **settings):
+    from tests.live import LiveServer
+
+    return LiveServer(
+        tmp_path, database_url=url, auth="basic", secret_key=KEY, log_level="WARNING", **settings
+    )
+
+
+def test_maintenance_through_the_admin_api_of_a_real_server(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/occi.db"
+    _users(url)
+    _cloud_from_the_command_line(url, monkeypatch, {"h1": 8, "h2": 4, "h3": 4})
+    server = _live(tmp_path, url)
+    try:
+        http = Http(server.url)
+        placed = [http.compute(2, start=i < 2) for i in range(3)]
+        assert http.admin("GET", "/hosts/h1")["vms"] == 3
+        doc = http.admin("POST", "/hosts/h1/maintenance")
+        assert doc["admin_state"] == "maintenance", doc
+        assert doc["vms"] == 0
+        others = http.admin("GET", "/hosts")["hosts"]
+        assert sum(h["vms"] for h in others) == 3
+        assert [http.compute_state(c) for c in placed] == ["active", "active", "inactive"]
+        # new computes avoid h1 until its maintenance is cancelled
+        http.compute(1, start=False)
+        assert http.admin("GET", "/hosts/h1")["vms"] == 0
+        assert http.admin("POST", "/hosts/h1/cancel-maintenance")["admin_state"] == "enabled"
+
+        # the command line's maintenance runs the moves itself while the server runs too
+        from occi.cli import main
+
+        h2 = http.admin("GET", "/hosts/h2")
+        assert h2["vms"] >= 1
+        assert main(["hosts", "maintenance", "h2", "--database-url", url]) == 0
+        h2 = http.admin("GET", "/hosts/h2")
+        assert (h2["admin_state"], h2["vms"]) == ("maintenance", 0)
+        assert sorted(http.compute_state(c) for c in placed) == ["active", "active", "inactive"]
+    finally:
+        server.stop()
+
+
+def test_two_servers_on_postgresql_share_the_moves(tmp_path, pg_url, monkeypatch):
+    import time
+
+    _users(pg_url)
+    _cloud_from_the_command_line(pg_url, monkeypatch, {"h1": 16, "h2": 8, "h3": 8})
+    a = _live(tmp_path, pg_url, job_wait=0)
+    b = _live(tmp_path, pg_url, job_wait=0)
+    try:
+        placed = [Http(a.url).compute(1, start=i % 2 == 0) for i in range(8)]
+        doc = Http(b.url).admin("POST", "/hosts/h1/maintenance")
+        assert doc["admin_state"] in ("prepare-for-maintenance", "maintenance"), doc
+        deadline = time.monotonic() + 60
+        while doc["admin_state"] == "prepare-for-maintenance" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            doc = Http(a.url).admin("GET", "/hosts/h1")
+        assert (doc["admin_state"], doc["vms"], doc["used_cores"]) == ("maintenance", 0, 0)
+        hosts_now = {h["name"]: h for h in Http(b.url).admin("GET", "/hosts")["hosts"]}
+        assert hosts_now["h2"]["vms"] + hosts_now["h3"]["vms"] == 8
+        assert hosts_now["h2"]["used_cores"] + hosts_now["h3"]["used_cores"] == 8
+        states = [Http(b.url).compute_state(c) for c in placed]
+        assert states == ["active", "inactive"] * 4
+    finally:
+        a.stop()
+        b.stop()

@@ -19,6 +19,10 @@ rolls back, so nothing is stored.
 Strategies (setting `placement_strategy`): `firstfit` (hosts by name), `leastused` (most free
 memory, then cores, first), `random`, `dispersed` (fewest VMs of the same project first).
 
+A compute moved off a host for its maintenance (occi.inventory.maintenance) is placed the same
+way, with the Ask limited to its cluster and excluding the host it leaves; `release` gives back
+what one compute held on a host.
+
 Storage and networks are placed in a zone and a cluster (the first of the zone by name), with no
 host capacity. A resize re-checks the host with the difference (`resize`); a delete releases the
 reservation with the row (occi.store.sql.SqlTx.delete).
