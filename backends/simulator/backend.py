@@ -82,6 +82,15 @@ def _elsewhere(row: Any, host: str | None) -> str | None:
     return current if host and current and current != host else None
 
 
+def _on(host: str | None) -> list[Any]:
+    """The SQL condition of `_elsewhere` turned round: the machine is on `host` (or either
+    names none), for a guarded statement that needs no read first."""
+    if not host:
+        return []
+    on = machines.c.details["host"].as_string()
+    return [or_(on.is_(None), on == host)]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -350,18 +359,22 @@ class SimulatorBackend(Backend):
             return
         name = platform_name(entity)
         self._operate("delete")
+        host = host_of(entity)
+        where = [machines.c.name == name, *_on(host)]
         with self._write() as conn:
-            found = conn.execute(select(machines.c.details).where(machines.c.name == name)).first()
-            if found is not None and _elsewhere(found, host_of(entity)):
-                # on another host than its placement says: not there, so nothing to delete
-                log.warning("%s is not on host %s: nothing deleted", name, host_of(entity))
-                return
+            gone = conn.execute(delete(machines).where(*where)).rowcount
+            if not gone and host:
+                found = conn.execute(
+                    select(machines.c.details).where(machines.c.name == name)
+                ).first()
+                if found is not None:  # on another host than its placement says: not there
+                    log.warning("%s is not on host %s: nothing deleted", name, host)
+                    return
             conn.execute(
                 delete(attachments).where(
                     or_(attachments.c.machine == name, attachments.c.target == name)
                 )
             )
-            gone = conn.execute(delete(machines).where(machines.c.name == name)).rowcount
         log.info("deleted %s%s", name, "" if gone else " (was already gone)")
 
     def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
@@ -420,10 +433,7 @@ class SimulatorBackend(Backend):
         if kind is states.COMPUTE and state != before:
             return None  # its attachments change state too
         message = states.action_message(term, before, params)
-        where = [machines.c.name == name, machines.c.state == before]
-        if host:
-            on = machines.c.details["host"].as_string()
-            where.append(or_(on.is_(None), on == host))
+        where = [machines.c.name == name, machines.c.state == before, *_on(host)]
         with self._write_one() as conn:
             done = conn.execute(
                 update(machines)
