@@ -234,6 +234,49 @@ def test_cancel_before_the_moves_start_leaves_the_computes_where_they_are(tmp_pa
         cloud.close()
 
 
+# ------------------------------------------------------------------ the simulator's hosts
+def _on(entity, host: str | None):
+    from occi.model import Placement
+
+    entity.placement = Placement(host_name=host)
+    return entity
+
+
+def test_the_simulator_keeps_hosts_apart_and_moves_computes(tmp_path):
+    from backends.base import NotFoundOnPlatform
+    from backends.simulator import SimulatorBackend
+    from occi import infrastructure as infra
+    from occi.model import Resource
+
+    b = SimulatorBackend({"database_url": f"sqlite:///{tmp_path}/sim.db"})
+    try:
+        vm = _on(Resource(kind=infra.COMPUTE.id, id="vm-1", attributes={}), "h1")
+        b.create(vm)
+        b.action(vm, ACTION + "start", {})
+        with pytest.raises(NotFoundOnPlatform):
+            b.observe(_on(vm, "h2"))
+        with pytest.raises(NotFoundOnPlatform):
+            b.action(vm, ACTION + "stop", {})
+        b.delete(vm)  # not on h2: nothing deleted there
+        assert b.observe(_on(vm, None)).attributes["occi.compute.state"] == "active"  # any host
+
+        out = b.migrate(_on(vm, "h1"), "h2", live=True)
+        assert out.attributes["occi.compute.state"] == "active"
+        assert "migrated live" in out.attributes["occi.compute.state.message"]
+        with pytest.raises(NotFoundOnPlatform):
+            b.observe(vm)  # still placed on h1: gone from there
+        assert b.migrate(vm, "h2", live=True).attributes["occi.compute.state"] == "active"  # again
+        b.action(_on(vm, "h2"), ACTION + "stop", {})
+        out = b.migrate(vm, "h3", live=True)
+        assert out.attributes["occi.compute.state"] == "inactive"
+        assert "stopped" in out.attributes["occi.compute.state.message"]
+        b.delete(_on(vm, "h3"))
+        with pytest.raises(NotFoundOnPlatform):
+            b.observe(_on(vm, None))
+    finally:
+        b.close()
+
+
 # ------------------------------------------------------------------ libvirt's test driver
 def test_libvirt_maintenance_moves_the_domains_to_the_other_host(tmp_path):
     uri = {name: f"test://{HOSTS / f'{name}.xml'}" for name in ("large", "small")}
