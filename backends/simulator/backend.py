@@ -69,9 +69,13 @@ def platform_name(entity: Entity) -> str:
 
 
 def host_of(entity: Entity) -> str | None:
-    """The host the entity's placement names (None: any host, as with one endpoint)."""
+    """The simulated host the entity's placement names (None: any host, as with one
+    endpoint): its address when the administrator gave one, else its name; the same rule
+    gives `migrate` its target, so what a machine records is what later operations ask for."""
     placement = entity.placement
-    return placement.host_name if placement is not None else None
+    if placement is None:
+        return None
+    return placement.host_uri if placement.host_uri is not None else placement.host_name
 
 
 def _elsewhere(row: Any, host: str | None) -> str | None:
@@ -563,8 +567,8 @@ class SimulatorBackend(Backend):
 
     # ------------------------------------------------------------------ hosts
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
-        """Move a compute to the simulated host named `target_uri` (the simulator's hosts are
-        addressed by name). A running compute keeps running (moved live: the simulator can
+        """Move a compute to the simulated host at `target_uri` (a host's address, or its name
+        when it has none: see `host_of`). A running compute keeps running (moved live: the simulator can
         always); a stopped one moves stopped. Retried after it moved: says where it is."""
         kind = self._machine_kind(entity)
         if kind is not states.COMPUTE:
