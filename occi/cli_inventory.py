@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from occi.settings import Settings
+
+log = logging.getLogger(__name__)
 
 COMMANDS = ("zones", "clusters", "hosts")
 HOST_ACTIONS = ("enable", "disable", "maintenance", "cancel-maintenance")
@@ -192,11 +197,51 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             doc = getattr(service, f"create_{what}")(ctx, _document(args))
         elif args.action == "update":
             doc = getattr(service, f"update_{what}")(ctx, args.name, _document(args))
+        elif args.action == "maintenance":
+            with _jobs_here(store, settings, service):
+                doc = service.host_action(ctx, args.name, args.action)
         else:
             doc = service.host_action(ctx, args.name, args.action)
         return _print_one(args, what, doc)
     finally:
         store.close()
+
+
+@contextmanager
+def _jobs_here(store: Any, settings: Settings, inventory: Any) -> Iterator[None]:
+    """While a host's maintenance waits for the moves of its computes, this process runs
+    those no server has taken yet (as a server's request would), so the command usually ends
+    with the host in maintenance even when no server runs. With job_wait 0 it queues them only."""
+    if settings.job_wait <= 0:
+        yield
+        return
+    from occi.plugins import load_backend
+    from occi.service import Service
+
+    try:
+        backend = load_backend(settings.backend, settings.backend_settings())
+    except Exception as exc:  # not loadable here: the servers' job runners do the moves
+        log.warning("the moves run on the servers (%s cannot load here: %s)", settings.backend, exc)
+        backend = None
+    if backend is None:
+        yield
+        return
+    service = Service(
+        store,
+        backend,
+        job_settings=settings.job_settings(),
+        placement_strategy=settings.placement_strategy,
+    )
+    service.pool.settings_of = inventory.cluster_settings
+    inventory.settle = lambda ids, timeout: service._runner().settle(ids, timeout)
+    try:
+        yield
+    finally:
+        inventory.settle = None
+        if service.runner is not None:
+            service.runner.stop()
+        service.pool.close()
+        backend.close()
 
 
 def _print_one(args: argparse.Namespace, what: str, doc: dict[str, Any]) -> int:

@@ -68,6 +68,33 @@ def platform_name(entity: Entity) -> str:
     return f"occi-{entity.id}"
 
 
+def host_of(entity: Entity) -> str | None:
+    """The simulated host the entity's placement names (None: any host, as with one
+    endpoint): its address when the administrator gave one, else its name; the same rule
+    gives `migrate` its target, so what a machine records is what later operations ask for."""
+    placement = entity.placement
+    if placement is None:
+        return None
+    return placement.host_uri if placement.host_uri is not None else placement.host_name
+
+
+def _elsewhere(row: Any, host: str | None) -> str | None:
+    """The host a machine is on when that is not `host` (None: it is there, or either side
+    names no host). The simulated hosts are kept apart as a real platform's are."""
+    details = row.details if not isinstance(row, Mapping) else row.get("details")
+    current = (details or {}).get("host")
+    return current if host and current and current != host else None
+
+
+def _on(host: str | None) -> list[Any]:
+    """The SQL condition of `_elsewhere` turned round: the machine is on `host` (or either
+    names none), for a guarded statement that needs no read first."""
+    if not host:
+        return []
+    on = machines.c.details["host"].as_string()
+    return [or_(on.is_(None), on == host)]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -188,12 +215,16 @@ class SimulatorBackend(Backend):
         return kind
 
     @staticmethod
-    def _lock_machine(conn: Connection, kind: MachineKind, name: str) -> Row:
+    def _lock_machine(
+        conn: Connection, kind: MachineKind, name: str, host: str | None = None
+    ) -> Row:
         row = conn.execute(
             select(machines).where(machines.c.name == name).with_for_update()
         ).first()
         if row is None:
             raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
+        if _elsewhere(row, host):
+            raise NotFoundOnPlatform(f"{kind.label} {name} is not on host {host}")
         return row
 
     @staticmethod
@@ -208,10 +239,16 @@ class SimulatorBackend(Backend):
         )
 
     def _transition(
-        self, conn: Connection, kind: MachineKind, name: str, op: str, tr: Transition
+        self,
+        conn: Connection,
+        kind: MachineKind,
+        name: str,
+        op: str,
+        tr: Transition,
+        host: str | None = None,
     ) -> Row:
         """Move the machine along `tr` atomically; return its row as it was before."""
-        before = self._lock_machine(conn, kind, name)
+        before = self._lock_machine(conn, kind, name, host)
         values: dict[str, Any] = {"updated_at": _now()}
         if tr.target is not None:
             values["state"] = tr.target
@@ -252,6 +289,8 @@ class SimulatorBackend(Backend):
         self._operate("create")
         a = entity.attributes
         details: dict[str, Any] = {"message": states.created_message(kind)}
+        if kind is states.COMPUTE and host_of(entity):
+            details["host"] = host_of(entity)
         row: dict[str, Any] = {"name": name, "kind": kind.label, "state": kind.initial}
         if kind is states.COMPUTE:
             row["cores"] = int(a.get("occi.compute.cores") or 1)
@@ -281,7 +320,7 @@ class SimulatorBackend(Backend):
         name = platform_name(entity)
         self._operate("update")
         with self._write() as conn:
-            row = self._lock_machine(conn, kind, name)
+            row = self._lock_machine(conn, kind, name, host_of(entity))
             values: dict[str, Any] = {}
             notes: list[str] = []
             details = dict(row.details or {})
@@ -324,13 +363,22 @@ class SimulatorBackend(Backend):
             return
         name = platform_name(entity)
         self._operate("delete")
+        host = host_of(entity)
+        where = [machines.c.name == name, *_on(host)]
         with self._write() as conn:
+            gone = conn.execute(delete(machines).where(*where)).rowcount
+            if not gone and host:
+                found = conn.execute(
+                    select(machines.c.details).where(machines.c.name == name)
+                ).first()
+                if found is not None:  # on another host than its placement says: not there
+                    log.warning("%s is not on host %s: nothing deleted", name, host)
+                    return
             conn.execute(
                 delete(attachments).where(
                     or_(attachments.c.machine == name, attachments.c.target == name)
                 )
             )
-            gone = conn.execute(delete(machines).where(machines.c.name == name)).rowcount
         log.info("deleted %s%s", name, "" if gone else " (was already gone)")
 
     def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
@@ -343,12 +391,12 @@ class SimulatorBackend(Backend):
             )
         name = platform_name(entity)
         self._operate(term)
-        done = self._act_in_one(kind, name, term, tr, params)
+        done = self._act_in_one(kind, name, term, tr, params, host_of(entity))
         if done is not None:
             return done
         mixin = None
         with self._write() as conn:
-            before = self._transition(conn, kind, name, term, tr)
+            before = self._transition(conn, kind, name, term, tr, host_of(entity))
             state = tr.target or before.state
             if term == "save":
                 mixin = self._save_image(conn, entity, name, params)
@@ -370,7 +418,13 @@ class SimulatorBackend(Backend):
         return Outcome(kind.attributes(state, message), mixin=mixin)
 
     def _act_in_one(
-        self, kind: MachineKind, name: str, term: str, tr: Transition, params: Mapping[str, Any]
+        self,
+        kind: MachineKind,
+        name: str,
+        term: str,
+        tr: Transition,
+        params: Mapping[str, Any],
+        host: str | None = None,
     ) -> Outcome | None:
         """An action whose machine can be in one state only (restart, suspend, start...) and
         that leaves its attachments as they are: one guarded UPDATE (state and message) in
@@ -383,10 +437,11 @@ class SimulatorBackend(Backend):
         if kind is states.COMPUTE and state != before:
             return None  # its attachments change state too
         message = states.action_message(term, before, params)
+        where = [machines.c.name == name, machines.c.state == before, *_on(host)]
         with self._write_one() as conn:
             done = conn.execute(
                 update(machines)
-                .where(machines.c.name == name, machines.c.state == before)
+                .where(*where)
                 .values(
                     state=state,
                     details=_with_message(conn.dialect.name, message),
@@ -443,7 +498,7 @@ class SimulatorBackend(Backend):
             existing = conn.execute(select(attachments).where(attachments.c.name == name)).first()
             if existing is not None:
                 return self._link_outcome(existing)
-            src = self._lock_machine(conn, states.COMPUTE, machine)
+            src = self._lock_machine(conn, states.COMPUTE, machine, host_of(source))
             if src.kind != "compute":
                 raise Unsupported(f"{name}: links start at a compute, {machine} is a {src.kind}")
             if target_name is not None:
@@ -510,6 +565,41 @@ class SimulatorBackend(Backend):
         with self._write() as conn:
             conn.execute(delete(attachments).where(attachments.c.name == name))
 
+    # ------------------------------------------------------------------ hosts
+    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+        """Move a compute to the simulated host at `target_uri` (a host's address, or its name
+        when it has none: see `host_of`). A running compute keeps running (moved live: the simulator can
+        always); a stopped one moves stopped. Retried after it moved: says where it is."""
+        kind = self._machine_kind(entity)
+        if kind is not states.COMPUTE:
+            raise Unsupported("only computes move between hosts; storage and networks stay")
+        if not target_uri:
+            raise PlatformError("a move needs the name of the host to move to")
+        name = platform_name(entity)
+        self._operate("migrate")
+        with self._write() as conn:
+            row = conn.execute(
+                select(machines).where(machines.c.name == name).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFoundOnPlatform(f"compute {name} does not exist on the simulator")
+            details = dict(row.details or {})
+            if details.get("host") == target_uri:  # moved already (a retried job)
+                message = details.get("message") or row.state
+                return Outcome(kind.attributes(row.state, message))
+            source = host_of(entity)
+            if _elsewhere(row, source):
+                raise NotFoundOnPlatform(f"compute {name} is not on host {source}")
+            if row.state == "active":
+                how = "migrated live" if live else "stopped, moved and started again"
+                message = f"running; {how} to another host"
+            else:
+                message = f"{row.state}; moved to another host while stopped"
+            details.update(host=target_uri)
+            self._set_message(conn, name, details, message)
+        log.info("moved compute %s from %s to %s", name, source or "its host", target_uri)
+        return Outcome(kind.attributes(row.state, message))
+
     # ------------------------------------------------------------------ observation
     def observe(self, entity: Entity) -> Outcome:
         """What the platform holds for an entity now (for reconciliation), as attribute values."""
@@ -524,6 +614,8 @@ class SimulatorBackend(Backend):
             row = conn.execute(select(machines).where(machines.c.name == name)).first()
         if row is None:
             raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
+        if _elsewhere(row, host_of(entity)):
+            raise NotFoundOnPlatform(f"{kind.label} {name} is not on host {host_of(entity)}")
         attributes = kind.attributes(row.state, (row.details or {}).get("message") or row.state)
         if kind is states.COMPUTE:
             attributes.update({"occi.compute.cores": row.cores, "occi.compute.memory": row.memory})

@@ -47,8 +47,10 @@ def build(
     )
     # the clusters' backends get their settings decrypted under this server's key, and a
     # change made through this server's admin API is seen by its next placement at once
-    service.pool.settings_of = lambda c: inventory.cipher.decrypt(c.settings, f"cluster {c.name}")
+    service.pool.settings_of = inventory.cluster_settings
     inventory.on_change = service.pool.invalidate
+    # a host's maintenance waits for the moves of its computes, run here where they are free
+    inventory.settle = lambda ids, timeout: service._runner().settle(ids, timeout)
     if run_jobs:
         runner = JobRunner(
             store,

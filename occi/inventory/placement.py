@@ -19,6 +19,10 @@ rolls back, so nothing is stored.
 Strategies (setting `placement_strategy`): `firstfit` (hosts by name), `leastused` (most free
 memory, then cores, first), `random`, `dispersed` (fewest VMs of the same project first).
 
+A compute moved off a host for its maintenance (occi.inventory.maintenance) is placed the same
+way, with the Ask limited to its cluster and excluding the host it leaves; `release` gives back
+what one compute held on a host.
+
 Storage and networks are placed in a zone and a cluster (the first of the zone by name), with no
 host capacity. A resize re-checks the host with the difference (`resize`); a delete releases the
 reservation with the row (occi.store.sql.SqlTx.delete).
@@ -61,6 +65,9 @@ class Ask:
     memory_mb: int
     project: str
     tags: tuple[str, ...] = ()
+    #: a move for maintenance stays in its compute's cluster, off the host it leaves
+    cluster_id: str | None = None
+    excluded_host: str | None = None
 
     def describe(self) -> str:
         tags = f" with tags {', '.join(self.tags)}" if self.tags else ""
@@ -119,6 +126,10 @@ def _candidates(ask: Ask) -> tuple[sa.Select[Any], list[sa.ColumnElement[bool]]]
                 clusters.c.tags.contains(quoted, autoescape=True),
             )
         )
+    if ask.cluster_id is not None:
+        where.append(hosts.c.cluster_id == ask.cluster_id)
+    if ask.excluded_host is not None:
+        where.append(hosts.c.id != ask.excluded_host)
     joined = hosts.join(clusters, clusters.c.id == hosts.c.cluster_id)
     return sa.select(hosts.c.id).select_from(joined).where(*where), where
 
@@ -151,7 +162,14 @@ def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placemen
     chosen = candidates.order_by(*_order(strategy, ask)).limit(1).scalar_subquery()
     reserve = (
         hosts.update()
-        .where(hosts.c.id == chosen, _fits(ask.cores, ask.memory_mb))
+        # re-checked on the row as a concurrent transaction left it: still room, still up and
+        # enabled (an administrator's maintenance that committed first wins)
+        .where(
+            hosts.c.id == chosen,
+            _fits(ask.cores, ask.memory_mb),
+            hosts.c.state == "up",
+            hosts.c.admin_state == "enabled",
+        )
         .values(
             used_cores=hosts.c.used_cores + ask.cores,
             used_memory_mb=hosts.c.used_memory_mb + ask.memory_mb,
@@ -175,9 +193,26 @@ def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placemen
         left = conn.execute(sa.select(sa.func.count()).select_from(candidates.subquery()))
         if not left.scalar():
             break
+    if ask.excluded_host is not None:
+        raise errors.NoCapacity(f"no other host of its cluster has room for {ask.describe()}")
     raise errors.NoCapacity(
         f"no host in zone {ask.zone_name} has room for {ask.describe()}; try another zone, "
         "a smaller size, or later"
+    )
+
+
+def release(tx: StoreTx, host_id: str, cores: int, memory_mb: int) -> None:
+    """Give back what one compute reserved on a host (a move's target after a failed move, or
+    the source after a move)."""
+    conn = tx.conn  # type: ignore[attr-defined]
+    conn.execute(
+        hosts.update()
+        .where(hosts.c.id == host_id)
+        .values(
+            used_cores=hosts.c.used_cores - cores,
+            used_memory_mb=hosts.c.used_memory_mb - memory_mb,
+            vms=hosts.c.vms - 1,
+        )
     )
 
 

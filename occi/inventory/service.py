@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from occi import metrics
 from occi.context import RequestContext
 from occi.errors import BackendError, BadRequest, Conflict, Forbidden
+from occi.inventory import maintenance
 from occi.inventory.secrets import Cipher, masked
 from occi.inventory.store import Cluster, Host, InventoryTx, Zone
 from occi.settings import Settings
@@ -45,9 +48,24 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 HOST_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "enable": (("enabled", "disabled"), "enabled"),
     "disable": (("enabled", "disabled"), "disabled"),
-    "maintenance": (("enabled", "disabled", "maintenance", "error-in-maintenance"), "maintenance"),
-    "cancel-maintenance": (("maintenance", "error-in-maintenance"), "enabled"),
+    "maintenance": (
+        ("enabled", "disabled", "maintenance", "error-in-maintenance"),
+        "prepare-for-maintenance",
+    ),
+    "cancel-maintenance": (
+        ("prepare-for-maintenance", "maintenance", "error-in-maintenance"),
+        "enabled",
+    ),
 }
+
+
+def _hint(state: str) -> str:
+    """What to do when a host action does not apply to a host in `state`."""
+    if state == "prepare-for-maintenance":
+        return "its computes are moving away: wait for maintenance, or cancel-maintenance"
+    if state in ("maintenance", "error-in-maintenance"):
+        return "cancel-maintenance first"
+    return "it is not in maintenance"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +179,9 @@ class InventoryService:
     backend_for: Callable[[str, dict[str, Any]], Any] | None = None
     #: called after each committed change (the server's pool forgets its map of the inventory)
     on_change: Callable[[], None] | None = None
+    #: runs jobs here and waits for them (job ids, timeout): the server's job runner's settle;
+    #: without it, waiting watches the jobs while the servers' runners do them
+    settle: maintenance.Settle | None = None
 
     def __post_init__(self) -> None:
         self._cipher: Cipher | None = None
@@ -170,6 +191,14 @@ class InventoryService:
         if self._cipher is None:
             self._cipher = Cipher.from_settings(self.settings)
         return self._cipher
+
+    def cluster_settings(self, cluster: Any) -> dict[str, Any]:
+        """A cluster's backend settings: its own (decrypted), over the server's database URL
+        (where a simulator cluster keeps its platform, as the server's own backend does)."""
+        return {
+            "database_url": self.settings.database_url,
+            **self.cipher.decrypt(cluster.settings, f"cluster {cluster.name}"),
+        }
 
     @contextmanager
     def _tx(self, ctx: RequestContext, readonly: bool = False) -> Iterator[InventoryTx]:
@@ -374,40 +403,59 @@ class InventoryService:
 
     def host_action(self, ctx: RequestContext, name: str, action: str) -> dict[str, Any]:
         """enable, disable, maintenance or cancel-maintenance: the host's admin state. An
-        action the host's state does not allow is a 409 saying what would."""
+        action the host's state does not allow is a 409 saying what would.
+
+        `maintenance` sets the host to prepare-for-maintenance and queues the moves of its
+        computes to other hosts of its cluster in the same transaction (occi.inventory.
+        maintenance); then it waits up to the job_wait setting for them, so the host shown is
+        usually in maintenance or error-in-maintenance already."""
         if action not in HOST_ACTIONS:
             raise BadRequest(f"unknown host action {_show(action)}: {', '.join(HOST_ACTIONS)}")
         allowed, target = HOST_ACTIONS[action]
+        moves: list[str] = []
         with self._tx(ctx) as inv:
             host = inv.host(name)
             if host.admin_state not in allowed:
-                hint = (
-                    "cancel-maintenance first"
-                    if host.admin_state in ("maintenance", "error-in-maintenance")
-                    else "it is not in maintenance"
-                )
                 raise Conflict(
-                    f"host {name} is {host.admin_state}: {action} does not apply ({hint})",
+                    f"host {name} is {host.admin_state}: {action} does not apply "
+                    f"({_hint(host.admin_state)})",
                     code="state_conflict",
                 )
             message = (
-                f"maintenance asked by {ctx.user or 'the system'}"
-                if target == "maintenance"
+                f"maintenance asked by {ctx.user or 'the system'}: moving its computes away"
+                if target == maintenance.PREPARING
                 else None
             )
             if not inv.set_admin_state(host, target, allowed, message):
                 raise Conflict(f"host {name} changed meanwhile; try again", code="state_conflict")
+            if target == maintenance.PREPARING:
+                rid = metrics.REQUEST_ID.get()
+                moves = maintenance.queue_moves(inv.tx, host.id, None if rid == "-" else rid)
             host = inv.host(name)
             doc = host_doc(host, inv.vm_counts().get(host.id, 0))
-        if action == "maintenance":
-            self.maintenance_requested(host)
+        if moves and self.settings.job_wait > 0:
+            self._await(moves, self.settings.job_wait)
+            doc = self.show_host(ctx, name)
         return doc
 
-    def maintenance_requested(self, host: Host) -> None:
-        """Called once a host is set to maintenance (committed): new placements avoid it
-        already. Moving its VMs away to other hosts of its cluster, then setting the host to
-        `maintenance` or `error-in-maintenance`, plugs in here (issue 12 item 7)."""
-        log.info("host %s is in maintenance: no new placements on it", host.name)
+    def _await(self, job_ids: list[str], timeout: float) -> None:
+        """Wait up to `timeout` seconds for these jobs: run here where this process can (the
+        `settle` it was given), else watched while the servers' job runners do them."""
+        if self.settle is not None:
+            try:
+                self.settle(job_ids, timeout)
+            except Exception as exc:  # the moves go on without us: the host shows how far
+                log.warning("waiting for the moves of a host failed: %s", exc)
+            return
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while time.monotonic() < deadline:
+            with self.store.begin(readonly=True) as tx:
+                states = tx.jobs.statuses(job_ids)
+            if all(j.status in ("done", "failed") for j in states.values()):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     def _size(self, doc: Mapping[str, Any]) -> dict[str, int]:
         size: dict[str, int] = {}

@@ -146,6 +146,7 @@ class InventoryTx:
     """The inventory inside one store transaction (`tx`, an occi.store.sql transaction)."""
 
     def __init__(self, tx: SqlTx):
+        self.tx = tx
         self.conn = tx.conn
 
     # ------------------------------------------------------------------ writes, shared

@@ -74,6 +74,8 @@ class Executor:
         #: (occi.inventory.pool.Pool.backend_for); without it, `backend` runs everything
         self.backend_for = backend_for or (lambda _entity: backend)
         self.registry = registry
+        #: how a compute moved for a host's maintenance chooses its new host (the service's)
+        self.placement_strategy = "firstfit"
         #: tells every server that the categories changed (a saved image is a new os_tpl)
         self.categories_changed = categories_changed
 
@@ -89,6 +91,11 @@ class Executor:
                 metrics.REQUEST_ID.reset(token)
 
     def _execute(self, job: Job, runner: JobRunner) -> None:
+        if job.operation == "migrate":  # a compute moved off a host for its maintenance
+            from occi.inventory.maintenance import run_move
+
+            run_move(self, job, runner)
+            return
         target_id = job.params.get("target", job.entity_id)
         entity: Entity | None = job.given
         links: list[Entity] = []

@@ -76,6 +76,7 @@ class Service(MixinCollections, Actions):
         self.executor = Executor(
             store, backend, self.registry, self._categories_changed, self.pool.backend_for
         )
+        self.executor.placement_strategy = placement_strategy
         self.reconciler = Reconciler(store, backend, self.registry, self.pool.backend_for)
 
     def execute(self, job: Job, runner: JobRunner) -> None:

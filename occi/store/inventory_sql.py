@@ -16,7 +16,14 @@ from occi.store.sql import metadata
 #: host.state: what the platform says (is the host answering)
 HOST_STATES = ("up", "down", "disconnected")
 #: host.admin_state: what an administrator decided
-ADMIN_STATES = ("enabled", "disabled", "maintenance", "error-in-maintenance")
+#: (`prepare-for-maintenance`: its computes are being moved away, migration 0008)
+ADMIN_STATES = (
+    "enabled",
+    "disabled",
+    "prepare-for-maintenance",
+    "maintenance",
+    "error-in-maintenance",
+)
 
 #: where the placement of a cloud starts: a zone is offered to users as a mixin
 zones = sa.Table(
