@@ -24,8 +24,10 @@ from sqlalchemy import (
     Row,
     cast,
     delete,
+    exists,
     func,
     insert,
+    not_,
     or_,
     select,
     update,
@@ -41,13 +43,15 @@ from backends.base import (
     NotFoundOnPlatform,
     Outcome,
     PlatformError,
+    Unreachable,
     Unsupported,
 )
 from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
 from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
 from backends.simulator.hosts import HostsOptionError, parse_hosts
-from backends.simulator.schema import attachments, images, machines
+from backends.simulator.power import is_off, off_message
+from backends.simulator.schema import attachments, hosts_off, images, machines
 from backends.simulator.states import MachineKind, Transition
 from occi import infrastructure as infra
 from occi.model import Entity, Link, Mixin, Resource
@@ -188,6 +192,18 @@ class SimulatorBackend(Backend):
         return kind
 
     @staticmethod
+    def _host(entity: Entity) -> str | None:
+        """The simulated host an entity is placed on (its address, else its name)."""
+        placement = entity.placement
+        return (placement.host_uri or placement.host_name) if placement is not None else None
+
+    def _check_host(self, conn: Connection, entity: Entity) -> None:
+        """Unreachable when the entity's host is switched off (backends.simulator.power)."""
+        host = self._host(entity)
+        if host is not None and is_off(conn, host):
+            raise Unreachable(off_message(host))
+
+    @staticmethod
     def _lock_machine(conn: Connection, kind: MachineKind, name: str) -> Row:
         row = conn.execute(
             select(machines).where(machines.c.name == name).with_for_update()
@@ -281,6 +297,7 @@ class SimulatorBackend(Backend):
         name = platform_name(entity)
         self._operate("update")
         with self._write() as conn:
+            self._check_host(conn, entity)
             row = self._lock_machine(conn, kind, name)
             values: dict[str, Any] = {}
             notes: list[str] = []
@@ -325,6 +342,7 @@ class SimulatorBackend(Backend):
         name = platform_name(entity)
         self._operate("delete")
         with self._write() as conn:
+            self._check_host(conn, entity)
             conn.execute(
                 delete(attachments).where(
                     or_(attachments.c.machine == name, attachments.c.target == name)
@@ -343,11 +361,12 @@ class SimulatorBackend(Backend):
             )
         name = platform_name(entity)
         self._operate(term)
-        done = self._act_in_one(kind, name, term, tr, params)
+        done = self._act_in_one(kind, name, term, tr, params, self._host(entity))
         if done is not None:
             return done
         mixin = None
         with self._write() as conn:
+            self._check_host(conn, entity)
             before = self._transition(conn, kind, name, term, tr)
             state = tr.target or before.state
             if term == "save":
@@ -370,12 +389,19 @@ class SimulatorBackend(Backend):
         return Outcome(kind.attributes(state, message), mixin=mixin)
 
     def _act_in_one(
-        self, kind: MachineKind, name: str, term: str, tr: Transition, params: Mapping[str, Any]
+        self,
+        kind: MachineKind,
+        name: str,
+        term: str,
+        tr: Transition,
+        params: Mapping[str, Any],
+        host: str | None = None,
     ) -> Outcome | None:
         """An action whose machine can be in one state only (restart, suspend, start...) and
         that leaves its attachments as they are: one guarded UPDATE (state and message) in
-        autocommit. None when it does not apply or the machine is not in that state (the
-        caller's transaction then says why, or finds it moved meanwhile)."""
+        autocommit, which also requires its `host` switched on. None when it does not apply or
+        the machine is not in that state or its host is off (the caller's transaction then says
+        why, or finds it moved meanwhile)."""
         if term == "save" or len(tr.allowed) != 1:
             return None
         before = tr.allowed[0]
@@ -383,10 +409,13 @@ class SimulatorBackend(Backend):
         if kind is states.COMPUTE and state != before:
             return None  # its attachments change state too
         message = states.action_message(term, before, params)
+        guard = [machines.c.name == name, machines.c.state == before]
+        if host is not None:
+            guard.append(not_(exists().where(hosts_off.c.name == host)))
         with self._write_one() as conn:
             done = conn.execute(
                 update(machines)
-                .where(machines.c.name == name, machines.c.state == before)
+                .where(*guard)
                 .values(
                     state=state,
                     details=_with_message(conn.dialect.name, message),
@@ -440,6 +469,7 @@ class SimulatorBackend(Backend):
         target_name = platform_name(target) if target is not None else None
         self._operate("link")
         with self._write() as conn:
+            self._check_host(conn, source)
             existing = conn.execute(select(attachments).where(attachments.c.name == name)).first()
             if existing is not None:
                 return self._link_outcome(existing)
@@ -521,6 +551,7 @@ class SimulatorBackend(Backend):
                     raise NotFoundOnPlatform(f"attachment {name} does not exist on the simulator")
                 return self._link_outcome(row)
             kind = self._machine_kind(entity)
+            self._check_host(conn, entity)
             row = conn.execute(select(machines).where(machines.c.name == name)).first()
         if row is None:
             raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
@@ -544,7 +575,12 @@ class SimulatorBackend(Backend):
 
     def host_capacity(self, uri: str | None) -> HostCapacity | None:
         """The size of a declared host (simulator_hosts), its name as its address; None for
-        a host not declared there (the administrator then gives its size)."""
+        a host not declared there (the administrator then gives its size). Unreachable for a
+        host switched off (`occi-simulator hosts off`, backends.simulator.power)."""
+        if uri is not None:
+            with self._read() as conn:
+                if is_off(conn, uri):
+                    raise Unreachable(off_message(uri))
         try:
             declared = parse_hosts(self.settings.get("simulator_hosts"))
         except HostsOptionError as exc:
