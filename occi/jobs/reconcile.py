@@ -76,6 +76,8 @@ class Reconciler:
             return 0
         if down:
             entities = self._reachable(entities, down)
+            if not entities:
+                return 0
         with self.store.begin(readonly=True) as tx:
             unfinished = tx.jobs.unfinished([stored_id(e) for e in entities])
         stored = {e.id: e.attributes for e in entities}
