@@ -57,7 +57,11 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["occi-server=occi.cli:main"],
+        "console_scripts": [
+            "occi-server=occi.cli:main",
+            # switches simulated hosts off and on (backends/simulator/power.py)
+            "occi-simulator=backends.simulator.power:main",
+        ],
         # A backend that needs more than the core names its extra in [brackets]: `occi-server
         # backends` and a refused --backend then say what to install. An extra exists only
         # with its backend (tests/test_packaging.py).

@@ -142,6 +142,11 @@ class Settings:
     placement_strategy: str = "firstfit"
     #: the zone of a create that names no zone mixin (empty: the first zone by name)
     default_zone: str = ""
+    #: seconds between checks of every host by one of the servers (occi.inventory.monitor;
+    #: 0: hosts are never checked, and never marked down)
+    host_check_interval: float = 10.0
+    #: seconds a host may go without answering before it is `down` and its VMs in `error`
+    host_down_after: float = 30.0
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -111,3 +111,17 @@ def test_unknown_environment_variables_are_kept_and_listed():
     s = Settings.load(environ={"OCCI_JOBWAIT": "0", "OCCI_LIBVIRT_URI": "test:///default"})
     assert s.job_wait == 10.0
     assert s.unrecognised() == ["jobwait"]
+
+
+def test_host_monitoring_settings(tmp_path):
+    """Hosts are checked every 10 s and down after 30 s without an answer, unless told; 0
+    turns the checks off; a negative time is refused, naming the setting."""
+    s = Settings.load(environ={})
+    assert (s.host_check_interval, s.host_down_after) == (10.0, 30.0)
+    config = write(tmp_path, "[occi]\nhost_down_after = 90\n")
+    s = Settings.load(environ={"OCCI_HOST_CHECK_INTERVAL": "0"}, config_file=config)
+    assert (s.host_check_interval, s.host_down_after) == (0.0, 90.0)
+    with pytest.raises(SettingsError, match="host_down_after must not be negative"):
+        Settings.load(environ={"OCCI_HOST_DOWN_AFTER": "-1"})
+    with pytest.raises(SettingsError, match="host_check_interval must be a number"):
+        Settings.load(environ={"OCCI_HOST_CHECK_INTERVAL": "often"})

@@ -1404,8 +1404,21 @@ class LibvirtBackend(Backend):
 
     # ================================================================== hosts
     def host_capacity(self, uri: str | None) -> HostCapacity:
-        """What libvirt's getInfo says of the host at `uri`: active CPUs, memory, CPU speed."""
+        """What libvirt's getInfo says of the host at `uri`: active CPUs, memory, CPU speed.
+        Raises Unreachable when the host does not answer (host monitoring asks this).
+
+        A test-driver host (`test:///path/host.xml`) is its file: the connection this process
+        holds keeps its machines in memory and would answer for ever, so the host is asked as
+        a new client would, by opening it again (the driver reads the file then); a host whose
+        file is gone does not answer, and answers again, machines and all, once it is back."""
         uri = uri or self.config.uri
+        if _scheme(uri) == "test":
+            try:
+                libvirt.open(uri).close()
+            except libvirt.libvirtError as exc:
+                raise Unreachable(
+                    f"cannot connect to libvirt host {uri}: {exc.get_error_message() or exc}"
+                ) from None
         conn = self.connection(uri)
         try:
             _model, memory_mb, cpus, mhz, *_ = conn.getInfo()

@@ -24,8 +24,10 @@ from sqlalchemy import (
     Row,
     cast,
     delete,
+    exists,
     func,
     insert,
+    not_,
     or_,
     select,
     update,
@@ -41,13 +43,15 @@ from backends.base import (
     NotFoundOnPlatform,
     Outcome,
     PlatformError,
+    Unreachable,
     Unsupported,
 )
 from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
 from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
 from backends.simulator.hosts import HostsOptionError, parse_hosts
-from backends.simulator.schema import attachments, images, machines
+from backends.simulator.power import is_off, off_message
+from backends.simulator.schema import attachments, hosts_off, images, machines
 from backends.simulator.states import MachineKind, Transition
 from occi import infrastructure as infra
 from occi.model import Entity, Link, Mixin, Resource
@@ -214,6 +218,12 @@ class SimulatorBackend(Backend):
             raise Unsupported(f"the simulator has no resources of kind {entity.kind}")
         return kind
 
+    def _check_host(self, conn: Connection, entity: Entity) -> None:
+        """Unreachable when the entity's host is switched off (backends.simulator.power)."""
+        host = host_of(entity)
+        if host is not None and is_off(conn, host):
+            raise Unreachable(off_message(host))
+
     @staticmethod
     def _lock_machine(
         conn: Connection, kind: MachineKind, name: str, host: str | None = None
@@ -320,6 +330,7 @@ class SimulatorBackend(Backend):
         name = platform_name(entity)
         self._operate("update")
         with self._write() as conn:
+            self._check_host(conn, entity)
             row = self._lock_machine(conn, kind, name, host_of(entity))
             values: dict[str, Any] = {}
             notes: list[str] = []
@@ -366,6 +377,7 @@ class SimulatorBackend(Backend):
         host = host_of(entity)
         where = [machines.c.name == name, *_on(host)]
         with self._write() as conn:
+            self._check_host(conn, entity)
             gone = conn.execute(delete(machines).where(*where)).rowcount
             if not gone and host:
                 found = conn.execute(
@@ -396,6 +408,7 @@ class SimulatorBackend(Backend):
             return done
         mixin = None
         with self._write() as conn:
+            self._check_host(conn, entity)
             before = self._transition(conn, kind, name, term, tr, host_of(entity))
             state = tr.target or before.state
             if term == "save":
@@ -428,8 +441,9 @@ class SimulatorBackend(Backend):
     ) -> Outcome | None:
         """An action whose machine can be in one state only (restart, suspend, start...) and
         that leaves its attachments as they are: one guarded UPDATE (state and message) in
-        autocommit. None when it does not apply or the machine is not in that state (the
-        caller's transaction then says why, or finds it moved meanwhile)."""
+        autocommit, which also requires its `host` switched on. None when it does not apply or
+        the machine is not in that state or its host is off (the caller's transaction then says
+        why, or finds it moved meanwhile)."""
         if term == "save" or len(tr.allowed) != 1:
             return None
         before = tr.allowed[0]
@@ -438,6 +452,8 @@ class SimulatorBackend(Backend):
             return None  # its attachments change state too
         message = states.action_message(term, before, params)
         where = [machines.c.name == name, machines.c.state == before, *_on(host)]
+        if host is not None:
+            where.append(not_(exists().where(hosts_off.c.name == host)))
         with self._write_one() as conn:
             done = conn.execute(
                 update(machines)
@@ -495,6 +511,7 @@ class SimulatorBackend(Backend):
         target_name = platform_name(target) if target is not None else None
         self._operate("link")
         with self._write() as conn:
+            self._check_host(conn, source)
             existing = conn.execute(select(attachments).where(attachments.c.name == name)).first()
             if existing is not None:
                 return self._link_outcome(existing)
@@ -611,6 +628,7 @@ class SimulatorBackend(Backend):
                     raise NotFoundOnPlatform(f"attachment {name} does not exist on the simulator")
                 return self._link_outcome(row)
             kind = self._machine_kind(entity)
+            self._check_host(conn, entity)
             row = conn.execute(select(machines).where(machines.c.name == name)).first()
         if row is None:
             raise NotFoundOnPlatform(f"{kind.label} {name} does not exist on the simulator")
@@ -636,7 +654,12 @@ class SimulatorBackend(Backend):
 
     def host_capacity(self, uri: str | None) -> HostCapacity | None:
         """The size of a declared host (simulator_hosts), its name as its address; None for
-        a host not declared there (the administrator then gives its size)."""
+        a host not declared there (the administrator then gives its size). Unreachable for a
+        host switched off (`occi-simulator hosts off`, backends.simulator.power)."""
+        if uri is not None:
+            with self._read() as conn:
+                if is_off(conn, uri):
+                    raise Unreachable(off_message(uri))
         try:
             declared = parse_hosts(self.settings.get("simulator_hosts"))
         except HostsOptionError as exc:

@@ -58,3 +58,12 @@ images = Table(
     Column("created_from", String(255)),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+#: Simulated hosts switched off (`occi-simulator hosts off NAME`, backends.simulator.power):
+#: such a host does not answer host_capacity, nor any operation on a machine placed on it.
+hosts_off = Table(
+    "sim_hosts_off",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)

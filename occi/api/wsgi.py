@@ -44,6 +44,7 @@ def build(
         default_quotas=settings.default_quotas(),
         placement_strategy=settings.placement_strategy,
         default_zone=settings.default_zone,
+        host_down_after=settings.host_down_after,
     )
     # the clusters' backends get their settings decrypted under this server's key, and a
     # change made through this server's admin API is seen by its next placement at once
@@ -65,6 +66,9 @@ def build(
                 AUDIT_PURGE_INTERVAL,
                 lambda: audit.purge_if_due(store, settings.audit_days, AUDIT_PURGE_INTERVAL),
             )
+        if settings.host_check_interval > 0:
+            interval = settings.host_check_interval
+            runner.add_chore("host monitor", interval, lambda: service.monitor.run_if_due(interval))
         runner.start()
         service.attach_runner(runner)
     app = create_app(

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from backends.base import Backend
+from occi.inventory.monitor import HostMonitor, down_host_ids
 from occi.jobs.execution import FAULTS, Executor
 from occi.jobs.reconcile import Reconciler
 from occi.jobs.runner import JobRunner, JobSettings
@@ -63,6 +64,7 @@ class Service(MixinCollections, Actions):
         default_quotas: Mapping[str, int] | None = None,
         placement_strategy: str = "firstfit",
         default_zone: str = "",
+        host_down_after: float = 30.0,
     ):
         super().__init__(
             store,
@@ -77,7 +79,14 @@ class Service(MixinCollections, Actions):
             store, backend, self.registry, self._categories_changed, self.pool.backend_for
         )
         self.executor.placement_strategy = placement_strategy
-        self.reconciler = Reconciler(store, backend, self.registry, self.pool.backend_for)
+        self.reconciler = Reconciler(
+            store, backend, self.registry, self.pool.backend_for, lambda: down_host_ids(store)
+        )
+        #: host monitoring (occi.inventory.monitor): a job runner's chore runs it; tests run
+        #: a pass with `monitor.check(now=...)`
+        self.monitor = HostMonitor(
+            store, self.pool, self.reconcile, self.registry, down_after=host_down_after
+        )
 
     def execute(self, job: Job, runner: JobRunner) -> None:
         """Carry out one claimed job on the backend and store what it did (the job runner's
