@@ -53,8 +53,9 @@ LINK_HOTPLUG = "link.hotplug"  # links can be attached to / detached from a runn
 LINK_OFFLINE = "link.offline"  # links can be attached to / detached from a stopped compute
 COMPUTE_SAVE = "compute.save"  # the save action makes a new os_tpl image
 CONTEXTUALISATION = "compute.contextualisation"  # ssh_key and user_data reach the guest
+COMPUTE_MIGRATE = "compute.migrate"  # migrate moves a compute between hosts of its cluster
 CAPABILITIES = frozenset(
-    {STORAGE_RESIZE, LINK_HOTPLUG, LINK_OFFLINE, COMPUTE_SAVE, CONTEXTUALISATION}
+    {STORAGE_RESIZE, LINK_HOTPLUG, LINK_OFFLINE, COMPUTE_SAVE, CONTEXTUALISATION, COMPUTE_MIGRATE}
 )
 
 #: Called by a backend's event watcher with the id of an entity whose platform object changed.

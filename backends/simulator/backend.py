@@ -34,6 +34,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from backends.base import (
+    CAPABILITIES,
+    COMPUTE_MIGRATE,
     Backend,
     BackendFault,
     HostCapacity,
@@ -43,9 +45,9 @@ from backends.base import (
     PlatformError,
     Unsupported,
 )
+from backends.common import disk_names, mac_for, next_free, nic_names, platform_name
 from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
-from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
 from backends.simulator.hosts import HostsOptionError, parse_hosts
 from backends.simulator.schema import attachments, images, machines
 from backends.simulator.states import MachineKind, Transition
@@ -59,13 +61,6 @@ LINK_KINDS = {infra.NETWORKINTERFACE.id: NIC, infra.STORAGELINK.id: DISK}
 #: Compute attributes kept in the machine's details (cores and memory have their own columns).
 COMPUTE_DETAILS = ("occi.compute.architecture", "occi.compute.hostname", "occi.compute.share")
 NETWORK_DETAILS = ("occi.network.vlan", "occi.network.label")
-
-
-def platform_name(entity: Entity) -> str:
-    """The simulator's name for the object behind an entity: stable, so retries are idempotent."""
-    if not entity.id:
-        raise ValueError("the entity has no id yet; the service assigns it before the backend")
-    return f"occi-{entity.id}"
 
 
 def _now() -> datetime:
@@ -112,6 +107,8 @@ class SimulatorBackend(Backend):
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
+    #: migrate is not simulated yet (the base class raises Unsupported for it)
+    capabilities = CAPABILITIES - {COMPUTE_MIGRATE}
     #: nothing changes the simulated platform but this server
     reconcile_needed = False
 
