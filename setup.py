@@ -69,6 +69,12 @@ setup(
             "simulator=backends.simulator:SimulatorBackend",
             "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
         ],
+        # Each backend's target for the contract suite (backends/contract.py): a backend from
+        # another distribution joins the suite by declaring one here too.
+        "occi.backend_contracts": [
+            "simulator=backends.simulator.contract:TARGET",
+            "libvirt=backends.libvirt.contract:TARGET [libvirt]",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,8 +1,14 @@
-"""Backend loading through the `occi.backends` entry point group.
+"""Backend loading through the `occi.backends` entry point group, and the backends' contract
+targets through `occi.backend_contracts`.
 
 Touches importlib only; the backend classes themselves live under backends/. `probe()` says
 whether a backend can be loaded here, and what to install when it cannot, so that the command
 line refuses an unusable backend before the server binds.
+
+A backend joins the contract suite (tests/backends/test_contract.py) by registering a
+backends.contract.ContractTarget under its name in `occi.backend_contracts`. That group has no
+fallback for an uninstalled source tree: the suite runs on what is installed (`make
+install-test` registers the built-in targets), as a backend from another distribution would.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from backends.base import Backend
+from backends.contract import ContractTarget
 
 # When the package is used from a source tree without being installed, entry points are absent:
 # the backends shipped here are still found by name.
@@ -21,6 +28,7 @@ BUILTIN = {
 }
 #: the distribution whose extras the built-in backends name
 DISTRIBUTION = "occi-server"
+CONTRACT_GROUP = "occi.backend_contracts"
 
 
 class BackendNotFound(LookupError):
@@ -85,3 +93,42 @@ def probe(name: str) -> Probe:
 
 def load_backend(name: str, settings: dict[str, Any]) -> Backend:
     return _load_class(name)(settings)
+
+
+# ---------------------------------------------------------------------------- contract targets
+def _contract_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=CONTRACT_GROUP)}
+
+
+def contract_names() -> list[str]:
+    """The names of the backends that declared a contract target (without loading them)."""
+    return sorted(_contract_entry_points())
+
+
+def load_contract(name: str) -> ContractTarget:
+    """The contract target declared for backend `name`; BackendNotFound says why there is
+    none, or why it cannot be loaded (and what to install)."""
+    ep = _contract_entry_points().get(name)
+    if ep is None:
+        raise BackendNotFound(
+            f"backend {name!r} declares no contract target ({CONTRACT_GROUP} entry point); "
+            f"declared: {', '.join(contract_names()) or 'none (is the package installed?)'}"
+        )
+    try:
+        target = ep.load()
+    except ImportError as exc:
+        raise BackendNotFound(
+            f"the contract target of {name!r} cannot be loaded ({exc}): {_install_hint(ep)}"
+        ) from exc
+    if not isinstance(target, ContractTarget):
+        raise BackendNotFound(f"{ep.value} is not a backends.contract.ContractTarget")
+    if target.name != name:
+        raise BackendNotFound(
+            f"{ep.value} declares backend {target.name!r}, registered as {name!r}"
+        )
+    return target
+
+
+def contract_targets() -> dict[str, ContractTarget]:
+    """Every declared contract target, loaded (BackendNotFound for one that cannot be)."""
+    return {name: load_contract(name) for name in contract_names()}

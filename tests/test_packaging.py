@@ -119,21 +119,52 @@ def test_every_extra_comes_with_its_backend(built):
     assert extras == named
 
 
-def test_installed_wheel_serves_from_outside_the_tree(built, tmp_path):
-    """pip install of the wheel into a fresh venv; migrate, then serve a create whose job the
-    runner (occi.jobs) finishes, with the JSON schema read from the installed package."""
+def entry_point_section(entry_points: str, group: str) -> dict[str, str]:
+    """name -> target of one group of an entry_points.txt."""
+    section = entry_points.split(f"[{group}]", 1)[1].split("\n[", 1)[0]
+    pairs = (line.split("=", 1) for line in section.splitlines() if "=" in line)
+    return {name.strip(): target.strip() for name, target in pairs}
+
+
+def test_every_backend_in_the_wheel_declares_a_contract_target(built):
+    """Each backend of the wheel is in occi.backend_contracts (the contract suite runs on what
+    is declared there), with the same extra, and the target's module ships."""
     wheel, _ = built
-    venv = tmp_path / "venv"
+    with zipfile.ZipFile(wheel) as z:
+        info = next(n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = z.read(info).decode()
+        names = set(z.namelist())
+    backends = entry_point_section(entry_points, "occi.backends")
+    contracts = entry_point_section(entry_points, "occi.backend_contracts")
+    assert set(contracts) == set(backends)
+    for name, target in contracts.items():
+        module, _, rest = target.partition(":")
+        assert f"{module.replace('.', '/')}.py" in names, target
+        assert rest.partition("[")[2] == backends[name].partition("[")[2], name
+
+
+@pytest.fixture(scope="module")
+def venv(built, tmp_path_factory) -> Path:
+    """A fresh virtual environment with the wheel installed (pip install of the file, as a
+    user does: no libvirt extra)."""
+    wheel, _ = built
+    venv = tmp_path_factory.mktemp("venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    bin_ = venv / "bin"
     p = subprocess.run(
-        [str(bin_ / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
         env=clean_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert p.returncode == 0, p.stdout + p.stderr
+    return venv
+
+
+def test_installed_wheel_serves_from_outside_the_tree(venv, tmp_path):
+    """Migrate, then serve a create whose job the runner (occi.jobs) finishes, with the JSON
+    schema read from the installed package."""
+    bin_ = venv / "bin"
     run = tmp_path / "run"
     run.mkdir()
     env = clean_env(
@@ -217,3 +248,124 @@ def test_installed_wheel_serves_from_outside_the_tree(built, tmp_path):
         output = log.read()
         log.close()
     assert "Traceback" not in output, output
+
+
+#: run in the installed environment: every declared target, loaded, or why not
+RESOLVE_CONTRACTS = """
+import sys, tempfile
+from pathlib import Path
+from occi import plugins
+print("declared", *plugins.contract_names())
+for name in plugins.contract_names():
+    try:
+        target = plugins.load_contract(name)
+    except plugins.BackendNotFound as exc:
+        print("unloadable", name, exc)
+        continue
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = target.make(Path(tmp))
+        sizes = [cluster.backend.host_capacity(h.uri) for h in cluster.hosts]
+        assert all(s is not None for s in sizes), sizes
+        assert [(s.cores, s.memory_mb) for s in sizes] == [
+            (h.cores, h.memory_mb) for h in cluster.hosts
+        ]
+        where = sys.modules[type(cluster.backend).__module__].__file__
+        print("loaded", name, cluster.backend.name, len(cluster.hosts), where)
+        cluster.backend.close()
+"""
+
+
+def venv_python(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cwd.mkdir(exist_ok=True)
+    return subprocess.run(
+        [str(venv / "bin" / "python"), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_contract_targets_resolve_from_the_installed_wheel(venv, tmp_path):
+    """The entry points of a plain install load the targets, and the simulator's makes its
+    cluster from the installed package alone; libvirt's says what to install (no extra here)."""
+    p = venv_python(venv, tmp_path / "run", "-c", RESOLVE_CONTRACTS)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert "declared libvirt simulator" in lines
+    loaded = next(line for line in lines if line.startswith("loaded simulator"))
+    assert loaded.split()[2:4] == ["simulator", "3"]
+    assert loaded.split()[4].startswith(str(venv))  # the installed package, not the tree
+    unloadable = next(line for line in lines if line.startswith("unloadable libvirt"))
+    assert "pip install 'occi-server[libvirt]'" in unloadable
+
+
+THIRD_PARTY_SETUP = """
+from setuptools import setup
+
+setup(
+    name="occi-thirdparty",
+    version="1.0",
+    py_modules=["occi_thirdparty"],
+    entry_points={
+        "occi.backends": ["thirdparty=occi_thirdparty:ThirdPartyBackend"],
+        "occi.backend_contracts": ["thirdparty=occi_thirdparty:TARGET"],
+    },
+)
+"""
+THIRD_PARTY_MODULE = """
+from pathlib import Path
+
+from backends.contract import ContractCluster, ContractHost, ContractTarget
+from backends.simulator import SimulatorBackend
+
+
+class ThirdPartyBackend(SimulatorBackend):
+    name = "thirdparty"
+
+
+HOSTS = (ContractHost("tp-a", "tp-a", 6, 12 * 1024), ContractHost("tp-b", "tp-b", 3, 6 * 1024))
+
+
+def make(tmp: Path) -> ContractCluster:
+    settings = {"database_url": f"sqlite:///{tmp / 'tp.db'}", "simulator_hosts": "tp-a:6:12,tp-b:3:6"}
+    return ContractCluster(ThirdPartyBackend(settings), HOSTS)
+
+
+TARGET = ContractTarget(name="thirdparty", make=make)
+"""
+
+
+def test_a_backend_from_another_distribution_joins_the_contract_suite(venv, tmp_path):
+    """A backend package installed beside the server (plain pip install, not editable) that
+    declares its target is run by the contract suite, unchanged, with nothing listed by hand."""
+    src = tmp_path / "thirdparty"
+    src.mkdir()
+    (src / "setup.py").write_text(THIRD_PARTY_SETUP)
+    (src / "occi_thirdparty.py").write_text(THIRD_PARTY_MODULE)
+    for args in (
+        ["--no-deps", str(src)],  # built in pip's isolated environment, as a user's would be
+        ["pytest"],  # what the suite needs
+    ):
+        p = venv_python(venv, tmp_path, "-m", "pip", "install", "--quiet", *args)
+        assert p.returncode == 0, p.stdout + p.stderr
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copy(ROOT / "tests" / "backends" / "test_contract.py", suite / "test_contract.py")
+    p = venv_python(
+        venv,
+        suite,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "thirdparty or every_installed",
+        "test_contract.py",
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    passed = re.search(r"(\d+) passed", p.stdout)
+    assert passed and int(passed.group(1)) >= 20, p.stdout
+    assert "skipped" not in p.stdout and "deselected" in p.stdout, p.stdout

@@ -19,10 +19,10 @@ from backends.base import (
     PlatformError,
     Unsupported,
 )
+from backends.common import disk_names
 from backends.simulator import SimulatorBackend, platform_name
 from backends.simulator.catalog import OS_TPL_SCHEME, RESOURCE_TPL_SCHEME
 from backends.simulator.database import normalise_url
-from backends.simulator.devices import disk_names
 from backends.simulator.schema import machines
 from occi import infrastructure as infra
 from occi.model import Link, Resource

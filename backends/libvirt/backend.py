@@ -10,7 +10,6 @@ needs and libvirt has no field for lives in the domain's <metadata> (xmldesc.Met
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import threading
@@ -19,11 +18,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import count
 from typing import Any, TypeVar
 
 import libvirt
 
+from backends import common
 from backends.base import (
     CAPABILITIES,
     CONTEXTUALISATION,
@@ -39,6 +38,14 @@ from backends.base import (
     PlatformError,
     Unreachable,
     Unsupported,
+)
+from backends.common import (
+    disk_names,
+    name_at,
+    platform_name,
+    root_volume,
+    seed_volume,
+    storage_volume,
 )
 from backends.libvirt import catalog, seed, states
 from backends.libvirt.config import LibvirtConfig
@@ -96,37 +103,9 @@ LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
 STOP_REASONS = {"graceful": ("0", "1"), "acpioff": ("0", "1"), "poweroff": ("2",)}
 
 
-def platform_name(entity: Entity) -> str:
-    """libvirt's name for the object behind an entity: stable, so retries are idempotent."""
-    if not entity.id:
-        raise ValueError("the entity has no id yet; the service assigns it before the backend")
-    return f"occi-{entity.id}"
-
-
-def name_at(location: str | None) -> str | None:
-    """The platform name for the resource at a location ('/compute/abc' -> 'occi-abc')."""
-    if not location:
-        return None
-    last = location.rstrip("/").rsplit("/", 1)[-1]
-    return f"occi-{last}" if last else None
-
-
 def mac_for(link_id: str) -> str:
     """A MAC in QEMU's 52:54:00 range derived from the link id (same id, same MAC)."""
-    digest = hashlib.sha256(link_id.encode()).digest()
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
-def disk_names() -> Iterator[str]:
-    """vdb, vdc, ..., vdz, vdaa, ... (vda is the root disk)."""
-    for i in count(1):
-        letters, n = "", i
-        while True:
-            letters = chr(ord("a") + n % 26) + letters
-            n = n // 26 - 1
-            if n < 0:
-                break
-        yield "vd" + letters
+    return common.mac_for(link_id, common.QEMU_MAC_PREFIX)
 
 
 def _gb(value: float) -> str:
@@ -463,7 +442,7 @@ class LibvirtBackend(Backend):
         term = self._os_tpl_term(entity)
         ephemeral = a.get("occi.compute.ephemeral_storage.size")
         try:
-            root = f"{name}-root.qcow2"
+            root = root_volume(name)
             if term:
                 images = self._images()
                 if term not in images:
@@ -571,7 +550,7 @@ class LibvirtBackend(Backend):
             )
         except seed.SeedError as exc:
             raise PlatformError(f"cannot build the cloud-init seed: {exc}") from None
-        seed_name = f"{name}-seed.iso"
+        seed_name = seed_volume(name)
         self._delete_volume(pool, seed_name)
         with self._errors(f"writing cloud-init seed {seed_name}"):
             vol = pool.createXML(volume_xml(seed_name, len(data), "raw"), 0)
@@ -592,7 +571,7 @@ class LibvirtBackend(Backend):
 
     # ------------------------------------------------------------------ storage
     def _storage_volume_name(self, entity: Entity) -> str:
-        return f"{platform_name(entity)}.qcow2"
+        return storage_volume(platform_name(entity))
 
     def _create_storage(self, entity: Resource) -> Outcome:
         name = self._storage_volume_name(entity)
@@ -822,7 +801,7 @@ class LibvirtBackend(Backend):
                 self._undefine(dom, name)
                 log.info("deleted domain %s", name)
             pool = self._existing_volume_pool()
-            for vol in (f"{name}-root.qcow2", f"{name}-seed.iso"):
+            for vol in (root_volume(name), seed_volume(name)):
                 if pool is not None:
                     self._delete_volume(pool, vol)
         elif kind == "storage":
@@ -1229,7 +1208,7 @@ class LibvirtBackend(Backend):
             with self._errors(f"reading domain {dom.name()}"):
                 docs = [parse_domain(dom.XMLDesc(flags)) for flags in (XML_INACTIVE, 0)]
             if link.kind == infra.STORAGELINK.id and a.get("occi.storagelink.deviceid"):
-                dev, volume = str(a["occi.storagelink.deviceid"]), f"{target}.qcow2"
+                dev, volume = str(a["occi.storagelink.deviceid"]), storage_volume(target)
                 if any(d["dev"] == dev and d["volume"] == volume for x in docs for d in x.disks):
                     info = {"kind": "disk", "dev": dev}
             elif link.kind == infra.NETWORKINTERFACE.id and a.get("occi.networkinterface.mac"):

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from backends.base import (
+    CAPABILITIES,
     Backend,
     BackendFault,
     HostCapacity,
@@ -46,9 +47,9 @@ from backends.base import (
     Unreachable,
     Unsupported,
 )
+from backends.common import disk_names, mac_for, next_free, nic_names, platform_name
 from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
-from backends.simulator.devices import disk_names, mac_for, next_free, nic_names
 from backends.simulator.hosts import HostsOptionError, parse_hosts
 from backends.simulator.power import is_off, off_message
 from backends.simulator.schema import attachments, hosts_off, images, machines
@@ -63,13 +64,6 @@ LINK_KINDS = {infra.NETWORKINTERFACE.id: NIC, infra.STORAGELINK.id: DISK}
 #: Compute attributes kept in the machine's details (cores and memory have their own columns).
 COMPUTE_DETAILS = ("occi.compute.architecture", "occi.compute.hostname", "occi.compute.share")
 NETWORK_DETAILS = ("occi.network.vlan", "occi.network.label")
-
-
-def platform_name(entity: Entity) -> str:
-    """The simulator's name for the object behind an entity: stable, so retries are idempotent."""
-    if not entity.id:
-        raise ValueError("the entity has no id yet; the service assigns it before the backend")
-    return f"occi-{entity.id}"
 
 
 def host_of(entity: Entity) -> str | None:
@@ -143,6 +137,8 @@ class SimulatorBackend(Backend):
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
+    #: every optional ability, migrate between simulated hosts included
+    capabilities = CAPABILITIES
     #: nothing changes the simulated platform but this server
     reconcile_needed = False
 

@@ -22,10 +22,12 @@ from backends.base import (
     PlatformError,
     Unsupported,
 )
+from backends.common import disk_names
 from backends.libvirt import LibvirtBackend, mac_for, platform_name
 from backends.libvirt import states as st
-from backends.libvirt.backend import disk_names, translate
+from backends.libvirt.backend import translate
 from backends.libvirt.config import ConfigError, LibvirtConfig, parse_templates
+from backends.libvirt.contract import TEST_POOL, TEST_URI, on_test_driver
 from backends.libvirt.seed import build_iso, decode_user_data, writer
 from backends.libvirt.xmldesc import (
     DiskSpec,
@@ -39,7 +41,6 @@ from backends.libvirt.xmldesc import (
 )
 from occi import infrastructure as infra
 from occi.model import Resource
-from tests.backends.test_contract import TEST_POOL, TEST_URI, libvirt_backend
 
 
 def new_id() -> str:
@@ -48,7 +49,7 @@ def new_id() -> str:
 
 @pytest.fixture
 def backend():
-    b = libvirt_backend()
+    b = on_test_driver()
     yield b
     b.close()
 
@@ -362,3 +363,27 @@ def test_network_with_address_is_isolated_on_the_platform(backend):
     backend.delete(n)
     with pytest.raises(NotFoundOnPlatform):
         backend.observe(n)
+
+
+def test_delete_succeeds_when_the_volume_pool_is_missing():
+    """A pool that does not exist: nothing was made, so everything deletes."""
+    pool = f"occi-missing-{uuid.uuid4().hex[:8]}"
+    b = LibvirtBackend({"libvirt_uri": TEST_URI, "libvirt_pool": pool, "libvirt_console_dir": ""})
+    try:
+        c = Resource(
+            kind=infra.COMPUTE.id,
+            id=new_id(),
+            attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25},
+        )
+        with pytest.raises(NotFoundOnPlatform, match=pool):
+            b.create(c)  # the create fails: the entity goes to error
+        for e in (
+            c,
+            Resource(kind=infra.STORAGE.id, id=new_id(), attributes={"occi.storage.size": 1.0}),
+            Resource(kind=infra.NETWORK.id, id=new_id()),
+        ):
+            b.delete(e)
+        with pytest.raises(NotFoundOnPlatform):
+            b.observe(c)
+    finally:
+        b.close()
