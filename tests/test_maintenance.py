@@ -185,53 +185,45 @@ def test_no_room_elsewhere_is_error_in_maintenance_naming_what_stayed(sim):
     assert "room" in doc["state_message"]
 
 
-def test_without_waiting_the_host_prepares_and_the_jobs_finish_it(tmp_path):
+@pytest.fixture
+def unwaited(tmp_path):
+    """Two simulated hosts, and an admin API that does not wait for the moves (job_wait 0)."""
     cloud = Cloud(_settings(tmp_path, job_wait=0))
-    try:
-        cloud.admin.create_zone(SYSTEM, {"name": "z1"})
-        cloud.admin.create_cluster(SYSTEM, {"name": "c1", "zone": "z1", "backend": "simulator"})
-        for name in ("h1", "h2"):
-            cloud.admin.create_host(
-                SYSTEM, {"name": name, "cluster": "c1", "cores": 4, "memory_gb": 8}
-            )
-        c = cloud.compute()
-        doc = cloud.admin.host_action(SYSTEM, "h1", "maintenance")
-        assert doc["admin_state"] == "prepare-for-maintenance"
-        with pytest.raises(Exception, match="its computes are moving away"):
-            cloud.admin.host_action(SYSTEM, "h1", "maintenance")
-        # no placement on a host preparing for maintenance
-        assert cloud.host_of(cloud.compute()) == "h2"
-        runner = cloud.service._runner()
-        while runner.run_next():
-            pass
-        assert cloud.hosts()["h1"]["admin_state"] == "maintenance"
-        assert cloud.host_of(c) == "h2"
-    finally:
-        cloud.close()
+    cloud.admin.create_zone(SYSTEM, {"name": "z1"})
+    cloud.admin.create_cluster(SYSTEM, {"name": "c1", "zone": "z1", "backend": "simulator"})
+    for name in ("h1", "h2"):
+        cloud.admin.create_host(SYSTEM, {"name": name, "cluster": "c1", "cores": 4, "memory_gb": 8})
+    yield cloud
+    cloud.close()
 
 
-def test_cancel_before_the_moves_start_leaves_the_computes_where_they_are(tmp_path):
-    cloud = Cloud(_settings(tmp_path, job_wait=0))
-    try:
-        cloud.admin.create_zone(SYSTEM, {"name": "z1"})
-        cloud.admin.create_cluster(SYSTEM, {"name": "c1", "zone": "z1", "backend": "simulator"})
-        for name in ("h1", "h2"):
-            cloud.admin.create_host(
-                SYSTEM, {"name": name, "cluster": "c1", "cores": 4, "memory_gb": 8}
-            )
-        c = cloud.compute()
-        assert cloud.admin.host_action(SYSTEM, "h1", "maintenance")["vms"] == 1
-        assert cloud.admin.host_action(SYSTEM, "h1", "cancel-maintenance")["admin_state"] == (
-            "enabled"
-        )
-        runner = cloud.service._runner()
-        while runner.run_next():
-            pass
-        assert cloud.host_of(c) == "h1"
-        assert cloud.hosts()["h1"]["admin_state"] == "enabled"
-        assert _use(cloud.hosts()["h2"]) == (0, 0, 0)
-    finally:
-        cloud.close()
+def test_without_waiting_the_host_prepares_and_the_jobs_finish_it(unwaited):
+    cloud = unwaited
+    c = cloud.compute()
+    doc = cloud.admin.host_action(SYSTEM, "h1", "maintenance")
+    assert doc["admin_state"] == "prepare-for-maintenance"
+    with pytest.raises(Exception, match="its computes are moving away"):
+        cloud.admin.host_action(SYSTEM, "h1", "maintenance")
+    # no placement on a host preparing for maintenance
+    assert cloud.host_of(cloud.compute()) == "h2"
+    runner = cloud.service._runner()
+    while runner.run_next():
+        pass
+    assert cloud.hosts()["h1"]["admin_state"] == "maintenance"
+    assert cloud.host_of(c) == "h2"
+
+
+def test_cancel_before_the_moves_start_leaves_the_computes_where_they_are(unwaited):
+    cloud = unwaited
+    c = cloud.compute()
+    assert cloud.admin.host_action(SYSTEM, "h1", "maintenance")["vms"] == 1
+    assert cloud.admin.host_action(SYSTEM, "h1", "cancel-maintenance")["admin_state"] == "enabled"
+    runner = cloud.service._runner()
+    while runner.run_next():
+        pass
+    assert cloud.host_of(c) == "h1"
+    assert cloud.hosts()["h1"]["admin_state"] == "enabled"
+    assert _use(cloud.hosts()["h2"]) == (0, 0, 0)
 
 
 # ------------------------------------------------------------------ the simulator's hosts
