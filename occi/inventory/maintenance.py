@@ -62,6 +62,9 @@ MAX_ATTEMPTS = 3
 #: how many of the computes left on a host its state message names
 NAMED = 5
 UNFINISHED = ("pending", "running")
+#: runs jobs where it can and waits for them (job ids, timeout): how the admin API and the
+#: command line wait for a host's moves (a server's JobRunner.settle)
+Settle = Callable[[list[str], float], object]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,10 +329,3 @@ def _cores(p: Placement) -> int:
 
 def _memory(p: Placement) -> int:
     return p.reserved_memory_mb or 0
-
-
-# ---------------------------------------------------------------------------------------------
-# waiting for the moves (the admin API and the command line)
-# ---------------------------------------------------------------------------------------------
-
-Settle = Callable[[list[str], float], object]
