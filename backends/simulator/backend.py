@@ -75,6 +75,8 @@ NETWORK_DETAILS = ("occi.network.vlan", "occi.network.label")
 #: the actions that run as long tasks in pending mode (the others answer at once)
 TASK_ACTIONS = frozenset({"start", "stop", "restart", "suspend", "save"})
 TASK_PREFIX = "sim-task:"
+#: a task is polled at least this often (seconds), as a real platform's long tasks are
+TASK_POLL = 1.0
 #: the faults a finished task can end with, by name (kept on its row as "Name: message")
 TASK_FAULTS: dict[str, type[BackendFault]] = {
     c.__name__: c for c in (InvalidTransition, NotFoundOnPlatform, Unsupported, PlatformError)
@@ -705,7 +707,9 @@ class SimulatorBackend(Backend):
                 )
             )
         log.info("%s of %s: task %s started", operation, machine_name(entity), task_id)
-        return Pending(TASK_PREFIX + task_id, self.pending, _task_message(operation))
+        return Pending(
+            TASK_PREFIX + task_id, min(self.pending, TASK_POLL), _task_message(operation)
+        )
 
     def poll(self, entity: Entity, handle: str) -> Outcome | Pending:
         """A task's answer: Pending before it is due; then the operation, carried out once (its
@@ -724,7 +728,7 @@ class SimulatorBackend(Backend):
             raise TASK_FAULTS.get(name, PlatformError)(message)
         left = row.due_at - time.time()
         if left > 0:
-            return Pending(handle, min(left, self.pending), _task_message(row.operation))
+            return Pending(handle, min(left, TASK_POLL), _task_message(row.operation))
         assert isinstance(entity, Resource)  # tasks are started for resources only
         try:
             outcome = self._carry_out(entity, row.operation, dict(row.params or {}))
