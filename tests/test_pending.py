@@ -237,3 +237,40 @@ def test_another_server_finishes_a_task_the_first_one_started(db_url, clouds):
         ).scalar_one()
     assert ref == f"occi-{entity_id}"
     assert second.api.get(path).status_code == 200
+
+
+def test_a_move_for_maintenance_runs_as_a_task_keeping_its_reservation(tmp_path):
+    """Maintenance on a platform whose moves are tasks: the move is parked with the target it
+    reserved, and once the task ends the compute is on the other host."""
+    from occi.context import RequestContext
+    from tests.test_maintenance import Cloud as AdminCloud
+    from tests.test_maintenance import _settings as admin_settings
+
+    system = RequestContext.system()
+    cloud = AdminCloud(admin_settings(tmp_path, simulator_pending=0.3, job_wait=20))
+    try:
+        cloud.admin.create_zone(system, {"name": "z1"})
+        cloud.admin.create_cluster(system, {"name": "c1", "zone": "z1", "backend": "simulator"})
+        for name in ("h1", "h2"):
+            cloud.admin.create_host(
+                system, {"name": name, "cluster": "c1", "cores": 4, "memory_gb": 8}
+            )
+        placed = cloud.compute(cores=2)
+        assert cloud.host_of(placed) == "h1"
+        doc = cloud.admin.host_action(system, "h1", "maintenance")
+        until(
+            "h1 in maintenance",
+            lambda: cloud.hosts()["h1"]["admin_state"] == "maintenance",
+        )
+        assert cloud.host_of(placed) == "h2"
+        hosts = cloud.hosts()
+        assert (hosts["h1"]["used_cores"], hosts["h2"]["used_cores"]) == (0, 2), doc
+        engine = cloud.service.pool.backend_for(cloud.entity(placed)).engine
+        with engine.begin() as conn:
+            done = conn.execute(sa.select(tasks.c.operation, tasks.c.outcome)).all()
+        assert [(op, outcome is not None) for op, outcome in done] == [
+            ("create", True),
+            ("migrate", True),
+        ]
+    finally:
+        cloud.close()
