@@ -247,10 +247,11 @@ def test_a_move_for_maintenance_runs_as_a_task_keeping_its_reservation(tmp_path)
     from tests.test_maintenance import _settings as admin_settings
 
     system = RequestContext.system()
-    cloud = AdminCloud(admin_settings(tmp_path, simulator_pending=0.3, job_wait=20))
+    cloud = AdminCloud(admin_settings(tmp_path, job_wait=20))
     try:
         cloud.admin.create_zone(system, {"name": "z1"})
-        cloud.admin.create_cluster(system, {"name": "c1", "zone": "z1", "backend": "simulator"})
+        cluster = {"name": "c1", "zone": "z1", "backend": "simulator"}
+        cloud.admin.create_cluster(system, {**cluster, "settings": {"simulator_pending": "0.3"}})
         for name in ("h1", "h2"):
             cloud.admin.create_host(
                 system, {"name": name, "cluster": "c1", "cores": 4, "memory_gb": 8}
