@@ -122,15 +122,16 @@ def test_a_create_answers_before_its_task_ends_and_no_thread_waits_for_it(tmp_pa
     runner = cloud.service.runner
     assert runner is not None
 
-    def both_parked_and_runner_idle() -> bool:
+    def both_parked_and_runner_idle() -> list[Job]:
         jobs = cloud.jobs(a_id) + cloud.jobs(b_id)
-        return len(jobs) == 2 and all(_parked(j) for j in jobs) and runner.busy == 0
+        parked = len(jobs) == 2 and all(_parked(j) for j in jobs) and runner.busy == 0
+        return jobs if parked else []
 
     until("both creates parked, no job carried out", both_parked_and_runner_idle)
     parked_at = cloud.parked_at(a_id)
     until("the job thread polled the task again", lambda: cloud.parked_at(a_id) > parked_at)
-    until("and parked it again", both_parked_and_runner_idle)
-    assert all(j.attempts == 0 for j in cloud.jobs(a_id) + cloud.jobs(b_id))  # a poll: no failure
+    jobs = until("and parked it again", both_parked_and_runner_idle)
+    assert [j.attempts for j in jobs] == [0, 0]  # type: ignore[attr-defined]  # polls: no failure
 
     until("both creates parked, no job carried out", both_parked_and_runner_idle)
     with cloud.platform().begin() as conn:
