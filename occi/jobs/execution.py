@@ -293,7 +293,7 @@ class Executor:
         except _LostJob:
             log.warning("job %s was taken over by another server; its task is theirs", job.id)
             return
-        log.debug("%s of %s waits for platform task %s", job.operation, job.entity_id, params)
+        log.debug("%s of %s waits for task %s", job.operation, job.entity_id, pending.handle)
         job.status, job.owner, job.error, job.params = "pending", None, None, params
 
     def _show_message(self, tx: StoreTx, entity: Entity, message: str) -> None:

@@ -220,6 +220,7 @@ class SqlJobTx(JobTx):
                     owner=None,
                     lease_expires=None,
                     params=json.dumps(params, separators=(",", ":")),
+                    error=None,
                     attempts=sa.case((self.t.c.attempts > 0, self.t.c.attempts - 1), else_=0),
                     not_before=now + delay,
                     updated_at=now,
