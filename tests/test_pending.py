@@ -26,6 +26,7 @@ from occi.store.sql import entities, jobs
 from tests.api.conftest import Api
 
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+INFRA_COMPUTE = "http://schemas.ogf.org/occi/infrastructure#compute"
 BOUND = 30.0  # seconds; generous: the tasks take a fraction of a second
 
 
@@ -276,3 +277,27 @@ def test_a_move_for_maintenance_runs_as_a_task_keeping_its_reservation(tmp_path)
         ]
     finally:
         cloud.close()
+
+
+def test_pending_is_bounded_and_a_backend_without_tasks_has_nothing_to_poll():
+    """A handle fits a job's row; a poll is never sooner than 50 ms nor later than a minute;
+    a backend that never answers Pending (libvirt) refuses a poll as Unsupported."""
+    from backends.base import MAX_HANDLE, Pending, Unsupported
+    from occi.model import Resource
+    from occi.plugins import load_backend
+
+    with pytest.raises(ValueError):
+        Pending("x" * (MAX_HANDLE + 1))
+    with pytest.raises(ValueError):
+        Pending("")
+    assert Pending("task-1", 0).delay == 0.05
+    assert Pending("task-1", 3600).delay == 60.0
+    assert Pending("task-1", float("nan")).delay == 1.0
+    assert Pending("task-1", 2.5).delay == 2.5
+
+    libvirt = load_backend("libvirt", {"libvirt_uri": "test:///default"})
+    try:
+        with pytest.raises(Unsupported):
+            libvirt.poll(Resource(INFRA_COMPUTE, id="c1"), "task-1")
+    finally:
+        libvirt.close()
