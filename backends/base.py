@@ -65,10 +65,52 @@ EventCallback = Callable[[str], None]
 @dataclass
 class Outcome:
     """What an operation did: attribute values to store (states, assigned MACs, device ids...),
-    and for compute `save` the new os_tpl mixin."""
+    and for compute `save` the new os_tpl mixin.
+
+    `platform_ref`: the backend's private reference to the entity's platform object (a
+    vCenter managed object id, a Xen VM uuid); the server stores it in the entity's placement
+    (Placement.platform_ref, never rendered) and every later operation finds it in
+    `entity.placement.platform_ref`. None leaves the stored reference as it is."""
 
     attributes: dict[str, Any] = field(default_factory=dict)
     mixin: Mixin | None = None
+    platform_ref: str | None = None
+
+
+#: bounds of Pending: a handle is stored in the job's row; a poll is never sooner or later
+MAX_HANDLE = 512
+MIN_POLL_AFTER, MAX_POLL_AFTER = 0.05, 60.0
+
+
+@dataclass
+class Pending:
+    """An operation the platform carries out as a long task (a vCenter clone task, a Xen
+    Async task): what the backend answers instead of an Outcome when it started the task and
+    does not want to hold a thread until it ends.
+
+    `handle` is the backend's opaque reference to the task (a JSON-safe string of at most
+    MAX_HANDLE characters); the server keeps it in the job and calls `Backend.poll(entity,
+    handle)` after `poll_after` seconds (bounded to MIN_POLL_AFTER..MAX_POLL_AFTER), from any
+    server process. `message`, when given, is shown as the entity's state message meanwhile."""
+
+    handle: str
+    poll_after: float = 1.0
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.handle, str) or not 0 < len(self.handle) <= MAX_HANDLE:
+            raise ValueError(f"a pending handle is a string of 1 to {MAX_HANDLE} characters")
+
+    @property
+    def delay(self) -> float:
+        """`poll_after` within its bounds (a backend's 0 or an hour are not taken literally)."""
+        try:
+            wanted = float(self.poll_after)
+        except (TypeError, ValueError):
+            wanted = 1.0
+        if wanted != wanted:  # NaN
+            wanted = 1.0
+        return min(MAX_POLL_AFTER, max(MIN_POLL_AFTER, wanted))
 
 
 @dataclass(frozen=True)
@@ -83,6 +125,14 @@ class HostCapacity:
 
 class Backend(ABC):
     """One hypervisor platform.
+
+    Long platform tasks: `create`, `update`, `action`, `link`, `delete` and `migrate` may
+    answer `Pending(handle)` instead of their Outcome (or None) once the platform has started
+    the work. Then nothing is recorded but the handle: the job goes back to the queue without
+    holding a thread, and when it is due any server calls `poll(entity, handle)`, which
+    answers Pending again while the task runs, the operation's final Outcome when it is done
+    (recorded exactly as if the operation had answered it), or raises the BackendFault the task
+    ended with (handled as if the operation had raised it; a retry starts the operation again).
 
     `settings` holds the OCCI_* configuration (lower-case keys without the prefix) so a backend
     can read its own options (e.g. `libvirt_uri`) and the database URL when it keeps state.
@@ -108,28 +158,28 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ resources
     @abstractmethod
-    def create(self, entity: Resource) -> Outcome:
+    def create(self, entity: Resource) -> Outcome | Pending:
         """Create the platform object for a compute, storage or network resource."""
 
     @abstractmethod
-    def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
+    def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome | Pending:
         """Apply changed attributes (new values in `changed`, full entity in `entity`)."""
 
     @abstractmethod
-    def delete(self, entity: Entity) -> None:
+    def delete(self, entity: Entity) -> Pending | None:
         """Remove the platform object. Idempotent: an object that is gone already, or that the
         platform never made (its create failed, its pool is missing), is deleted. A storage
         still attached to a running compute is detached first, or the delete raises
         InvalidTransition and changes nothing (never a volume pulled from under a guest)."""
 
     @abstractmethod
-    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
+    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome | Pending:
         """Carry out an action (its term: start, stop, ..., up, down, online, offline).
         Raises InvalidTransition when the current state does not allow it."""
 
     # ------------------------------------------------------------------ links
     @abstractmethod
-    def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome:
+    def link(self, link: Link, source: Resource, target: Resource | None) -> Outcome | Pending:
         """Attach (networkinterface: NIC; storagelink: disk). `target` is None when external."""
 
     @abstractmethod
@@ -143,6 +193,15 @@ class Backend(ABC):
         """What the platform holds for this entity now, as attribute values (state, message,
         sizes, link states). The server calls it periodically and after lifecycle events to
         bring SQL in line with the hypervisor. Raises NotFoundOnPlatform when it is gone."""
+
+    # ------------------------------------------------------------------ long tasks
+    def poll(self, entity: Entity, handle: str) -> Outcome | Pending:
+        """How the platform task behind `handle` (a Pending this backend answered for
+        `entity`) stands: Pending while it runs, the operation's Outcome once it is done; raises
+        the fault it ended with. Idempotent: after a server's crash another server polls the
+        same handle again, also after the task ended (answer its outcome again, or observe).
+        Only a backend that answers Pending needs it."""
+        raise Unsupported(f"the {self.name} platform has no long tasks to poll")
 
     # ------------------------------------------------------------------ optional hooks
     def delete_image(self, mixin: Mixin) -> None:
@@ -179,7 +238,7 @@ class Backend(ABC):
         Raises Unreachable when the host does not answer (host monitoring marks it down)."""
         return None
 
-    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:
         """Move a compute to the host at `target_uri` (its placement still names the source).
         `live`: without stopping it, where the platform can; where it cannot, the backend moves
         it offline itself (stop, move, start again) and says so in the state message. A

@@ -4,6 +4,12 @@ It is its own platform: it reads and writes only its `sim_` tables (through SQLA
 imports occi.model / occi.infrastructure, never the store, the service or the API. Several
 worker processes and servers on one database see one platform; state changes are conditional
 UPDATEs, so of two concurrent `start`s exactly one wins.
+
+Long tasks (`simulator_pending` seconds > 0): create, migrate and the actions start, stop,
+restart, suspend and save answer Pending with a handle naming a row of `sim_tasks`; `poll`
+carries the operation out once the task is due (a failure configured with `simulator_fail`
+strikes then) and keeps its answer on the row, so that polling again answers the same. The
+machine's name is its platform reference (Outcome.platform_ref), used by later operations.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,6 +50,7 @@ from backends.base import (
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
+    Pending,
     PlatformError,
     Unreachable,
     Unsupported,
@@ -52,7 +60,7 @@ from backends.simulator import catalog, states
 from backends.simulator.database import DEFAULT_URL, READ_ONLY, SINGLE, make_engine
 from backends.simulator.hosts import HostsOptionError, parse_hosts
 from backends.simulator.power import is_off, off_message
-from backends.simulator.schema import attachments, hosts_off, images, machines
+from backends.simulator.schema import attachments, hosts_off, images, machines, tasks
 from backends.simulator.states import MachineKind, Transition
 from occi import infrastructure as infra
 from occi.model import Entity, Link, Mixin, Resource
@@ -64,6 +72,24 @@ LINK_KINDS = {infra.NETWORKINTERFACE.id: NIC, infra.STORAGELINK.id: DISK}
 #: Compute attributes kept in the machine's details (cores and memory have their own columns).
 COMPUTE_DETAILS = ("occi.compute.architecture", "occi.compute.hostname", "occi.compute.share")
 NETWORK_DETAILS = ("occi.network.vlan", "occi.network.label")
+#: the actions that run as long tasks in pending mode (the others answer at once)
+TASK_ACTIONS = frozenset({"start", "stop", "restart", "suspend", "save"})
+TASK_PREFIX = "sim-task:"
+#: a task is polled at least this often (seconds), as a real platform's long tasks are
+TASK_POLL = 1.0
+#: the faults a finished task can end with, by name (kept on its row as "Name: message")
+TASK_FAULTS: dict[str, type[BackendFault]] = {
+    c.__name__: c for c in (InvalidTransition, NotFoundOnPlatform, Unsupported, PlatformError)
+}
+
+
+def machine_name(entity: Entity) -> str:
+    """The platform name of a resource's machine: its platform reference once the server
+    stored one (what create answered), else the name derived from its id (the same)."""
+    placement = entity.placement
+    if not entity.is_link and placement is not None and placement.platform_ref:
+        return placement.platform_ref
+    return platform_name(entity)
 
 
 def host_of(entity: Entity) -> str | None:
@@ -133,7 +159,8 @@ class SimulatorBackend(Backend):
     """Settings: simulator_database_url (default: beside the server's database, see
     `platform_url`), simulator_delay (seconds per operation), simulator_fail (comma-separated
     operations that raise PlatformError), simulator_images (extra images), simulator_hosts (the
-    simulated hosts, name:cores:memory_gb,...; see backends.simulator.hosts)."""
+    simulated hosts, name:cores:memory_gb,...; see backends.simulator.hosts), simulator_pending
+    (seconds a long task takes: create, migrate and most actions answer Pending; 0: off)."""
 
     name = "simulator"
     live_attributes = frozenset({"occi.compute.cores", "occi.compute.memory"})
@@ -147,6 +174,7 @@ class SimulatorBackend(Backend):
         self.database_url: str = platform_url(self.settings)
         self.delay = float(self.settings.get("simulator_delay") or 0)
         self.failing = frozenset(catalog.parse_names(self.settings.get("simulator_fail")))
+        self.pending = max(0.0, float(self.settings.get("simulator_pending") or 0))
         self.extra_images: list[str] = []
         for raw in catalog.parse_names(self.settings.get("simulator_images")):
             term = catalog.image_term(raw)
@@ -289,7 +317,13 @@ class SimulatorBackend(Backend):
         return [*out.values(), *catalog.RESOURCE_TEMPLATES]
 
     # ------------------------------------------------------------------ resources
-    def create(self, entity: Resource) -> Outcome:
+    def create(self, entity: Resource) -> Outcome | Pending:
+        if self.pending > 0:
+            self._machine_kind(entity)
+            return self._start_task(entity, "create", {})
+        return self._create_now(entity)
+
+    def _create_now(self, entity: Resource) -> Outcome:
         kind = self._machine_kind(entity)
         name = platform_name(entity)
         self._operate("create")
@@ -317,13 +351,15 @@ class SimulatorBackend(Backend):
                 )
         except IntegrityError:
             log.info("%s %s exists already; create is a no-op", kind.label, name)
-            return self.observe(entity)
+            seen = self.observe(entity)
+            seen.platform_ref = name
+            return seen
         log.info("created %s %s", kind.label, name)
-        return Outcome(kind.attributes(kind.initial, details["message"]))
+        return Outcome(kind.attributes(kind.initial, details["message"]), platform_ref=name)
 
     def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome:
         kind = self._machine_kind(entity)
-        name = platform_name(entity)
+        name = machine_name(entity)
         self._operate("update")
         with self._write() as conn:
             self._check_host(conn, entity)
@@ -368,7 +404,7 @@ class SimulatorBackend(Backend):
         if isinstance(entity, Link) or entity.is_link:
             self.unlink(entity)  # type: ignore[arg-type]
             return
-        name = platform_name(entity)
+        name = machine_name(entity)
         self._operate("delete")
         host = host_of(entity)
         where = [machines.c.name == name, *_on(host)]
@@ -389,7 +425,14 @@ class SimulatorBackend(Backend):
             )
         log.info("deleted %s%s", name, "" if gone else " (was already gone)")
 
-    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
+    def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome | Pending:
+        kind = self._machine_kind(entity)
+        term = action.rsplit("#", 1)[-1]
+        if kind.transitions.get(term) is not None and self.pending > 0 and term in TASK_ACTIONS:
+            return self._start_task(entity, term, {"action": action, "params": dict(params)})
+        return self._action_now(entity, action, params)
+
+    def _action_now(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome:
         kind = self._machine_kind(entity)
         term = action.rsplit("#", 1)[-1]
         tr = kind.transitions.get(term)
@@ -397,7 +440,7 @@ class SimulatorBackend(Backend):
             raise Unsupported(
                 f"the simulator cannot {term} a {kind.label}; it can {', '.join(kind.transitions)}"
             )
-        name = platform_name(entity)
+        name = machine_name(entity)
         self._operate(term)
         done = self._act_in_one(kind, name, term, tr, params, host_of(entity))
         if done is not None:
@@ -503,8 +546,8 @@ class SimulatorBackend(Backend):
         if dev_kind is None:
             raise Unsupported(f"the simulator cannot attach links of kind {link.kind}")
         name = platform_name(link)
-        machine = platform_name(source)
-        target_name = platform_name(target) if target is not None else None
+        machine = machine_name(source)
+        target_name = machine_name(target) if target is not None else None
         self._operate("link")
         with self._write() as conn:
             self._check_host(conn, source)
@@ -579,7 +622,7 @@ class SimulatorBackend(Backend):
             conn.execute(delete(attachments).where(attachments.c.name == name))
 
     # ------------------------------------------------------------------ hosts
-    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+    def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:
         """Move a compute to the simulated host at `target_uri` (a host's address, or its name
         when it has none: see `host_of`). A running compute keeps running (moved live: the simulator can
         always); a stopped one moves stopped. Retried after it moved: says where it is."""
@@ -588,7 +631,13 @@ class SimulatorBackend(Backend):
             raise Unsupported("only computes move between hosts; storage and networks stay")
         if not target_uri:
             raise PlatformError("a move needs the name of the host to move to")
-        name = platform_name(entity)
+        if self.pending > 0:
+            return self._start_task(entity, "migrate", {"target_uri": target_uri, "live": live})
+        return self._migrate_now(entity, target_uri, live)
+
+    def _migrate_now(self, entity: Resource, target_uri: str, live: bool) -> Outcome:
+        kind = states.COMPUTE
+        name = machine_name(entity)
         self._operate("migrate")
         with self._write() as conn:
             row = conn.execute(
@@ -616,7 +665,7 @@ class SimulatorBackend(Backend):
     # ------------------------------------------------------------------ observation
     def observe(self, entity: Entity) -> Outcome:
         """What the platform holds for an entity now (for reconciliation), as attribute values."""
-        name = platform_name(entity)
+        name = machine_name(entity)
         with self._read() as conn:
             if entity.is_link:
                 row = conn.execute(select(attachments).where(attachments.c.name == name)).first()
@@ -636,6 +685,77 @@ class SimulatorBackend(Backend):
         elif kind is states.STORAGE:
             attributes["occi.storage.size"] = row.size
         return Outcome(attributes)
+
+    # ------------------------------------------------------------------ long tasks
+    def _start_task(self, entity: Resource, operation: str, params: dict[str, Any]) -> Pending:
+        """Pending mode: the operation becomes a task due in `simulator_pending` seconds (the
+        configured delay is paid now; a configured failure strikes when it is carried out)."""
+        if self.delay > 0:
+            time.sleep(self.delay)
+        task_id = uuid.uuid4().hex
+        now = _now()
+        with self._write_one() as conn:
+            self._check_host(conn, entity)
+            conn.execute(
+                insert(tasks).values(
+                    id=task_id,
+                    machine=machine_name(entity),
+                    operation=operation,
+                    params=params,
+                    due_at=time.time() + self.pending,
+                    created=now,
+                )
+            )
+        log.info("%s of %s: task %s started", operation, machine_name(entity), task_id)
+        return Pending(
+            TASK_PREFIX + task_id, min(self.pending, TASK_POLL), _task_message(operation)
+        )
+
+    def poll(self, entity: Entity, handle: str) -> Outcome | Pending:
+        """A task's answer: Pending before it is due; then the operation, carried out once (its
+        outcome or fault kept on the task's row and answered again to a later poll)."""
+        if not handle.startswith(TASK_PREFIX):
+            raise PlatformError(f"{handle!r} is not a simulator task")
+        task_id = handle[len(TASK_PREFIX) :]
+        with self._read() as conn:
+            row = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        if row is None:
+            raise PlatformError(f"the simulator has no task {task_id}")
+        if row.outcome is not None:
+            return _outcome_of(row.outcome)
+        if row.error:
+            name, _, message = str(row.error).partition(": ")
+            raise TASK_FAULTS.get(name, PlatformError)(message)
+        left = row.due_at - time.time()
+        if left > 0:
+            return Pending(handle, min(left, TASK_POLL), _task_message(row.operation))
+        assert isinstance(entity, Resource)  # tasks are started for resources only
+        try:
+            outcome = self._carry_out(entity, row.operation, dict(row.params or {}))
+        except Unreachable:
+            raise  # its host is off: the task waits for it (not kept as its end)
+        except BackendFault as exc:
+            self._end_task(task_id, error=f"{type(exc).__name__}: {exc}"[:1024])
+            raise
+        self._end_task(task_id, outcome=_outcome_row(outcome))
+        return outcome
+
+    def _carry_out(self, entity: Resource, operation: str, params: dict[str, Any]) -> Outcome:
+        if operation == "create":
+            return self._create_now(entity)
+        if operation == "migrate":
+            return self._migrate_now(entity, str(params["target_uri"]), bool(params["live"]))
+        return self._action_now(entity, str(params["action"]), params.get("params") or {})
+
+    def _end_task(self, task_id: str, **values: Any) -> None:
+        """What a task ended with, kept once (a second poll of a task carried out concurrently
+        leaves the first answer)."""
+        with self._write_one() as conn:
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.outcome.is_(None), tasks.c.error.is_(None))
+                .values(**values)
+            )
 
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> bool:
@@ -669,3 +789,26 @@ class SimulatorBackend(Backend):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def _task_message(operation: str) -> str:
+    return f"{operation}: a platform task is under way"
+
+
+def _outcome_row(outcome: Outcome) -> dict[str, Any]:
+    """An Outcome as a task's row keeps it (JSON)."""
+    mixin = outcome.mixin
+    return {
+        "attributes": outcome.attributes,
+        "platform_ref": outcome.platform_ref,
+        "image": [mixin.term, mixin.title] if mixin is not None else None,
+    }
+
+
+def _outcome_of(row: Mapping[str, Any]) -> Outcome:
+    image = row.get("image")
+    return Outcome(
+        dict(row.get("attributes") or {}),
+        mixin=catalog.os_tpl(image[0], image[1]) if image else None,
+        platform_ref=row.get("platform_ref"),
+    )

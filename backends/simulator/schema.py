@@ -67,3 +67,19 @@ hosts_off = Table(
     Column("name", String(255), primary_key=True),
     Column("since", DateTime(timezone=True), nullable=False),
 )
+
+#: Long platform tasks (`simulator_pending` seconds > 0): an operation answers Pending with a
+#: handle naming its row, and `poll` carries it out once `due_at` (epoch seconds) has passed,
+#: keeping what it answered (`outcome`, or `error`) so that polling again answers the same.
+tasks = Table(
+    "sim_tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("machine", String(255), nullable=False, index=True),
+    Column("operation", String(32), nullable=False),  # create | migrate | an action's term
+    Column("params", JSON, nullable=False, default=dict),
+    Column("due_at", Float, nullable=False),
+    Column("outcome", JSON),  # the Outcome once done: attributes, platform_ref, saved image
+    Column("error", String(1024)),  # the fault it ended with: "Class: message"
+    Column("created", DateTime(timezone=True), nullable=False),
+)

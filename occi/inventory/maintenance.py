@@ -28,6 +28,10 @@ happens once, and not after a cancel.
 `cancel-maintenance` enables the host at once. A move not started by then does nothing (its job
 finishes without moving); one under way completes.
 
+A platform that moves a compute as a long task answers Pending (backends.base): the job is
+parked with the task's handle and the target's reservation (occi.jobs.execution), and the
+server that claims it next polls the task and goes on with step 3, or gives the target back.
+
 Known gap: a server dying between step 1 and step 3 leaves the target's reservation in place
 (the job is retried by another server, which reserves again).
 """
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from backends.base import InvalidTransition, NotFoundOnPlatform, Outcome, Unsupported
+from backends.base import InvalidTransition, NotFoundOnPlatform, Outcome, Pending, Unsupported
 from occi import errors
 from occi.inventory import placement
 from occi.model import Placement, Resource
@@ -198,17 +202,33 @@ class _Move:
             return
         if not self.runner.still_mine(self.job):
             return
-        try:
-            target = self._reserve(entity)
-        except errors.NoCapacity as exc:
-            self._fail(str(exc), None, entity, "capacity")
-            return
+        from occi.jobs.execution import pending_of
+
+        pending = pending_of(self.job)
+        target: Placement | None
+        if pending is not None:  # the platform moves it as a task: reserved already
+            target = Placement(**pending.get("target", {}))
+        else:
+            try:
+                target = self._reserve(entity)
+            except errors.NoCapacity as exc:
+                self._fail(str(exc), None, entity, "capacity")
+                return
         if target is None:
             self._finish_unmoved("maintenance was cancelled before it moved")
             return
         address = target.host_uri if target.host_uri is not None else target.host_name
         try:
-            outcome = self.executor.backend_for(entity).migrate(entity, address, live=True)
+            backend = self.executor.backend_for(entity)
+            if pending is not None:
+                outcome = backend.poll(entity, pending["handle"])
+            else:
+                outcome = backend.migrate(entity, address, live=True)
+            if isinstance(outcome, Pending):
+                self.executor.park(
+                    self.job, self.runner, entity, outcome, {"target": _placement_row(target)}
+                )
+                return
         except (InvalidTransition, NotFoundOnPlatform, Unsupported) as exc:
             self._fail(str(exc), target, entity)
             return
@@ -270,6 +290,8 @@ class _Move:
                 )
                 placement.release(tx, self.host_id, _cores(here), _memory(here))
                 assert current is not None
+                if outcome.platform_ref is not None:  # a platform may rename what it moved
+                    tx.record_platform_ref(self.job.entity_id, outcome.platform_ref)
                 current.attributes.update(outcome.attributes)
                 tx.update(current)  # a new version (and the entity caches forget it)
             result = {"host": target.host_name, "host_id": target.host_id}
@@ -297,12 +319,20 @@ class _Move:
             placement.release(tx, target.host_id, _cores(target), _memory(target))
 
     def _retry(self, message: str, target: Placement) -> None:
+        from occi.jobs.execution import without_pending
+
         self._give_back(target)
+        params = without_pending(self.job.params)  # a retry reserves and moves afresh
         with self.store.begin() as tx:
             if tx.jobs.retry(
-                self.job.id, self._owner(), message, self.runner.backoff(self.job.attempts)
+                self.job.id,
+                self._owner(),
+                message,
+                self.runner.backoff(self.job.attempts),
+                params,
             ):
                 self.job.status, self.job.owner, self.job.error = "pending", None, message
+                self.job.params = params
         self.runner.notify()
 
     def _fail(
@@ -321,6 +351,19 @@ class _Move:
             conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "failed", message, result
         log.warning("could not move %s off host %s: %s", entity.id, self.host_id, message)
+
+
+def _placement_row(p: Placement) -> dict[str, Any]:
+    """A reserved target as a parked job keeps it (JSON): what `Placement(**row)` makes again."""
+    return {
+        "zone_id": p.zone_id,
+        "cluster_id": p.cluster_id,
+        "host_id": p.host_id,
+        "host_name": p.host_name,
+        "host_uri": p.host_uri,
+        "reserved_cores": p.reserved_cores,
+        "reserved_memory_mb": p.reserved_memory_mb,
+    }
 
 
 def _cores(p: Placement) -> int:

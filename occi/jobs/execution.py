@@ -1,5 +1,13 @@
 """Job execution: a claimed job carried out on the backend, and what it did stored (the entity's
-new attributes, its links' states, a saved image; or why it failed, and in which way).
+new attributes, its links' states, a saved image, the backend's platform reference; or why it
+failed, and in which way).
+
+Long platform tasks: a backend that answers Pending (backends.base) has started a task it will
+not wait for. The job is then parked: back in the queue, unowned, due again after the task's
+`poll_after`, its handle kept in its params under PENDING_KEY, the claim not counted as an
+attempt. Whichever server claims it next calls `backend.poll` with the handle instead of the
+operation, and records its final Outcome (or fault) as the operation's own. No thread waits
+for the task meanwhile; the entity's later jobs wait behind it as behind any unfinished job.
 
 Takes the store, the backend and the registry accessor it is given; never the service's
 semantics beyond that. Run by the job runner (occi.jobs.runner) in any server process.
@@ -17,6 +25,7 @@ from backends.base import (
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
+    Pending,
     Unreachable,
     Unsupported,
 )
@@ -26,7 +35,7 @@ from occi import states as machines
 from occi.context import DEFAULT_PROJECT
 from occi.jobs.link_states import RegistryOf, derive_link_states
 from occi.jobs.runner import JobRunner
-from occi.model import Entity, Link, Mixin, Resource, stored_id
+from occi.model import Entity, Link, Mixin, Placement, Resource, stored_id
 from occi.store.base import Job, Store, StoreTx
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,22 @@ FAULTS: dict[str, type[errors.OcciError]] = {
     "platform": errors.BackendError,
     "unreachable": errors.PlatformUnavailable,
 }
+
+
+#: where a parked job keeps the platform task it waits for: {"handle": ...} (and what the
+#: operation needs to finish, e.g. a move's reserved target)
+PENDING_KEY = "_pending"
+
+
+def pending_of(job: Job) -> dict[str, Any] | None:
+    """The platform task a parked job waits for ({"handle": ..., ...}), or None."""
+    pending = job.params.get(PENDING_KEY)
+    return pending if isinstance(pending, dict) and isinstance(pending.get("handle"), str) else None
+
+
+def without_pending(params: dict[str, Any]) -> dict[str, Any]:
+    """A job's params with no platform task: a retry starts the operation afresh."""
+    return {k: v for k, v in params.items() if k != PENDING_KEY}
 
 
 class _LostJob(Exception):
@@ -112,8 +137,16 @@ class Executor:
             return
         if not runner.still_mine(job):
             return
+        pending = pending_of(job)
         try:
-            outcome = self._call_backend(job, entity, links, source, target)
+            if pending is not None:  # a platform task under way: how does it stand?
+                b = self.backend_for(source if isinstance(entity, Link) else entity)
+                outcome = b.poll(entity, pending["handle"])
+            else:
+                outcome = self._call_backend(job, entity, links, source, target)
+            if isinstance(outcome, Pending):
+                self.park(job, runner, entity, outcome)
+                return
         except InvalidTransition as exc:
             seen = self._already_done(job, entity)
             if seen is None:
@@ -139,9 +172,12 @@ class Executor:
             message = f"the {self.backend.name} platform failed: {exc}"
             log.warning("%s of %s, attempt %d: %s", job.operation, target_id, job.attempts, exc)
             if job.attempts < job.max_attempts:
+                params = without_pending(job.params) if pending is not None else None
                 with self.store.begin() as tx:
-                    if tx.jobs.retry(job.id, _owner(job), message, runner.backoff(job.attempts)):
+                    delay = runner.backoff(job.attempts)
+                    if tx.jobs.retry(job.id, _owner(job), message, delay, params):
                         job.status, job.owner, job.error = "pending", None, message
+                        job.params = params if params is not None else job.params
                 runner.notify()
             else:
                 self._job_failed(
@@ -162,7 +198,7 @@ class Executor:
         links: list[Entity],
         source: Resource | None,
         target: Resource | None,
-    ) -> Outcome:
+    ) -> Outcome | Pending:
         op, p = job.operation, job.params
         # a link runs on the backend of its source resource's cluster
         b = self.backend_for(source if isinstance(entity, Link) else entity)
@@ -204,7 +240,7 @@ class Executor:
                 for ln in links:
                     if ln.kind != infra.LINK.id and getattr(ln, "source", None) != entity.location:
                         self._detach_for_delete(entity, ln)
-                b.delete(entity)
+                return b.delete(entity) or Outcome()
             return Outcome()
         raise Unsupported(f"unknown job operation {op}")
 
@@ -236,6 +272,41 @@ class Executor:
             return seen
         return None
 
+    def park(
+        self,
+        job: Job,
+        runner: JobRunner,
+        entity: Entity,
+        pending: Pending,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """The platform runs a task for this job (see the module's docstring): the job goes
+        back to the queue with its handle (and `extra`, what the operation needs to finish),
+        due again after the task's poll_after. The entity shows the task's message, if any."""
+        params = {**job.params, PENDING_KEY: {**(extra or {}), "handle": pending.handle}}
+        try:
+            with self.store.begin() as tx:
+                if not tx.jobs.park(job.id, _owner(job), params, pending.delay):
+                    raise _LostJob
+                if pending.message:
+                    self._show_message(tx, entity, pending.message)
+        except _LostJob:
+            log.warning("job %s was taken over by another server; its task is theirs", job.id)
+            return
+        log.debug("%s of %s waits for task %s", job.operation, job.entity_id, pending.handle)
+        job.status, job.owner, job.error, job.params = "pending", None, None, params
+
+    def _show_message(self, tx: StoreTx, entity: Entity, message: str) -> None:
+        """The entity's state message (where its kind has one) says what the platform does."""
+        current = tx.get(stored_id(entity), for_update=True)
+        kind = self.registry(tx).kinds.get(current.kind) if current is not None else None
+        if current is None or kind is None:
+            return
+        name = f"occi.{kind.term}.state.message"
+        if name in kind.all_attributes() and current.attributes.get(name) != message:
+            current.attributes[name] = message
+            tx.update(current)
+
     def _finish(
         self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
     ) -> None:
@@ -249,6 +320,8 @@ class Executor:
                     current, linked = self._record_given(tx, job, entity, outcome)
                     if linked is None:  # not handed over, or changed since: read and update
                         current = tx.get(stored_id(entity), for_update=True)
+                        if current is not None:
+                            _record_ref(tx, current, outcome.platform_ref)
                         if current is not None and outcome.attributes:
                             current.attributes.update(outcome.attributes)
                             tx.update(current)
@@ -279,8 +352,12 @@ class Executor:
         links touch it (whose states then follow)."""
         if entity is not job.given or not outcome.attributes:
             return None, None
-        linked = tx.record_attributes(entity, dict(outcome.attributes))
-        return (entity, linked) if linked is not None else (None, None)
+        ref = outcome.platform_ref
+        linked = tx.record_attributes(entity, dict(outcome.attributes), platform_ref=ref)
+        if linked is None:
+            return None, None
+        _keep_ref(entity, ref)
+        return entity, linked
 
     def _job_failed(
         self,
@@ -338,3 +415,22 @@ class Executor:
             return None
         e = tx.get(location.rsplit("/", 1)[-1])
         return e if isinstance(e, Resource) and e.location == location else None
+
+
+def _keep_ref(entity: Entity, ref: str | None) -> None:
+    """The entity (as this process holds it) with the platform reference the store has now."""
+    if ref is None:
+        return
+    if entity.placement is None:
+        entity.placement = Placement(platform_ref=ref)
+    else:
+        entity.placement.platform_ref = ref
+
+
+def _record_ref(tx: StoreTx, entity: Entity, ref: str | None) -> None:
+    """Store the backend's platform reference of an entity read in this transaction, where it
+    changed (None from a backend: unchanged)."""
+    if ref is None or (entity.placement is not None and entity.placement.platform_ref == ref):
+        return
+    tx.record_platform_ref(stored_id(entity), ref)
+    _keep_ref(entity, ref)

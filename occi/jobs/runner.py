@@ -6,6 +6,10 @@ declared dead by any other, and its running jobs go back to the queue. A server 
 reach the database for that long fences itself: it claims nothing and finishes nothing until it
 has registered again, so it never acts on state another server has taken over.
 
+A job whose platform task takes long (a backend answering Pending, see occi.jobs.execution)
+does not hold a worker thread: it is parked in the queue, due again when the task should be
+polled, and claimed then like any other job (by any server).
+
 Touches the store (through its JobTx contract) and the `execute` it is given (occi.jobs.execution);
 no HTTP, no SQL.
 """
@@ -99,6 +103,9 @@ class JobRunner:
         self._chores: list[tuple[str, float, Callable[[], object]]] = []
         #: the store's write transactions exclude each other (learned at the first claim)
         self._exclusive = False
+        #: jobs this process is carrying out right now (worker threads and requests)
+        self._busy = 0
+        self._busy_lock = threading.Lock()
 
     def add_chore(self, name: str, interval: float, chore: Callable[[], object]) -> None:
         """Run `chore` every `interval` seconds (first after one interval) on a thread of its
@@ -232,6 +239,15 @@ class JobRunner:
                 except Exception as exc:
                     _failed(f"{name} failed", exc)
 
+    @property
+    def busy(self) -> int:
+        """How many jobs this process is carrying out now (a parked job is not among them)."""
+        return self._busy
+
+    def _count(self, delta: int) -> None:
+        with self._busy_lock:
+            self._busy += delta
+
     def healthy(self) -> bool:
         return not self.fenced and time.monotonic() - self._last_ok < self.settings.dead_after
 
@@ -289,7 +305,11 @@ class JobRunner:
                 server_id,
                 job.attempts,
             )
-            self.execute(job, self)
+            self._count(1)
+            try:
+                self.execute(job, self)
+            finally:
+                self._count(-1)
             return job
         finally:
             _context.depth -= 1
@@ -308,7 +328,11 @@ class JobRunner:
                 job.owner,
                 job.attempts,
             )
-            self.execute(job, self)
+            self._count(1)
+            try:
+                self.execute(job, self)
+            finally:
+                self._count(-1)
             return True
         finally:
             _context.depth -= 1

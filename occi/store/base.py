@@ -133,8 +133,22 @@ class JobTx(ABC):
     def finish(self, job_id: str, owner: str, result: dict[str, Any] | None = None) -> bool: ...
 
     @abstractmethod
-    def retry(self, job_id: str, owner: str, error: str, delay: float) -> bool:
-        """Back to pending, runnable again after `delay` seconds."""
+    def retry(
+        self,
+        job_id: str,
+        owner: str,
+        error: str,
+        delay: float,
+        params: dict[str, Any] | None = None,
+    ) -> bool:
+        """Back to pending, runnable again after `delay` seconds (with these `params`, when
+        given: a failed platform task's handle is dropped so that the retry starts afresh)."""
+
+    @abstractmethod
+    def park(self, job_id: str, owner: str, params: dict[str, Any], delay: float) -> bool:
+        """The job waits for a platform task (backends.base.Pending): back to pending with
+        these `params` (the task's handle among them), no owner, runnable again after `delay`
+        seconds, and this claim not counted as an attempt (a poll is no failure)."""
 
     @abstractmethod
     def fail(
@@ -273,11 +287,19 @@ class StoreTx(ABC):
         """Replace the stored title, summary, mixins, attributes (and source/target/target_kind
         of a link) of the entity with this id; links of a resource are left as they are."""
 
-    def record_attributes(self, entity: Entity, changes: dict[str, Any]) -> bool | None:
+    def record_attributes(
+        self, entity: Entity, changes: dict[str, Any], *, platform_ref: str | None = None
+    ) -> bool | None:
         """Store `changes` (attribute -> value) into `entity` as last seen (its `version`)
-        without reading it again; None when it moved on since (the caller reads and updates
-        it), else whether links touch it. A store may always answer None."""
+        without reading it again, with the backend's `platform_ref` when not None (see
+        record_platform_ref); None when it moved on since (the caller reads and updates it),
+        else whether links touch it. A store may always answer None."""
         return None
+
+    def record_platform_ref(self, entity_id: str, ref: str) -> None:
+        """Keep the backend's private reference to the entity's platform object in its
+        placement (Placement.platform_ref: handed to backends, never rendered)."""
+        raise NotImplementedError
 
     @abstractmethod
     def delete(self, entity_ids: Iterable[str]) -> list[str]:

@@ -183,8 +183,16 @@ class SqlJobTx(JobTx):
             ).rowcount
         )
 
-    def retry(self, job_id: str, owner: str, error: str, delay: float) -> bool:
+    def retry(
+        self,
+        job_id: str,
+        owner: str,
+        error: str,
+        delay: float,
+        params: dict[str, Any] | None = None,
+    ) -> bool:
         now = time.time()
+        changed = {} if params is None else {"params": json.dumps(params, separators=(",", ":"))}
         return bool(
             self.conn.execute(
                 self.t.update()
@@ -194,6 +202,26 @@ class SqlJobTx(JobTx):
                     owner=None,
                     lease_expires=None,
                     error=error,
+                    not_before=now + delay,
+                    updated_at=now,
+                    **changed,
+                )
+            ).rowcount
+        )
+
+    def park(self, job_id: str, owner: str, params: dict[str, Any], delay: float) -> bool:
+        now = time.time()
+        return bool(
+            self.conn.execute(
+                self.t.update()
+                .where(self._mine(job_id, owner))
+                .values(
+                    status=PENDING,
+                    owner=None,
+                    lease_expires=None,
+                    params=json.dumps(params, separators=(",", ":")),
+                    error=None,
+                    attempts=sa.case((self.t.c.attempts > 0, self.t.c.attempts - 1), else_=0),
                     not_before=now + delay,
                     updated_at=now,
                 )

@@ -714,6 +714,10 @@ def _record_attributes() -> sa.Update:
             attributes=sa.bindparam("attributes"),
             version=e.version + 1,
             updated_at=sa.bindparam("updated_at"),
+            # a backend's reference to the platform object comes with a create's outcome
+            platform_ref=sa.func.coalesce(
+                sa.bindparam("platform_ref", type_=sa.Text), e.platform_ref
+            ),
         )
         .returning(e.seq, e.version, linked.label("linked"))
     )
@@ -913,7 +917,11 @@ class SqlTx(StoreTx):
         mixins = json.loads(row.mixins) if row.mixins else []
         if row.source_id is None:
             placement = None
-            if row.cluster_id is not None or row.zone_id is not None:
+            if (
+                row.cluster_id is not None
+                or row.zone_id is not None
+                or row.platform_ref is not None
+            ):
                 placement = Placement(
                     zone_id=row.zone_id,
                     cluster_id=row.cluster_id,
@@ -1395,7 +1403,9 @@ class SqlTx(StoreTx):
                 [{"entity_seq": seq, "name": n, "value_key": k} for n, k in keys.items()],
             )
 
-    def record_attributes(self, entity: Entity, changes: dict[str, Any]) -> bool | None:
+    def record_attributes(
+        self, entity: Entity, changes: dict[str, Any], *, platform_ref: str | None = None
+    ) -> bool | None:
         """Store `changes` (attribute -> new value) into `entity` as this process last saw
         it (its `version`), without reading it first: one guarded UPDATE of its row, one
         upsert of its index rows. None, with nothing changed, when the row moved on since
@@ -1416,6 +1426,7 @@ class SqlTx(StoreTx):
                 "seen": entity.version,
                 "attributes": _dumps(attributes),
                 "updated_at": _now(),
+                "platform_ref": platform_ref,
             },
         ).first()
         if row is None:
@@ -1433,6 +1444,12 @@ class SqlTx(StoreTx):
             },
         )
         return bool(row.linked)
+
+    def record_platform_ref(self, entity_id: str, ref: str) -> None:
+        self.entities_changed = True
+        self.conn.execute(
+            entities.update().where(entities.c.id == entity_id).values(platform_ref=ref)
+        )
 
     def delete(self, entity_ids: Iterable[str]) -> list[str]:
         ids = _unique(entity_ids)
