@@ -191,25 +191,19 @@ class SqlJobTx(JobTx):
         delay: float,
         params: dict[str, Any] | None = None,
     ) -> bool:
-        now = time.time()
         changed = {} if params is None else {"params": json.dumps(params, separators=(",", ":"))}
-        return bool(
-            self.conn.execute(
-                self.t.update()
-                .where(self._mine(job_id, owner))
-                .values(
-                    status=PENDING,
-                    owner=None,
-                    lease_expires=None,
-                    error=error,
-                    not_before=now + delay,
-                    updated_at=now,
-                    **changed,
-                )
-            ).rowcount
-        )
+        return self._requeue(job_id, owner, delay, error=error, **changed)
 
     def park(self, job_id: str, owner: str, params: dict[str, Any], delay: float) -> bool:
+        # a poll is not a failed attempt: the claim that polls again adds the one taken here
+        attempts = sa.case((self.t.c.attempts > 0, self.t.c.attempts - 1), else_=0)
+        params_json = json.dumps(params, separators=(",", ":"))
+        return self._requeue(
+            job_id, owner, delay, error=None, params=params_json, attempts=attempts
+        )
+
+    def _requeue(self, job_id: str, owner: str, delay: float, **values: Any) -> bool:
+        """Back to the queue, ownerless, due in `delay` seconds (a retry, a parked task)."""
         now = time.time()
         return bool(
             self.conn.execute(
@@ -219,11 +213,9 @@ class SqlJobTx(JobTx):
                     status=PENDING,
                     owner=None,
                     lease_expires=None,
-                    params=json.dumps(params, separators=(",", ":")),
-                    error=None,
-                    attempts=sa.case((self.t.c.attempts > 0, self.t.c.attempts - 1), else_=0),
                     not_before=now + delay,
                     updated_at=now,
+                    **values,
                 )
             ).rowcount
         )
