@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,8 +29,12 @@ HOST_ACTIONS = ("enable", "disable", "maintenance", "cancel-maintenance")
 EPILOG = (
     "exit codes: 0 done; 1 refused (bad value, unknown or taken name, something in the way of a "
     "deletion, a state that does not allow the action, a wrong secret key) or a database "
-    "error; 2 usage"
+    "error; 2 usage; hosts maintenance also: 3 its VMs are still moving when the wait ends "
+    "(job_wait; `hosts show` tells later), 4 error-in-maintenance (some VMs could not move: "
+    "the message names them)"
 )
+#: exit codes of `hosts maintenance` when the host did not reach `maintenance`
+STILL_MOVING, SOME_STAYED = 3, 4
 
 
 def add_parsers(sub: Any, kw: dict[str, Any]) -> None:
@@ -245,13 +250,22 @@ def _jobs_here(store: Any, settings: Settings, inventory: Any) -> Iterator[None]
 
 
 def _print_one(args: argparse.Namespace, what: str, doc: dict[str, Any]) -> int:
+    """Print the document; the exit code says whether a maintenance is complete, so that a
+    script does not take a host down with VMs still on it."""
+    code = 0
+    if args.action == "maintenance":
+        code = {"prepare-for-maintenance": STILL_MOVING, "error-in-maintenance": SOME_STAYED}.get(
+            doc.get("admin_state", ""), 0
+        )
     if args.json:
         print(json.dumps(doc))
-        return 0
+        return code
     if args.action in ("create", "update"):
         print(f"{what} {doc['name']} {args.action}d (id {doc['id']})")
     elif args.action in HOST_ACTIONS:
         print(f"host {doc['name']}: admin state {doc['admin_state']}")
+        if code and doc.get("state_message"):
+            print(doc["state_message"], file=sys.stderr)
     if args.action == "show":
         for key, value in doc.items():
             if isinstance(value, dict):
@@ -259,7 +273,7 @@ def _print_one(args: argparse.Namespace, what: str, doc: dict[str, Any]) -> int:
             elif isinstance(value, list):
                 value = ", ".join(value) or "-"
             print(f"{key}: {'-' if value is None else value}")
-    return 0
+    return code
 
 
 def _print_list(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:

@@ -185,6 +185,32 @@ def test_no_room_elsewhere_is_error_in_maintenance_naming_what_stayed(sim):
     assert "room" in doc["state_message"]
 
 
+def test_the_command_line_exit_code_says_whether_the_host_is_empty(
+    sim, tmp_path, monkeypatch, capsys
+):
+    """A script must not take a host down with VMs still on it: `hosts maintenance` exits 0
+    once the host is empty, 4 when some VMs could not move (naming them), 3 while they are
+    still moving."""
+    from occi.cli import main
+
+    def maintenance(host: str) -> int:
+        return main(["hosts", "maintenance", host, "--database-url", f"sqlite:///{tmp_path}/m.db"])
+
+    big = [sim.compute(cores=4, memory=4) for _ in range(3)]  # h1 holds two, h2 one
+    monkeypatch.setenv("OCCI_SECRET_KEY", "a key for the maintenance tests")
+    assert maintenance("h3") == 0  # nothing on it
+    assert capsys.readouterr() == ("host h3: admin state maintenance\n", "")
+    assert maintenance("h1") == 4  # h2 is full, h3 in maintenance
+    out, err = capsys.readouterr()
+    assert out == "host h1: admin state error-in-maintenance\n"
+    assert big[0] in err and big[1] in err and "room" in err
+    for host in ("h1", "h3"):
+        sim.admin.host_action(SYSTEM, host, "cancel-maintenance")
+    monkeypatch.setenv("OCCI_JOB_WAIT", "0")  # no wait: the moves are only queued
+    assert maintenance("h1") == 3
+    assert capsys.readouterr().out == "host h1: admin state prepare-for-maintenance\n"
+
+
 @pytest.fixture
 def unwaited(tmp_path):
     """Two simulated hosts, and an admin API that does not wait for the moves (job_wait 0)."""
