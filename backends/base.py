@@ -266,41 +266,46 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ typed: compute
     # Each typed operation returns its Outcome (delete and detach: None) or Pending; raises
-    # InvalidTransition when the entity's state does not allow it (nothing changed), Unsupported
-    # when the platform cannot do it at all, PlatformError when the platform failed.
+    # InvalidTransition when the entity's state does not allow it (and changes nothing),
+    # Unsupported when the platform cannot do it at all, PlatformError when the platform failed.
+    # Actions are state transitions: one whose target state is reached already (start of a
+    # running compute) raises InvalidTransition; a retried job that meets it observes and
+    # accepts the state (the server's Executor._already_done), so a retry is safe.
 
     def compute_create(self, entity: Resource) -> Outcome | Pending:
         """Postcondition: a stopped (`inactive`) compute with the entity's cores, memory,
-        image and links exists on the platform; the Outcome carries its state and usually its
+        and image exists on the platform; the Outcome carries its state and usually its
         platform_ref. Idempotent: a compute of this entity that exists already is answered as
         it is (a retry after a crash does not make a second one)."""
         return self.create(entity)
 
     def compute_start(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the compute runs (`active`); a suspended one resumes. Idempotent:
-        starting a running compute is a no-op answering its state."""
+        """Postcondition: the compute runs (`active`); a suspended one resumes. A running one
+        raises InvalidTransition (safe to retry, see above)."""
         return self.action(entity, "start", {})
 
     def compute_stop(self, entity: Resource, method: StopMethod | None = None) -> Outcome | Pending:
         """Postcondition: the compute is stopped (`inactive`). `method`: graceful (the guest
         shuts down; the backend waits for it, then cuts power), acpioff (the ACPI button),
-        poweroff (power cut at once). Idempotent: stopping a stopped compute is a no-op."""
+        poweroff (power cut at once). A guest stop may answer `active` with a "stopping"
+        message and end `inactive` later (observe() reports it). A stopped or suspended
+        compute raises InvalidTransition (safe to retry)."""
         return self.action(entity, "stop", _params(method=method))
 
     def compute_restart(
         self, entity: Resource, method: RestartMethod | None = None
     ) -> Outcome | Pending:
         """Postcondition: the compute runs again after a reboot (graceful), a soft reset
-        (warm) or a power cycle (cold). Not idempotent: each call reboots; a stopped compute
-        raises InvalidTransition or starts, as the state machine of the kind says."""
+        (warm) or a power cycle (cold). Not idempotent: each call reboots. A compute that does
+        not run raises InvalidTransition."""
         return self.action(entity, "restart", _params(method=method))
 
     def compute_suspend(
         self, entity: Resource, method: SuspendMethod | None = None
     ) -> Outcome | Pending:
         """Postcondition: the compute is `suspended`, its memory kept in RAM (suspend) or
-        written to disk (hibernate). Idempotent: suspending a suspended compute is a no-op;
-        a stopped one raises InvalidTransition."""
+        written to disk (hibernate). A suspended or stopped compute raises InvalidTransition
+        (safe to retry)."""
         return self.action(entity, "suspend", _params(method=method))
 
     def compute_save(
@@ -344,23 +349,25 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ typed: storage
     def storage_create(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: a volume of `occi.storage.size` GB exists, `online`. Idempotent: a
-        volume of this entity that exists already is answered as it is."""
+        """Postcondition: a volume of `occi.storage.size` GB exists, `offline` until
+        storage_online. Idempotent: a volume of this entity that exists already is answered
+        as it is."""
         return self.create(entity)
 
     def storage_resize(self, entity: Resource, size_gb: float) -> Outcome | Pending:
         """Postcondition: the volume has `size_gb`. Grows only: shrinking raises
-        InvalidTransition and changes nothing; a platform that cannot resize raises
+        InvalidTransition and changes nothing; a platform that cannot grow volumes raises
         Unsupported (STORAGE_RESIZE capability). Idempotent: the current size is a no-op."""
         return self.update(entity, {SIZE: size_gb})
 
     def storage_online(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the volume is `online` (attachable). Idempotent: online stays."""
+        """Postcondition: the volume is `online`. An online one raises InvalidTransition (safe
+        to retry)."""
         return self.action(entity, "online", {})
 
     def storage_offline(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the volume is `offline`. Idempotent: offline stays; one attached to
-        a running compute may raise InvalidTransition."""
+        """Postcondition: the volume is `offline`. An offline one raises InvalidTransition
+        (safe to retry)."""
         return self.action(entity, "offline", {})
 
     def storage_delete(self, entity: Resource) -> Pending | None:
@@ -370,16 +377,18 @@ class Backend(ABC):
 
     # ------------------------------------------------------------------ typed: network
     def network_create(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the network exists (`inactive` or `active`, as the platform makes
-        them). Idempotent: a network of this entity that exists already is answered as it is."""
+        """Postcondition: the network exists, `inactive` until network_up. Idempotent: a network
+        of this entity that exists already is answered as it is."""
         return self.create(entity)
 
     def network_up(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the network is `active`. Idempotent: up stays up."""
+        """Postcondition: the network is `active`. An active one raises InvalidTransition (safe
+        to retry)."""
         return self.action(entity, "up", {})
 
     def network_down(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: the network is `inactive`. Idempotent: down stays down."""
+        """Postcondition: the network is `inactive`. An inactive one raises InvalidTransition
+        (safe to retry)."""
         return self.action(entity, "down", {})
 
     def network_delete(self, entity: Resource) -> Pending | None:
