@@ -247,7 +247,7 @@ class Backend(ABC):
         still attached to a running compute is detached first, or the delete raises
         InvalidTransition and changes nothing (never a volume pulled from under a guest)."""
         if not isinstance(entity, Link) and kind_of(entity) is None:
-            raise _unknown(self, entity, "delete")
+            return None  # a kind the platform has no objects of: nothing there, so done
         return dispatch_delete(self, entity)
 
     def action(self, entity: Resource, action: str, params: Mapping[str, Any]) -> Outcome | Pending:
