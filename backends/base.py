@@ -166,7 +166,13 @@ def kind_of(entity: Entity) -> str | None:
 class Backend(ABC):
     """One hypervisor platform.
 
-    Long platform tasks: `create`, `update`, `action`, `link`, `delete` and `migrate` may
+    Operations come in two forms: typed per kind (compute_start, storage_resize, link_attach,
+    ...: what the server calls, each with its postcondition and idempotency) and generic
+    (create, update, action, link, unlink, delete). A backend implements either form of each
+    operation; the defaults of one call the other (see `__init_subclass__`).
+
+    Long platform tasks: `create`, `update`, `action`, `link`, `delete` and `migrate` (and
+    their typed forms) may
     answer `Pending(handle)` instead of their Outcome (or None) once the platform has started
     the work. Then nothing is recorded but the handle: the job goes back to the queue without
     holding a thread, and when it is due any server calls `poll(entity, handle)`, which
@@ -273,7 +279,7 @@ class Backend(ABC):
     # accepts the state (the server's Executor._already_done), so a retry is safe.
 
     def compute_create(self, entity: Resource) -> Outcome | Pending:
-        """Postcondition: a stopped (`inactive`) compute with the entity's cores, memory,
+        """Postcondition: a stopped (`inactive`) compute with the entity's cores, memory
         and image exists on the platform; the Outcome carries its state and usually its
         platform_ref. Idempotent: a compute of this entity that exists already is answered as
         it is (a retry after a crash does not make a second one)."""
@@ -343,8 +349,6 @@ class Backend(ABC):
         Default: Unsupported (COMPUTE_MIGRATE capability)."""
         if type(self).migrate is not Backend.migrate:
             return self.migrate(entity, target_uri, live)
-        if type(self).compute_migrate is not Backend.compute_migrate:
-            return self.compute_migrate(entity, target_uri, live)
         raise Unsupported(f"the {self.name} platform cannot move a compute between hosts")
 
     # ------------------------------------------------------------------ typed: storage
@@ -471,6 +475,8 @@ class Backend(ABC):
         it offline itself (stop, move, start again) and says so in the state message. A
         platform that cannot move computes at all raises Unsupported. Postcondition: the
         platform object runs (or stays stopped) on the target only."""
+        if type(self).compute_migrate is not Backend.compute_migrate:
+            return self.compute_migrate(entity, target_uri, live)
         raise Unsupported(f"the {self.name} platform cannot move a compute between hosts")
 
 

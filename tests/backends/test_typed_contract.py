@@ -407,3 +407,20 @@ def test_the_generic_calls_reach_a_typed_only_backend():
         b.migrate(c, "test:///elsewhere", live=True)
     assert b.delete(c) is None
     assert b.objects == {}
+
+
+def test_migrate_reaches_a_typed_compute_migrate():
+    """The server's maintenance calls `migrate`; a typed backend answers it in
+    compute_migrate."""
+
+    class Moving(TypedOnly):
+        def compute_migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome:
+            self.calls.append(("compute_migrate", target_uri, live))
+            return self._outcome(self.objects[entity.id or ""])
+
+    b = Moving()
+    c = Resource(kind=wsgi_infra("compute"), id="c2")
+    b.compute_create(c)
+    out = b.migrate(c, "test:///other", live=False)
+    assert isinstance(out, Outcome) and out.attributes["occi.compute.state"] == "inactive"
+    assert b.calls[-1] == ("compute_migrate", "test:///other", False)
