@@ -11,6 +11,10 @@ for the task meanwhile; the entity's later jobs wait behind it as behind any unf
 
 Takes the store, the backend and the registry accessor it is given; never the service's
 semantics beyond that. Run by the job runner (occi.jobs.runner) in any server process.
+
+The backend is called through its typed contract (compute_start, storage_resize, link_attach,
+...; backends.base `dispatch_*`), so a backend written against either the typed or the generic
+contract works: each side's defaults reach the other.
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ from backends.base import (
     NotFoundOnPlatform,
     Outcome,
     Pending,
+    PlatformError,
     Unreachable,
     Unsupported,
+    dispatch_action,
+    dispatch_create,
+    dispatch_delete,
+    dispatch_update,
 )
 from occi import errors, metrics
 from occi import infrastructure as infra
@@ -204,18 +213,18 @@ class Executor:
         b = self.backend_for(source if isinstance(entity, Link) else entity)
         if op == "create":
             assert isinstance(entity, Resource)  # links are made by "link" jobs
-            return b.create(entity)
+            return dispatch_create(b, entity)
         if op == "update":
             assert isinstance(entity, Resource)  # a link's update has no platform work
-            return b.update(entity, p.get("changed", {}))
+            return dispatch_update(b, entity, p.get("changed", {}))
         if op == "action":
             assert isinstance(entity, Resource)  # only resource kinds have actions
-            return b.action(entity, p["action"], p.get("params", {}))
+            return dispatch_action(b, entity, p["action"], p.get("params", {}))
         if op == "link":
             assert isinstance(entity, Link)  # queued by _create_one for links only
             if source is None:
                 raise NotFoundOnPlatform(f"the source {entity.source} of the link is gone")
-            return b.link(entity, source, target)
+            return b.link_attach(entity, source, target)
         if op == "relink":
             assert isinstance(entity, Link)  # queued by _replace for a moved link
             old = Link(
@@ -228,19 +237,19 @@ class Executor:
                 source=p["old_source"],
                 target=p["old_target"],
             )
-            b.unlink(old)
-            return b.link(entity, source, target) if source is not None else Outcome()
+            _detached_now(b, b.link_detach(old))
+            return b.link_attach(entity, source, target) if source is not None else Outcome()
         if op == "delete":
             if isinstance(entity, Link):
                 if entity.kind != infra.LINK.id:
-                    b.unlink(entity)
+                    return dispatch_delete(b, entity) or Outcome()
             else:
                 # links pointing here from other resources are detached from those; the
-                # entity's own links (its NICs and disks) go with it in backend.delete
+                # entity's own links (its NICs and disks) go with it in the backend's delete
                 for ln in links:
                     if ln.kind != infra.LINK.id and getattr(ln, "source", None) != entity.location:
                         self._detach_for_delete(entity, ln)
-                return b.delete(entity) or Outcome()
+                return dispatch_delete(b, entity) or Outcome()
             return Outcome()
         raise Unsupported(f"unknown job operation {op}")
 
@@ -249,7 +258,8 @@ class Executor:
         storage attached to a compute). Where the platform cannot detach it now, the delete is
         refused with what to do, and nothing changes."""
         try:
-            self.backend_for(entity).unlink(link)  # type: ignore[arg-type]
+            backend = self.backend_for(entity)
+            _detached_now(backend, backend.link_detach(link))  # type: ignore[arg-type]
         except Unsupported as exc:
             source = getattr(link, "source", None) or "its compute"
             raise InvalidTransition(
@@ -434,3 +444,13 @@ def _record_ref(tx: StoreTx, entity: Entity, ref: str | None) -> None:
         return
     tx.record_platform_ref(stored_id(entity), ref)
     _keep_ref(entity, ref)
+
+
+def _detached_now(backend: Backend, answer: Pending | None) -> None:
+    """A detach the server needs done on return (a moved link, a storage about to go): a
+    backend's long task for it is a platform failure, retried like one."""
+    if isinstance(answer, Pending):
+        raise PlatformError(
+            f"the {backend.name} platform answered a long task ({answer.handle}) for a detach "
+            "that must be done at once"
+        )

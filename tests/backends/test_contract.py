@@ -30,6 +30,7 @@ from backends.base import (
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
+    Pending,
     Unsupported,
 )
 from backends.contract import ContractCluster, ContractHost
@@ -331,6 +332,76 @@ def test_storage_states_and_resize(backend):
     assert act(backend, s, "offline").attributes["occi.storage.state"] == "offline"
     backend.delete(s)
     backend.delete(s)
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(s)
+
+
+def kept(entity: Resource, out: Outcome | Pending) -> Outcome:
+    """An operation's Outcome, its attributes stored in the entity as the server would."""
+    assert isinstance(out, Outcome)
+    entity.attributes.update(out.attributes)
+    return out
+
+
+def test_typed_compute_operations(backend):
+    """The typed contract (compute_create, compute_start, ...) on every backend, whichever
+    side of the contract it implements: the same postconditions as the generic calls."""
+    c = compute(backend)
+    out = kept(c, backend.compute_create(c))
+    assert out.attributes["occi.compute.state"] == "inactive"
+    assert kept(c, backend.compute_start(c)).attributes["occi.compute.state"] == "active"
+    with pytest.raises(InvalidTransition):
+        backend.compute_start(c)
+    assert (
+        kept(c, backend.compute_suspend(c, "suspend")).attributes["occi.compute.state"]
+        == "suspended"
+    )
+    assert kept(c, backend.compute_start(c)).attributes["occi.compute.state"] == "active"
+    assert kept(c, backend.compute_restart(c, "cold")).attributes["occi.compute.state"] == "active"
+    assert (
+        kept(c, backend.compute_stop(c, "poweroff")).attributes["occi.compute.state"] == "inactive"
+    )
+    with pytest.raises(InvalidTransition):
+        backend.compute_stop(c, "poweroff")
+    kept(c, backend.compute_resize(c, 2, 0.5))
+    seen = backend.observe(c).attributes
+    assert (seen["occi.compute.cores"], seen["occi.compute.memory"]) == (2, 0.5)
+    assert backend.compute_delete(c) is None
+    assert backend.compute_delete(c) is None  # gone is done
+    with pytest.raises(NotFoundOnPlatform):
+        backend.observe(c)
+
+
+def test_typed_storage_network_and_link_operations(backend):
+    s = storage(1.0)
+    out = kept(s, backend.storage_create(s))
+    assert out.attributes["occi.storage.state"] == "offline"
+    assert kept(s, backend.storage_online(s)).attributes["occi.storage.state"] == "online"
+    if STORAGE_RESIZE in backend.capabilities:
+        kept(s, backend.storage_resize(s, 2.0))
+        assert backend.observe(s).attributes["occi.storage.size"] == 2.0
+    else:
+        with pytest.raises(Unsupported):
+            backend.storage_resize(s, 2.0)
+    with pytest.raises(InvalidTransition):
+        backend.storage_resize(s, 0.5)  # grows only
+    assert kept(s, backend.storage_offline(s)).attributes["occi.storage.state"] == "offline"
+    n = network()
+    assert kept(n, backend.network_create(n)).attributes["occi.network.state"] == "inactive"
+    assert kept(n, backend.network_up(n)).attributes["occi.network.state"] == "active"
+    assert kept(n, backend.network_down(n)).attributes["occi.network.state"] == "inactive"
+    c = created(backend, compute(backend))
+    disk = link_between(infra.STORAGELINK.id, c, s)
+    if LINK_OFFLINE in backend.capabilities:
+        attached = backend.link_attach(disk, c, s)
+        assert isinstance(attached, Outcome) and attached.attributes["occi.storagelink.deviceid"]
+        assert backend.link_detach(disk) is None
+        with pytest.raises(NotFoundOnPlatform):
+            backend.observe(disk)
+    assert backend.link_detach(disk) is None  # never attached, or detached: done
+    for e in (c, s, n):
+        backend.delete(e)
+    assert backend.storage_delete(s) is None and backend.network_delete(n) is None
     with pytest.raises(NotFoundOnPlatform):
         backend.observe(s)
 
