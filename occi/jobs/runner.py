@@ -97,6 +97,11 @@ class JobRunner:
         # woke first, lost it for the others and left a job waiting for the poll interval).
         self._wake = threading.Condition()
         self._wakeups = 0
+        # Jobs carried out here that ended, counted the same way: a request waiting for its
+        # job, queued behind another of the same entity, wakes when a job of this process
+        # ends (often that one) instead of sleeping out its poll delay.
+        self._ended = threading.Condition()
+        self._endings = 0
         self._threads: list[threading.Thread] = []
         self._last_ok = 0.0
         self._lock = threading.Lock()
@@ -310,6 +315,7 @@ class JobRunner:
                 self.execute(job, self)
             finally:
                 self._count(-1)
+                self._job_ended()
             return job
         finally:
             _context.depth -= 1
@@ -333,9 +339,20 @@ class JobRunner:
                 self.execute(job, self)
             finally:
                 self._count(-1)
+                self._job_ended()
             return True
         finally:
             _context.depth -= 1
+
+    def _await_ending(self, seen: int, delay: float) -> None:
+        """Sleep up to `delay`, unless a job of this process ended since the count was `seen`."""
+        with self._ended:
+            self._ended.wait_for(lambda: self._endings != seen, delay)
+
+    def _job_ended(self) -> None:
+        with self._ended:
+            self._endings += 1
+            self._ended.notify_all()
 
     def notify(self) -> None:
         """Wake every idle worker thread, and any about to go idle, to claim again."""
@@ -391,6 +408,7 @@ class JobRunner:
         self.notify()
         delay = 0.005
         while True:
+            ended = self._endings
             with self.store.begin(readonly=True) as tx:
                 jobs = tx.jobs.statuses(ids)
             pending = [i for i in ids if i in jobs and jobs[i].status not in FINISHED]
@@ -402,5 +420,5 @@ class JobRunner:
                     self.run_next(job_id)
                 except Exception as exc:
                     _failed(f"inline job {job_id} failed", exc)
-            time.sleep(delay)
+            self._await_ending(ended, delay)
             delay = min(delay * 2, 0.1)
