@@ -310,12 +310,7 @@ class JobRunner:
                 server_id,
                 job.attempts,
             )
-            self._count(1)
-            try:
-                self.execute(job, self)
-            finally:
-                self._count(-1)
-                self._job_ended()
+            self._carry_out(job)
             return job
         finally:
             _context.depth -= 1
@@ -334,15 +329,19 @@ class JobRunner:
                 job.owner,
                 job.attempts,
             )
-            self._count(1)
-            try:
-                self.execute(job, self)
-            finally:
-                self._count(-1)
-                self._job_ended()
+            self._carry_out(job)
             return True
         finally:
             _context.depth -= 1
+
+    def _carry_out(self, job: Job) -> None:
+        """Execute a job claimed here, counted as busy meanwhile; its end wakes the waiters."""
+        self._count(1)
+        try:
+            self.execute(job, self)
+        finally:
+            self._count(-1)
+            self._job_ended()
 
     def _await_ending(self, seen: int, delay: float) -> None:
         """Sleep up to `delay`, unless a job of this process ended since the count was `seen`."""
