@@ -123,6 +123,18 @@ class HostCapacity:
     cpu_mhz: int = 0
 
 
+@dataclass(frozen=True)
+class DiscoveredHost:
+    """A host of a backend's cluster as its platform lists it (a vCenter cluster's or a
+    standalone ESXi's host, a Xen pool's host): its name, the address the backend takes in
+    `entity.placement.host_uri` and `host_capacity(uri)` (a managed object id, a host
+    OpaqueRef or uuid), and its size."""
+
+    name: str
+    uri: str
+    capacity: HostCapacity
+
+
 #: the OCCI methods of the compute actions (occi.infrastructure); None leaves it to the backend
 StopMethod = Literal["graceful", "acpioff", "poweroff"]
 RestartMethod = Literal["graceful", "warm", "cold"]
@@ -467,6 +479,15 @@ class Backend(ABC):
         """The capacity of the host at this platform address (None: the backend's default
         host), or None when the platform cannot tell (the administrator then gives it).
         Raises Unreachable when the host does not answer (host monitoring marks it down)."""
+        return None
+
+    def discover_hosts(self) -> list[DiscoveredHost] | None:
+        """The hosts of this backend's cluster as the platform lists them, for a platform that
+        manages many hosts behind one endpoint (vCenter, a Xen pool master); None (the
+        default) for one host at the backend's own address (libvirt) or hosts the settings
+        declare (the simulator). The one-cluster shorthand and `occi-server hosts discover`
+        keep the inventory's hosts in line with it. Raises Unreachable when the platform
+        does not answer."""
         return None
 
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:

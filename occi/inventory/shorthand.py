@@ -7,8 +7,9 @@ exists, it makes or keeps zone `default`, cluster `default` (origin `settings`: 
 its settings encrypted, the overcommit ratios of the shorthand_* settings) and its hosts, in
 line with the settings of this start; a host no longer declared is deleted when nothing is
 placed on it, else disabled with a message. The simulator's hosts are its `simulator_hosts`;
-any other backend gets one host `default` at its own address (libvirt_uri), sized by the
-platform. Entities with no placement (rows from before migration 0007) are put in the default
+a backend that lists its cluster's hosts (`Backend.discover_hosts`: vSphere, XenServer)
+gets those; any other backend gets one host `default` at its own address (libvirt_uri), sized
+by the platform. Entities with no placement (rows from before migration 0007) are put in the default
 zone and cluster, with no host and no reservation. Idempotent, and safe when several servers
 start at once on one database: names are unique, and a start that loses a race does its
 transaction again.
@@ -53,8 +54,9 @@ class Declared:
 
 
 def declared_hosts(settings: Settings) -> list[Declared]:
-    """The hosts the settings declare: the simulator's simulator_hosts, else one host at the
-    backend's address sized by the platform (the server's own size when it cannot tell)."""
+    """The hosts the settings declare: the simulator's simulator_hosts, else the hosts the
+    backend's platform lists, else one host at the backend's address sized by the platform
+    (the server's own size when it cannot tell)."""
     options = settings.backend_settings()
     if settings.backend == "simulator":
         from backends.simulator.hosts import parse_hosts
@@ -71,6 +73,14 @@ def declared_hosts(settings: Settings) -> list[Declared]:
     try:
         backend = load_backend(settings.backend, options)
         try:
+            listed = backend.discover_hosts()
+            if listed:
+                return [
+                    Declared(
+                        h.name, h.uri, h.capacity.cores, h.capacity.memory_mb, h.capacity.cpu_mhz
+                    )
+                    for h in listed
+                ]
             found = backend.host_capacity(uri)
         finally:
             backend.close()
