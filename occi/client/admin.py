@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 import click
-from rich.console import Console
 
 from occi.client.failures import Failed, TimedOut
 from occi.client.session import Session, output_options, pass_session
 from occi.client.views import COLUMNS
+from occi.client.wait import Progress
 
 #: host admin states that end a maintenance
 SETTLED = {"maintenance", "enabled", "error-in-maintenance", "disabled"}
@@ -89,7 +89,7 @@ def _await(session: Session, doc: dict[str, Any], timeout: float) -> dict[str, A
     """The host once its maintenance is over (maintenance or error-in-maintenance)."""
     deadline = time.monotonic() + timeout
     delay = 0.2
-    with Console(stderr=True).status(f"host {doc['name']}: {doc.get('admin_state')}") as status:
+    with Progress(f"host {doc['name']}: {doc.get('admin_state')}") as status:
         while doc.get("admin_state") not in SETTLED:
             if time.monotonic() >= deadline:
                 raise TimedOut(

@@ -23,6 +23,7 @@ from occi.client.resources import (
     zone_mixins,
 )
 from occi.client.session import Session, output_options, pass_session, wait_options
+from occi.client.views import category_row
 
 SSH_KEY = INFRA[:-1] + "/credentials#ssh_key"
 USER_DATA = INFRA[:-1] + "/compute#user_data"
@@ -165,19 +166,22 @@ for _term, _help in (
 @output_options
 @pass_session
 def compute_save(session: Session, ref: str, name: str | None, wait_: bool, timeout: float) -> None:
-    """Save the machine's disk as a new image (an OS template mixin)."""
+    """Save the machine's disk as a new image (an OS template mixin) and show the image.
+
+    A server that answers before the image exists answers with the machine: with --wait the
+    image is then found among the images discovered once the machine has settled."""
+    before = {cid(m) for m in session.catalog().in_group("image")}
     result = act(session, "compute", ref, "save", {"name": name} if name else {}, wait_, timeout)
-    if "kind" in result:  # a server answering with the entity
+    if "kind" in result and wait_:
+        session.api().forget_categories()
+        new = [m for m in session.catalog().in_group("image") if cid(m) not in before]
+        if len(new) == 1:
+            result = new[0]
+    if "kind" in result:
         show(session, [result], "compute", single=True)
         return
-    from occi.client.views import category_row
-
-    session.output.emit(
-        [category_row(result, "mixin")],
-        ["id", "term", "title", "location"],
-        docs=result,
-        single=True,
-    )
+    row = category_row(result, "mixin")
+    session.output.emit([row], ["id", "term", "title", "location"], docs=result, single=True)
 
 
 @compute.command("resize")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Collection
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +31,41 @@ ACTION_TARGETS = {
 }
 FIRST_POLL = 0.2
 LONGEST_POLL = 2.0
+
+
+class Progress(AbstractContextManager["Progress"]):
+    """A spinner with a line of text on a terminal (stderr); elsewhere (a log, a pipe) each new
+    line printed once, so what happened stays readable."""
+
+    def __init__(self, text: str):
+        self.console = Console(stderr=True)
+        self.text = text
+        self.status = self.console.status(text) if self.console.is_terminal else None
+
+    def __enter__(self) -> Progress:
+        if self.status is not None:
+            self.status.start()
+        else:
+            self.console.print(self.text, highlight=False, soft_wrap=True)
+        return self
+
+    def update(self, text: str) -> None:
+        if text == self.text:
+            return
+        self.text = text
+        if self.status is not None:
+            self.status.update(text)
+        else:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.status is not None:
+            self.status.stop()
 
 
 def state_of(entity: dict[str, Any]) -> tuple[str | None, str]:
@@ -62,8 +99,7 @@ def wait_for(
     location = str(entity.get("location"))
     deadline = time.monotonic() + timeout
     delay = FIRST_POLL
-    console = Console(stderr=True)
-    with console.status(_line(what, entity)) as status:
+    with Progress(_line(what, entity)) as status:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -84,7 +120,7 @@ def wait_gone(api: OcciApi, location: str, timeout: float, what: str) -> None:
     """Until reading `location` answers 404 (a delete the platform finishes later)."""
     deadline = time.monotonic() + timeout
     delay = FIRST_POLL
-    with Console(stderr=True).status(f"{what}: deleting") as status:
+    with Progress(f"{what}: deleting") as status:
         while True:
             try:
                 entity = api.get(location)
