@@ -135,6 +135,12 @@ def read_file(path: Path) -> dict[str, Any]:
     profiles = doc.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"{path}: [profiles.NAME] tables hold the profiles")
+    for name, values in profiles.items():
+        for key in values:
+            if key not in KEYS:
+                raise ConfigError(
+                    f"{path} [profiles.{name}]: unknown key {key!r} (known: {', '.join(KEYS)})"
+                )
     return doc
 
 

@@ -30,7 +30,7 @@ ACTION_TARGETS = {
     "down": "inactive",
 }
 FIRST_POLL = 0.2
-LONGEST_POLL = 2.0
+LONGEST_POLL = 1.0
 
 
 class Progress(AbstractContextManager["Progress"]):

@@ -22,7 +22,7 @@ from occi.client.cli import cli
 from tests.live import LiveServer
 
 #: seconds each operation takes in the zone `slow`
-SLOW_DELAY = 1.5
+SLOW_DELAY = 1.0
 
 
 @dataclass
