@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,10 @@ from rich.table import Table
 from occi.client.failures import UsageFailure
 
 FORMATS = ("table", "json", "yaml", "csv")
+#: a table cell up to this long is never folded
+FOLD_ABOVE = 19
+#: the width of a table printed into a pipe or a file
+UNBOUNDED = 4096
 
 
 @dataclass
@@ -73,19 +78,44 @@ class Output:
 
     @staticmethod
     def _console() -> Console:
-        return Console(soft_wrap=False, highlight=False)
+        """Fitted to the terminal; into a pipe or a file (no terminal, no COLUMNS), lines as
+        long as they need, for grep and awk."""
+        console = Console(soft_wrap=False, highlight=False)
+        if not console.is_terminal and not os.environ.get("COLUMNS"):
+            console = Console(soft_wrap=False, highlight=False, width=UNBOUNDED)
+        return console
 
     def _table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-        table = Table(box=None, header_style="bold", pad_edge=False)
+        """Short values (up to FOLD_ABOVE characters: ids, states, sizes) are never cut; the
+        long ones (titles, locations, messages) fold when the terminal is narrow. Default
+        columns that still do not fit are left out, saying so on stderr (--columns chooses)."""
+        console = self._console()
+        widths = {}
         for c in columns:
-            if c in ("id", "name"):  # what a person copies: never folded
-                width = max([len(_cell(r.get(c))) for r in rows] + [len(c)])
-                table.add_column(c.upper(), no_wrap=True, min_width=width)
+            longest = max([len(_cell(r.get(c))) for r in rows] + [len(c)])
+            widths[c] = longest if c in ("id", "name") else min(longest, FOLD_ABOVE)
+        shown = list(columns)
+        if not self.columns:
+            while len(shown) > 1 and sum(widths[c] for c in shown) + 2 * len(shown) > console.width:
+                shown.pop()
+            left_out = [c for c in columns if c not in shown]
+            if left_out:
+                click.echo(
+                    f"({', '.join(left_out)} left out: the terminal is too narrow; "
+                    "choose with --columns)",
+                    err=True,
+                )
+        # the columns asked for do not fit whole: rich folds them all, as it must
+        fits = sum(widths[c] for c in shown) + 2 * len(shown) <= console.width
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for c in shown:
+            if c in ("id", "name") and fits:  # what a person copies: never folded
+                table.add_column(c.upper(), no_wrap=True, min_width=widths[c])
             else:
-                table.add_column(c.upper(), overflow="fold")
+                table.add_column(c.upper(), overflow="fold", min_width=widths[c] if fits else None)
         for r in rows:
-            table.add_row(*(_cell(r.get(c)) for c in columns))
-        self._console().print(table)
+            table.add_row(*(_cell(r.get(c)) for c in shown))
+        console.print(table)
 
     def _fields(self, row: dict[str, Any], columns: Sequence[str]) -> None:
         table = Table(box=None, show_header=False, pad_edge=False)
