@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from typing import Any
 
 import httpx
@@ -24,7 +25,6 @@ class Transport:
         self.base_url = profile.url
         headers = {"User-Agent": USER_AGENT}
         auth: httpx.Auth | None = None
-        cert: Any = None
         method = profile.method
         if method == "basic":
             if profile.user is None:
@@ -33,26 +33,23 @@ class Transport:
         elif method in ("token", "oidc"):
             secret = profile.token if method == "token" else profile.oidc_token
             if not secret:
-                raise UsageFailure(f"{method} authentication needs a token (--{method} ...)")
+                flag = "--token" if method == "token" else "--oidc-token"
+                raise UsageFailure(f"{method} authentication needs a token ({flag})")
             headers["Authorization"] = f"Bearer {secret}"
         elif method == "x509":
             if not profile.cert:
                 raise UsageFailure("x509 authentication needs --cert (and --key)")
-        if profile.cert:
-            cert = (profile.cert, profile.key) if profile.key else profile.cert
         if profile.project:
             headers["X-OCCI-Project"] = profile.project
-        verify: Any = False if profile.insecure else (profile.ca or True)
         try:
             self.http = httpx.Client(
                 base_url=profile.url,
                 headers=headers,
                 auth=auth,
-                cert=cert,
-                verify=verify,
+                verify=tls_context(profile),
                 timeout=profile.http_timeout,
             )
-        except (OSError, ValueError) as exc:  # an unreadable certificate or CA file
+        except (OSError, ValueError) as exc:  # an unreadable certificate, key or CA file
             raise UsageFailure(f"cannot use the TLS files of the profile: {exc}") from None
 
     def close(self) -> None:
@@ -81,6 +78,22 @@ class Transport:
         if resp.status_code >= 400:
             raise failure_of(resp)
         return resp
+
+
+def tls_context(profile: Profile) -> ssl.SSLContext:
+    """What the client trusts (the system's CAs, or the profile's `ca`; nothing with
+    `insecure`) and the certificate it presents (`cert`, with `key` when apart)."""
+    ctx = (
+        ssl.create_default_context(cafile=profile.ca)
+        if profile.ca
+        else ssl.create_default_context()
+    )
+    if profile.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if profile.cert:
+        ctx.load_cert_chain(profile.cert, profile.key)
+    return ctx
 
 
 def failure_of(resp: httpx.Response) -> ClientFailure:

@@ -1,7 +1,7 @@
 """One real `occi-server` (gunicorn, simulator, authentication on) for every test of the `occi`
 client command, and a way to run the command in-process (click's CliRunner) against it.
 
-The server answers writes at once (job_wait 0), so the client's --wait does the waiting. Its
+It trusts a real OpenID Connect issuer. The server answers writes at once (job_wait 0), so the client's --wait does the waiting. Its
 inventory has, beside the zone `default` of three simulated hosts, a zone `slow` whose cluster's
 simulator takes a while for each operation and a zone `broken` whose simulator fails creates.
 """
@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from occi.client import config
 from occi.client.cli import cli
 from tests.live import LiveServer
+from tests.oidc_issuer import OidcIssuer
 
 #: seconds each operation takes in the zone `slow`
 SLOW_DELAY = 1.0
@@ -28,9 +29,12 @@ SLOW_DELAY = 1.0
 @dataclass
 class ClientServer:
     url: str
+    port: int
     admin: tuple[str, str]
     demo: tuple[str, str]
     database_url: str
+    #: the OpenID Connect issuer the server trusts (audience "occi")
+    issuer: OidcIssuer
     #: a path where no configuration file is (the tests' default OCCI_CLIENT_CONFIG)
     no_config: Path
 
@@ -67,10 +71,13 @@ def _credentials(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def occi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientServer]:
     tmp = tmp_path_factory.mktemp("client-server")
+    issuer = OidcIssuer()
     server = LiveServer(
         tmp,
         workers=1,
-        auth="basic,token",
+        auth="basic,token,oidc,x509",
+        oidc_issuers=issuer.url,
+        oidc_audience="occi",
         job_wait=0,
         default_zone="default",
         job_max_attempts=1,
@@ -108,13 +115,16 @@ def occi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientServ
             assert r.status_code == 201, r.text
         yield ClientServer(
             url=server.url,
+            port=server.port,
             admin=admin,
             demo=(creds["OCCI_DEMO_USER"], creds["OCCI_DEMO_PASSWORD"]),
             database_url=f"sqlite:///{tmp}/occi.db",
+            issuer=issuer,
             no_config=tmp / "no-such-config.toml",
         )
     finally:
         server.stop()
+        issuer.stop()
 
 
 @pytest.fixture

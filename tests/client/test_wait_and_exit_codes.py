@@ -8,6 +8,7 @@ import json
 from occi.cli import main as server_main
 from tests.client.conftest import SLOW_DELAY, ClientServer
 from tests.client.test_commands import js, ok
+from tests.test_x509 import Certificates, TlsProxy
 
 
 def test_wait_follows_the_state_message_until_the_state_is_reached(occi: ClientServer):
@@ -88,6 +89,53 @@ def test_api_tokens_authenticate(occi: ClientServer, capsys):
     )
     assert occi.run("--token", token, "compute", "list", **env).exit_code == 0
     assert occi.run("--token", "occi_x_y", "compute", "list", **env).exit_code == 5
+
+
+def test_openid_connect_access_tokens_authenticate(occi: ClientServer):
+    entitled = ["urn:mace:egi.eu:group:demo:role=member#aai.egi.eu"]
+    token = occi.issuer.token(preferred_username="olga", eduperson_entitlement=entitled)
+    env = {"OCCI_USER": None, "OCCI_PASSWORD": None}
+    assert occi.run("--oidc-token", token, "compute", "list", **env).exit_code == 0
+    made = js(occi.run("compute", "create", "--name", "by-olga", "-o", "json",
+                       OCCI_OIDC_TOKEN=token, **env))  # fmt: skip
+    # the same project as demo's
+    assert js(occi.run("compute", "show", made["id"], "-o", "json"))["title"] == "by-olga"
+    ok(occi.run("compute", "delete", made["id"]))
+    other = occi.issuer.token(preferred_username="olga", aud="another-service")
+    assert occi.run("--oidc-token", other, "compute", "list", **env).exit_code == 5
+
+
+def test_client_certificates_authenticate_through_a_tls_proxy(occi: ClientServer, tmp_path, capsys):
+    certs = Certificates(tmp_path)
+    dn = certs.subject("carol").rfc4514_string()
+    db = ["--database-url", occi.database_url]
+    assert server_main(["users", "create", "carol-x509", "--x509-dn", dn, *db]) == 0
+    assert server_main(["roles", "grant", "carol-x509", "demo", "member", *db]) == 0
+    capsys.readouterr()
+    proxy = TlsProxy(tmp_path, certs, occi.port)
+    try:
+        cert, key = certs.carol
+        env = {"OCCI_URL": proxy.url, "OCCI_USER": None, "OCCI_PASSWORD": None}
+        tls = ("--cert", cert, "--key", key, "--ca", str(certs.server_ca))
+        assert js(occi.run(*tls, "compute", "list", "-o", "json", **env)) == js(
+            occi.run("compute", "list", "-o", "json")
+        )
+        # the same from the environment
+        assert occi.run("compute", "list", OCCI_CLIENT_CERT=cert, OCCI_CLIENT_KEY=key,
+                        OCCI_CA_BUNDLE=str(certs.server_ca), **env).exit_code == 0  # fmt: skip
+        # a server certificate not verified: nothing sent
+        unverified = occi.run("--cert", cert, "--key", key, "compute", "list", **env)
+        assert unverified.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in unverified.stderr
+        assert occi.run("--insecure", "--cert", cert, "--key", key, "compute", "list",
+                        **env).exit_code == 0  # fmt: skip
+        # a certificate of a subject no user has
+        mallory = ("--cert", certs.mallory[0], "--key", certs.mallory[1])
+        refused = occi.run(*mallory, "--ca", str(certs.server_ca), "compute", "list", **env)
+        assert refused.exit_code == 5
+        missing = occi.run("--cert", str(tmp_path / "none.pem"), "compute", "list", **env)
+        assert missing.exit_code == 2
+    finally:
+        proxy.stop()
 
 
 def test_text_plain_speaks_the_same_as_json(occi: ClientServer):
