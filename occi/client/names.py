@@ -99,8 +99,8 @@ def find_entity(api: OcciApi, kind_term: str, ref: str, path: str) -> dict[str, 
             return api.get(path + ref)
         except NotFound:
             pass
-    found = [e for e in api.collection(path) if ref == e.get("id")]
-    found = found or [e for e in api.collection(path) if title_of(e) == ref]
+    listed = api.collection(path)
+    found = [e for e in listed if ref == e.get("id")] or [e for e in listed if title_of(e) == ref]
     if len(found) > 1:
         ids = ", ".join(str(e.get("id")) for e in found)
         raise UsageFailure(f"several {kind_term}s are titled {ref!r}: {ids} (give the id)")

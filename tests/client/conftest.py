@@ -23,7 +23,7 @@ from tests.live import LiveServer
 from tests.oidc_issuer import OidcIssuer
 
 #: seconds each operation takes in the zone `slow`
-SLOW_DELAY = 1.0
+SLOW_DELAY = 0.6
 
 
 @dataclass

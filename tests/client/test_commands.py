@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 import yaml
 
 from tests.client.conftest import ClientServer
+
+pytestmark = pytest.mark.server
 
 
 def ok(result) -> str:
@@ -72,6 +75,11 @@ def test_compute_lifecycle_with_names(occi: ClientServer, tmp_path):
         row = js(occi.run("compute", action, "web-1", "-o", "json", "--columns", "state"))
         assert row == {"state": state}, (action, row)
 
+    active = js(occi.run("compute", "list", "--state", "active", "-o", "json", "--columns", "id"))
+    assert {"id": vm["id"]} in active
+    assert {"id": vm["id"]} not in js(
+        occi.run("compute", "list", "--state", "inactive", "-o", "json", "--columns", "id")
+    )
     resized = js(occi.run("compute", "resize", "web-1", "--size", "large", "-o", "json"))
     assert resized["attributes"]["occi.compute.cores"] == 4
     resized = js(occi.run("compute", "resize", "web-1", "--memory", "6", "-o", "json"))
@@ -123,6 +131,10 @@ def test_storage_network_and_links(occi: ClientServer):
     assert states == {"state": "active"}
     assert "data" in ok(occi.run("storage", "list"))
     assert "10.9.0.0/24" in ok(occi.run("network", "list"))
+    renamed = occi.run("network", "update", "lan", "--title", "lan-2", "-o", "json")
+    assert js(renamed)["title"] == "lan-2"
+    assert occi.run("network", "update", "lan-2").exit_code == 2  # nothing to change
+    ok(occi.run("network", "update", "lan-2", "--title", "lan"))
     ok(occi.run("compute", "delete", "db"))
     ok(occi.run("storage", "delete", "data"))
     ok(occi.run("network", "delete", "lan"))
@@ -151,7 +163,8 @@ def test_user_mixins_define_associate_and_remove(occi: ClientServer):
 
 
 def test_every_output_format_of_a_listing(occi: ClientServer):
-    vm = js(occi.run("compute", "create", "--name", "fmt", "--size", "small", "-o", "json"))
+    small = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small"
+    vm = js(occi.run("compute", "create", "--name", "fmt", "--size", small, "-o", "json"))
     try:
         table = ok(occi.run("compute", "list"))
         header = table.splitlines()[0].split()

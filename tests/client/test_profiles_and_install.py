@@ -47,6 +47,7 @@ media = "text"
     )
 
 
+@pytest.mark.server
 def test_each_level_overrides_the_one_before(occi: ClientServer, tmp_path):
     path = tmp_path / "xdg" / "occi" / "config.toml"
     write_config(path, occi)
@@ -122,6 +123,7 @@ def run_installed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.server
 def test_the_installed_command(occi: ClientServer, tmp_path):
     assert OCCI.exists(), "the console script `occi` is installed with the package"
     helped = run_installed("--help")
