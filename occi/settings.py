@@ -295,6 +295,7 @@ CLIENT_VARIABLES = frozenset(
         "http_timeout",
         "profile",
         "client_config",
+        "credentials",
     }
 )
 

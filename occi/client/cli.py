@@ -57,6 +57,12 @@ def _store(name: str) -> Any:
     type=click.Choice(["application/occi+json", "text/plain", "json", "text"]),
     help="The OCCI rendering spoken (application/occi+json).",
 )
+@_option(
+    "--credentials",
+    metavar="FILE",
+    help="A server's first-start credentials file (occi-credentials): the password of "
+    "--user (demo by default).",
+)
 @_option("--http-timeout", type=click.FloatRange(0.1, 3600), help="Seconds per HTTP request.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each HTTP request on stderr.")
 @output_options

@@ -26,6 +26,7 @@ KEYS = (
     "project",
     "media",
     "http_timeout",
+    "credentials",
 )
 #: the environment variables of each key (OCCI_PROFILE picks the profile)
 ENV = {
@@ -42,7 +43,11 @@ ENV = {
     "project": "OCCI_PROJECT",
     "media": "OCCI_MEDIA",
     "http_timeout": "OCCI_HTTP_TIMEOUT",
+    "credentials": "OCCI_CREDENTIALS",
 }
+#: the file `occi-server`'s first start writes (read from the working directory when no
+#: credentials are given at all, as the walkthroughs in examples/ do)
+LOCAL_CREDENTIALS = "occi-credentials"
 PROFILE_ENV = "OCCI_PROFILE"
 CONFIG_ENV = "OCCI_CLIENT_CONFIG"
 AUTH_METHODS = ("basic", "token", "oidc", "x509", "none")
@@ -72,6 +77,7 @@ class Profile:
     project: str | None = None
     media: str = MEDIA["json"]
     http_timeout: float = 60.0
+    credentials: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -168,7 +174,7 @@ def _set(profile: Profile, key: str, value: Any, source: str) -> None:
             raise ConfigError(f"{source}: media must be one of {', '.join(MEDIA.values())}")
     elif value is not None:
         value = str(value)
-        if key in ("cert", "key", "ca"):
+        if key in ("cert", "key", "ca", "credentials"):
             value = os.path.expanduser(value)
     setattr(profile, key, value)
     profile.sources[key] = source
@@ -198,10 +204,42 @@ def load(options: dict[str, Any] | None = None, path: Path | None = None) -> Pro
     for key, value in options.items():
         if value is not None:
             _set(profile, key, value, "--" + key.replace("_", "-"))
+    _first_start_credentials(profile)
     profile.url = profile.url.rstrip("/")
     if not profile.url.startswith(("http://", "https://")):
         raise ConfigError(f"the server URL {profile.url!r} must start with http:// or https://")
     return profile
+
+
+def _first_start_credentials(profile: Profile) -> None:
+    """A user and password from a server's first-start credentials file (`credentials`, else
+    ./occi-credentials when nothing else is given): the password of the user named (`admin` or
+    `demo`; `demo` when none is), where no password or other secret is set."""
+    if profile.password is not None or profile.auth not in ("", "basic"):
+        return
+    if profile.token or profile.oidc_token or profile.cert:
+        return
+    path = profile.credentials
+    source = profile.sources.get("credentials", "")
+    implicit = path is None
+    if path is None:
+        if not os.path.isfile(LOCAL_CREDENTIALS):
+            return
+        path, source = LOCAL_CREDENTIALS, f"./{LOCAL_CREDENTIALS}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the credentials file {path}: {exc.strerror}") from None
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    user = profile.user or values.get("OCCI_DEMO_USER") or "demo"
+    for who in ("OCCI_DEMO", "OCCI_ADMIN"):
+        if values.get(f"{who}_USER") == user and values.get(f"{who}_PASSWORD"):
+            if profile.user is None:
+                _set(profile, "user", user, source)
+            _set(profile, "password", values[f"{who}_PASSWORD"], source)
+            return
+    if not implicit:
+        raise ConfigError(f"{path} holds no password of the user {user!r}")
 
 
 def profile_names(path: Path | None = None) -> list[str]:

@@ -16,8 +16,6 @@ from occi.client.names import INFRA, cid, find_entity, location_of
 from occi.client.session import Session, output_options, pass_session, wait_options
 from occi.client.views import ALIASES, COLUMNS, entity_row
 
-SSH_KEY = "http://schemas.ogf.org/occi/infrastructure/credentials#ssh_key"
-USER_DATA = "http://schemas.ogf.org/occi/infrastructure/compute#user_data"
 #: the most a file given with @ may hold (user data, keys)
 MAX_FILE = 1 << 20
 

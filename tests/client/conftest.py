@@ -33,6 +33,8 @@ class ClientServer:
     admin: tuple[str, str]
     demo: tuple[str, str]
     database_url: str
+    #: the first start's credentials file (passwords of admin and demo)
+    credentials: Path
     #: the OpenID Connect issuer the server trusts (audience "occi")
     issuer: OidcIssuer
     #: a path where no configuration file is (the tests' default OCCI_CLIENT_CONFIG)
@@ -120,6 +122,7 @@ def occi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientServ
             demo=(creds["OCCI_DEMO_USER"], creds["OCCI_DEMO_PASSWORD"]),
             database_url=f"sqlite:///{tmp}/occi.db",
             issuer=issuer,
+            credentials=tmp / "occi-credentials",
             no_config=tmp / "no-such-config.toml",
         )
     finally:
@@ -128,7 +131,11 @@ def occi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClientServ
 
 
 @pytest.fixture
-def occi(occi_server: ClientServer) -> ClientServer:
+def occi(
+    occi_server: ClientServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ClientServer:
+    """The server, with the test in an empty working directory (no ./occi-credentials)."""
+    monkeypatch.chdir(tmp_path)
     return occi_server
 
 

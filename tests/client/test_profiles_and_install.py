@@ -93,10 +93,33 @@ def test_each_level_overrides_the_one_before(occi: ClientServer, tmp_path):
     assert occi.run("compute", "list", **base).exit_code == 2
 
 
-def test_without_any_configuration_the_defaults_apply(occi: ClientServer):
+def test_without_any_configuration_the_defaults_apply(occi: ClientServer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     got = settings(occi, OCCI_URL=None, OCCI_USER=None, OCCI_PASSWORD=None)
     assert got["url"] == ("http://127.0.0.1:8080", "default")
     assert got["auth"] == ("none", "default")
+
+
+@pytest.mark.server
+def test_the_first_start_credentials_file_signs_in(occi: ClientServer, tmp_path, monkeypatch):
+    """As the walkthroughs do: the demo password (or admin's) from the server's file."""
+    anonymous = {"OCCI_USER": None, "OCCI_PASSWORD": None}
+    named = {"OCCI_CREDENTIALS": str(occi.credentials), **anonymous}
+    assert settings(occi, **named)["user"] == (occi.demo[0], "OCCI_CREDENTIALS")
+    assert occi.run("compute", "list", **named).exit_code == 0
+    assert occi.run("--user", "admin", "hosts", "list", **named).exit_code == 0
+    alien = occi.run("--user", "alice", "compute", "list", **named)
+    assert alien.exit_code == 2 and "no password of the user 'alice'" in alien.stderr
+    # ./occi-credentials, when nothing else is given (as after `make run`)
+    monkeypatch.chdir(tmp_path)
+    assert occi.run("compute", "list", **anonymous).exit_code == 5
+    (tmp_path / "occi-credentials").write_text(occi.credentials.read_text())
+    got = settings(occi, **anonymous)
+    assert got["password"] == ("********", "./occi-credentials")
+    assert occi.run("compute", "list", **anonymous).exit_code == 0
+    assert occi.run("--user", "admin", "hosts", "list", **anonymous).exit_code == 0
+    # a password or a token given wins over the file
+    assert occi.run("compute", "list", OCCI_PASSWORD="wrong", OCCI_USER=None).exit_code == 5
 
 
 def test_the_server_does_not_warn_about_the_client_variables():
