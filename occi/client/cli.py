@@ -4,6 +4,8 @@ output), the command groups, `profile` and `completion`. `main` is the console s
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 import click
@@ -126,7 +128,12 @@ def completion(shell: str) -> None:
 
 
 def main() -> None:
-    cli.main(prog_name="occi")
+    try:
+        cli.main(prog_name="occi")
+    except BrokenPipeError:  # `occi compute list | head -1`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":
