@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from occi.client import wait
 from occi.client.failures import UsageFailure
@@ -38,7 +39,12 @@ def _common(f: Any) -> Any:
     options: list[Callable[[Any], Any]] = [
         click.option("--title", "--name", "title", help="The entity's title."),
         click.option("--summary", help="A summary."),
-        click.option("--zone", metavar="ZONE", help="Availability zone (its name)."),
+        click.option(
+            "--zone",
+            metavar="ZONE",
+            help="Availability zone (its name).",
+            shell_complete=_names_of("zone"),
+        ),
         click.option("--mixin", "mixins", multiple=True, metavar="NAME", help="A mixin to apply."),
         click.option(
             "-a",
@@ -57,6 +63,23 @@ def _common(f: Any) -> Any:
     return f
 
 
+def _names_of(group: str) -> Callable[..., list[CompletionItem]]:
+    """Shell completion of a mixin group's terms, asked of the server of the profile in effect
+    (nothing when it cannot be reached: completion never fails)."""
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+        try:
+            session = ctx.find_object(Session) or Session()
+            found = session.catalog().in_group(group)
+            session.close()
+        except Exception:  # noqa: BLE001 - a shell asking must never see a traceback
+            return []
+        terms = sorted(str(m.get("term")) for m in found)
+        return [CompletionItem(t) for t in terms if t.startswith(incomplete)]
+
+    return complete
+
+
 def _doc(title: str | None, summary: str | None, attributes: tuple[str, ...]) -> dict[str, Any]:
     attrs = parse_attributes(attributes)
     if title is not None:
@@ -68,9 +91,17 @@ def _doc(title: str | None, summary: str | None, attributes: tuple[str, ...]) ->
 
 @compute.command("create")
 @click.option(
-    "--image", metavar="IMAGE", help="OS template: name, title or id (discover lists them)."
+    "--image",
+    metavar="IMAGE",
+    help="OS template: name, title or id (discover lists them).",
+    shell_complete=_names_of("image"),
 )
-@click.option("--size", metavar="TEMPLATE", help="Resource template: small, medium, ... ")
+@click.option(
+    "--size",
+    metavar="TEMPLATE",
+    help="Resource template: small, medium, ...",
+    shell_complete=_names_of("template"),
+)
 @click.option("--cores", type=click.IntRange(1, 1 << 20), help="Cores (without --size).")
 @click.option("--memory", type=click.FloatRange(0, 1 << 30), help="Memory in GB.")
 @click.option("--hostname", help="The machine's host name.")
@@ -186,7 +217,12 @@ def compute_save(session: Session, ref: str, name: str | None, wait_: bool, time
 
 @compute.command("resize")
 @click.argument("ref")
-@click.option("--size", metavar="TEMPLATE", help="A resource template (small, medium, ...).")
+@click.option(
+    "--size",
+    metavar="TEMPLATE",
+    help="A resource template (small, medium, ...).",
+    shell_complete=_names_of("template"),
+)
 @click.option("--cores", type=click.IntRange(1, 1 << 20))
 @click.option("--memory", type=click.FloatRange(0, 1 << 30), help="GB.")
 @wait_options

@@ -172,6 +172,22 @@ def test_the_installed_command(occi: ClientServer, tmp_path):
     )
     assert {"start", "stop"} <= set(completed.stdout.split()), completed.stdout
     assert "show" not in completed.stdout.split()
+    # the server's images, templates and zones complete their options
+    completed = run_installed(
+        _OCCI_COMPLETE="bash_complete",
+        COMP_WORDS="occi compute create --image deb",
+        COMP_CWORD="4",
+        **env,
+    )
+    assert completed.stdout.split() == ["plain,debian12"], completed.stdout
+    completed = run_installed(
+        _OCCI_COMPLETE="zsh_complete",
+        COMP_WORDS=f"occi --url {occi.url} storage create --zone s",
+        COMP_CWORD="6",
+        OCCI_USER=user,
+        OCCI_PASSWORD=password,
+    )
+    assert completed.stdout.split() == ["plain", "slow", "_"], completed.stdout
 
 
 #: modules of the server the client must never load
