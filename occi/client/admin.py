@@ -103,6 +103,24 @@ def _await(session: Session, doc: dict[str, Any], timeout: float) -> dict[str, A
 
 
 hosts = inventory_group("hosts", "host", "cluster")
+
+
+def _host_action(action: str, help_text: str) -> None:
+    @hosts.command(action, help=help_text)
+    @click.argument("name")
+    @output_options
+    @pass_session
+    def command(session: Session, name: str) -> None:
+        doc = session.api().admin("POST", f"hosts/{name}/{action}")
+        session.output.emit([doc], list(doc), docs=doc, single=True)
+
+
+for _action, _help in (
+    ("enable", "Let placement use the host again."),
+    ("disable", "Place nothing new on the host (its VMs stay)."),
+    ("cancel-maintenance", "End the host's maintenance (as maintenance --cancel)."),
+):
+    _host_action(_action, _help)
 clusters = inventory_group("clusters", "cluster", "zone")
 zones = inventory_group("zones", "zone", None)
 

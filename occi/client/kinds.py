@@ -192,7 +192,7 @@ for _term, _help in (
 
 @compute.command("save")
 @click.argument("ref")
-@click.option("--image-name", "name", help="The new image's name.")
+@click.option("--image-name", "--name", "name", help="The new image's name.")
 @wait_options
 @output_options
 @pass_session

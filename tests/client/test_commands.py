@@ -88,8 +88,12 @@ def test_compute_lifecycle_with_names(occi: ClientServer, tmp_path):
     updated = js(occi.run("compute", "update", "web-1", "--title", "web-2", "-o", "json"))
     assert updated["title"] == "web-2"
 
-    image = js(occi.run("compute", "save", "web-2", "--image-name", "web-golden", "-o", "json"))
-    assert image["term"]
+    image = js(occi.run("compute", "save", "web-2", "--name", "web-golden", "-o", "json"))
+    assert image["term"] == "web-golden" and image["location"] == "/mixin/os_tpl/web-golden/"
+    # the new image makes new machines by name
+    twin = js(occi.run("compute", "create", "--image", "web-golden", "--no-wait", "-o", "json"))
+    assert image["scheme"] + "web-golden" in twin["mixins"]
+    ok(occi.run("compute", "delete", twin["id"]))
     images = js(occi.run("discover", "images", "-o", "json"))
     assert image["scheme"] + image["term"] in {m["scheme"] + m["term"] for m in images}
     ok(occi.run("mixin", "delete", image["scheme"] + image["term"]))
@@ -220,9 +224,14 @@ def test_administrators_see_hosts_clusters_zones_and_events(occi: ClientServer):
     finally:
         for host in ("sim1", "sim2", "sim3"):
             ok(occi.run("hosts", "maintenance", host, "--cancel", user="admin"))
+    disabled = js(occi.run("hosts", "disable", "slow1", "-o", "json", user="admin"))
+    assert disabled["admin_state"] == "disabled"
+    assert js(occi.run("hosts", "enable", "slow1", "-o", "json", user="admin"))["admin_state"] == (
+        "enabled"
+    )
     doc = js(occi.run("clusters", "maintenance", "slowc", "-o", "json", user="admin"))
     assert [(h["name"], h["admin_state"]) for h in doc] == [("slow1", "maintenance")]
-    ok(occi.run("clusters", "maintenance", "slowc", "--cancel", user="admin"))
+    ok(occi.run("hosts", "cancel-maintenance", "slow1", user="admin"))
     assert js(occi.run("compute", "show", "mover", "-o", "json", "--columns", "state")) == {
         "state": "active"
     }
