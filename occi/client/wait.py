@@ -79,10 +79,10 @@ def state_of(entity: dict[str, Any]) -> tuple[str | None, str]:
 def settled(entity: dict[str, Any], targets: Collection[str]) -> bool:
     """In one of `targets` (any state when empty) with no work under way; Failed in error."""
     state, message = state_of(entity)
+    if PENDING.search(message):  # also an entity in error given the action that recovers it
+        return False
     if state == "error":
         raise Failed(f"{entity.get('location') or entity.get('id')} is in error: {message}")
-    if PENDING.search(message):
-        return False
     return state is None or not targets or state in targets
 
 
