@@ -41,11 +41,24 @@ def _store(name: str) -> Any:
     return callback
 
 
+def _password_from_stdin(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        line = sys.stdin.readline().rstrip("\r\n")
+        ctx.ensure_object(Session).options["password"] = line
+
+
 @click.group(cls=OcciGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @_option("--profile", metavar="NAME", help="A profile of the configuration file.")
 @_option("--url", metavar="URL", help="The server, e.g. https://occi.example.org:8443.")
 @_option("--user", "-u", metavar="USER", help="User name (basic authentication).")
 @_option("--password", metavar="PASSWORD", help="Password (better: OCCI_PASSWORD or a profile).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    expose_value=False,
+    callback=_password_from_stdin,
+    help="Read the password from the first line of standard input.",
+)
 @_option("--token", metavar="TOKEN", help="An API token of the server (Bearer).")
 @_option("--oidc-token", metavar="JWT", help="An OpenID Connect access token (Bearer).")
 @_option("--cert", metavar="FILE", help="Client certificate (PEM) for x509 authentication.")

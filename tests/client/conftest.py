@@ -58,10 +58,12 @@ class ClientServer:
         env.update(extra)
         return env
 
-    def run(self, *args: str, user: str = "demo", **env: str | None) -> Result:
-        """`occi ARGS` in-process; stdout and stderr apart."""
+    def run(
+        self, *args: str, user: str = "demo", stdin: str | None = None, **env: str | None
+    ) -> Result:
+        """`occi ARGS` in-process (`stdin` its standard input); stdout and stderr apart."""
         return CliRunner().invoke(
-            cli, list(args), env=self.env(user, **env), catch_exceptions=False
+            cli, list(args), input=stdin, env=self.env(user, **env), catch_exceptions=False
         )
 
 

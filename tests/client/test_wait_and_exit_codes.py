@@ -79,6 +79,12 @@ def test_exit_codes_4_and_5(occi: ClientServer):
     assert occi.run("compute", "list", OCCI_USER=None, OCCI_PASSWORD=None).exit_code == 5
     # a project the user is not in
     assert occi.run("--project", "default", "compute", "list").exit_code == 5
+    # the password from standard input
+    typed = occi.run("--password-stdin", "compute", "list", stdin=occi.demo[1] + "\n",
+                     OCCI_PASSWORD=None)  # fmt: skip
+    assert typed.exit_code == 0, typed.stderr
+    mistyped = occi.run("--password-stdin", "compute", "list", stdin="nope\n")
+    assert mistyped.exit_code == 5
     unreachable = occi.run("--url", "http://127.0.0.1:9", "compute", "list")
     assert unreachable.exit_code == 1 and "cannot reach" in unreachable.stderr
 
