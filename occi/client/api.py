@@ -19,7 +19,7 @@ class OcciApi:
     def __init__(self, profile: Profile, transport: Transport | None = None):
         self.profile = profile
         self.transport = transport or Transport(profile)
-        self.codec: Codec = codec_for(profile.media)
+        self.codec: Codec = codec_for(profile.media, profile.url)
         self._categories: dict[str, list[dict[str, Any]]] | None = None
 
     def close(self) -> None:

@@ -72,12 +72,15 @@ class JsonCodec:
 class TextCodec:
     media_type = TEXT
 
+    def __init__(self, base_url: str = ""):
+        self.base_url = base_url
+
     def categories(self, resp: httpx.Response) -> dict[str, list[dict[str, Any]]]:
         return textplain.parse_categories(resp.text)
 
     def entity(self, resp: httpx.Response) -> dict[str, Any]:
         location = resp.headers.get("Location") or str(resp.request.url)
-        return textplain.parse_entity(resp.text, location.split("?", 1)[0])
+        return textplain.parse_entity(resp.text, location.split("?", 1)[0], self.base_url)
 
     def collection(self, transport: Transport, resp: httpx.Response) -> list[dict[str, Any]]:
         """text/plain lists locations only: each member is read in turn."""
@@ -100,5 +103,6 @@ class TextCodec:
         return "".join(textplain.render_mixin(d) for d in docs)
 
 
-def codec_for(media_type: str) -> Codec:
-    return TextCodec() if media_type == TEXT else JsonCodec()
+def codec_for(media_type: str, base_url: str = "") -> Codec:
+    """The codec of a media type; `base_url` is the service root (text/plain's paths)."""
+    return TextCodec(base_url) if media_type == TEXT else JsonCodec()

@@ -128,9 +128,10 @@ def parse_categories(body: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def parse_entity(body: str, location: str = "") -> dict[str, Any]:
+def parse_entity(body: str, location: str = "", base_url: str = "") -> dict[str, Any]:
     """One entity as a JSON-rendering dictionary (kind, mixins, attributes, actions, links, id,
-    title, location; source and target for a link)."""
+    title, location; source and target for a link). Its links' own locations are made absolute
+    with `base_url`, the service root, as the JSON rendering has them."""
     doc: dict[str, Any] = {"kind": "", "mixins": [], "attributes": {}, "actions": [], "links": []}
     for name, value in lines(body):
         if name == "category":
@@ -151,7 +152,7 @@ def parse_entity(body: str, location: str = "") -> dict[str, Any]:
                 continue
             link: dict[str, Any] = {
                 "kind": str(p.pop("category", "")).split(" ")[0],
-                "location": str(p.pop("self", "")),
+                "location": _absolute(str(p.pop("self", "")), base_url),
                 "target": {"location": target, "kind": str(p.pop("rel", ""))},
                 "attributes": {k: v for k, v in p.items() if "." in k},
             }
@@ -166,6 +167,10 @@ def parse_entity(body: str, location: str = "") -> dict[str, Any]:
     if location:
         doc["location"] = location
     return doc
+
+
+def _absolute(location: str, base_url: str) -> str:
+    return base_url + location if location.startswith("/") else location
 
 
 def parse_locations(body: str) -> list[str]:
