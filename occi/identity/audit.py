@@ -181,6 +181,8 @@ def events_for(
     for name, value in (("project", project), ("user", user)):
         if value is not None and len(value) > 255:
             raise errors.BadRequest(f"{name} is longer than 255 characters")
+        if value is not None and not value.isprintable():  # NUL cannot even reach PostgreSQL
+            raise errors.BadRequest(f"{name} holds a control character")
     found = events(store, project=project, user=user, since=when, limit=count)
     return [to_doc(e) for e in found]
 

@@ -300,6 +300,7 @@ def test_the_audit_log_is_read_by_administrators_only(admin):
         ({"limit": "99999999999999999999"}, "limit must be"),
         ({"since": "yesterday"}, "neither an age"),
         ({"user": "u" * 300}, "longer than 255"),
+        ({"project": "a\x00b"}, "control character"),
     ):
         r = admin.call("admin", "GET", "/events", **params)
         assert r.status_code == 400 and words in r.json["error"]["message"], (params, r.text)
