@@ -8,10 +8,12 @@ simulator takes a while for each operation and a zone `broken` whose simulator f
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -65,6 +67,17 @@ class ClientServer:
         return CliRunner().invoke(
             cli, list(args), input=stdin, env=self.env(user, **env), catch_exceptions=False
         )
+
+
+def ok(result: Result) -> str:
+    """The standard output of a run that exited 0."""
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return result.stdout
+
+
+def js(result: Result) -> Any:
+    """The JSON a run that exited 0 printed."""
+    return json.loads(ok(result))
 
 
 def _credentials(path: Path) -> dict[str, str]:

@@ -9,18 +9,9 @@ import json
 import pytest
 import yaml
 
-from tests.client.conftest import ClientServer
+from tests.client.conftest import ClientServer, js, ok
 
 pytestmark = pytest.mark.server
-
-
-def ok(result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result.stdout
-
-
-def js(result):
-    return json.loads(ok(result))
 
 
 def test_discover_names_templates_images_zones_and_kinds(occi: ClientServer):

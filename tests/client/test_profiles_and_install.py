@@ -14,8 +14,7 @@ import pytest
 
 from occi.client import config
 from occi.settings import CLIENT_VARIABLES, Settings
-from tests.client.conftest import ClientServer, environ_without_client_variables
-from tests.client.test_commands import js, ok
+from tests.client.conftest import ClientServer, environ_without_client_variables, js, ok
 
 OCCI = Path(sys.executable).with_name("occi")
 

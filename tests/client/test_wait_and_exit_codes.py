@@ -8,8 +8,7 @@ import json
 import pytest
 
 from occi.cli import main as server_main
-from tests.client.conftest import ClientServer
-from tests.client.test_commands import js, ok
+from tests.client.conftest import ClientServer, js, ok
 from tests.test_x509 import Certificates, TlsProxy
 
 pytestmark = pytest.mark.server
