@@ -49,13 +49,15 @@ class OcciApi:
 
     def create(self, path: str, doc: dict[str, Any]) -> dict[str, Any]:
         resp = self._send("POST", path, self.codec.entity_body(doc))
-        if not resp.content and resp.headers.get("Location"):
+        if not resp.content.strip() and resp.headers.get("Location"):
             return self.get(resp.headers["Location"])
         return self.codec.entity(resp)
 
     def update(self, location: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """A partial update (POST to the entity): the attributes and mixins given."""
-        return self.codec.entity(self._send("POST", location, self.codec.entity_body(doc)))
+        """A partial update (POST to the entity): the attributes and mixins given. A server
+        answering without a body (some do) is asked for the entity."""
+        resp = self._send("POST", location, self.codec.entity_body(doc))
+        return self.codec.entity(resp) if resp.content.strip() else self.get(location)
 
     def delete(self, location: str) -> None:
         self._send("DELETE", location)
@@ -66,6 +68,8 @@ class OcciApi:
         resp = self._send(
             "POST", location, self.codec.action_body(action, attributes), params={"action": term}
         )
+        if not resp.content.strip():  # a server answering 200 or 204 without a body
+            return self.get(location)
         if self.codec.media_type != "text/plain":
             return self.codec.entity(resp)
         if term == "save":
