@@ -30,8 +30,10 @@ def test_wait_follows_the_state_message_until_the_state_is_reached(occi: ClientS
     stop = js(occi.run("compute", "stop", "slow-vm", "--no-wait", "-o", "json"))
     assert stop["attributes"]["occi.compute.state.message"] == "stop requested"
     # too short a timeout: exit 3, and the entity carries on
-    short = occi.run("compute", "start", "slow-vm", "--timeout", "0.1")
+    # (on a terminal, as FORCE_COLOR makes one: a spinner beside the state and its message)
+    short = occi.run("compute", "start", "slow-vm", "--timeout", "0.1", FORCE_COLOR="1")
     assert short.exit_code == 3, (short.stdout, short.stderr)
+    assert "\x1b[" in short.stderr and "(start requested)" in short.stderr
     assert "after 0.1 s" in short.stderr and "carries on at" in short.stderr
     # the delete waits behind the start still under way, until the machine is gone
     deleted = occi.run("compute", "delete", "slow-vm")
