@@ -41,6 +41,11 @@ setup(
         # OIDC bearer tokens (JWT signatures) and X.509 client certificate subjects
         "PyJWT[crypto]>=2.8",
         "cryptography>=42",
+        # the `occi` client command (occi/client): its options, tables, HTTP and YAML output
+        "click>=8.1",
+        "rich>=13",
+        "httpx>=0.27",
+        "pyyaml>=6",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
@@ -59,6 +64,8 @@ setup(
     entry_points={
         "console_scripts": [
             "occi-server=occi.cli:main",
+            # the client command: an HTTP client of any OCCI 1.2 server (occi/client)
+            "occi=occi.client.cli:main",
             # switches simulated hosts off and on (backends/simulator/power.py)
             "occi-simulator=backends.simulator.power:main",
         ],

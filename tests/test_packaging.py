@@ -7,6 +7,7 @@ installed package, only shows up here: the source tree and an editable install h
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -237,6 +238,19 @@ def test_installed_wheel_serves_from_outside_the_tree(venv, tmp_path):
             timeout=30,
         )
         assert r.status_code == 400, r.text
+        # the client command of the wheel (click, rich, httpx, PyYAML come with it)
+        occi = subprocess.run(
+            [str(bin_ / "occi"), "--url", url, "compute", "list", "-o", "json"],
+            cwd=run,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert occi.returncode == 0, occi.stderr
+        assert [d["title"] for d in json.loads(occi.stdout)] == ["from a wheel"]
+        helped = subprocess.run([str(bin_ / "occi"), "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "Exit codes:" in helped.stdout
         assert proc.poll() is None
         p = cli("status")
         assert p.returncode == 0, p.stderr

@@ -11,6 +11,8 @@ server's own namespace, where no OCCI collection can be):
     GET, PATCH, DELETE     /-/admin/hosts/{name}
     POST                   /-/admin/hosts/{name}/enable | disable | maintenance
                            | cancel-maintenance
+    GET                    /-/admin/events           the audit log, newest first: ?project=,
+                                                     ?user=, ?since=1h|ISO-TIME, ?limit=100
 
 Bodies and answers are application/json: the documents of occi.inventory.service, the same the
 command line prints with --json. Every route is authenticated by the app's middleware (401) and
@@ -28,6 +30,7 @@ import falcon
 
 from occi import errors
 from occi.api.app import who
+from occi.identity import audit
 from occi.inventory.service import HOST_ACTIONS, InventoryService
 
 PREFIX = "/-/admin/"
@@ -129,8 +132,25 @@ class HostAction(_Admin):
         self._send(resp, "200 OK", self.service.host_action(who(req), name, action))
 
 
+class Events(_Admin):
+    """/-/admin/events: GET the audit log (occi.identity.audit), for administrators."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._begin(req)
+        found = audit.events_for(
+            who(req),
+            self.service.store,
+            project=req.get_param("project"),
+            user=req.get_param("user"),
+            since=req.get_param("since"),
+            limit=req.get_param("limit"),
+        )
+        self._send(resp, "200 OK", {"events": found})
+
+
 def add_routes(app: falcon.App, service: InventoryService, max_body: int) -> None:
     """The admin routes on `app` (routes: falcon looks at them before the OCCI sink)."""
+    app.add_route(f"{PREFIX}events", Events(service, "events", max_body))
     for kind in KINDS:
         app.add_route(f"{PREFIX}{kind}", Collection(service, kind, max_body))
         app.add_route(f"{PREFIX}{kind}/{{name}}", Item(service, kind, max_body))
