@@ -1,0 +1,286 @@
+"""Storage as virtual disks on the datastore (`[datastore] occi/occi-<id>.vmdk`, made by the
+VirtualDiskManager) and networks as port groups `occi-<id>` (on the distributed switch, else a
+standard port group on the vSwitch of every host).
+
+A disk and a port group have no online/offline or up/down of their own in vSphere: those states
+are OCCI's, kept in the entity. A disk's size is read from the datastore browser where vSphere
+reports it (the simulator does not; the entity's size stands then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pyVmomi import vim
+
+from backends import common
+from backends.base import (
+    InvalidTransition,
+    NotFoundOnPlatform,
+    Outcome,
+    Pending,
+    PlatformError,
+    Unsupported,
+)
+from backends.vsphere import devices
+from backends.vsphere.core import Core, Vm
+from occi.model import Resource
+
+KB_PER_GB = 1024 * 1024
+
+
+def _on(host: Any, fn: Callable[[Any], Any]) -> Callable[[], Any]:
+    """`fn(host)` as a call without arguments (for Session.call in a loop over hosts)."""
+    return lambda: fn(host)
+
+
+class VolumeOps(Core):
+    # ------------------------------------------------------------------ storage
+    def volume_path(self, entity: Resource) -> str:
+        return devices.volume_path(self.session.datastore_name, common.platform_name(entity))
+
+    def volume_info(self, path: str) -> dict[str, Any] | None:
+        """{"capacity_kb": int | None} of the disk at `path`, None when there is none."""
+        folder, _, file = path.rpartition("/")
+        ds = self.session.datastore
+        query = vim.host.DatastoreBrowser.VmDiskQuery(
+            details=vim.host.DatastoreBrowser.VmDiskQuery.Details(capacityKb=True)
+        )
+        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=[file], query=[query])
+        try:
+            result = self.session.run(
+                f"looking for disk {path}",
+                lambda: ds.browser.SearchDatastore_Task(datastorePath=folder, searchSpec=spec),
+            )
+        except NotFoundOnPlatform:  # no folder yet
+            return None
+        for info in getattr(result, "file", None) or []:
+            if info.path == file:
+                return {"capacity_kb": getattr(info, "capacityKb", None) or None}
+        return None
+
+    def storage_outcome(
+        self, entity: Resource, info: dict[str, Any] | None = None, state: str | None = None
+    ) -> Outcome:
+        path = self.volume_path(entity)
+        info = info if info is not None else self.volume_info(path)
+        if info is None:
+            raise NotFoundOnPlatform(f"disk {path} does not exist")
+        a = entity.attributes
+        state = state or str(a.get("occi.storage.state") or "offline")
+        size = (
+            round(info["capacity_kb"] / KB_PER_GB, 3)
+            if info.get("capacity_kb")
+            else float(a.get("occi.storage.size") or 0)
+        )
+        return Outcome(
+            {
+                "occi.storage.state": state,
+                "occi.storage.state.message": f"{state}; virtual disk {path}",
+                "occi.storage.size": size,
+            }
+        )
+
+    def storage_create(self, entity: Resource) -> Outcome | Pending:
+        path = self.volume_path(entity)
+        info = self.volume_info(path)
+        if info is not None:
+            return self.storage_outcome(entity, info)
+        s = self.session
+        try:
+            s.call(
+                "making the volumes' folder",
+                lambda: s.content.fileManager.MakeDirectory(
+                    name=f"[{s.datastore_name}] {devices.VOLUME_DIR}",
+                    datacenter=s.datacenter,
+                    createParentDirectories=True,
+                ),
+            )
+        except PlatformError as exc:
+            if "FileAlreadyExists" not in str(exc):
+                raise
+        size_kb = int(float(entity.attributes.get("occi.storage.size") or 1) * KB_PER_GB)
+        spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            diskType="thin", adapterType="lsiLogic", capacityKb=size_kb
+        )
+        return self.started(  # type: ignore[return-value]
+            {"op": "storage"},
+            f"creating disk {path}",
+            lambda: s.content.virtualDiskManager.CreateVirtualDisk_Task(
+                name=path, datacenter=s.datacenter, spec=spec
+            ),
+            lambda: self.storage_outcome(entity, state="offline"),
+        )
+
+    def holders(self, path: str) -> list[tuple[Vm, Any]]:
+        """The VMs the disk at `path` is attached to, with the disk device."""
+        found = self.session.call(
+            f"looking for the VMs using {path}",
+            lambda: self.session.all_of(vim.VirtualMachine, ["config.hardware.device"]),
+        )
+        out = []
+        for obj, p in found:
+            disk = devices.find_disk(p.get("config.hardware.device") or [], path)
+            if disk is not None:
+                out.append((self.read_vm(obj), disk))
+        return out
+
+    def storage_resize(self, entity: Resource, size_gb: float) -> Outcome | Pending:
+        path = self.volume_path(entity)
+        before = self.storage_outcome(entity)
+        current = float(before.attributes["occi.storage.size"])
+        if size_gb < current:
+            raise InvalidTransition(f"disk {path} has {current:g} GB: it can only grow")
+        if size_gb == current:
+            return before
+        size_kb = int(size_gb * KB_PER_GB)
+        held = self.holders(path)
+        if held:  # grown through its VM, as vSphere grows an attached disk
+            vm, disk = held[0]
+            disk.capacityInKB = size_kb
+            disk.capacityInBytes = size_kb * 1024
+            spec = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
+            self.reconfigure(vm, f"growing disk {path}", deviceChange=[spec])
+        else:
+            s = self.session
+            s.run(
+                f"growing disk {path}",
+                lambda: s.content.virtualDiskManager.ExtendVirtualDisk_Task(
+                    name=path, datacenter=s.datacenter, newCapacityKb=size_kb, eagerZero=False
+                ),
+            )
+        out = self.storage_outcome(entity)
+        out.attributes["occi.storage.size"] = size_gb
+        return out
+
+    def _storage_state(self, entity: Resource, wanted: str) -> Outcome:
+        self.storage_outcome(entity)
+        if entity.attributes.get("occi.storage.state") == wanted:
+            raise InvalidTransition(f"storage {entity.id} is {wanted} already")
+        return self.storage_outcome(entity, state=wanted)
+
+    def storage_online(self, entity: Resource) -> Outcome:
+        return self._storage_state(entity, "online")
+
+    def storage_offline(self, entity: Resource) -> Outcome:
+        return self._storage_state(entity, "offline")
+
+    def storage_delete(self, entity: Resource) -> Pending | None:
+        path = self.volume_path(entity)
+        if self.volume_info(path) is None:
+            return None
+        for vm, disk in self.holders(path):  # detached first: the VMs run on without it
+            self.detach_devices(vm, [disk], f"detaching {path} from {vm.name}")
+        s = self.session
+        try:
+            s.run(
+                f"deleting disk {path}",
+                lambda: s.content.virtualDiskManager.DeleteVirtualDisk_Task(
+                    name=path, datacenter=s.datacenter
+                ),
+            )
+        except NotFoundOnPlatform:
+            pass
+        return None
+
+    def detach_devices(self, vm: Vm, gone: list[Any], doing: str) -> None:
+        """Take devices off a VM and forget the link records naming them."""
+        files = {devices.disk_file(d) for d in gone}
+        macs = {str(getattr(d, "macAddress", "") or "").lower() for d in gone}
+        forget = {
+            devices.link_key(lid): None
+            for lid, r in devices.link_records(vm.extra).items()
+            if r.get("file") in files or str(r.get("mac", "")).lower() in macs
+        }
+        self.reconfigure(
+            vm,
+            doing,
+            deviceChange=[devices.remove(d) for d in gone],
+            extraConfig=devices.option_values(forget),
+        )
+
+    # ------------------------------------------------------------------ networks
+    def portgroup(self, name: str) -> Any:
+        """The port group (or network) named `name`, None when there is none."""
+        found = self.session.call(
+            f"looking for port group {name}",
+            lambda: self.session.all_of(vim.Network, ["name"]),
+        )
+        return next((obj for obj, p in found if p.get("name") == name), None)
+
+    def network_outcome(self, entity: Resource, state: str | None = None) -> Outcome:
+        name = common.platform_name(entity)
+        if self.portgroup(name) is None:
+            raise NotFoundOnPlatform(f"port group {name} does not exist")
+        state = state or str(entity.attributes.get("occi.network.state") or "inactive")
+        return Outcome(
+            {
+                "occi.network.state": state,
+                "occi.network.state.message": f"{state}; port group {name}",
+            }
+        )
+
+    def network_create(self, entity: Resource) -> Outcome | Pending:
+        name = common.platform_name(entity)
+        if self.portgroup(name) is not None:
+            return self.network_outcome(entity)
+        vlan = int(entity.attributes.get("occi.network.vlan") or 0)
+        dvs = self.session.call("finding the distributed switch", lambda: self.session.dvswitch)
+        if dvs is not None:
+            setting = vim.dvs.VmwareDistributedVirtualSwitch.VmwarePortConfigPolicy(
+                vlan=vim.dvs.VmwareDistributedVirtualSwitch.VlanIdSpec(vlanId=vlan, inherited=False)
+            )
+            spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(
+                name=name, type="earlyBinding", numPorts=8, defaultPortConfig=setting
+            )
+            return self.started(  # type: ignore[return-value]
+                {"op": "network"},
+                f"creating port group {name}",
+                lambda: dvs.AddDVPortgroup_Task([spec]),
+                lambda: self.network_outcome(entity, "inactive"),
+            )
+        policy = vim.host.NetworkPolicy()
+        group = vim.host.PortGroup.Specification(
+            name=name, vlanId=vlan, vswitchName=self.config.vswitch, policy=policy
+        )
+        for host in self.session.call("listing the hosts", self.session.hosts):
+            try:
+                self.session.call(
+                    f"adding port group {name} on {host.name}",
+                    _on(host, lambda h: h.configManager.networkSystem.AddPortGroup(portgrp=group)),
+                )
+            except PlatformError as exc:
+                if "AlreadyExists" not in str(exc):
+                    raise
+        return self.network_outcome(entity, "inactive")
+
+    def _network_state(self, entity: Resource, wanted: str) -> Outcome:
+        self.network_outcome(entity)
+        if str(entity.attributes.get("occi.network.state") or "inactive") == wanted:
+            raise InvalidTransition(f"network {entity.id} is {wanted} already")
+        return self.network_outcome(entity, wanted)
+
+    def network_up(self, entity: Resource) -> Outcome:
+        return self._network_state(entity, "active")
+
+    def network_down(self, entity: Resource) -> Outcome:
+        return self._network_state(entity, "inactive")
+
+    def network_delete(self, entity: Resource) -> Pending | None:
+        name = common.platform_name(entity)
+        group = self.portgroup(name)
+        if group is None:
+            return None
+        if isinstance(group, vim.dvs.DistributedVirtualPortgroup):
+            self.session.run(f"deleting port group {name}", lambda: group.Destroy_Task())
+            return None
+        for host in self.session.call("listing the hosts", self.session.hosts):
+            try:
+                self.session.call(
+                    f"removing port group {name} from {host.name}",
+                    _on(host, lambda h: h.configManager.networkSystem.RemovePortGroup(pgName=name)),
+                )
+            except (NotFoundOnPlatform, Unsupported):
+                continue
+        return None
