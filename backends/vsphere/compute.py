@@ -103,8 +103,8 @@ class ComputeOps(Core):
             instanceUuid=instance_uuid(str(entity.id)),
             numCPUs=cores,
             memoryMB=memory,
-            cpuHotAddEnabled=True,
-            memoryHotAddEnabled=True,
+            cpuHotAddEnabled=self.config.hot_add or None,
+            memoryHotAddEnabled=self.config.hot_add or None,
             extraConfig=devices.option_values(extra),
         )
         term = self.os_tpl_term(entity)
@@ -163,8 +163,16 @@ class ComputeOps(Core):
         a = entity.attributes
         cores = int(a.get("occi.compute.cores") or vm.cores or 1)
         memory = memory_mb(float(a.get("occi.compute.memory") or vm.memory_mb / 1024 or 1))
-        if vm.power == "poweredOff" and (vm.cores, vm.memory_mb) != (cores, memory):
-            self.reconfigure(vm, f"sizing {vm.name}", numCPUs=cores, memoryMB=memory)
+        hot = self.config.hot_add
+        flags = (
+            vm.props.get("config.cpuHotAddEnabled"),
+            vm.props.get("config.memoryHotAddEnabled"),
+        )
+        if vm.power == "poweredOff" and (
+            (vm.cores, vm.memory_mb) != (cores, memory) or (hot and flags != (True, True))
+        ):
+            more = {"cpuHotAddEnabled": True, "memoryHotAddEnabled": True} if hot else {}
+            self.reconfigure(vm, f"sizing {vm.name}", numCPUs=cores, memoryMB=memory, **more)
             vm = self.read_vm(vm.obj)
         return self.compute_outcome(entity, vm)
 

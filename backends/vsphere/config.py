@@ -48,6 +48,8 @@ class VsphereConfig:
     #: standard port groups on the hosts' vSwitch below)
     dvswitch: str | None = None
     vswitch: str = "vSwitch0"
+    #: VMs are made with CPU and memory hot-add on (resizes of running VMs apply live)
+    hot_add: bool = True
     #: seconds an operation waits for its vSphere task before answering Pending
     task_wait: float = 10.0
     #: seconds a guest shutdown may take before the backend powers the VM off
@@ -99,6 +101,7 @@ class VsphereConfig:
                 resource_pool=get("resource_pool"),
                 dvswitch=get("dvswitch"),
                 vswitch=str(get("vswitch", "vSwitch0")),
+                hot_add=_flag(get("hot_add"), True),
                 task_wait=max(0.0, float(get("task_wait", 10))),
                 shutdown_timeout=max(0.0, float(get("shutdown_timeout", 120))),
                 event_wait=max(1, int(get("event_wait", 5))),

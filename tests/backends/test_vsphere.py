@@ -1,0 +1,238 @@
+"""The vSphere backend over HTTP: a real `occi-server` (gunicorn) configured by the one-cluster
+shorthand alone (OCCI_BACKEND=vsphere, OCCI_VSPHERE_*), against VMware's simulator (tests/vcsim)
+as a vCenter (VPX) and as a standalone ESXi host (ESX). What the API says is checked against
+what vSphere holds, read through pyvmomi; a change made directly in vSphere reaches the API
+through the backend's property-collector events.
+
+The VPX server answers every vSphere task as pending work (OCCI_VSPHERE_TASK_WAIT=0), so each
+create, power change, resize, save and delete goes through Backend.poll.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from pyVim.connect import Disconnect
+from pyVmomi import vim
+
+from backends.vsphere import devices
+from backends.vsphere.core import instance_uuid
+from tests import vcsim
+from tests.live import LiveServer
+
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+OS_TPL = "http://occi.vsphere.local/os_tpl#"
+JSON = "application/occi+json"
+
+
+class Client:
+    """The OCCI JSON API of a live server, as a member (authentication is off)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def request(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+        r = requests.request(
+            method,
+            self.url + path,
+            json=body,
+            params=params or None,
+            headers={"Accept": JSON, "Content-Type": JSON},
+            timeout=60,
+        )
+        return r
+
+    def create(self, kind: str, expect: int = 201, **doc: Any) -> str:
+        r = self.request("POST", f"/{kind}/", {"kind": INFRA + kind, **doc})
+        assert r.status_code == expect, r.text
+        return r.headers["Location"].split(self.url, 1)[-1]
+
+    def link(self, kind: str, source: str, target: str, **attributes: Any) -> str:
+        body = {
+            "kind": INFRA + kind,
+            "source": {"location": source},
+            "target": {"location": target},
+            "attributes": attributes,
+        }
+        r = self.request("POST", f"/link/{kind}/", body)
+        assert r.status_code == 201, r.text
+        return r.headers["Location"].split(self.url, 1)[-1]
+
+    def get(self, path: str) -> dict[str, Any]:
+        r = self.request("GET", path)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def attrs(self, path: str) -> dict[str, Any]:
+        return self.get(path)["attributes"]
+
+    def act(self, path: str, term: str, **attributes: Any) -> dict[str, Any]:
+        kind = path.strip("/").split("/")[0]
+        body = {"action": f"{INFRA[:-1]}/{kind}/action#{term}", "attributes": attributes}
+        r = self.request("POST", path, body, action=term)
+        assert r.status_code == 200, r.text
+        return self.attrs(path)
+
+    def update(self, path: str, **attributes: Any) -> dict[str, Any]:
+        r = self.request("POST", path, {"attributes": attributes})
+        assert r.status_code == 200, r.text
+        return self.attrs(path)
+
+    def delete(self, path: str) -> None:
+        r = self.request("DELETE", path)
+        assert r.status_code in (200, 204), r.text
+
+    def os_tpls(self) -> set[str]:
+        doc = self.get("/-/")
+        return {m["term"] for m in doc["mixins"] if m["scheme"] == OS_TPL}
+
+    def wait_for(self, path: str, key: str, value: Any, timeout: float = 20) -> dict[str, Any]:
+        """The entity's attributes once `key` has `value` (what a background change brings)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            a = self.attrs(path)
+            if a.get(key) == value or time.monotonic() > deadline:
+                assert a.get(key) == value, a
+                return a
+            time.sleep(0.2)
+
+
+class Platform:
+    """What vSphere holds, read through pyvmomi."""
+
+    def __init__(self, sim: vcsim.Vcsim):
+        self.si = sim.connect()
+        self.content = self.si.RetrieveContent()
+
+    def vm(self, location: str) -> Any:
+        eid = location.rstrip("/").rsplit("/", 1)[-1]
+        return self.content.searchIndex.FindByUuid(
+            uuid=instance_uuid(eid), vmSearch=True, instanceUuid=True
+        )
+
+    def networks(self) -> set[str]:
+        view = self.content.viewManager.CreateContainerView(
+            self.content.rootFolder, [vim.Network], True
+        )
+        try:
+            return {n.name for n in view.view}
+        finally:
+            view.Destroy()
+
+    def close(self) -> None:
+        Disconnect(self.si)
+
+
+def entity_id(location: str) -> str:
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def vpx() -> vcsim.Vcsim:
+    return vcsim.shared("vpx")
+
+
+@pytest.fixture(scope="module")
+def vpx_server(vpx, tmp_path_factory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("vsphere-vpx")
+    server = LiveServer(
+        tmp,
+        env=vpx.env(vsphere_task_wait="0", vsphere_event_wait="1"),
+        reconcile_interval=3600,  # changes made in vSphere arrive through events only
+    )
+    yield server
+    server.stop()
+    assert "vcsim-secret" not in server.log_path.read_text()  # the password is never logged
+
+
+@pytest.fixture
+def platform(vpx) -> Iterator[Platform]:
+    p = Platform(vpx)
+    yield p
+    p.close()
+
+
+def test_lifecycle_over_http_on_a_vcenter(vpx_server, platform):
+    api = Client(vpx_server.url)
+    assert vcsim.TEMPLATE in api.os_tpls()
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJq occi@test"
+    compute = api.create(
+        "compute",
+        mixins=[OS_TPL + vcsim.TEMPLATE, INFRA[:-1] + "/credentials#ssh_key"],
+        attributes={
+            "occi.compute.cores": 1,
+            "occi.compute.memory": 0.5,
+            "occi.credentials.ssh.publickey": key,
+        },
+    )
+    assert api.attrs(compute)["occi.compute.state"] == "inactive"
+    vm = platform.vm(compute)
+    assert vm is not None and vm.name == f"occi-{entity_id(compute)}"
+    assert (vm.config.hardware.numCPU, vm.config.hardware.memoryMB) == (1, 512)
+    extra = devices.extra_dict(vm.config.extraConfig)
+    assert extra[devices.ENTITY_KEY] == entity_id(compute)
+    assert extra["guestinfo.userdata.encoding"] == "base64"
+    assert key in base64.b64decode(extra["guestinfo.userdata"]).decode()
+    assert key in base64.b64decode(extra["guestinfo.metadata"]).decode()
+
+    storage = api.create("storage", attributes={"occi.storage.size": 1})
+    network = api.create("network", attributes={"occi.network.vlan": 42})
+    assert f"occi-{entity_id(network)}" in platform.networks()
+    disk = api.link("storagelink", compute, storage)
+    nic = api.link("networkinterface", compute, network)
+    assert api.attrs(disk)["occi.storagelink.deviceid"] == "vdb"
+    mac = api.attrs(nic)["occi.networkinterface.mac"]
+    assert mac.startswith("00:50:56:")
+    assert mac in {d.macAddress for d in vm.config.hardware.device if hasattr(d, "macAddress")}
+    files = [
+        d.backing.fileName
+        for d in vm.config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualDisk)
+    ]
+    assert f"[LocalDS_0] occi/occi-{entity_id(storage)}.vmdk" in files
+
+    assert api.act(storage, "online")["occi.storage.state"] == "online"
+    assert api.act(network, "up")["occi.network.state"] == "active"
+    assert api.act(compute, "start")["occi.compute.state"] == "active"
+    assert vm.runtime.powerState == "poweredOn"
+    assert api.attrs(disk)["occi.storagelink.state"] == "active"
+    resized = api.update(compute, **{"occi.compute.cores": 2, "occi.compute.memory": 1.0})
+    assert (resized["occi.compute.cores"], resized["occi.compute.memory"]) == (2, 1.0), resized[
+        "occi.compute.state.message"
+    ]
+    assert (vm.config.hardware.numCPU, vm.config.hardware.memoryMB) == (2, 1024)
+
+    assert api.act(compute, "suspend")["occi.compute.state"] == "suspended"
+    assert vm.runtime.powerState == "suspended"
+    assert api.act(compute, "start")["occi.compute.state"] == "active"
+    api.act(compute, "save", name="golden-vsphere")
+    assert "golden-vsphere" in api.os_tpls()
+    stopped = api.act(compute, "stop", method="graceful")
+    assert stopped["occi.compute.state"] == "inactive"
+    assert vm.runtime.powerState == "poweredOff"
+
+    api.delete(disk)
+    assert api.request("GET", disk).status_code == 404
+    api.delete(compute)
+    assert platform.vm(compute) is None
+    api.delete(storage)
+    api.delete(network)
+    assert f"occi-{entity_id(network)}" not in platform.networks()
+
+
+def test_a_power_change_made_in_vsphere_reaches_the_api_through_events(vpx_server, platform):
+    api = Client(vpx_server.url)
+    compute = api.create(
+        "compute", attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25}
+    )
+    assert api.act(compute, "start")["occi.compute.state"] == "active"
+    vm = platform.vm(compute)
+    vm.PowerOffVM_Task()  # an administrator in vCenter
+    a = api.wait_for(compute, "occi.compute.state", "inactive")
+    assert a["occi.compute.state.message"] == "inactive"
+    api.delete(compute)
