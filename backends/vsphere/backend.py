@@ -39,7 +39,7 @@ from backends.vsphere.compute import ComputeOps
 from backends.vsphere.config import VsphereConfig
 from backends.vsphere.events import EventWatcher
 from backends.vsphere.links import LinkOps
-from backends.vsphere.session import Session
+from backends.vsphere.session import Session, guarded
 from occi.model import Entity, Link, Mixin, Resource
 
 log = logging.getLogger(__name__)
@@ -228,3 +228,36 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
             watcher, self._events = self._events, None
         if watcher is not None:
             watcher.stop()
+
+
+#: the backend's entry points, each turning what pyvmomi raises into the contract's faults
+GUARDED = (
+    "provider_mixins",
+    "observe",
+    "poll",
+    "compute_create",
+    "compute_start",
+    "compute_stop",
+    "compute_restart",
+    "compute_suspend",
+    "compute_save",
+    "compute_resize",
+    "compute_delete",
+    "compute_migrate",
+    "storage_create",
+    "storage_resize",
+    "storage_online",
+    "storage_offline",
+    "storage_delete",
+    "network_create",
+    "network_up",
+    "network_down",
+    "network_delete",
+    "link_attach",
+    "link_detach",
+    "delete_image",
+    "host_capacity",
+    "discover_hosts",
+)
+for _name in GUARDED:
+    setattr(VsphereBackend, _name, guarded(getattr(VsphereBackend, _name)))

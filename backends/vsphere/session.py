@@ -9,6 +9,7 @@ deserialize for tasks of non-entities such as the VirtualDiskManager's).
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import os
@@ -71,6 +72,24 @@ def as_fault(exc: BaseException, doing: str) -> Exception:
 
 #: what a connection failure raises (anything else from pyvmomi is a fault of vSphere's)
 NETWORK_ERRORS = (OSError, http.client.HTTPException, ssl.SSLError, EOFError)
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """A backend method whose pyvmomi faults and network errors that escaped Session.call
+    (a lazy inventory lookup) become the contract's: never an SDK exception to the server."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(self, *args, **kwargs)
+        except (Unsupported, InvalidTransition, NotFoundOnPlatform, PlatformError):
+            raise
+        except (vmodl.MethodFault, *NETWORK_ERRORS) as exc:
+            if isinstance(exc, vim.fault.NotAuthenticated | NETWORK_ERRORS):
+                self.session.relogin()
+            raise as_fault(exc, fn.__name__.replace("_", " ")) from None
+
+    return wrapper
 
 
 class Session:
@@ -306,13 +325,15 @@ class Session:
 
     def _find_datastore(self) -> Any:
         wanted = self.config.datastore
-        for ds in self.datacenter.datastore:
-            if wanted is None or ds.name == wanted:
+        for ds, p in self.all_of(vim.Datastore, ["name"]):
+            if wanted is None or p.get("name") == wanted:
+                self._cache["datastore_name"] = p.get("name")
                 return ds
         raise NotFoundOnPlatform(f"no datastore {wanted or ''} in {self.datacenter.name}")
 
     @property
     def datastore_name(self) -> str:
+        self.datastore  # noqa: B018 - finding it caches its name
         return str(self._cached("datastore_name", lambda: self.datastore.name))
 
     @property

@@ -236,3 +236,66 @@ def test_a_power_change_made_in_vsphere_reaches_the_api_through_events(vpx_serve
     a = api.wait_for(compute, "occi.compute.state", "inactive")
     assert a["occi.compute.state.message"] == "inactive"
     api.delete(compute)
+
+
+def hosts_of(server: LiveServer) -> dict[str, tuple[str, int, int]]:
+    """name -> (uri, cores, memory MiB) of the hosts the server's shorthand made."""
+    import sqlalchemy as sa
+
+    from occi.store.inventory_sql import hosts
+
+    engine = sa.create_engine(f"sqlite:///{server.log_path.parent}/occi.db")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(hosts.c.name, hosts.c.uri, hosts.c.cores, hosts.c.memory_mb)
+            )
+            return {r.name: (r.uri, r.cores, r.memory_mb) for r in rows}
+    finally:
+        engine.dispose()
+
+
+def test_the_shorthand_takes_the_clusters_hosts_from_vcenter(vpx_server):
+    found = hosts_of(vpx_server)
+    assert sorted(found) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
+    assert {(c, m) for _, c, m in found.values()} == {(8, 16384), (2, 4095)}
+    assert all(uri.startswith("host-") for uri, _, _ in found.values())
+
+
+def test_lifecycle_basics_on_a_standalone_esxi(tmp_path):
+    esx = vcsim.shared("esx")
+    server = LiveServer(tmp_path, env=esx.env())
+    platform = Platform(esx)
+    try:
+        (name, (uri, cores, memory)), *more = hosts_of(server).items()
+        assert not more and (cores, memory) == (2, 4095)
+        api = Client(server.url)
+        assert vcsim.TEMPLATE in api.os_tpls()
+        compute = api.create(
+            "compute",
+            mixins=[OS_TPL + vcsim.TEMPLATE],
+            attributes={"occi.compute.cores": 2, "occi.compute.memory": 1.0},
+        )
+        network = api.create("network")
+        assert f"occi-{entity_id(network)}" in platform.networks()  # a standard port group
+        storage = api.create("storage", attributes={"occi.storage.size": 2})
+        nic = api.link("networkinterface", compute, network)
+        disk = api.link("storagelink", compute, storage)
+        vm = platform.vm(compute)
+        assert vm.runtime.host._moId == uri
+        assert api.attrs(nic)["occi.networkinterface.interface"] == "eth0"
+        assert api.act(compute, "start")["occi.compute.state"] == "active"
+        assert vm.runtime.powerState == "poweredOn"
+        assert api.act(compute, "restart", method="warm")["occi.compute.state"] == "active"
+        stopped = api.act(compute, "stop", method="poweroff")
+        assert (stopped["occi.compute.state"], stopped["occi.compute.state.message"]) == (
+            "inactive",
+            "powered off",
+        )
+        for path in (disk, nic, compute, storage, network):
+            api.delete(path)
+        assert platform.vm(compute) is None
+        assert f"occi-{entity_id(network)}" not in platform.networks()
+    finally:
+        platform.close()
+        server.stop()
