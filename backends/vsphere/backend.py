@@ -193,6 +193,24 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
 
         return s.call("listing the cluster's hosts", listed)
 
+    def host_maintenance(self, uri: str | None, entering: bool) -> None:
+        """EnterMaintenanceMode_Task (the server moved the VMs away with RelocateVM_Task
+        first) or ExitMaintenanceMode_Task, waited for up to task_wait seconds (vCenter goes on
+        with it after that)."""
+        s = self.session
+        if uri is None:
+            return
+        host = s.ref(vim.HostSystem, uri)
+        mode = s.call(f"reading host {uri}", lambda: s.props(host, ["runtime.inMaintenanceMode"]))
+        if bool(mode.get("runtime.inMaintenanceMode")) == entering:
+            return
+        doing = f"{'entering' if entering else 'leaving'} maintenance mode on host {uri}"
+        if entering:
+            task = s.call(doing, lambda: host.EnterMaintenanceMode_Task(timeout=0))
+        else:
+            task = s.call(doing, lambda: host.ExitMaintenanceMode_Task(timeout=0))
+        s.call(doing, lambda: s.wait(task, self.config.task_wait, doing))
+
     def compute_migrate(
         self, entity: Resource, target_uri: str | None, live: bool
     ) -> Outcome | Pending:
@@ -258,6 +276,7 @@ GUARDED = (
     "delete_image",
     "host_capacity",
     "discover_hosts",
+    "host_maintenance",
 )
 for _name in GUARDED:
     setattr(VsphereBackend, _name, guarded(getattr(VsphereBackend, _name)))
