@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: namespace of the instance UUIDs made from entity ids that are not UUIDs themselves
 NAMESPACE = uuid.UUID("6f1c9a52-3d1e-4c55-9c1b-0cc1a7e5e001")
+#: seconds before the first look at a task answered as Pending (then every second)
+FIRST_POLL = 0.2
 VM_PATHS = [
     "name",
     "config.instanceUuid",
@@ -163,13 +165,14 @@ class Core:
     ) -> Outcome | Pending | None:
         """Start a vSphere task; if it ends within task_wait seconds, the operation's result
         (`finish`), else Pending with a handle naming the task and what finishes it
-        (VsphereBackend.poll)."""
+        (VsphereBackend.poll). task_wait 0: Pending at once, without a look."""
         task = self.session.call(doing, start)
-        done, _ = self.session.call(
-            doing, lambda: self.session.wait(task, self.config.task_wait, doing)
-        )
-        if done:
-            return finish()
+        if self.config.task_wait > 0:
+            done, _ = self.session.call(
+                doing, lambda: self.session.wait(task, self.config.task_wait, doing)
+            )
+            if done:
+                return finish()
         handle = {**handle, "t": task._moId}
         message = str(handle.get("m") or f"{doing}: vSphere task under way")
-        return Pending(json.dumps(handle, sort_keys=True), poll_after=1.0, message=message)
+        return Pending(json.dumps(handle, sort_keys=True), poll_after=FIRST_POLL, message=message)

@@ -23,7 +23,7 @@ from pyVmomi import vim
 from backends.vsphere import devices
 from backends.vsphere.core import instance_uuid
 from tests import vcsim
-from tests.live import LiveServer
+from tests.live import LiveServer, free_port
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 OS_TPL = "http://occi.vsphere.local/os_tpl#"
@@ -299,3 +299,80 @@ def test_lifecycle_basics_on_a_standalone_esxi(tmp_path):
     finally:
         platform.close()
         server.stop()
+
+
+# ---------------------------------------------------------------------------- the backend alone
+@pytest.fixture
+def backend(vpx) -> Iterator[Any]:
+    from backends.vsphere import VsphereBackend
+
+    b = VsphereBackend(vpx.settings(vsphere_task_wait="0"))
+    yield b
+    b.close()
+
+
+def _compute(**attributes: Any) -> Any:
+    import uuid
+
+    from occi.model import Resource
+
+    return Resource(
+        kind=INFRA + "compute",
+        id=str(uuid.uuid4()),
+        attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25, **attributes},
+    )
+
+
+def _finished(b: Any, entity: Any, out: Any) -> Any:
+    """An operation's outcome, polling its task as the server would."""
+    from backends.base import Pending
+
+    while isinstance(out, Pending):
+        out = b.poll(entity, out.handle)
+    return out
+
+
+def test_a_failed_vsphere_task_raises_with_vcenters_fault(backend, platform):
+    import json
+
+    from backends.base import InvalidTransition, Pending, PlatformError
+
+    c = _compute()
+    _finished(backend, c, backend.compute_create(c))
+    started = backend.compute_start(c)
+    assert isinstance(started, Pending) and json.loads(started.handle)["op"] == "power"
+    _finished(backend, c, started)
+    vm = platform.vm(f"/compute/{c.id}")
+    again = vm.PowerOnVM_Task()  # fails in vCenter: it runs already
+    with pytest.raises(InvalidTransition, match="InvalidPowerState"):
+        backend.poll(c, json.dumps({"op": "power", "t": again._moId}))
+    with pytest.raises(PlatformError, match="not a vSphere task handle"):
+        backend.poll(c, "nonsense")
+    backend.compute_stop(c, "poweroff")
+    assert backend.compute_delete(c) is not None or platform.vm(f"/compute/{c.id}") is None
+
+
+def test_a_lost_session_logs_in_again(backend, platform):
+    c = _compute()
+    _finished(backend, c, backend.compute_create(c))
+    si = backend.session.si
+    si.content.sessionManager.Logout()  # vCenter ends the session (expiry, a restart)
+    assert backend.observe(c).attributes["occi.compute.state"] == "inactive"
+    assert backend.session.si is not si  # a new session
+    _finished(backend, c, backend.compute_delete(c))
+    assert platform.vm(f"/compute/{c.id}") is None
+
+
+def test_a_vcenter_that_does_not_answer_is_unreachable(vpx):
+    from backends.base import Unreachable
+    from backends.vsphere import VsphereBackend
+
+    b = VsphereBackend(vpx.settings(vsphere_url=f"https://127.0.0.1:{free_port()}/sdk"))
+    try:
+        assert not b.ping()
+        with pytest.raises(Unreachable, match="cannot reach vSphere"):
+            b.observe(_compute())
+        with pytest.raises(Unreachable):
+            b.host_capacity("host-42")
+    finally:
+        b.close()
