@@ -49,6 +49,7 @@ class EventWatcher:
         self._thread: threading.Thread | None = None
         #: set once the watch is in place (tests wait for it)
         self.ready = threading.Event()
+        self._collector: Any = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="vsphere-events", daemon=True)
@@ -56,8 +57,14 @@ class EventWatcher:
 
     def stop(self) -> None:
         self._stopped.set()
+        collector = self._collector
+        if collector is not None:
+            try:  # ends the WaitForUpdatesEx under way at once
+                collector.CancelWaitForUpdates()
+            except Exception:  # noqa: BLE001 - it ends by itself within event_wait anyway
+                log.debug("vSphere events: cancel failed", exc_info=True)
         if self._thread is not None:
-            self._thread.join(self.config.event_wait + 2)
+            self._thread.join(0.5)  # a daemon: what is left of it ends quietly
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -65,6 +72,8 @@ class EventWatcher:
             try:
                 self._watch(session)
             except Exception as exc:  # noqa: BLE001 - the watch goes on after any failure
+                if self._stopped.is_set():
+                    return
                 log.warning("vSphere events: %s; watching again in %g s", exc, self.retry)
                 self.ready.clear()
                 self._stopped.wait(self.retry)
@@ -90,6 +99,7 @@ class EventWatcher:
             propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=WATCHED)],
         )
         collector.CreateFilter(spec, partialUpdates=True)
+        self._collector = collector
         options = PC.WaitOptions(maxWaitSeconds=self.config.event_wait)
         names: dict[str, str] = {}
         version = ""
@@ -109,6 +119,7 @@ class EventWatcher:
                     first = False
                     self.ready.set()
         finally:
+            self._collector = None
             try:
                 collector.DestroyPropertyCollector()
                 view.Destroy()
