@@ -128,3 +128,26 @@ def test_the_shorthand_keeps_its_hosts_when_vcenter_does_not_answer(tmp_path):
         assert start(vsphere_url=closed) == first
     finally:
         store.close()
+
+
+def test_hosts_discover_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from occi.cli import main
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("OCCI_SECRET_KEY", "a key for the discover test")
+    monkeypatch.delenv("OCCI_CONFIG", raising=False)
+    cli = lambda *argv: main([*argv, "--database-url", url])  # noqa: E731
+    settings = [f"--setting={k}={v}" for k, v in vcsim.shared("vpx").settings().items()]
+    assert cli("migrate") == 0
+    assert cli("zones", "create", "z1") == 0
+    assert cli("clusters", "create", "vc", "--zone", "z1", "--backend", "vsphere", *settings) == 0
+    assert cli("clusters", "create", "sim", "--zone", "z1", "--backend", "simulator") == 0
+    capsys.readouterr()
+    assert cli("hosts", "discover", "vc", "--json") == 0
+    import json
+
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(h["name"] for h in listed) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
+    assert all(h["cluster"] == "vc" and h["state"] == "up" for h in listed)
+    assert cli("hosts", "discover", "sim") == 1  # the simulator lists no hosts of its own
+    assert "does not list its hosts" in capsys.readouterr().err

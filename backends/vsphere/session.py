@@ -59,6 +59,8 @@ def as_fault(exc: BaseException, doing: str) -> Exception:
         return Unsupported(f"{doing}: this vSphere endpoint does not implement it")
     if isinstance(exc, vmodl.fault.NotSupported):
         return Unsupported(text)
+    if isinstance(exc, vim.fault.ToolsUnavailable):  # a guest operation without VMware Tools
+        return Unsupported(f"{doing}: VMware Tools do not run in the guest")
     if isinstance(exc, STATE_FAULTS):
         return InvalidTransition(text)
     if isinstance(exc, GONE_FAULTS):
