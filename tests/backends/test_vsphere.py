@@ -376,3 +376,16 @@ def test_a_vcenter_that_does_not_answer_is_unreachable(vpx):
             b.host_capacity("host-42")
     finally:
         b.close()
+
+
+def test_a_saved_template_is_an_os_tpl_until_its_image_is_deleted(backend):
+    c = _compute()
+    _finished(backend, c, backend.compute_create(c))
+    out = _finished(backend, c, backend.compute_save(c, "hot", "to-be-deleted"))
+    assert out.mixin is not None and out.mixin.term == "to-be-deleted"
+    assert "saved as os_tpl to-be-deleted" in out.attributes["occi.compute.state.message"]
+    assert out.mixin.id in {m.id for m in backend.provider_mixins()}
+    backend.delete_image(out.mixin)
+    backend.delete_image(out.mixin)  # gone already: done
+    assert out.mixin.id not in {m.id for m in backend.provider_mixins()}
+    _finished(backend, c, backend.compute_delete(c))
