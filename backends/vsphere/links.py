@@ -17,12 +17,13 @@ from backends import common
 from backends.base import InvalidTransition, NotFoundOnPlatform, Outcome, Pending, Unsupported
 from backends.vsphere import devices
 from backends.vsphere.core import Vm, entity_id_of
+from backends.vsphere.networks import NetworkOps
 from backends.vsphere.volumes import KB_PER_GB, VolumeOps
 from occi import infrastructure as infra
 from occi.model import Link, Resource
 
 
-class LinkOps(VolumeOps):
+class LinkOps(VolumeOps, NetworkOps):
     def link_vm(self, link: Link) -> Vm | None:
         """The VM of the link's compute (None: there is none)."""
         cid = entity_id_of(link.source)

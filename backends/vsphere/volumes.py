@@ -1,15 +1,13 @@
 """Storage as virtual disks on the datastore (`[datastore] occi/occi-<id>.vmdk`, made by the
-VirtualDiskManager) and networks as port groups `occi-<id>` (on the distributed switch, else a
-standard port group on the vSwitch of every host).
+VirtualDiskManager).
 
-A disk and a port group have no online/offline or up/down of their own in vSphere: those states
-are OCCI's, kept in the entity. A disk's size is read from the datastore browser where vSphere
-reports it (the simulator does not; the entity's size stands then).
+A disk has no online/offline of its own in vSphere: that state is OCCI's, kept in the entity.
+A disk's size is read from the datastore browser where vSphere reports it (the simulator does
+not; the entity's size stands then).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pyVmomi import vim
@@ -21,18 +19,12 @@ from backends.base import (
     Outcome,
     Pending,
     PlatformError,
-    Unsupported,
 )
 from backends.vsphere import devices
 from backends.vsphere.core import Core, Vm
 from occi.model import Resource
 
 KB_PER_GB = 1024 * 1024
-
-
-def _on(host: Any, fn: Callable[[Any], Any]) -> Callable[[], Any]:
-    """`fn(host)` as a call without arguments (for Session.call in a loop over hosts)."""
-    return lambda: fn(host)
 
 
 class VolumeOps(Core):
@@ -199,88 +191,3 @@ class VolumeOps(Core):
             deviceChange=[devices.remove(d) for d in gone],
             extraConfig=devices.option_values(forget),
         )
-
-    # ------------------------------------------------------------------ networks
-    def portgroup(self, name: str) -> Any:
-        """The port group (or network) named `name`, None when there is none."""
-        found = self.session.call(
-            f"looking for port group {name}",
-            lambda: self.session.all_of(vim.Network, ["name"]),
-        )
-        return next((obj for obj, p in found if p.get("name") == name), None)
-
-    def network_outcome(self, entity: Resource, state: str | None = None) -> Outcome:
-        name = common.platform_name(entity)
-        if self.portgroup(name) is None:
-            raise NotFoundOnPlatform(f"port group {name} does not exist")
-        state = state or str(entity.attributes.get("occi.network.state") or "inactive")
-        return Outcome(
-            {
-                "occi.network.state": state,
-                "occi.network.state.message": f"{state}; port group {name}",
-            }
-        )
-
-    def network_create(self, entity: Resource) -> Outcome | Pending:
-        name = common.platform_name(entity)
-        if self.portgroup(name) is not None:
-            return self.network_outcome(entity)
-        vlan = int(entity.attributes.get("occi.network.vlan") or 0)
-        dvs = self.session.call("finding the distributed switch", lambda: self.session.dvswitch)
-        if dvs is not None:
-            setting = vim.dvs.VmwareDistributedVirtualSwitch.VmwarePortConfigPolicy(
-                vlan=vim.dvs.VmwareDistributedVirtualSwitch.VlanIdSpec(vlanId=vlan, inherited=False)
-            )
-            spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(
-                name=name, type="earlyBinding", numPorts=8, defaultPortConfig=setting
-            )
-            return self.started(  # type: ignore[return-value]
-                {"op": "network"},
-                f"creating port group {name}",
-                lambda: dvs.AddDVPortgroup_Task([spec]),
-                lambda: self.network_outcome(entity, "inactive"),
-            )
-        policy = vim.host.NetworkPolicy()
-        group = vim.host.PortGroup.Specification(
-            name=name, vlanId=vlan, vswitchName=self.config.vswitch, policy=policy
-        )
-        for host in self.session.call("listing the hosts", self.session.hosts):
-            try:
-                self.session.call(
-                    f"adding port group {name} on {host.name}",
-                    _on(host, lambda h: h.configManager.networkSystem.AddPortGroup(portgrp=group)),
-                )
-            except PlatformError as exc:
-                if "AlreadyExists" not in str(exc):
-                    raise
-        return self.network_outcome(entity, "inactive")
-
-    def _network_state(self, entity: Resource, wanted: str) -> Outcome:
-        self.network_outcome(entity)
-        if str(entity.attributes.get("occi.network.state") or "inactive") == wanted:
-            raise InvalidTransition(f"network {entity.id} is {wanted} already")
-        return self.network_outcome(entity, wanted)
-
-    def network_up(self, entity: Resource) -> Outcome:
-        return self._network_state(entity, "active")
-
-    def network_down(self, entity: Resource) -> Outcome:
-        return self._network_state(entity, "inactive")
-
-    def network_delete(self, entity: Resource) -> Pending | None:
-        name = common.platform_name(entity)
-        group = self.portgroup(name)
-        if group is None:
-            return None
-        if isinstance(group, vim.dvs.DistributedVirtualPortgroup):
-            self.session.run(f"deleting port group {name}", lambda: group.Destroy_Task())
-            return None
-        for host in self.session.call("listing the hosts", self.session.hosts):
-            try:
-                self.session.call(
-                    f"removing port group {name} from {host.name}",
-                    _on(host, lambda h: h.configManager.networkSystem.RemovePortGroup(pgName=name)),
-                )
-            except (NotFoundOnPlatform, Unsupported):
-                continue
-        return None

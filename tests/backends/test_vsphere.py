@@ -115,6 +115,15 @@ class Platform:
             uuid=instance_uuid(eid), vmSearch=True, instanceUuid=True
         )
 
+    def network(self, name: str) -> Any:
+        view = self.content.viewManager.CreateContainerView(
+            self.content.rootFolder, [vim.Network], True
+        )
+        try:
+            return next(n for n in view.view if n.name == name)
+        finally:
+            view.Destroy()
+
     def networks(self) -> set[str]:
         view = self.content.viewManager.CreateContainerView(
             self.content.rootFolder, [vim.Network], True
@@ -197,7 +206,11 @@ def test_lifecycle_over_http_on_a_vcenter(vpx_server, platform):
     assert f"[LocalDS_0] occi/occi-{entity_id(storage)}.vmdk" in files
 
     assert api.act(storage, "online")["occi.storage.state"] == "online"
+    group = platform.network(f"occi-{entity_id(network)}")
+    assert group.config.defaultPortConfig.blocked.value  # a distributed port group, blocked
+    assert group.config.defaultPortConfig.vlan.vlanId == 42
     assert api.act(network, "up")["occi.network.state"] == "active"
+    assert not group.config.defaultPortConfig.blocked.value
     assert api.act(compute, "start")["occi.compute.state"] == "active"
     assert vm.runtime.powerState == "poweredOn"
     assert api.attrs(disk)["occi.storagelink.state"] == "active"
