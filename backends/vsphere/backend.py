@@ -20,6 +20,7 @@ from backends.base import (
     CAPABILITIES,
     CORES,
     MEMORY,
+    SIZE,
     STORAGE_RESIZE,
     Backend,
     DiscoveredHost,
@@ -34,7 +35,7 @@ from backends.base import (
     Unsupported,
     kind_of,
 )
-from backends.vsphere import catalog
+from backends.vsphere import catalog, guestinfo
 from backends.vsphere.compute import ComputeOps
 from backends.vsphere.config import VsphereConfig
 from backends.vsphere.events import EventWatcher
@@ -97,6 +98,35 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
                 raise InvalidTransition(f"storage {entity.id} can only grow")
             raise Unsupported("this vSphere endpoint cannot extend virtual disks")
         return LinkOps.storage_resize(self, entity, size_gb)
+
+    def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome | Pending:
+        """Changes beyond the sizes: a compute's hostname, user data or key rewrite its
+        guestinfo (read by cloud-init at its next boot); a network's VLAN and addresses are
+        set when its port group is made (Unsupported after); other attributes are OCCI's."""
+        kind = kind_of(entity)
+        if kind == "network" and {"occi.network.vlan", "occi.network.address"} & set(changed):
+            raise Unsupported("a vSphere port group's VLAN is set when the network is made")
+        out: Outcome | Pending | None = None
+        if kind == "compute":
+            if {guestinfo.USERDATA_KEY, guestinfo.SSH_KEY, "occi.compute.hostname"} & set(changed):
+                vm = self.vm_of(entity)
+                name, a = vm.name, entity.attributes
+                keys: dict[str, str | None] = {
+                    k: None for k in vm.extra if k.startswith("guestinfo.") and "data" in k
+                }
+                keys.update(guestinfo.extra_config(str(entity.id), name, a))
+                self.set_extra(vm, keys, f"writing the guestinfo of {name}")
+            if CORES in changed or MEMORY in changed:
+                cores = changed.get(CORES)
+                memory = changed.get(MEMORY)
+                out = self.compute_resize(
+                    entity,
+                    None if cores is None else int(cores),
+                    None if memory is None else float(memory),
+                )
+        elif kind == "storage" and changed.get(SIZE) is not None:
+            out = self.storage_resize(entity, float(changed[SIZE]))
+        return out if out is not None else self.observe(entity)
 
     # ------------------------------------------------------------------ templates
     def provider_mixins(self) -> list[Mixin]:
@@ -250,6 +280,7 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
 
 #: the backend's entry points, each turning what pyvmomi raises into the contract's faults
 GUARDED = (
+    "update",
     "provider_mixins",
     "observe",
     "poll",

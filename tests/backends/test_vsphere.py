@@ -189,8 +189,14 @@ def test_lifecycle_over_http_on_a_vcenter(vpx_server, platform):
     assert key in base64.b64decode(extra["guestinfo.userdata"]).decode()
     assert key in base64.b64decode(extra["guestinfo.metadata"]).decode()
 
+    api.update(compute, **{"occi.compute.hostname": "web-2"})  # cloud-init reads it at boot
+    metadata = devices.extra_dict(vm.config.extraConfig)["guestinfo.metadata"]
+    assert '"local-hostname": "web-2"' in base64.b64decode(metadata).decode()
+
     storage = api.create("storage", attributes={"occi.storage.size": 1})
     network = api.create("network", attributes={"occi.network.vlan": 42})
+    r = api.request("POST", network, {"attributes": {"occi.network.vlan": 43}})
+    assert r.status_code == 501, r.text  # a port group's VLAN is set when it is made
     assert f"occi-{entity_id(network)}" in platform.networks()
     disk = api.link("storagelink", compute, storage)
     nic = api.link("networkinterface", compute, network)
