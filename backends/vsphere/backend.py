@@ -64,8 +64,9 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
     # ------------------------------------------------------------------ capabilities
     @property
     def capabilities(self) -> frozenset[str]:
-        """All of them, but storage.resize only where the endpoint extends virtual disks (the
-        simulator does not); found out on first use, once per backend."""
+        """All of them, but storage.resize only where the endpoint extends detached virtual
+        disks (the simulator does not: there, only attached disks grow, through their VM);
+        found out on first use, once per backend."""
         if self._capabilities is None:
             s = self.session
             try:
@@ -91,13 +92,8 @@ class VsphereBackend(ComputeOps, LinkOps, Backend):
     def capabilities(self, value: frozenset[str]) -> None:
         self._capabilities = frozenset(value)
 
-    def storage_resize(self, entity: Resource, size_gb: float) -> Outcome | Pending:
-        if STORAGE_RESIZE not in self.capabilities:
-            before = self.storage_outcome(entity)
-            if size_gb < float(before.attributes["occi.storage.size"]):
-                raise InvalidTransition(f"storage {entity.id} can only grow")
-            raise Unsupported("this vSphere endpoint cannot extend virtual disks")
-        return LinkOps.storage_resize(self, entity, size_gb)
+    def extends_detached_disks(self) -> bool:
+        return STORAGE_RESIZE in self.capabilities
 
     def update(self, entity: Resource, changed: Mapping[str, Any]) -> Outcome | Pending:
         """Changes beyond the sizes: a compute's hostname, user data or key rewrite its

@@ -19,12 +19,14 @@ from backends.base import (
     Outcome,
     Pending,
     PlatformError,
+    Unsupported,
 )
 from backends.vsphere import devices
 from backends.vsphere.core import Core, Vm
 from occi.model import Resource
 
 KB_PER_GB = 1024 * 1024
+SIZE = "occi.storage.size"
 
 
 class VolumeOps(Core):
@@ -61,11 +63,10 @@ class VolumeOps(Core):
             raise NotFoundOnPlatform(f"disk {path} does not exist")
         a = entity.attributes
         state = state or str(a.get("occi.storage.state") or "offline")
-        size = (
-            round(info["capacity_kb"] / KB_PER_GB, 3)
-            if info.get("capacity_kb")
-            else float(a.get("occi.storage.size") or 0)
-        )
+        known_kb = info.get("capacity_kb")
+        if not known_kb:  # the simulator's browser does not say: an attached disk does
+            known_kb = next((d.capacityInKB for _, d in self.holders(path)), None)
+        size = round(known_kb / KB_PER_GB, 3) if known_kb else float(a.get(SIZE) or 0)
         return Outcome(
             {
                 "occi.storage.state": state,
@@ -120,20 +121,29 @@ class VolumeOps(Core):
 
     def storage_resize(self, entity: Resource, size_gb: float) -> Outcome | Pending:
         path = self.volume_path(entity)
-        before = self.storage_outcome(entity)
-        current = float(before.attributes["occi.storage.size"])
+        info = self.volume_info(path)
+        if info is None:
+            raise NotFoundOnPlatform(f"disk {path} does not exist")
+        held = self.holders(path)
+        known_kb = info.get("capacity_kb") or (held[0][1].capacityInKB if held else None)
+        # what vSphere says, else (the simulator, a detached disk) the size stored before
+        current = known_kb / KB_PER_GB if known_kb else float(entity.attributes.get(SIZE) or 0)
         if size_gb < current:
             raise InvalidTransition(f"disk {path} has {current:g} GB: it can only grow")
-        if size_gb == current:
-            return before
+        if known_kb and size_gb == current:
+            return self.storage_outcome(entity, info)
         size_kb = int(size_gb * KB_PER_GB)
-        held = self.holders(path)
         if held:  # grown through its VM, as vSphere grows an attached disk
             vm, disk = held[0]
             disk.capacityInKB = size_kb
             disk.capacityInBytes = size_kb * 1024
             spec = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
             self.reconfigure(vm, f"growing disk {path}", deviceChange=[spec])
+        elif not self.extends_detached_disks():
+            raise Unsupported(
+                f"this vSphere endpoint cannot extend a detached virtual disk ({path}): "
+                "attach it to a compute to grow it"
+            )
         else:
             s = self.session
             s.run(
@@ -143,8 +153,12 @@ class VolumeOps(Core):
                 ),
             )
         out = self.storage_outcome(entity)
-        out.attributes["occi.storage.size"] = size_gb
+        out.attributes[SIZE] = size_gb
         return out
+
+    def extends_detached_disks(self) -> bool:
+        """Whether the endpoint has ExtendVirtualDisk_Task (VsphereBackend probes it)."""
+        return True
 
     def _storage_state(self, entity: Resource, wanted: str) -> Outcome:
         self.storage_outcome(entity)

@@ -211,6 +211,14 @@ def test_lifecycle_over_http_on_a_vcenter(vpx_server, platform):
     ]
     assert f"[LocalDS_0] occi/occi-{entity_id(storage)}.vmdk" in files
 
+    grown = api.update(storage, **{"occi.storage.size": 2})  # attached: grown through its VM
+    assert grown["occi.storage.size"] == 2
+    disk_device = next(
+        d
+        for d in vm.config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualDisk) and "] occi/" in d.backing.fileName
+    )
+    assert disk_device.capacityInKB == 2 * 1024 * 1024
     assert api.act(storage, "online")["occi.storage.state"] == "online"
     group = platform.network(f"occi-{entity_id(network)}")
     assert group.config.defaultPortConfig.blocked.value  # a distributed port group, blocked
