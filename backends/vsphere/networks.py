@@ -26,6 +26,7 @@ DVS = vim.dvs.VmwareDistributedVirtualSwitch
 GROUP_PATHS = [
     "config.name",
     "config.numPorts",
+    "config.autoExpand",
     "config.type",
     "config.configVersion",
     "config.defaultPortConfig",
@@ -84,7 +85,11 @@ class NetworkOps(Core):
                 blocked=vim.BoolPolicy(inherited=False, value=True),  # inactive until up
             )
             spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(
-                name=name, type="earlyBinding", numPorts=8, defaultPortConfig=setting
+                name=name,
+                type="earlyBinding",
+                numPorts=8,
+                autoExpand=True,  # grows as VMs join
+                defaultPortConfig=setting,
             )
             return self.started(  # type: ignore[return-value]
                 {"op": "network"},
@@ -123,6 +128,7 @@ class NetworkOps(Core):
                 configVersion=p.get("config.configVersion"),
                 name=p.get("config.name") or name,
                 numPorts=p.get("config.numPorts"),
+                autoExpand=p.get("config.autoExpand"),
                 type=p.get("config.type"),
                 defaultPortConfig=setting,
             )
