@@ -498,8 +498,17 @@ class InventoryService:
         return doc
 
     def _platform_maintenance(self, cluster: Cluster, host: Host, entering: bool) -> None:
-        """The platform's own maintenance mode of the host follows (Backend.host_maintenance)."""
+        """The platform's own maintenance mode of the host follows (Backend.host_maintenance;
+        a backend that has none is not even made)."""
+        from backends.base import Backend
+        from occi.plugins import backend_class
+
         make = self.backend_for or _load_backend
+        try:
+            if backend_class(cluster.backend).host_maintenance is Backend.host_maintenance:
+                return
+        except Exception:  # noqa: BLE001 - not installed here: said below
+            pass
         try:
             backend = make(cluster.backend, self.cluster_settings(cluster))
         except Exception as exc:  # noqa: BLE001 - not installed here: the server's state stands
