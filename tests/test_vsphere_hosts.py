@@ -7,6 +7,7 @@ one-cluster shorthand keeps its hosts when vCenter does not answer at a start.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,10 +145,50 @@ def test_hosts_discover_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert cli("clusters", "create", "sim", "--zone", "z1", "--backend", "simulator") == 0
     capsys.readouterr()
     assert cli("hosts", "discover", "vc", "--json") == 0
-    import json
 
     listed = json.loads(capsys.readouterr().out)
     assert sorted(h["name"] for h in listed) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
     assert all(h["cluster"] == "vc" and h["state"] == "up" for h in listed)
     assert cli("hosts", "discover", "sim") == 1  # the simulator lists no hosts of its own
     assert "does not list its hosts" in capsys.readouterr().err
+
+
+@pytest.fixture
+def admin_api(sqlite_url) -> Iterator[Any]:
+    """The app's admin API with an administrator and a member (tokens), on SQLite."""
+    from falcon import testing
+
+    from occi.api.wsgi import build
+    from occi.identity.passwords import hash_password
+    from occi.identity.store import IdentityTx
+    from tests.api.test_admin_api import Admin
+
+    settings = Settings.from_mapping(
+        {"database_url": sqlite_url, "auth": "token", "secret_key": "a test key, long enough"}
+    )
+    app, service = build(settings, upgrade=True, run_jobs=False)
+    tokens = {}
+    with service.store.begin() as tx:
+        ids = IdentityTx(tx)
+        for name, role in (("member", "member"), ("root", "admin")):
+            ids.create_user(name, password_hash=hash_password(f"{name}-password"))
+            ids.grant(name, None if role == "admin" else "default", role)
+            tokens["admin" if name == "root" else name] = ids.create_token(name)[1]
+    yield Admin(testing.TestClient(app), service, tokens)
+    service.store.close()
+    service.backend.close()
+
+
+def test_discover_hosts_over_the_admin_api(admin_api):
+    settings = vcsim.shared("vpx").settings()
+    admin_api.ok("POST", "/zones", {"name": "z1"}, status=201)
+    body = {"name": "vc", "zone": "z1", "backend": "vsphere", "settings": settings}
+    admin_api.ok("POST", "/clusters", body, status=201)
+    assert admin_api.call("member", "POST", "/clusters/vc/discover-hosts").status_code == 403
+    assert admin_api.call("admin", "POST", "/clusters/nope/discover-hosts").status_code == 404
+    listed = admin_api.ok("POST", "/clusters/vc/discover-hosts")["hosts"]
+    assert sorted(h["name"] for h in listed) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
+    shown = admin_api.ok("GET", "/clusters/vc")
+    assert settings["vsphere_password"] not in json.dumps(shown)  # masked
+    r = admin_api.call("admin", "POST", "/clusters/default/discover-hosts")  # the simulator's
+    assert r.status_code == 400 and "does not list its hosts" in r.json["error"]["message"]
