@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PC = vmodl.query.PropertyCollector
 
+#: seconds a connection or an answer of vSphere may take (WaitForUpdatesEx waits less)
+TIMEOUT = 60
 #: faults meaning "not in this state" (the service answers 409)
 STATE_FAULTS = (vim.fault.InvalidPowerState, vim.fault.InvalidState, vim.fault.InvalidDeviceSpec)
 #: faults meaning the object is gone
@@ -74,6 +76,13 @@ def as_fault(exc: BaseException, doing: str) -> Exception:
 
 #: what a connection failure raises (anything else from pyvmomi is a fault of vSphere's)
 NETWORK_ERRORS = (OSError, http.client.HTTPException, ssl.SSLError, EOFError)
+#: what a pooled connection that vCenter closed meanwhile raises on its next use
+STALE_ERRORS = (
+    http.client.RemoteDisconnected,
+    ssl.SSLEOFError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
 
 
 def guarded(fn: Callable[..., T]) -> Callable[..., T]:
@@ -87,7 +96,7 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T]:
         except (Unsupported, InvalidTransition, NotFoundOnPlatform, PlatformError):
             raise
         except (vmodl.MethodFault, *NETWORK_ERRORS) as exc:
-            if isinstance(exc, vim.fault.NotAuthenticated | NETWORK_ERRORS):
+            if isinstance(exc, vim.fault.NotAuthenticated):
                 self.session.relogin()
             raise as_fault(exc, fn.__name__.replace("_", " ")) from None
 
@@ -120,6 +129,7 @@ class Session:
                 sslContext=context,
                 disableSslCertValidation=self.config.insecure,
                 connectionPoolTimeout=-1,
+                httpConnectionTimeout=TIMEOUT,
             )
         except vim.fault.InvalidLogin:
             raise PlatformError(
@@ -142,9 +152,18 @@ class Session:
             return self._si
 
     def relogin(self) -> None:
+        """Log in again on the same connection (so the managed objects read before stay
+        usable); a new connection when that fails. The inventory is looked up afresh."""
         with self._lock:
-            self._si, self._cache = None, {}
-        log.info("vSphere session lost; logging in again")
+            si, self._cache = self._si, {}
+            if si is not None and self._pid == os.getpid():
+                try:
+                    si.content.sessionManager.Login(self.config.user, self.config.password)
+                    log.info("vSphere session lost; logged in again")
+                    return
+                except Exception as exc:  # noqa: BLE001 - a new connection then
+                    log.info("vSphere login on the old connection failed (%s)", type(exc).__name__)
+            self._si = None
 
     def close(self) -> None:
         with self._lock:
@@ -164,22 +183,28 @@ class Session:
         return self.si._stub
 
     def call(self, doing: str, fn: Callable[[], T]) -> T:
-        """Run `fn` (pyvmomi calls); a lost session logs in again and runs it once more; faults
-        become the contract's, with `doing` saying what failed."""
-        for attempt in (1, 2):
+        """Run `fn` (pyvmomi calls); a lost session logs in again and runs it once more, a
+        connection vCenter closed meanwhile is replaced once; faults become the contract's,
+        with `doing` saying what failed."""
+        relogged = reconnected = False
+        while True:
             try:
                 return fn()
             except vim.fault.NotAuthenticated:
-                if attempt == 2:
+                if relogged:
                     raise PlatformError(f"{doing}: vSphere does not accept the session") from None
+                relogged = True
                 self.relogin()
             except (Unsupported, InvalidTransition, NotFoundOnPlatform, PlatformError):
                 raise
+            except STALE_ERRORS as exc:
+                # a connection vCenter closed meanwhile (idle, restarted): pyvmomi dropped it,
+                # the call goes again on a new one (the request never reached vCenter)
+                if reconnected:
+                    raise as_fault(exc, doing) from None
+                reconnected = True
             except (vmodl.MethodFault, *NETWORK_ERRORS) as exc:
-                if isinstance(exc, NETWORK_ERRORS):
-                    self.relogin()  # the next call opens a new connection
                 raise as_fault(exc, doing) from None
-        raise AssertionError("unreachable")
 
     @contextmanager
     def doing(self, what: str) -> Iterator[None]:

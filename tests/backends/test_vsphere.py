@@ -383,9 +383,10 @@ def test_a_lost_session_logs_in_again(backend, platform):
     c = _compute()
     _finished(backend, c, backend.compute_create(c))
     si = backend.session.si
+    cookie = si._stub.cookie
     si.content.sessionManager.Logout()  # vCenter ends the session (expiry, a restart)
     assert backend.observe(c).attributes["occi.compute.state"] == "inactive"
-    assert backend.session.si is not si  # a new session
+    assert backend.session.si._stub.cookie != cookie  # logged in again
     _finished(backend, c, backend.compute_delete(c))
     assert platform.vm(f"/compute/{c.id}") is None
 
@@ -416,3 +417,38 @@ def test_a_saved_template_is_an_os_tpl_until_its_image_is_deleted(backend):
     backend.delete_image(out.mixin)  # gone already: done
     assert out.mixin.id not in {m.id for m in backend.provider_mixins()}
     _finished(backend, c, backend.compute_delete(c))
+
+
+def test_a_vcenter_restart_is_survived_by_the_session_and_the_events():
+    """vCenter goes away and comes back (a new simulator on the same port): the backend logs
+    in again on its next call, and the event thread watches again by itself."""
+    from backends.vsphere import VsphereBackend
+
+    first = vcsim.start("vpx")
+    b = VsphereBackend(first.settings(vsphere_event_wait="1"))
+    seen: list[str] = []
+    try:
+        b.start_events(seen.append)
+        assert b._events is not None and b._events.ready.wait(10)
+        c = _compute()
+        _finished(b, c, b.compute_create(c))
+        first.stop()
+        second = vcsim.start("vpx", port=first.port)  # an empty vCenter at the same address
+        try:
+            c = _compute()
+            _finished(b, c, b.compute_create(c))  # a new session
+            assert b._events.ready.wait(15)  # watching the new vCenter
+            vm = Platform(second)
+            try:
+                vm.vm(f"/compute/{c.id}").PowerOnVM_Task()
+                deadline = time.monotonic() + 10
+                while c.id not in seen and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert c.id in seen
+            finally:
+                vm.close()
+        finally:
+            second.stop()
+    finally:
+        b.close()
+        first.stop()

@@ -131,8 +131,9 @@ class Vcsim:
                 self.proc.wait()
 
 
-def _start(model: str) -> Vcsim:
-    port = free_port()
+def start(model: str, port: int | None = None) -> Vcsim:
+    """A simulator of its own for a test (the caller stops it), on `port` if given."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             str(binary()),
@@ -169,7 +170,7 @@ def shared(model: str = "vpx") -> Vcsim:
     with _lock:
         sim = _running.get(model)
         if sim is None or sim.proc.poll() is not None:
-            sim = _running[model] = _start(model)
+            sim = _running[model] = start(model)
         return sim
 
 
