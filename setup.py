@@ -50,6 +50,7 @@ setup(
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
+        "vsphere": ["pyvmomi>=8"],
         "test": [
             "pytest>=8",
             "requests>=2.31",
@@ -59,6 +60,8 @@ setup(
             "mypy>=1.10",
             # certificates made in the tests (X.509 through HAProxy)
             "trustme>=1.1",
+            # the vSphere backend's tests run against VMware's simulator (tests/vcsim)
+            "pyvmomi>=8",
         ],
     },
     entry_points={
@@ -75,12 +78,14 @@ setup(
         "occi.backends": [
             "simulator=backends.simulator:SimulatorBackend",
             "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
+            "vsphere=backends.vsphere:VsphereBackend [vsphere]",
         ],
         # Each backend's target for the contract suite (backends/contract.py): a backend from
         # another distribution joins the suite by declaring one here too.
         "occi.backend_contracts": [
             "simulator=backends.simulator.contract:TARGET",
             "libvirt=backends.libvirt.contract:TARGET [libvirt]",
+            "vsphere=backends.vsphere.contract:TARGET [vsphere]",
         ],
     },
     classifiers=[

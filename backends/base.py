@@ -490,6 +490,13 @@ class Backend(ABC):
         does not answer."""
         return None
 
+    def host_maintenance(self, uri: str | None, entering: bool) -> None:  # noqa: B027
+        """Put the host at this platform address into its platform's own maintenance mode
+        (`entering`), once the server has moved its computes away, or take it out again when
+        the administrator cancels the maintenance (vCenter's EnterMaintenanceMode_Task and
+        ExitMaintenanceMode_Task). Optional: the default does nothing (a platform without such a
+        mode). A failure raises a BackendFault; the server logs it and keeps its own state."""
+
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:
         """Move a compute to the host at `target_uri` (its placement still names the source).
         `live`: without stopping it, where the platform can; where it cannot, the backend moves

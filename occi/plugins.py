@@ -91,6 +91,12 @@ def probe(name: str) -> Probe:
     return Probe(name, True)
 
 
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as `name` (BackendNotFound says why not), to ask it what it does
+    without making an instance."""
+    return _load_class(name)
+
+
 def load_backend(name: str, settings: dict[str, Any]) -> Backend:
     return _load_class(name)(settings)
 
