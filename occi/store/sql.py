@@ -1182,29 +1182,24 @@ class SqlTx(StoreTx):
         """Every match of q (offset/limit ignored), resources with their links, from ONE
         statement read `batch` rows at a time: a constant number of statements and bounded
         memory whatever the size of the collection."""
-        e, ln = entities, _LINKS
-        if q.mixin is None:
-            joined = e.outerjoin(ln, ln.c.source_id == e.c.id)
-            where, order = self._listing(q)
-        else:
-            m = entity_mixins.c
-            joined = e.join(
-                entity_mixins, sa.and_(m.entity_seq == e.c.seq, m.mixin_id == q.mixin)
-            ).outerjoin(ln, ln.c.source_id == e.c.id)
-            where, order = self._where(q, mixin=False), [m.entity_seq]
-        stmt = (
-            sa.select(*_ENTITY_COLUMNS, *_LINK_COLUMNS)
-            .select_from(joined)
-            .where(*where)
-            .order_by(*order, ln.c.seq)
-        )
-        result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
-        # rows a partition at a time: one fetch per `batch` rows, not a call per row
-        yield from self._grouped(row for part in result.partitions() for row in part)
+        rows = self._streamed(q, batch, _ENTITY_COLUMNS, _LINK_COLUMNS)
+        yield from self._grouped(rows)
 
     def stored_stream(self, q: Query, batch: int = 500) -> Iterator[Stored]:
         """stream() as Stored of stored_page's shape (its rows compare equal to a page's for
         the same entity), from ONE statement read `batch` rows at a time."""
+        yield from _iter_stored(self._streamed(q, batch, _PAGE_COLUMNS, _PAGE_LINK_COLUMNS))
+
+    def _streamed(
+        self,
+        q: Query,
+        batch: int,
+        columns: Sequence[sa.ColumnElement[Any]],
+        link_columns: Sequence[sa.ColumnElement[Any]],
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of q's matches (`columns`) each joined with its links' (`link_columns`),
+        in seq order, from one statement read a partition of `batch` rows at a time (one
+        fetch per partition, not a call per row)."""
         e, ln = entities, _LINKS
         if q.mixin is None:
             joined = e.outerjoin(ln, ln.c.source_id == e.c.id)
@@ -1216,13 +1211,13 @@ class SqlTx(StoreTx):
             ).outerjoin(ln, ln.c.source_id == e.c.id)
             where, order = self._where(q, mixin=False), [m.entity_seq]
         stmt = (
-            sa.select(*_PAGE_COLUMNS, *_PAGE_LINK_COLUMNS)
+            sa.select(*columns, *link_columns)
             .select_from(joined)
             .where(*where)
             .order_by(*order, ln.c.seq)
         )
         result = self.conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
-        yield from _iter_stored(row for part in result.partitions() for row in part)
+        return (row for part in result.partitions() for row in part)
 
     def count(self, q: Query) -> int:
         stmt = sa.select(sa.func.count()).select_from(entities).where(*self._where(q))
