@@ -45,6 +45,8 @@ setup(
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
+        # XenServer / XCP-ng: the XenAPI SDK (one standard-library-only module)
+        "xenserver": ["XenAPI>=26"],
         "test": [
             "pytest>=8",
             "requests>=2.31",
@@ -54,6 +56,8 @@ setup(
             "mypy>=1.10",
             # certificates made in the tests (X.509 through HAProxy)
             "trustme>=1.1",
+            # the XenServer backend's tests talk to the test xapi server through the SDK
+            "XenAPI>=26",
         ],
     },
     entry_points={
@@ -68,12 +72,14 @@ setup(
         "occi.backends": [
             "simulator=backends.simulator:SimulatorBackend",
             "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
+            "xenserver=backends.xenserver:XenServerBackend [xenserver]",
         ],
         # Each backend's target for the contract suite (backends/contract.py): a backend from
         # another distribution joins the suite by declaring one here too.
         "occi.backend_contracts": [
             "simulator=backends.simulator.contract:TARGET",
             "libvirt=backends.libvirt.contract:TARGET [libvirt]",
+            "xenserver=backends.xenserver.contract:TARGET [xenserver]",
         ],
     },
     classifiers=[
