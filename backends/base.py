@@ -490,6 +490,11 @@ class Backend(ABC):
         does not answer."""
         return None
 
+    def host_maintenance(self, uri: str | None, entering: bool) -> None:  # noqa: B027
+        """Optional: the host at `uri` enters maintenance (its computes moved away: the
+        platform may take it out of its own scheduling, as a Xen pool's host.disable) or
+        leaves it (`entering` False: enabled again). Default: nothing to tell the platform."""
+
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:
         """Move a compute to the host at `target_uri` (its placement still names the source).
         `live`: without stopping it, where the platform can; where it cannot, the backend moves

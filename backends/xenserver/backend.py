@@ -227,14 +227,18 @@ class XenServerBackend(DeviceOps, Backend):
                 )
             ]
 
-    def host_disable(self, uri: str) -> None:
-        """Take a host out of the pool's scheduling (host.disable): the end of a maintenance."""
-        with translated(f"disabling host {uri}"):
-            self.client.api.host.disable(self._host_ref(uri))
-
-    def host_enable(self, uri: str) -> None:
-        with translated(f"enabling host {uri}"):
-            self.client.api.host.enable(self._host_ref(uri))
+    def host_maintenance(self, uri: str | None, entering: bool) -> None:
+        """host.disable once a maintenance moved the host's VMs away (the pool then places
+        nothing there, XenCenter shows it in maintenance); host.enable when it ends."""
+        if not uri:
+            return
+        with translated(f"{'disabling' if entering else 'enabling'} host {uri}"):
+            x = self.client.api
+            ref = self._host_ref(uri)
+            if entering:
+                x.host.disable(ref)
+            else:
+                x.host.enable(ref)
 
     def ping(self) -> bool:
         try:
@@ -333,7 +337,9 @@ class XenServerBackend(DeviceOps, Backend):
         if host is not None:
             x.VM.set_affinity(ref, host)
         self._set_other_config(
-            ref, x.VM.get_other_config(ref), {READY_KEY: "true", LAST_KEY: states.DONE["create"]}
+            ref,
+            x.VM.get_other_config(ref),
+            {READY_KEY: "true", LAST_KEY: states.remembered(HALTED, states.DONE["create"])},
         )
         out = self.observe(entity)
         out.platform_ref = str(x.VM.get_uuid(ref))
@@ -424,7 +430,9 @@ class XenServerBackend(DeviceOps, Backend):
                     f"VM {rec['name_label']} is {power.lower()}: it must be halted (or running, "
                     "within its maximum vCPUs and memory) to be resized"
                 )
-            self._set_other_config(ref, rec["other_config"], {LAST_KEY: message})
+            self._set_other_config(
+                ref, rec["other_config"], {LAST_KEY: states.remembered(power, message)}
+            )
             return self.observe(entity)
 
     def _size_live(self, ref: str, rec: Mapping[str, Any], cores: int, memory: float) -> None:
@@ -502,8 +510,11 @@ class XenServerBackend(DeviceOps, Backend):
         return self.observe(entity)
 
     def _remember(self, ref: str, message: str) -> None:
+        """Keep the message of what we did, with the power state the VM is in now."""
         x = self.client.api
-        self._set_other_config(ref, x.VM.get_other_config(ref), {LAST_KEY: message})
+        rec = x.VM.get_record(ref)
+        last = states.remembered(rec["power_state"], message)
+        self._set_other_config(ref, rec["other_config"], {LAST_KEY: last})
 
     def _refuse(self, rec: Mapping[str, Any], action: str, allowed: tuple[str, ...]) -> None:
         power = rec["power_state"]

@@ -110,14 +110,20 @@ def occi_state(power_state: str) -> str:
     return POWER_STATE_MAP.get(power_state, UNKNOWN_STATE)
 
 
+def remembered(power_state: str, message: str) -> str:
+    """What an operation leaves in other_config: the power state it left and its message."""
+    return f"{power_state}|{message}"
+
+
 def describe(power_state: str, last: str | None = None) -> tuple[str, str]:
     """(OCCI state, message) of a VM in `power_state`; `last` is what our last operation left
-    as its message, used while the power state is still the one it left."""
+    (`remembered`), its message used while the VM is still in the power state it left."""
     state = occi_state(power_state)
     if state == UNKNOWN_STATE:
         return state, f"unknown xapi power state {power_state!r}"
-    if last and last.split(";", 1)[0] == state:
-        return state, last
+    left, _, message = (last or "").partition("|")
+    if message and left == power_state:
+        return state, message
     return state, POWER_MESSAGES[power_state]
 
 

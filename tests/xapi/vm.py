@@ -111,7 +111,7 @@ class VMs:
                 raise XapiError(
                     errors.VM_BAD_POWER_STATE, ref, "halted", source["power_state"].lower()
                 )
-            return self._copy(ref, name)
+            return self._copy(ref, name, is_a_snapshot=False, snapshot_of=NULL)
 
     def snapshot(self, ref: str, name: str) -> str:
         with self.store.lock:
