@@ -91,6 +91,11 @@ def probe(name: str) -> Probe:
     return Probe(name, True)
 
 
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend `name` (BackendNotFound when it cannot load here)."""
+    return _load_class(name)
+
+
 def load_backend(name: str, settings: dict[str, Any]) -> Backend:
     return _load_class(name)(settings)
 

@@ -297,9 +297,11 @@ class _Move:
             result = {"host": target.host_name, "host_id": target.host_id}
             if not tx.jobs.finish(self.job.id, self._owner(), result):
                 raise _LostJob
-            conclude(tx, self.host_id)
+            state = conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "done", None, result
         log.info("moved %s off host %s to %s", entity.id, self.host_id, target.host_name)
+        if state == "maintenance":  # the last one: the platform may take the host out too
+            tell_platform(self.executor.backend_for(entity), p.host_uri, True)
 
     def _finish_unmoved(self, why: str) -> None:
         from occi.jobs.execution import _LostJob
@@ -351,6 +353,16 @@ class _Move:
             conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "failed", message, result
         log.warning("could not move %s off host %s: %s", entity.id, self.host_id, message)
+
+
+def tell_platform(backend: Any, uri: str | None, entering: bool) -> None:
+    """Backend.host_maintenance for the host at `uri` (a Xen pool's host.disable / enable);
+    a platform that fails it leaves the server's own maintenance as it is (logged)."""
+    try:
+        backend.host_maintenance(uri, entering)
+    except Exception as exc:  # the inventory's state stands; the platform is told next time
+        log.warning("the platform did not take host %s %s maintenance: %s", uri,
+                    "into" if entering else "out of", exc)  # fmt: skip
 
 
 def _placement_row(p: Placement) -> dict[str, Any]:

@@ -433,10 +433,33 @@ class InventoryService:
                 moves = maintenance.queue_moves(inv.tx, host.id, None if rid == "-" else rid)
             host = inv.host(name)
             doc = host_doc(host, inv.vm_counts().get(host.id, 0))
+            cluster = inv.cluster(host.cluster_name)
         if moves and self.settings.job_wait > 0:
             self._await(moves, self.settings.job_wait)
             doc = self.show_host(ctx, name)
+        if doc["admin_state"] == "maintenance" or (action == "cancel-maintenance"):
+            self._tell_platform(cluster, host.uri, doc["admin_state"] == "maintenance")
         return doc
+
+    def _tell_platform(self, cluster: Cluster, uri: str | None, entering: bool) -> None:
+        """The cluster's platform hears of a host's maintenance (Backend.host_maintenance)."""
+        from backends.base import Backend
+        from occi.plugins import backend_class
+
+        try:
+            if self.backend_for is None:  # a platform without the hook is not even loaded
+                cls = backend_class(cluster.backend)
+                if cls.host_maintenance is Backend.host_maintenance:
+                    return
+            make = self.backend_for or _load_backend
+            backend = make(cluster.backend, self.cluster_settings(cluster))
+        except Exception as exc:  # not installed here: the platform is not told
+            log.warning("the %s backend cannot load here: %s", cluster.backend, exc)
+            return
+        try:
+            maintenance.tell_platform(backend, uri, entering)
+        finally:
+            backend.close()
 
     def _await(self, job_ids: list[str], timeout: float) -> None:
         """Wait up to `timeout` seconds for these jobs: run here where this process can (the
