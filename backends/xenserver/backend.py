@@ -332,6 +332,7 @@ class XenServerBackend(DeviceOps, Backend):
         cores = int(a.get("occi.compute.cores") or rec["VCPUs_at_startup"])
         memory = float(a.get("occi.compute.memory") or gb(rec["memory_static_max"]))
         self._size_halted(ref, x.VM.get_record(ref), cores, memory)
+        self._grow_root(ref, a.get("occi.compute.ephemeral_storage.size"))
         self._contextualise(ref, entity)
         host = self._placed_host(entity)
         if host is not None:
@@ -355,6 +356,20 @@ class XenServerBackend(DeviceOps, Backend):
             if key in current:
                 x.VM.remove_from_other_config(ref, key)
             x.VM.add_to_other_config(ref, key, value)
+
+    def _grow_root(self, ref: str, size_gb: Any) -> None:
+        """The root disk (userdevice 0) grown to the resource template's ephemeral size
+        when that is larger (never shrunk)."""
+        if not size_gb:
+            return
+        x = self.client.api
+        wanted = int(float(size_gb) * GIB)
+        for vbd in x.VM.get_VBDs(ref):
+            record = x.VBD.get_record(vbd)
+            if record["userdevice"] != "0" or record["VDI"] == NULL or record["type"] != "Disk":
+                continue
+            if int(x.VDI.get_virtual_size(record["VDI"])) < wanted:
+                x.VDI.resize(record["VDI"], str(wanted))
 
     # ------------------------------------------------------------------ contextualisation
     @staticmethod

@@ -206,10 +206,13 @@ def test_sizes_and_contextualisation_reach_the_vm(backend, x):
             "occi.credentials.ssh.publickey": "ssh-ed25519 AAAAC3Nza test@x",
             "occi.compute.userdata": long_data,
             "occi.compute.hostname": "web-1",
+            "occi.compute.ephemeral_storage.size": 20.0,
         }
     )
     done(backend, c, backend.compute_create(c))
     record = x.VM.get_record(vm_of(x, c))
+    root = x.VBD.get_VDI(record["VBDs"][0])
+    assert x.VDI.get_virtual_size(root) == str(20 << 30)  # the template's 10 GiB, grown
     assert (record["VCPUs_at_startup"], record["memory_static_max"]) == ("2", str(3 << 29))
     data = record["xenstore_data"]
     assert data["vm-data/ssh-key"] == "ssh-ed25519 AAAAC3Nza test@x"
