@@ -289,16 +289,20 @@ def venv_python(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProces
 
 def test_contract_targets_resolve_from_the_installed_wheel(venv, tmp_path):
     """The entry points of a plain install load the targets, and the simulator's makes its
-    cluster from the installed package alone; libvirt's says what to install (no extra here)."""
+    cluster from the installed package alone; libvirt's and xenserver's say what to install (no
+    extra here)."""
     p = venv_python(venv, tmp_path / "run", "-c", RESOLVE_CONTRACTS)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
-    assert "declared libvirt simulator" in lines
+    declared = next(line for line in lines if line.startswith("declared "))
+    assert {"libvirt", "simulator", "xenserver"} <= set(declared.split()[1:])
     loaded = next(line for line in lines if line.startswith("loaded simulator"))
     assert loaded.split()[2:4] == ["simulator", "3"]
     assert loaded.split()[4].startswith(str(venv))  # the installed package, not the tree
     unloadable = next(line for line in lines if line.startswith("unloadable libvirt"))
     assert "pip install 'occi-server[libvirt]'" in unloadable
+    unloadable = next(line for line in lines if line.startswith("unloadable xenserver"))
+    assert "pip install 'occi-server[xenserver]'" in unloadable
 
 
 THIRD_PARTY_SETUP = """
