@@ -609,8 +609,15 @@ class XenServerBackend(DeviceOps, Backend):
             raise status.fault
         x = self.client.api
         term = str(data["term"])
-        if status is None:  # forgotten: what the task made is found by name
-            raise PlatformError(f"the task saving {term} is gone; save again")
+        if status is None:  # the task ended and was read already: what it made is kept
+            for rec in self._template_records().values():
+                if catalog.template_term(rec) == term and (
+                    rec["other_config"].get(SAVED_KEY) == entity.id
+                ):
+                    out = self.observe(entity)
+                    out.mixin = catalog.os_tpl(self.config.os_tpl_scheme, term, term)
+                    return out
+            raise PlatformError(f"the task saving {term} is gone and made nothing; save again")
         made = status.result
         if data["step"] == "snapshot":
             return self._task(

@@ -6,9 +6,11 @@ retries the call."""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 import xmlrpc.client
@@ -59,9 +61,13 @@ class XenClient:
         self._lock = threading.Lock()
         self._sessions: list[tuple[int, XenAPI.Session]] = []
 
-    def new_session(self) -> XenAPI.Session:
-        """A session of its own (the event watcher's, whose event.from calls block)."""
-        session = XenAPI.Session(self.config.url, ignore_ssl=not self.config.verify_tls)
+    def new_session(self, timeout: float | None = None) -> XenAPI.Session:
+        """A logged-in session; `timeout` bounds each call (the event watcher's is longer
+        than its event.from waits)."""
+        transport = _transport(
+            self.config.url, self.config.verify_tls, timeout or self.config.timeout
+        )
+        session = XenAPI.Session(self.config.url, transport=transport)
         with translated(f"logging in to {self.config.url} as {self.config.user}"):
             session.xenapi.login_with_password(
                 self.config.user, self.config.password, API_VERSION, ORIGINATOR
@@ -130,6 +136,42 @@ class XenClient:
             x.task.destroy(x.task.get_by_uuid(task_uuid))
         except XenAPI.Failure:
             pass
+
+
+class _Transport(xmlrpc.client.Transport):
+    """HTTP with a timeout on every call (a master that hangs is then Unreachable)."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+
+class _SafeTransport(xmlrpc.client.SafeTransport):
+    """HTTPS with a timeout, verifying the master's certificate unless told not to."""
+
+    def __init__(self, timeout: float, verify: bool):
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        super().__init__(context=context)
+        self.timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPSConnection:
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+
+def _transport(url: str, verify: bool, timeout: float) -> xmlrpc.client.Transport:
+    if url.startswith("https://"):
+        return _SafeTransport(timeout, verify)
+    return _Transport(timeout)
 
 
 def parse_result(text: str) -> str:

@@ -79,6 +79,8 @@ class XenConfig:
     #: that a running VM can grow up to them without a halt
     max_vcpus: int = 0
     max_memory: float = 0.0
+    #: seconds a XenAPI call may take before the master counts as not answering
+    timeout: float = 60.0
     #: seconds an event.from call blocks (the watcher's stop waits at most this long)
     event_timeout: float = 10.0
     os_tpl_scheme: str = "http://occi.xenserver.local/os_tpl#"
@@ -116,6 +118,7 @@ class XenConfig:
                 max_vcpus=int(get("max_vcpus", 0)),
                 max_memory=float(get("max_memory", 0)),
                 event_timeout=float(get("event_timeout", 10.0)),
+                timeout=float(get("timeout", 60.0)),
                 os_tpl_scheme=str(get("os_tpl_scheme", cls.os_tpl_scheme)),
                 resource_tpl_scheme=str(get("resource_tpl_scheme", cls.resource_tpl_scheme)),
                 resource_templates=tuple(parse_templates(get("resource_templates"))),
@@ -127,6 +130,13 @@ class XenConfig:
             raise ConfigError(f"a xenserver setting has a bad value: {exc}") from None
         if not config.url.startswith(("http://", "https://")):
             raise ConfigError("xenserver_url must be the pool master's http(s):// URL")
-        if config.task_wait < 0 or config.poll_after <= 0 or config.event_timeout <= 0:
-            raise ConfigError("xenserver_task_wait, _poll_after and _event_timeout are seconds")
+        if (
+            config.task_wait < 0
+            or config.poll_after <= 0
+            or config.event_timeout <= 0
+            or config.timeout <= 0
+        ):
+            raise ConfigError(
+                "xenserver_task_wait, _poll_after, _event_timeout and _timeout are seconds"
+            )
         return config

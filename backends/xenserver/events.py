@@ -55,7 +55,7 @@ class EventWatcher:
         while not self._stopped.is_set():
             try:
                 if self._session is None:
-                    self._session = self.client.new_session()
+                    self._session = self.client.new_session(self.timeout + 30.0)
                     token = ""
                 reply = getattr(self._session.xenapi.event, "from")(
                     CLASSES, token, float(self.timeout)

@@ -111,7 +111,7 @@ def test_bad_handles_and_uuids(x):
         "VM",
         "OpaqueRef:nothing",
     ]
-    assert failure(x.VM.get_by_uuid, "no-such-uuid") == ["UUID_INVALID", "vm", "no-such-uuid"]
+    assert failure(x.VM.get_by_uuid, "no-such-uuid") == ["UUID_INVALID", "VM", "no-such-uuid"]
     vm = new_vm(x)
     assert x.VM.get_by_uuid(x.VM.get_uuid(vm)) == vm
     x.VM.add_to_other_config(vm, "k", "v")

@@ -162,7 +162,7 @@ class Store:
         for ref, rec in self.objects[cls].items():
             if rec.get("uuid") == value:
                 return ref
-        raise XapiError(errors.UUID_INVALID, cls.lower(), value)
+        raise XapiError(errors.UUID_INVALID, cls, value)  # the table name, as xapi's database says
 
     def _getter(self, cls: str, name: str) -> Callable[..., Any] | None:
         def get(ref: str) -> Any:
