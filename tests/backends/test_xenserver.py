@@ -192,7 +192,7 @@ def test_a_guest_without_pv_drivers_is_powered_off_instead(backend):
     done(backend, c, backend.compute_start(c))
     out = done(backend, c, backend.compute_stop(c, "graceful"))
     assert out.attributes["occi.compute.state"] == "inactive"
-    assert "could not shut down cleanly" in out.attributes["occi.compute.state.message"]
+    assert "powered off instead of a clean shutdown" in out.attributes["occi.compute.state.message"]
     assert "PV drivers" in backend.observe(c).attributes["occi.compute.state.message"]
     backend.compute_delete(c)
 

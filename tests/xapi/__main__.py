@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
     )
     print(server.url, flush=True)
+    print(
+        f"xapi test pool: user {args.user}, password {args.password}, "
+        "SR 'NFS shared storage', hosts xen-host-1 and xen-host-2",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
