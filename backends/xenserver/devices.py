@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from backends import common
 from backends.base import (
-    Backend,
     InvalidTransition,
     NotFoundOnPlatform,
     Outcome,
@@ -22,13 +21,10 @@ from backends.base import (
 )
 from backends.xenserver.catalog import ENTITY_KEY
 from backends.xenserver.client import TaskStatus, translated
+from backends.xenserver.pool import PoolOps
 from backends.xenserver.states import HALTED, RUNNING
 from occi import infrastructure as infra
 from occi.model import Link, Resource
-
-if TYPE_CHECKING:
-    from backends.xenserver.client import XenClient
-    from backends.xenserver.config import XenConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +56,8 @@ def disk_name(index: int) -> str:
     raise AssertionError("unreachable")
 
 
-if TYPE_CHECKING:
-    _Base = Backend
-else:
-    _Base = object  # a mixin: Backend checks the whole contract on XenServerBackend only
-
-
-class DeviceOps(_Base):
+class DeviceOps(PoolOps):
     """The typed storage, network and link operations (XenServerBackend adds compute)."""
-
-    if TYPE_CHECKING:
-        client: XenClient
-        config: XenConfig
-
-        def _task(
-            self,
-            entity: Resource,
-            kind: str,
-            data: dict[str, Any],
-            start: Callable[[Any], str],
-        ) -> Outcome | Pending: ...
 
     # ================================================================== storage
     def _find_vdi(self, entity: Resource) -> tuple[str, dict[str, Any]] | None:
