@@ -432,8 +432,11 @@ class ComputeOps(PoolOps):
         found = self._find_vm(entity)
         if found is None:
             raise NotFoundOnPlatform(f"VM {common.platform_name(entity)} is not in the pool")
-        ref, _ = found
+        ref, rec = found
         x = self.client.api
         x.VM.set_affinity(ref, self._host_ref(str(data["target"])))
-        self._remember(ref, states.DONE["migrate:live" if data.get("live") else "migrate:offline"])
+        how = "live" if data.get("live") else "offline"
+        self._remember(
+            ref, states.DONE["migrate:paused" if rec["power_state"] == PAUSED else f"migrate:{how}"]
+        )
         return self._observe_vm(entity, x.VM.get_record(ref))

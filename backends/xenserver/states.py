@@ -54,6 +54,7 @@ DONE: dict[str, str] = {
     "migrate:live": "running; migrated live to another host of the pool",
     "migrate:offline": "running; migrated to another host of the pool",
     "migrate:stopped": "inactive; stopped, moved to another host of the pool",
+    "migrate:paused": "suspended; paused, moved live to another host of the pool",
     "migrate:suspended": "suspended; moved to another host of the pool",
 }
 #: what an operation under way (a Pending) shows meanwhile

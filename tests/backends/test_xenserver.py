@@ -309,6 +309,16 @@ def test_maintenance_migrates_then_disables_the_host(backend, x):
     out = done(backend, c, backend.compute_migrate(c, second.uri, True))
     assert out.attributes["occi.compute.state.message"].startswith("running; migrated live")
     assert x.host.get_uuid(x.VM.get_resident_on(vm)) == second.uri
+    c.placement = Placement(host_name=second.name, host_uri=second.uri)
+    done(backend, c, backend.compute_suspend(c, "suspend"))  # paused: moves paused
+    out = done(backend, c, backend.compute_migrate(c, first.uri, True))
+    assert out.attributes["occi.compute.state"] == "suspended"
+    assert "moved live" in out.attributes["occi.compute.state.message"]
+    assert x.host.get_uuid(x.VM.get_resident_on(vm)) == first.uri
+    c.placement = Placement(host_name=first.name, host_uri=first.uri)
+    done(backend, c, backend.compute_migrate(c, second.uri, True))
+    c.placement = Placement(host_name=second.name, host_uri=second.uri)
+    assert done(backend, c, backend.compute_start(c)).attributes["occi.compute.state"] == "active"
     backend.host_maintenance(first.uri, True)
     ref = x.host.get_by_uuid(first.uri)
     assert x.host.get_enabled(ref) is False

@@ -28,7 +28,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "resume_on": ((SUSPENDED,), RUNNING),
     "pause": ((RUNNING,), PAUSED),
     "unpause": ((PAUSED,), RUNNING),
-    "pool_migrate": ((RUNNING,), RUNNING),
+    "pool_migrate": ((RUNNING, PAUSED), RUNNING),  # a paused VM moves paused
 }
 #: operations that ask the guest (its PV drivers) to do something
 CLEAN = frozenset({"clean_shutdown", "clean_reboot", "suspend"})
@@ -115,6 +115,8 @@ class Power:
         with self.store.lock:
             vm = self.check(ref, operation)
             _, after = TRANSITIONS[operation]
+            if operation == "pool_migrate":
+                after = vm["power_state"]
             fields: dict[str, Any] = {"power_state": after}
             if operation in ("start", "start_on", "resume", "resume_on"):
                 fields["resident_on"] = self.choose_host(ref, host)
