@@ -282,6 +282,24 @@ def test_save_makes_a_template_offered_as_os_tpl(backend, x):
     backend.compute_delete(c)  # running: powered off first
 
 
+def test_the_template_source_chooses_the_os_tpls(server, x):
+    def terms(source: str) -> set[str]:
+        b = make_backend(server, xenserver_templates=source)
+        try:
+            return {m.term for m in b.provider_mixins() if m.scheme == OS_TPL}
+        finally:
+            b.close()
+
+    assert {"Debian-Bookworm-12", "Other-install-media"} <= terms("all")
+    assert not {"Debian-Bookworm-12", "Other-install-media"} & terms("custom")  # shipped ones
+    (ubuntu,) = x.VM.get_by_name_label("Ubuntu Noble Numbat 24.04")
+    x.VM.set_tags(ubuntu, ["occi"])
+    try:
+        assert terms("tag:occi") == {"Ubuntu-Noble-Numbat-24.04"}
+    finally:
+        x.VM.set_tags(ubuntu, [])
+
+
 # ---------------------------------------------------------------------------- hosts
 def test_the_pools_hosts_with_their_capacity(backend, x):
     hosts = backend.discover_hosts()
