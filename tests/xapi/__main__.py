@@ -14,8 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.xapi", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
-    parser.add_argument("--user", default="root")
-    parser.add_argument("--password", default="xapi-test")
+    parser.add_argument("--user", default="root", help="the user to log in as (root)")
+    parser.add_argument("--password", default="xapi-test", help="its password (xapi-test)")
     parser.add_argument(
         "--task-delay",
         type=float,
