@@ -272,6 +272,9 @@ def test_a_power_change_made_outside_arrives_through_events(server, x):
 
 # ---------------------------------------------------------------------------- hosts
 def test_the_pools_hosts_and_a_maintenance_that_migrates_the_vms(server, x):
+    cluster = admin(server, "GET", "/clusters/default")
+    assert cluster["backend"] == "xenserver"
+    assert cluster["settings"]["xenserver_password"] == "********"  # never shown
     hosts = {h["name"]: h for h in admin(server, "GET", "/hosts")["hosts"]}
     assert {n: (h["cores"], h["memory_mb"]) for n, h in hosts.items()} == {
         "xen-host-1": (16, 65536),
