@@ -17,6 +17,7 @@ import xmlrpc.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import XenAPI
 
@@ -60,19 +61,33 @@ class XenClient:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sessions: list[tuple[int, XenAPI.Session]] = []
+        #: the master's URL: the configured one, until a member says where the master is
+        self.master_url = config.url
 
     def new_session(self, timeout: float | None = None) -> XenAPI.Session:
-        """A logged-in session; `timeout` bounds each call (the event watcher's is longer
-        than its event.from waits)."""
-        transport = _transport(
-            self.config.url, self.config.verify_tls, timeout or self.config.timeout
-        )
-        session = XenAPI.Session(self.config.url, transport=transport)
-        with translated(f"logging in to {self.config.url} as {self.config.user}"):
-            session.xenapi.login_with_password(
-                self.config.user, self.config.password, API_VERSION, ORIGINATOR
+        """A logged-in session on the pool master; `timeout` bounds each call (the event
+        watcher's is longer than its event.from waits). A URL naming a pool member (after a
+        master change) answers HOST_IS_SLAVE with the master's address: the login goes there,
+        and so do later ones."""
+        for _ in range(2):
+            url = self.master_url
+            session = XenAPI.Session(
+                url,
+                transport=_transport(url, self.config.verify_tls, timeout or self.config.timeout),
             )
-        return session
+            try:
+                with translated(f"logging in to {url} as {self.config.user}"):
+                    session.xenapi.login_with_password(
+                        self.config.user, self.config.password, API_VERSION, ORIGINATOR
+                    )
+                return session
+            except Unreachable as exc:
+                master = getattr(exc, "xapi_params", None)
+                if getattr(exc, "xapi_code", "") != "HOST_IS_SLAVE" or not master:
+                    raise
+                self.master_url = url_of_master(url, str(master[0]))
+                log.warning("%s is a pool member: the pool master is %s", url, self.master_url)
+        raise Unreachable(f"no pool master answers at {self.config.url}")
 
     @property
     def api(self) -> Any:
@@ -172,6 +187,15 @@ def _transport(url: str, verify: bool, timeout: float) -> xmlrpc.client.Transpor
     if url.startswith("https://"):
         return _SafeTransport(timeout, verify)
     return _Transport(timeout)
+
+
+def url_of_master(url: str, address: str) -> str:
+    """The URL of the master at `address` (HOST_IS_SLAVE's parameter: an address, perhaps with
+    a port), with the scheme and port of `url` where the address has none."""
+    parts = urlsplit(url)
+    if ":" not in address.strip("[]") and parts.port is not None:
+        address = f"{address}:{parts.port}"
+    return urlunsplit((parts.scheme, address, parts.path, "", ""))
 
 
 def parse_result(text: str) -> str:

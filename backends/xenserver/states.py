@@ -142,4 +142,5 @@ def fault(details: Sequence[object], doing: str) -> BackendFault:
         text = f"xapi failed: {code} {' '.join(params)}".strip()
     exc = cls(f"{doing}: {text}")
     exc.xapi_code = code  # type: ignore[attr-defined]
+    exc.xapi_params = params  # type: ignore[attr-defined]
     return exc

@@ -21,11 +21,12 @@ from backends.base import (
     Unreachable,
 )
 from backends.xenserver import XenServerBackend
+from backends.xenserver.client import url_of_master
 from backends.xenserver.config import ConfigError, XenConfig
 from occi import infrastructure as infra
 from occi.model import Link, Placement, Resource
 from tests.live import free_port
-from tests.xapi import XapiHTTPServer, start
+from tests.xapi import XapiHTTPServer, start, start_member
 
 USER, PASSWORD = "root", "xapi-test"
 OS_TPL = "http://occi.xenserver.local/os_tpl#"
@@ -168,6 +169,23 @@ def test_session_invalid_logs_in_again(server, backend):
     server.xapi.expire_sessions()  # as a restarted pool master
     assert backend.observe(c).attributes["occi.compute.state"] == "inactive"
     backend.compute_delete(c)
+
+
+def test_a_url_naming_a_pool_member_leads_to_the_master(server):
+    # xapi names the master by its address: the scheme (and a port given) stay the URL's
+    assert url_of_master("https://member.example.org", "192.0.2.1") == "https://192.0.2.1"
+    assert url_of_master("https://m:8443", "192.0.2.1") == "https://192.0.2.1:8443"
+    member, _ = start_member(server)
+    try:
+        backend = make_backend(server, xenserver_url=member.url)
+        try:
+            assert len(backend.discover_hosts() or []) == 2
+            assert backend.client.master_url == server.url
+        finally:
+            backend.close()
+    finally:
+        member.shutdown()
+        member.server_close()
 
 
 def test_objects_removed_outside_are_not_found_and_a_dead_master_unreachable(backend, x):

@@ -21,10 +21,11 @@ xapi-project/xen-api's ocaml/idl datamodel):
 - `Async.Class.message` returning a task whose status, result and error_info are polled, and
   `event.from(classes, token, timeout)` with tokens (events.py).
 
-The pool (pool.py) holds two hosts of different sizes, a shared SR, a network and templates.
+The pool (pool.py) holds two hosts of different sizes, a shared SR, a network and templates;
+`start_member` serves a member's address, whose logins answer HOST_IS_SLAVE [master address].
 Run it on its own with `python -m tests.xapi --port 8440` (it prints its URL).
 """
 
-from tests.xapi.server import Xapi, XapiHTTPServer, start
+from tests.xapi.server import Xapi, XapiHTTPServer, start, start_member
 
-__all__ = ["Xapi", "XapiHTTPServer", "start"]
+__all__ = ["Xapi", "XapiHTTPServer", "start", "start_member"]

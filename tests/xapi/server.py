@@ -134,6 +134,21 @@ class Xapi:
         return self.store.generic(cls, message) if cls in self.store.objects else None
 
 
+class Member:
+    """A pool member's xapi: it refuses logins with HOST_IS_SLAVE naming the master's address
+    (clients go there), and knows no session."""
+
+    def __init__(self, master_address: str):
+        self.master_address = master_address
+
+    def call(self, method: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        if method.startswith("session.login"):
+            error = [errors.HOST_IS_SLAVE, self.master_address]
+        else:
+            error = [errors.SESSION_INVALID, str(params[0]) if params else ""]
+        return {"Status": "Failure", "ErrorDescription": error}
+
+
 class _Handler(SimpleXMLRPCRequestHandler):
     rpc_paths = ()  # xapi answers on any path ('/', '/RPC2')
 
@@ -145,7 +160,7 @@ class XapiHTTPServer(ThreadingMixIn, SimpleXMLRPCServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, xapi: Xapi, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, xapi: Xapi | Member, host: str = "127.0.0.1", port: int = 0):
         super().__init__((host, port), requestHandler=_Handler, allow_none=True, logRequests=False)
         self.xapi = xapi
         self.register_instance(self)
@@ -165,5 +180,14 @@ def start(
     """A server answering in a daemon thread (stop it with `server.shutdown()`)."""
     server = XapiHTTPServer(Xapi(**options), host, port)
     thread = threading.Thread(target=server.serve_forever, name="xapi", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def start_member(master: XapiHTTPServer) -> tuple[XapiHTTPServer, threading.Thread]:
+    """A member of `master`'s pool answering at its own address (stop it with `shutdown()`)."""
+    host, port = master.server_address[:2]
+    server = XapiHTTPServer(Member(f"{host}:{port}"))
+    thread = threading.Thread(target=server.serve_forever, name="xapi-member", daemon=True)
     thread.start()
     return server, thread
