@@ -41,10 +41,16 @@ setup(
         # OIDC bearer tokens (JWT signatures) and X.509 client certificate subjects
         "PyJWT[crypto]>=2.8",
         "cryptography>=42",
+        # the `occi` client command (occi/client): its options, tables, HTTP and YAML output
+        "click>=8.1",
+        "rich>=13",
+        "httpx>=0.27",
+        "pyyaml>=6",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
+        "vsphere": ["pyvmomi>=8"],
         # XenServer / XCP-ng: the XenAPI SDK (one standard-library-only module)
         "xenserver": ["XenAPI>=26"],
         "test": [
@@ -56,6 +62,8 @@ setup(
             "mypy>=1.10",
             # certificates made in the tests (X.509 through HAProxy)
             "trustme>=1.1",
+            # the vSphere backend's tests run against VMware's simulator (tests/vcsim)
+            "pyvmomi>=8",
             # the XenServer backend's tests talk to the test xapi server through the SDK
             "XenAPI>=26",
         ],
@@ -63,6 +71,8 @@ setup(
     entry_points={
         "console_scripts": [
             "occi-server=occi.cli:main",
+            # the client command: an HTTP client of any OCCI 1.2 server (occi/client)
+            "occi=occi.client.cli:main",
             # switches simulated hosts off and on (backends/simulator/power.py)
             "occi-simulator=backends.simulator.power:main",
         ],
@@ -72,6 +82,7 @@ setup(
         "occi.backends": [
             "simulator=backends.simulator:SimulatorBackend",
             "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
+            "vsphere=backends.vsphere:VsphereBackend [vsphere]",
             "xenserver=backends.xenserver:XenServerBackend [xenserver]",
         ],
         # Each backend's target for the contract suite (backends/contract.py): a backend from
@@ -79,6 +90,7 @@ setup(
         "occi.backend_contracts": [
             "simulator=backends.simulator.contract:TARGET",
             "libvirt=backends.libvirt.contract:TARGET [libvirt]",
+            "vsphere=backends.vsphere.contract:TARGET [vsphere]",
             "xenserver=backends.xenserver.contract:TARGET [xenserver]",
         ],
     },

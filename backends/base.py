@@ -491,9 +491,11 @@ class Backend(ABC):
         return None
 
     def host_maintenance(self, uri: str | None, entering: bool) -> None:  # noqa: B027
-        """Optional: the host at `uri` enters maintenance (its computes moved away: the
-        platform may take it out of its own scheduling, as a Xen pool's host.disable) or
-        leaves it (`entering` False: enabled again). Default: nothing to tell the platform."""
+        """Put the host at this platform address into its platform's own maintenance mode
+        (`entering`), once the server has moved its computes away, or take it out again when
+        the administrator cancels the maintenance (vCenter's EnterMaintenanceMode_Task and
+        ExitMaintenanceMode_Task). Optional: the default does nothing (a platform without such a
+        mode). A failure raises a BackendFault; the server logs it and keeps its own state."""
 
     def migrate(self, entity: Resource, target_uri: str | None, live: bool) -> Outcome | Pending:
         """Move a compute to the host at `target_uri` (its placement still names the source).

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from occi.settings import Settings
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-
 
 def since(text: str) -> datetime:
     """`--since`: an age (90s, 30m, 1h, 2d, 1w) or an ISO 8601 time (UTC unless it says)."""
-    found = _AGO.fullmatch(text.strip().lower())
-    if found:
-        seconds = float(found.group(1)) * _UNITS[found.group(2)]
-        return datetime.now(UTC) - timedelta(seconds=seconds)
+    from occi.identity.audit import parse_since
+
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither an age (30m, 1h, 2d) nor an ISO time (2026-12-01T08:00)"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
@@ -78,19 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     if args.json:
         for e in found:
-            doc = {
-                "seq": e.seq,
-                "at": e.at.isoformat(),
-                "user": e.user,
-                "project": e.project,
-                "project_name": e.project_name,
-                "request_id": e.request_id,
-                "operation": e.operation,
-                "entity": e.entity,
-                "status": e.status,
-                "result": e.result,
-            }
-            print(json.dumps(doc))
+            print(json.dumps(audit.to_doc(e)))
         return 0
     print(f"{'TIME (UTC)':19} {'USER':12} {'PROJECT':12} {'STATUS':>6}  {'OPERATION':22} ENTITY")
     for e in found:

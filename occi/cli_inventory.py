@@ -92,6 +92,13 @@ def add_parsers(sub: Any, kw: dict[str, Any]) -> None:
     _host_options(p)
     p.add_argument("--no-tags", action="store_true", help="remove all its tags")
     action(hosts, "delete", "delete a host nothing is placed on")
+    p = action(
+        hosts,
+        "discover",
+        "make a cluster's hosts the ones its platform lists (vCenter, a Xen pool)",
+        named=False,
+    )
+    p.add_argument("name", metavar="CLUSTER", help="the cluster whose hosts to list")
     action(hosts, "enable", "let new placements use the host")
     action(hosts, "disable", "stop new placements on the host (its VMs stay)")
     action(hosts, "maintenance", "stop new placements on the host, to move its VMs away")
@@ -181,6 +188,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RequestContext.system()
     what = args.command.rstrip("s")
     try:
+        if args.action == "discover":
+            return _print_list(args, service.discover_hosts(ctx, args.name))
         if args.action == "list":
             if args.command == "zones":
                 docs = service.list_zones(ctx)

@@ -92,7 +92,8 @@ def probe(name: str) -> Probe:
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The class of backend `name` (BackendNotFound when it cannot load here)."""
+    """The class registered as `name` (BackendNotFound says why not), to ask it what it does
+    without making an instance."""
     return _load_class(name)
 
 

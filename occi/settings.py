@@ -257,9 +257,12 @@ class Settings:
         )
 
     def unrecognised(self) -> list[str]:
-        """Extra keys (from OCCI_* variables) that are neither settings nor backend options."""
+        """Extra keys (from OCCI_* variables) that are neither settings nor backend options,
+        nor the `occi` client command's (CLIENT_VARIABLES: a shell may hold both)."""
         prefixes = backend_prefixes()
-        return sorted(k for k in self.extra if not k.startswith(prefixes))
+        return sorted(
+            k for k in self.extra if not k.startswith(prefixes) and k not in CLIENT_VARIABLES
+        )
 
     def backend_settings(self) -> dict[str, Any]:
         """What the backend sees: its own options plus the database URL."""
@@ -272,6 +275,29 @@ class Settings:
             if f.name != "extra":
                 out[PREFIX + f.name.upper()] = str(getattr(self, f.name))
         return out
+
+
+#: the `occi` client command's variables (occi/client/config.py ENV), lower case, without OCCI_
+CLIENT_VARIABLES = frozenset(
+    {
+        "url",
+        "auth_method",
+        "user",
+        "password",
+        "token",
+        "oidc_token",
+        "client_cert",
+        "client_key",
+        "ca_bundle",
+        "insecure",
+        "project",
+        "media",
+        "http_timeout",
+        "profile",
+        "client_config",
+        "credentials",
+    }
+)
 
 
 class SettingsError(ValueError):

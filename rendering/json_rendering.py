@@ -652,6 +652,34 @@ def entity_object(entity: Entity, ctx: Context) -> dict[str, Any]:
 _RESOURCES_FIRST = (b'{"resources":[', b'],"links":[')
 
 
+def _stream_pieces(pieces: Iterable[tuple[bool, bytes]]) -> Iterator[bytes]:
+    """Rendered entities (is_link, bytes) written as _stream_entities writes entities: the
+    list of the first one's sort streamed in chunks, the other sort kept for the end."""
+    it = iter(pieces)
+    first = next(it, None)
+    if first is None:
+        yield b'{"resources":[],"links":[]}'
+        return
+    streamed_links = first[0]
+    keys = (b'{"links":[', b'],"resources":[') if streamed_links else _RESOURCES_FIRST
+    buf = bytearray(keys[0])
+    buf += first[1]
+    other: list[bytes] = []
+    for is_link, piece in it:
+        if is_link == streamed_links:
+            buf += b","
+            buf += piece
+            if len(buf) >= CHUNK_SIZE:
+                yield bytes(buf)
+                buf.clear()
+        else:
+            other.append(piece)
+    buf += keys[1]
+    buf += b",".join(other)
+    buf += b"]}"
+    yield bytes(buf)
+
+
 def _stream_entities(entities: Iterable[Entity], ctx: Context) -> Iterator[bytes]:
     it = iter(entities)
     first = next(it, None)
@@ -850,6 +878,8 @@ class JsonRendering(Rendering):
 
     def render_pieces(self, pieces: Iterable[tuple[bool, bytes]], ctx: Context) -> Rendered:
         # as _stream_entities writes them: the list of the first entity's sort first
+        if not isinstance(pieces, list):  # a whole collection: streamed
+            return Rendered(CONTENT_TYPE, body=_stream_pieces(pieces))
         first: list[bytes] = []
         other: list[bytes] = []
         first_is_link: bool | None = None

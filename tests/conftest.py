@@ -64,3 +64,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vcsim_stopped_at_the_end() -> Iterator[None]:
+    """The VMware simulators a test started (tests.vcsim.shared) end with the session."""
+    yield
+    from tests import vcsim
+
+    vcsim.stop_all()

@@ -153,9 +153,9 @@ def test_job_wait_zero_answers_at_once_with_bind(tmp_path):
 # ------------------------------------------------------------------ backends
 def test_unknown_backend_is_refused_before_anything(tmp_path):
     port = free_port()
-    p = occi_server(tmp_path, "--backend", "vsphere", "--bind", f"127.0.0.1:{port}")
+    p = occi_server(tmp_path, "--backend", "opennebula", "--bind", f"127.0.0.1:{port}")
     line = assert_one_line_error(p)
-    assert "no backend named 'vsphere'" in line and "simulator" in line
+    assert "no backend named 'opennebula'" in line and "simulator" in line
     assert not (tmp_path / "occi.db").exists()
 
 

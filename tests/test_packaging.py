@@ -7,6 +7,7 @@ installed package, only shows up here: the source tree and an editable install h
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -237,6 +238,19 @@ def test_installed_wheel_serves_from_outside_the_tree(venv, tmp_path):
             timeout=30,
         )
         assert r.status_code == 400, r.text
+        # the client command of the wheel (click, rich, httpx, PyYAML come with it)
+        occi = subprocess.run(
+            [str(bin_ / "occi"), "--url", url, "compute", "list", "-o", "json"],
+            cwd=run,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert occi.returncode == 0, occi.stderr
+        assert [d["title"] for d in json.loads(occi.stdout)] == ["from a wheel"]
+        helped = subprocess.run([str(bin_ / "occi"), "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "Exit codes:" in helped.stdout
         assert proc.poll() is None
         p = cli("status")
         assert p.returncode == 0, p.stderr
@@ -289,18 +303,20 @@ def venv_python(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProces
 
 def test_contract_targets_resolve_from_the_installed_wheel(venv, tmp_path):
     """The entry points of a plain install load the targets, and the simulator's makes its
-    cluster from the installed package alone; libvirt's and xenserver's say what to install (no
-    extra here)."""
+    cluster from the installed package alone; libvirt's, vSphere's and XenServer's say what to
+    install (no extra here)."""
     p = venv_python(venv, tmp_path / "run", "-c", RESOLVE_CONTRACTS)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
     declared = next(line for line in lines if line.startswith("declared "))
-    assert {"libvirt", "simulator", "xenserver"} <= set(declared.split()[1:])
+    assert {"libvirt", "simulator", "vsphere", "xenserver"} <= set(declared.split()[1:])
     loaded = next(line for line in lines if line.startswith("loaded simulator"))
     assert loaded.split()[2:4] == ["simulator", "3"]
     assert loaded.split()[4].startswith(str(venv))  # the installed package, not the tree
     unloadable = next(line for line in lines if line.startswith("unloadable libvirt"))
     assert "pip install 'occi-server[libvirt]'" in unloadable
+    unloadable = next(line for line in lines if line.startswith("unloadable vsphere"))
+    assert "pip install 'occi-server[vsphere]'" in unloadable
     unloadable = next(line for line in lines if line.startswith("unloadable xenserver"))
     assert "pip install 'occi-server[xenserver]'" in unloadable
 

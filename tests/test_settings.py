@@ -78,8 +78,8 @@ def test_backend_options_need_an_installed_backend_name(tmp_path):
         "simulator_delay": "1",
         "libvirt_uri": "qemu:///system",
     }
-    bad = write(tmp_path, "[occi]\nvsphere_host = x\n")
-    with pytest.raises(SettingsError, match="unknown setting 'vsphere_host'.*simulator_"):
+    bad = write(tmp_path, "[occi]\nopennebula_host = x\n")
+    with pytest.raises(SettingsError, match="unknown setting 'opennebula_host'.*simulator_"):
         Settings.load(environ={}, config_file=bad)
 
 

@@ -11,6 +11,10 @@ server's own namespace, where no OCCI collection can be):
     GET, PATCH, DELETE     /-/admin/hosts/{name}
     POST                   /-/admin/hosts/{name}/enable | disable | maintenance
                            | cancel-maintenance
+    GET                    /-/admin/events           the audit log, newest first: ?project=,
+                                                     ?user=, ?since=1h|ISO-TIME, ?limit=100
+    POST                   /-/admin/clusters/{name}/discover-hosts   the hosts its platform
+                                                     lists (vCenter, a Xen pool) become its hosts
 
 Bodies and answers are application/json: the documents of occi.inventory.service, the same the
 command line prints with --json. Every route is authenticated by the app's middleware (401) and
@@ -28,6 +32,7 @@ import falcon
 
 from occi import errors
 from occi.api.app import who
+from occi.identity import audit
 from occi.inventory.service import HOST_ACTIONS, InventoryService
 
 PREFIX = "/-/admin/"
@@ -129,9 +134,38 @@ class HostAction(_Admin):
         self._send(resp, "200 OK", self.service.host_action(who(req), name, action))
 
 
+class Events(_Admin):
+    """/-/admin/events: GET the audit log (occi.identity.audit), for administrators."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._begin(req)
+        found = audit.events_for(
+            who(req),
+            self.service.store,
+            project=req.get_param("project"),
+            user=req.get_param("user"),
+            since=req.get_param("since"),
+            limit=req.get_param("limit"),
+        )
+        self._send(resp, "200 OK", {"events": found})
+
+
+class DiscoverHosts(_Admin):
+    """/-/admin/clusters/{name}/discover-hosts: POST syncs the cluster's hosts with its
+    platform's list (InventoryService.discover_hosts); answers the hosts."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        self._begin(req, "discover hosts")
+        self._send(resp, "200 OK", {"hosts": self.service.discover_hosts(who(req), name)})
+
+
 def add_routes(app: falcon.App, service: InventoryService, max_body: int) -> None:
     """The admin routes on `app` (routes: falcon looks at them before the OCCI sink)."""
+    app.add_route(f"{PREFIX}events", Events(service, "events", max_body))
     for kind in KINDS:
         app.add_route(f"{PREFIX}{kind}", Collection(service, kind, max_body))
         app.add_route(f"{PREFIX}{kind}/{{name}}", Item(service, kind, max_body))
     app.add_route(f"{PREFIX}hosts/{{name}}/{{action}}", HostAction(service, "hosts", max_body))
+    app.add_route(
+        f"{PREFIX}clusters/{{name}}/discover-hosts", DiscoverHosts(service, "clusters", max_body)
+    )

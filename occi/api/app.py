@@ -323,6 +323,17 @@ class OcciResource:
                     _wants_fresh(req),
                 )
                 return self._send(resp, "200 OK", out.render_pieces(pieces, ctx))
+            if out.renders_pieces and not _wants_fresh(req):
+                # the whole collection: streamed, each entity as kept while it is the same
+                stream = self.service.render_stream(
+                    who(req),
+                    path,
+                    flt,
+                    (out.media_types[0], ctx.base_url),
+                    lambda entity: out.render_piece(entity, ctx),
+                    reg,
+                )
+                return self._send(resp, "200 OK", out.render_pieces(stream, ctx))
             entities, _ = self.service.list_collection(who(req), path, flt, page)
             return self._send(resp, "200 OK", out.render_entities(entities, ctx))
         if method == "POST" and action is not None:

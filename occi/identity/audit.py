@@ -9,12 +9,14 @@ first, filtered; `purge` deletes those older than a number of days. The HTTP lay
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from occi import errors
 from occi.store.base import Store
 from occi.store.sql import events as events_table
 from occi.store.sql import projects
@@ -25,6 +27,13 @@ MAX_TEXT = 1000
 _INSERT = events_table.insert()
 #: the lease that lets one server of many purge per interval
 PURGE_LEASE = "audit_purge"
+#: the most events one read returns
+MAX_LIMIT = 10000
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGO = re.compile(r"(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])")
+
+if TYPE_CHECKING:
+    from occi.context import RequestContext
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,69 @@ def events(
             q = q.where(events_table.c.project_id.in_(sorted(ids)))
         rows = conn.execute(q).all()
     return [_event(r) for r in rows]
+
+
+def parse_since(text: str) -> datetime:
+    """An age (90s, 30m, 1h, 2d, 1w) or an ISO 8601 time (UTC unless it says); ValueError."""
+    found = _AGO.fullmatch(text.strip().lower())
+    if found:
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text[:40]!r} is neither an age (30m, 1h, 2d) nor an ISO time (2026-12-01T08:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def to_doc(e: Event) -> dict[str, Any]:
+    """An event as the command line's --json and the admin API print it."""
+    return {
+        "seq": e.seq,
+        "at": e.at.isoformat(),
+        "user": e.user,
+        "project": e.project,
+        "project_name": e.project_name,
+        "request_id": e.request_id,
+        "operation": e.operation,
+        "entity": e.entity,
+        "status": e.status,
+        "result": e.result,
+    }
+
+
+def events_for(
+    ctx: RequestContext,
+    store: Store,
+    *,
+    project: str | None = None,
+    user: str | None = None,
+    since: str | None = None,
+    limit: str | int | None = None,
+) -> list[dict[str, Any]]:
+    """The audit log for an administrator (Forbidden for anyone else), filtered as `events`
+    with the filters as a client sends them (BadRequest for an unreadable one)."""
+    if not ctx.is_admin:
+        raise errors.Forbidden("only administrators read the audit log")
+    try:
+        when = parse_since(since) if since else None
+    except ValueError as exc:
+        raise errors.BadRequest(f"since: {exc}") from None
+    count = 100
+    if limit is not None:
+        text = str(limit)
+        if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT or len(text) > 6:
+            raise errors.BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        count = int(text)
+    for name, value in (("project", project), ("user", user)):
+        if value is not None and len(value) > 255:
+            raise errors.BadRequest(f"{name} is longer than 255 characters")
+        if value is not None and not value.isprintable():  # NUL cannot even reach PostgreSQL
+            raise errors.BadRequest(f"{name} holds a control character")
+    found = events(store, project=project, user=user, since=when, limit=count)
+    return [to_doc(e) for e in found]
 
 
 def _event(row: Any) -> Event:

@@ -297,11 +297,10 @@ class _Move:
             result = {"host": target.host_name, "host_id": target.host_id}
             if not tx.jobs.finish(self.job.id, self._owner(), result):
                 raise _LostJob
-            state = conclude(tx, self.host_id)
+            concluded = conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "done", None, result
+        self._platform_maintenance(concluded)
         log.info("moved %s off host %s to %s", entity.id, self.host_id, target.host_name)
-        if state == "maintenance":  # the last one: the platform may take the host out too
-            tell_platform(self.executor.backend_for(entity), p.host_uri, True)
 
     def _finish_unmoved(self, why: str) -> None:
         from occi.jobs.execution import _LostJob
@@ -311,8 +310,24 @@ class _Move:
             _lock_host(tx, self.host_id)
             if not tx.jobs.finish(self.job.id, self._owner(), result):
                 raise _LostJob
-            conclude(tx, self.host_id)
+            concluded = conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "done", None, result
+        self._platform_maintenance(concluded)
+
+    def _platform_maintenance(self, concluded: str | None) -> None:
+        """Once the host is in maintenance, its platform's own maintenance mode too
+        (Backend.host_maintenance: vCenter's EnterMaintenanceMode_Task); a failure is logged,
+        the server's state stays."""
+        if concluded != "maintenance":
+            return
+        with self.store.begin(readonly=True) as tx:
+            row = tx.conn.execute(  # type: ignore[attr-defined]
+                sa.select(hosts.c.name, hosts.c.uri, hosts.c.cluster_id).where(
+                    hosts.c.id == self.host_id
+                )
+            ).first()
+        if row is not None:
+            enter_platform_maintenance(self.executor.backend_for, self.host_id, row, True)
 
     def _give_back(self, target: Placement | None) -> None:
         if target is None or target.host_id is None:
@@ -350,19 +365,33 @@ class _Move:
             _lock_host(tx, self.host_id)
             if not tx.jobs.fail(self.job.id, self._owner(), message, result):
                 raise _LostJob
-            conclude(tx, self.host_id)
+            concluded = conclude(tx, self.host_id)
         self.job.status, self.job.error, self.job.result = "failed", message, result
+        self._platform_maintenance(concluded)
         log.warning("could not move %s off host %s: %s", entity.id, self.host_id, message)
 
 
-def tell_platform(backend: Any, uri: str | None, entering: bool) -> None:
-    """Backend.host_maintenance for the host at `uri` (a Xen pool's host.disable / enable);
-    a platform that fails it leaves the server's own maintenance as it is (logged)."""
+def enter_platform_maintenance(
+    backend_for: Callable[[Any], Any], host_id: str, row: Any, entering: bool
+) -> None:
+    """Backend.host_maintenance for the host of this row (name, uri, cluster_id), through the
+    backend of its cluster; logged, never raised (the server's state is what counts)."""
+    from occi import infrastructure as infra
+
+    probe = Resource(kind=infra.COMPUTE.id, id=f"host-{host_id}")
+    probe.placement = Placement(
+        cluster_id=row.cluster_id, host_id=host_id, host_name=row.name, host_uri=row.uri
+    )
     try:
-        backend.host_maintenance(uri, entering)
-    except Exception as exc:  # the inventory's state stands; the platform is told next time
-        log.warning("the platform did not take host %s %s maintenance: %s", uri,
-                    "into" if entering else "out of", exc)  # fmt: skip
+        backend_for(probe).host_maintenance(row.uri, entering)
+        log.info("host %s: platform maintenance mode %s", row.name, "on" if entering else "off")
+    except Exception as exc:  # noqa: BLE001 - the platform's mode follows the server's
+        log.warning(
+            "host %s: the platform's maintenance mode could not be %s: %s",
+            row.name,
+            "entered" if entering else "left",
+            exc,
+        )
 
 
 def _placement_row(p: Placement) -> dict[str, Any]:

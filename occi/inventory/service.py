@@ -397,6 +397,59 @@ class InventoryService:
             host = inv.update_host(inv.host(name), values)
             return host_doc(host, inv.vm_counts().get(host.id, 0))
 
+    def discover_hosts(self, ctx: RequestContext, cluster_name: str) -> list[dict[str, Any]]:
+        """The cluster's hosts made the ones its platform lists (Backend.discover_hosts: a
+        vCenter cluster, a Xen pool): new hosts added with the size the platform reports,
+        sizes and addresses updated, hosts it no longer lists deleted (disabled while VMs are
+        placed on them). 400 for a backend that does not list hosts, 502/503 when the platform
+        fails or does not answer."""
+        from backends.base import BackendFault, Unreachable
+        from occi.errors import PlatformUnavailable
+        from occi.inventory import shorthand
+
+        name = check_name("cluster", cluster_name)
+        with self._tx(ctx, readonly=True) as inv:
+            cluster = inv.cluster(name)
+        make = self.backend_for or _load_backend
+        try:
+            backend = make(cluster.backend, self.cluster_settings(cluster))
+        except Exception as exc:  # not installed here, or settings it refuses
+            raise BadRequest(
+                f"the {cluster.backend} backend cannot load here "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        try:
+            found = backend.discover_hosts()
+        except Unreachable as exc:
+            raise PlatformUnavailable(
+                f"the {cluster.backend} platform does not answer: {exc}"
+            ) from None
+        except BackendFault as exc:
+            raise BackendError(
+                f"the {cluster.backend} platform cannot list its hosts: {exc}"
+            ) from None
+        finally:
+            backend.close()
+        if found is None:
+            raise BadRequest(
+                f"the {cluster.backend} backend does not list its hosts: add them with hosts create"
+            )
+        declared = [
+            shorthand.Declared(
+                h.name, h.uri, h.capacity.cores, h.capacity.memory_mb, h.capacity.cpu_mhz
+            )
+            for h in found
+        ]
+        with self._tx(ctx) as inv:
+            shorthand.sync_hosts(
+                inv,
+                cluster.id,
+                declared,
+                gone="no longer listed by the cluster's platform; its VMs stay until moved",
+            )
+            vms = inv.vm_counts()
+            return [host_doc(h, vms.get(h.id, 0)) for h in inv.hosts(cluster.id)]
+
     def delete_host(self, ctx: RequestContext, name: str) -> None:
         with self._tx(ctx) as inv:
             inv.delete_host(inv.host(name))
@@ -433,31 +486,36 @@ class InventoryService:
                 moves = maintenance.queue_moves(inv.tx, host.id, None if rid == "-" else rid)
             host = inv.host(name)
             doc = host_doc(host, inv.vm_counts().get(host.id, 0))
-            cluster = inv.cluster(host.cluster_name)
+            cluster = inv.find_cluster(host.cluster_name)
+        if cluster is not None and (
+            (target == maintenance.PREPARING and doc["admin_state"] == "maintenance")
+            or action == "cancel-maintenance"
+        ):  # no computes to move (else the last move does it), or cancelled
+            self._platform_maintenance(cluster, host, action == "maintenance")
         if moves and self.settings.job_wait > 0:
             self._await(moves, self.settings.job_wait)
             doc = self.show_host(ctx, name)
-        if doc["admin_state"] == "maintenance" or (action == "cancel-maintenance"):
-            self._tell_platform(cluster, host.uri, doc["admin_state"] == "maintenance")
         return doc
 
-    def _tell_platform(self, cluster: Cluster, uri: str | None, entering: bool) -> None:
-        """The cluster's platform hears of a host's maintenance (Backend.host_maintenance)."""
+    def _platform_maintenance(self, cluster: Cluster, host: Host, entering: bool) -> None:
+        """The platform's own maintenance mode of the host follows (Backend.host_maintenance;
+        a backend that has none is not even made)."""
         from backends.base import Backend
         from occi.plugins import backend_class
 
+        make = self.backend_for or _load_backend
         try:
-            if self.backend_for is None:  # a platform without the hook is not even loaded
-                cls = backend_class(cluster.backend)
-                if cls.host_maintenance is Backend.host_maintenance:
-                    return
-            make = self.backend_for or _load_backend
+            if backend_class(cluster.backend).host_maintenance is Backend.host_maintenance:
+                return
+        except Exception:  # noqa: BLE001 - not installed here: said below
+            pass
+        try:
             backend = make(cluster.backend, self.cluster_settings(cluster))
-        except Exception as exc:  # not installed here: the platform is not told
-            log.warning("the %s backend cannot load here: %s", cluster.backend, exc)
+        except Exception as exc:  # noqa: BLE001 - not installed here: the server's state stands
+            log.warning("host %s: no backend for its platform maintenance mode: %s", host.name, exc)
             return
         try:
-            maintenance.tell_platform(backend, uri, entering)
+            maintenance.enter_platform_maintenance(lambda _: backend, host.id, host, entering)
         finally:
             backend.close()
 

@@ -51,6 +51,9 @@ class Declared:
     memory_mb: int
     cpu_mhz: int = 0
     message: str | None = None
+    #: a stand-in for hosts the platform could not list this time (it did not answer): the
+    #: hosts the cluster has already stay as they are
+    keep_existing: bool = False
 
 
 def declared_hosts(settings: Settings) -> list[Declared]:
@@ -66,12 +69,14 @@ def declared_hosts(settings: Settings) -> list[Declared]:
             for h in parse_hosts(options.get("simulator_hosts"))
         ]
     uri = options.get(ADDRESS_OPTIONS.get(settings.backend, ""), None) or None
-    from backends.base import BackendFault
+    from backends.base import Backend, BackendFault
     from occi.plugins import load_backend
 
     reason = "the platform does not tell"
+    discovering = False
     try:
         backend = load_backend(settings.backend, options)
+        discovering = type(backend).discover_hosts is not Backend.discover_hosts
         try:
             listed = backend.discover_hosts()
             if listed:
@@ -94,7 +99,7 @@ def declared_hosts(settings: Settings) -> list[Declared]:
     memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
     log.warning("the size of the host at %s is not known (%s): taking this server's", uri, reason)
     message = f"size not read from the platform ({reason[:200]}): this server's own"
-    return [Declared(CLUSTER, uri, cores, memory_mb, 0, message)]
+    return [Declared(CLUSTER, uri, cores, memory_mb, 0, message, keep_existing=discovering)]
 
 
 def cluster_settings(settings: Settings) -> dict[str, str]:
@@ -171,15 +176,27 @@ def _ensure(store: Store, settings: Settings, cipher: Cipher, declared: list[Dec
             if changed:
                 cluster = inv.update_cluster(cluster, changed)
                 log.info("one-cluster shorthand: cluster %s follows the settings", CLUSTER)
-        _sync_hosts(inv, cluster.id, declared)
+        sync_hosts(inv, cluster.id, declared)
         placed = inv.place_unplaced(zone.id, cluster.id)
         if placed:
             log.info("one-cluster shorthand: %d entities placed in zone %s", placed, ZONE)
         return True
 
 
-def _sync_hosts(inv: InventoryTx, cluster_id: str, declared: list[Declared]) -> None:
+def sync_hosts(
+    inv: InventoryTx,
+    cluster_id: str,
+    declared: list[Declared],
+    gone: str = "no longer declared by the server's settings; its VMs stay until moved",
+) -> None:
+    """The cluster's hosts become the declared ones: new ones added, sizes and addresses
+    updated, a host no longer declared deleted (disabled with the message `gone` while VMs
+    are placed on it). A platform that did not answer (`keep_existing`) changes nothing of a
+    cluster that has hosts."""
     existing = {h.name: h for h in inv.hosts(cluster_id)}
+    if existing and declared and all(d.keep_existing for d in declared):
+        log.warning("the platform's hosts could not be listed: the cluster keeps its hosts")
+        return
     vms = inv.vm_counts()
     for d in declared:
         size: dict[str, Any] = {
@@ -205,13 +222,8 @@ def _sync_hosts(inv: InventoryTx, cluster_id: str, declared: list[Declared]) -> 
             current.pop("state_message")
         if current != size:
             inv.update_host(host, size)
-    for gone in existing.values():
-        if vms.get(gone.id):
-            inv.set_admin_state(
-                gone,
-                "disabled",
-                ("enabled", "disabled"),
-                "no longer declared by the server's settings; its VMs stay until moved",
-            )
+    for gone_host in existing.values():
+        if vms.get(gone_host.id):
+            inv.set_admin_state(gone_host, "disabled", ("enabled", "disabled"), gone)
         else:
-            inv.delete_host(gone)
+            inv.delete_host(gone_host)

@@ -379,6 +379,17 @@ class Store(ABC):
         with self.begin(readonly=True) as tx:
             return tx.stored_page(q)
 
+    def stored_stream(self, q: Query, batch: int = 500) -> Iterator[Stored]:
+        """Every match of q as Stored (offset/limit ignored), streamed like iter_all: for a
+        caller that keeps what it made of an entity while its rows stay the same."""
+        for e in self.iter_all(q, batch):
+            yield Stored(e.id or "", e.is_link, e)
+
+    def fingerprint(self, rows: Any) -> Any:
+        """What a caller keeps of a Stored's `rows` to tell, by ==, whether a later read gave
+        the same rows (the rows themselves here; a store may answer something smaller)."""
+        return rows
+
     def entity_of(self, rows: Any) -> Entity:
         """The entity of a Stored's `rows` (with its links), a new object on every call."""
         assert isinstance(rows, Entity)  # StoreTx.stored_page's

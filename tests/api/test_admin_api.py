@@ -279,3 +279,28 @@ def test_admin_writes_are_audited_and_refusals_too(admin):
         ("admin delete zone", 403, "member", "/-/admin/zones/z1"),
         ("admin maintenance host", 200, "root", "/-/admin/hosts/sim1/maintenance"),
     ]
+
+
+def test_the_audit_log_is_read_by_administrators_only(admin):
+    admin.ok("POST", "/zones", {"name": "z1"}, status=201)
+    admin.call("member", "DELETE", "/zones/z1")
+    found = admin.ok("GET", "/events", user="member")["events"]
+    assert [(e["operation"], e["status"], e["user"]) for e in found] == [
+        ("admin delete zone", 403, "member")
+    ]
+    newest = admin.ok("GET", "/events", limit="1", since="1h")["events"]
+    assert [e["operation"] for e in newest] == ["admin delete zone"]
+    assert admin.ok("GET", "/events", since="2000-01-01T00:00")["events"][-1]["user"] == "root"
+    r = admin.call("member", "GET", "/events")
+    assert r.status_code == 403 and r.json["error"]["error_code"] == "forbidden"
+    assert admin.call("anonymous", "GET", "/events").status_code == 401
+    for params, words in (
+        ({"limit": "0"}, "limit must be"),
+        ({"limit": "x" * 300}, "limit must be"),
+        ({"limit": "99999999999999999999"}, "limit must be"),
+        ({"since": "yesterday"}, "neither an age"),
+        ({"user": "u" * 300}, "longer than 255"),
+        ({"project": "a\x00b"}, "control character"),
+    ):
+        r = admin.call("admin", "GET", "/events", **params)
+        assert r.status_code == 400 and words in r.json["error"]["message"], (params, r.text)

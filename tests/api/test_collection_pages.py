@@ -1,6 +1,6 @@
 """A page of a collection in JSON is read with its links at once (SqlTx.stored_page) and each
 entity's rendering is kept while its stored rows and the registry stay the same
-(Reads.render_page). What a client gets must be what the entity listing renders, byte for
+(Reads.render_page); a whole collection is streamed the same way (Reads.render_stream). What a client gets must be what the entity listing renders, byte for
 byte: with the same filters, pages and project scoping, and after every kind of change to an
 entity, its links, its mixins or the categories. Real app, real store (SQLite and
 PostgreSQL)."""
@@ -75,6 +75,9 @@ def test_kept_renderings_follow_every_change(coll):
             ("/compute/", "page=1&number=4", Page(4, 1)),
             ("/", "page=1&number=30", Page(30, 1)),
             ("/tier/", "page=1&number=10", Page(10, 1)),
+            ("/compute/", "", Page()),
+            ("/", "", Page()),
+            ("/tier/", "", Page()),
         ):
             assert got(coll, path, query) == expected(coll, path, Filter(), page), (what, path)
 
@@ -106,6 +109,21 @@ def test_kept_renderings_follow_every_change(coll):
     check("entity deleted")
     s.add_user_mixins(ctx, [CategoryRef(USER, "extra", "mixin", location="/extra/")])
     check("categories changed")
+
+
+def test_whole_json_collections_are_the_entity_listing_byte_for_byte(coll):
+    """Every filter without a page, asked twice (the second from the kept renderings) and
+    once with no-cache (rendered from the entities, not kept): the same bytes, never an
+    entity of the other project; links-first collections included."""
+    foreign = {BASE + loc for loc in coll.foreign}
+    whole = [c for c in CASES if c[4].number is None]
+    assert any(path.startswith("/link") for path, *_ in whole)
+    for path, query, headers, flt, page in whole:
+        want = expected(coll, path, flt, page)
+        for extra in ({}, {}, {"Cache-Control": "no-cache"}):
+            body = got(coll, path, query, {**(headers or {}), **extra})
+            assert body == want, (path, query, extra)
+            assert not any(f.encode() in body for f in foreign), (path, query)
 
 
 def test_stored_page_is_the_query(coll):
