@@ -22,7 +22,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	sh tests/e2e/setup-libvirt.sh $(VENV)
-	$(BIN)/pip install --quiet -e '.[test,libvirt]'
+	$(BIN)/pip install --quiet -e '.[test,libvirt,xenserver]'
 
 run: install
 	@echo "OCCI server: http://$(BIND)/  (query interface: http://$(BIND)/-/ ; Ctrl-C stops it)"

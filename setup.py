@@ -51,6 +51,8 @@ setup(
         "postgresql": ["psycopg[binary]>=3.1"],
         "libvirt": ["libvirt-python>=9"],
         "vsphere": ["pyvmomi>=8"],
+        # XenServer / XCP-ng: the XenAPI SDK (one standard-library-only module)
+        "xenserver": ["XenAPI>=26"],
         "test": [
             "pytest>=8",
             "requests>=2.31",
@@ -62,6 +64,8 @@ setup(
             "trustme>=1.1",
             # the vSphere backend's tests run against VMware's simulator (tests/vcsim)
             "pyvmomi>=8",
+            # the XenServer backend's tests talk to the test xapi server through the SDK
+            "XenAPI>=26",
         ],
     },
     entry_points={
@@ -79,6 +83,7 @@ setup(
             "simulator=backends.simulator:SimulatorBackend",
             "libvirt=backends.libvirt:LibvirtBackend [libvirt]",
             "vsphere=backends.vsphere:VsphereBackend [vsphere]",
+            "xenserver=backends.xenserver:XenServerBackend [xenserver]",
         ],
         # Each backend's target for the contract suite (backends/contract.py): a backend from
         # another distribution joins the suite by declaring one here too.
@@ -86,6 +91,7 @@ setup(
             "simulator=backends.simulator.contract:TARGET",
             "libvirt=backends.libvirt.contract:TARGET [libvirt]",
             "vsphere=backends.vsphere.contract:TARGET [vsphere]",
+            "xenserver=backends.xenserver.contract:TARGET [xenserver]",
         ],
     },
     classifiers=[

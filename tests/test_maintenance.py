@@ -157,6 +157,24 @@ def test_maintenance_moves_running_and_stopped_computes_to_the_other_hosts(sim):
     assert after["vms"] == before["vms"] - 1
 
 
+def test_an_observation_through_the_host_a_compute_just_left_is_dropped(sim):
+    """An event or reconcile pass that read the compute before its move was recorded observes
+    it through the old host (NotFoundOnPlatform there): that stale observation must not put
+    the moved compute in error."""
+    c = sim.compute()
+    sim.act(c, "start")
+    before = sim.entity(c)  # read while it is still on h1
+    assert sim.host_of(c) == "h1" and before.placement is not None
+    sim.admin.host_action(SYSTEM, "h1", "maintenance")
+    assert sim.host_of(c) != "h1"
+    assert sim.service.reconciler._reconcile_batch([before]) == 0
+    attributes = sim.attributes(c)
+    assert attributes["occi.compute.state"] == "active", attributes
+    # read afresh, through its new host, it is observed as usual
+    assert sim.service.reconciler._reconcile_batch([sim.entity(c)]) == 0
+    assert sim.attributes(c)["occi.compute.state"] == "active"
+
+
 def test_a_host_without_computes_is_in_maintenance_at_once(sim):
     doc = sim.admin.host_action(SYSTEM, "h3", "maintenance")
     assert doc["admin_state"] == "maintenance"

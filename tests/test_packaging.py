@@ -303,13 +303,13 @@ def venv_python(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProces
 
 def test_contract_targets_resolve_from_the_installed_wheel(venv, tmp_path):
     """The entry points of a plain install load the targets, and the simulator's makes its
-    cluster from the installed package alone; libvirt's and vSphere's say what to install (no
-    extra here)."""
+    cluster from the installed package alone; libvirt's, vSphere's and XenServer's say what to
+    install (no extra here)."""
     p = venv_python(venv, tmp_path / "run", "-c", RESOLVE_CONTRACTS)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
     declared = next(line for line in lines if line.startswith("declared "))
-    assert {"libvirt", "simulator", "vsphere"} <= set(declared.split()[1:])
+    assert {"libvirt", "simulator", "vsphere", "xenserver"} <= set(declared.split()[1:])
     loaded = next(line for line in lines if line.startswith("loaded simulator"))
     assert loaded.split()[2:4] == ["simulator", "3"]
     assert loaded.split()[4].startswith(str(venv))  # the installed package, not the tree
@@ -317,6 +317,8 @@ def test_contract_targets_resolve_from_the_installed_wheel(venv, tmp_path):
     assert "pip install 'occi-server[libvirt]'" in unloadable
     unloadable = next(line for line in lines if line.startswith("unloadable vsphere"))
     assert "pip install 'occi-server[vsphere]'" in unloadable
+    unloadable = next(line for line in lines if line.startswith("unloadable xenserver"))
+    assert "pip install 'occi-server[xenserver]'" in unloadable
 
 
 THIRD_PARTY_SETUP = """

@@ -83,10 +83,14 @@ class Reconciler:
         stored = {e.id: e.attributes for e in entities}
         busy = {j.entity_id for j in unfinished} | {j.params.get("target") for j in unfinished}
         seen: dict[str, dict[str, Any]] = {}
+        #: the host each observation was made through: a placement that moved meanwhile (a
+        #: migration finished between the reads) makes the observation stale
+        through: dict[str, str | None] = {}
         for e in entities:
             e_id = stored_id(e)
             if e_id in busy or e.kind == infra.LINK.id or e.kind == infra.RESOURCE.id:
                 continue
+            through[e_id] = _host_id(e)
             try:
                 seen[e_id] = self._observed(e)
             except NotFoundOnPlatform as exc:
@@ -105,6 +109,8 @@ class Reconciler:
                 current = tx.get(entity_id, for_update=True)
                 if current is None or tx.jobs.unfinished([entity_id]):
                     continue
+                if _host_id(current) != through.get(entity_id):
+                    continue  # moved since it was observed: the next look is through its host
                 diff = {k: v for k, v in attributes.items() if current.attributes.get(k) != v}
                 if diff:
                     log.info("reconciled %s: %s", current.location, diff)
@@ -145,3 +151,7 @@ class Reconciler:
         if attr and "error" not in (seen.get(attr), e.attributes.get(attr)):
             seen = {k: v for k, v in seen.items() if k not in (attr, attr + ".message")}
         return seen
+
+
+def _host_id(e: Entity) -> str | None:
+    return e.placement.host_id if e.placement is not None else None
