@@ -24,6 +24,8 @@ setup(
         "schemas": ["*.json", "*.xsd", "*.ttl", "README.md"],
         "backends": ["README.md"],
         "occi.store.migrations": ["script.py.mako"],
+        # the web console's templates and static files (htmx, Pico CSS: no CDN, no build step)
+        "occi.console": ["templates/*.html", "static/*"],
     },
     install_requires=[
         "falcon>=4,<5",
@@ -41,6 +43,8 @@ setup(
         # OIDC bearer tokens (JWT signatures) and X.509 client certificate subjects
         "PyJWT[crypto]>=2.8",
         "cryptography>=42",
+        # the web console's templates (occi.console)
+        "jinja2>=3.1",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
@@ -54,6 +58,8 @@ setup(
             "mypy>=1.10",
             # certificates made in the tests (X.509 through HAProxy)
             "trustme>=1.1",
+            # the web console in a real browser (Debian's chromium, driven by Playwright)
+            "playwright>=1.40",
         ],
     },
     entry_points={

@@ -153,6 +153,27 @@ class Reads(Categories):
                 return iter(list(self._presented(iter(tx.query(q)), reg))), reg
         return self._presented(self.store.iter_all(q), reg), reg
 
+    def quota_usage(self, ctx: RequestContext) -> dict[str, tuple[float, int]]:
+        """What the context's project uses of each quota, and its limit (-1: unlimited)."""
+        from occi.service.quotas import project_usage
+
+        self._authorize(ctx, "read")
+        if ctx.project is None:
+            return {}
+        with self.store.begin(readonly=True) as tx:
+            reg = self.registry(tx, ctx.project)
+            return project_usage(tx, reg, ctx.project, self.default_quotas)
+
+    def busy(self, ctx: RequestContext, entity_ids: Iterable[str]) -> set[str]:
+        """Which of these entities of the context's project have work under way (unfinished
+        jobs): their state is about to change."""
+        self._authorize(ctx, "read")
+        ids = list(entity_ids)
+        with self.store.begin(readonly=True) as tx:
+            found = tx.get_many(ids)
+            mine = [i for i, e in found.items() if self._visible(ctx.project, e) is not None]
+            return {j.entity_id for j in tx.jobs.unfinished(mine)}
+
     def _presented(self, entities: Iterator[Entity], reg: Registry) -> Iterator[Entity]:
         """_present over a stream, the actions of each (kind, mixins) looked up once: a
         collection holds a few such combinations, however many entities."""
