@@ -237,6 +237,11 @@ def test_installed_wheel_serves_from_outside_the_tree(venv, tmp_path):
             timeout=30,
         )
         assert r.status_code == 400, r.text
+        # the web console's templates and static files, read from the installed package
+        r = requests.get(url + "/console/login", timeout=10)
+        assert r.status_code == 200 and 'name="password"' in r.text, r.text
+        r = requests.get(url + "/console/static/htmx.min.js", timeout=10)
+        assert r.status_code == 200 and len(r.content) > 40_000
         assert proc.poll() is None
         p = cli("status")
         assert p.returncode == 0, p.stderr
