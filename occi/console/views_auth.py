@@ -6,6 +6,7 @@ acts in, and the static files (htmx, Pico CSS, the console's own script and styl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hmac
 import secrets
 from importlib.resources import files
@@ -91,8 +92,8 @@ def switch_project(call: Call) -> None:
     wanted = call.field("project", 64, required=True)
     session = call.session
     # the authenticator refuses a project the user holds no role on (403)
-    with_project = type(session)(**{**session.__dict__, "project_id": wanted})
-    ctx = call.console.context(with_project, None)
+    with_project = dataclasses.replace(session, project_id=wanted)
+    ctx, _ = call.console.context(with_project, None)
     call.console.sessions.set_project(session, ctx.project or wanted)
     call.redirect("/")
 

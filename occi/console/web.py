@@ -64,6 +64,8 @@ class Call:
     session: Session | None = None
     form: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    #: the projects (id, name) the user may switch to
+    projects: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def htmx(self) -> bool:
@@ -145,6 +147,7 @@ class Console:
             csrf=call.session.csrf if call.session else "",
             admin=bool(ctx and ctx.is_admin),
             path=call.req.path,
+            my_projects=call.projects,
             **values,
         )
 
@@ -169,7 +172,9 @@ class Console:
                 if session is None:
                     return self._to_login(call)
                 call.session = session
-                call.ctx = self.context(session, getattr(req.context, "request_id", None))
+                call.ctx, call.projects = self.context(
+                    session, getattr(req.context, "request_id", None)
+                )
                 req.context.occi_context = call.ctx  # the audit log's user and project
                 if req.method == "POST":
                     self._check_csrf(call, session.csrf)
@@ -177,6 +182,11 @@ class Console:
         except errors.OcciError as exc:
             req.context.error = (exc.code, exc.message)
             self.error(call, exc.status, exc.reason, exc.message)
+        except Exception:  # a bug: logged, answered without its internals
+            log.exception("console: unhandled error on %s %s", req.method, req.path)
+            message = "the server failed to handle this request; the error is in its log"
+            req.context.error = ("internal_error", message)
+            self.error(call, 500, "Internal Server Error", message)
 
     def _form(self, req: falcon.Request) -> dict[str, str]:
         length = req.content_length or 0
@@ -213,9 +223,12 @@ class Console:
             raise errors.Unauthorized("your session has ended: log in again")
         see_other(call.resp, url)
 
-    def context(self, session: Session, request_id: str | None) -> RequestContext:
+    def context(
+        self, session: Session, request_id: str | None
+    ) -> tuple[RequestContext, list[tuple[str, str]]]:
         """The request context of a session: the user's current roles (read again on every
-        request, so a revoked role bites at once) in the session's project."""
+        request, so a revoked role bites at once) in the session's project; and the projects
+        (id, name) the user may switch to (every one, for an administrator)."""
         with self.service.store.begin(readonly=True) as tx:
             ident = IdentityTx(tx)
             try:
@@ -223,10 +236,17 @@ class Console:
                 principal = principal_for(ident, user, "console")
             except (errors.NotFound, AuthFailed):
                 raise errors.Unauthorized("your user no longer exists or is disabled") from None
+            if principal.admin:
+                projects = [(p.id, p.name) for p in ident.projects()]
+            else:
+                projects = sorted(
+                    ((pid, name) for pid, (name, _) in principal.roles.items()),
+                    key=lambda p: p[1],
+                )
         wanted = session.project_id
         if wanted is None and len(principal.roles) > 1:  # several: the first by name
-            wanted = min(principal.roles.items(), key=lambda kv: kv[1][0])[0]
-        return self.authenticator.context(principal, wanted, request_id)
+            wanted = projects[0][0]
+        return self.authenticator.context(principal, wanted, request_id), projects
 
     def error(self, call: Call, status: int, reason: str, message: str) -> None:
         """An error as a message: in the page's message area for an htmx request, else a

@@ -164,3 +164,47 @@ def test_user_data_is_shown_as_text(browser, cloud):
         assert page.locator("#instances td.title img").count() == 0
     finally:
         context.close()
+
+
+def test_an_admin_makes_a_user_who_then_works_in_two_projects(browser, cloud):
+    """Projects, users and roles from the admin pages; the new user logs in, switches to the
+    project where they only read, and is refused a change there by the service."""
+    context, page = log_in(browser, cloud, "admin")
+    try:
+        page.goto(cloud.console + "/admin/projects")
+        page.fill("#new-project input[name=name]", "team2")
+        page.click("#new-project button")
+        page.wait_for_url("**/admin/projects")
+        assert "team2" in page.inner_text("#projects")
+        page.goto(cloud.console + "/admin/users")
+        page.fill("#new-user input[name=name]", "carol")
+        page.fill("#new-user input[name=password]", "carol-password-1")
+        page.click("#new-user button")
+        page.wait_for_url("**/admin/users")
+        assert "carol" in page.inner_text("#users")
+        page.goto(cloud.console + "/admin/roles")
+        for role, project in (("member", "demo"), ("reader", "team2")):
+            page.select_option("#grant select[name=user]", "carol")
+            page.select_option("#grant select[name=role]", role)
+            page.select_option("#grant select[name=project]", project)
+            page.click("#grant button")
+            page.wait_for_url("**/admin/roles")
+        roles = page.inner_text("#roles")
+        assert "member" in roles and "reader" in roles and "team2" in roles
+    finally:
+        context.close()
+
+    cloud.passwords["carol"] = "carol-password-1"
+    context, page = log_in(browser, cloud, "carol")
+    try:
+        assert page.inner_text("#project") == "demo"  # the first of theirs by name
+        page.select_option("#switch-project select", label="team2")
+        page.click("#switch-project button")
+        page.wait_for_url(cloud.console + "/")
+        assert page.inner_text("#project") == "team2"
+        page.goto(cloud.console + "/volumes")
+        page.fill("#new-volume input[name=title]", "not-allowed")
+        page.click("#new-volume button")
+        assert "may only read" in page.inner_text("#error-message")
+    finally:
+        context.close()
