@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.console.conftest import log_in, shot
 
@@ -72,9 +73,7 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
         page.fill("#user_data", "#cloud-config\npackages: [nginx]\n")
         page.select_option("#zone", index=0)
         # the summary follows the form (an htmx GET on each change)
-        page.wait_for_function(
-            "document.querySelector('#summary-size').textContent.includes('small')"
-        )
+        expect(page.locator("#summary-size")).to_contain_text("small")
         assert "wizard-vm" in page.inner_text("#summary-title")
         page.click("#create")
         page.wait_for_url(cloud.console + "/instances")
@@ -206,5 +205,45 @@ def test_an_admin_makes_a_user_who_then_works_in_two_projects(browser, cloud):
         page.fill("#new-volume input[name=title]", "not-allowed")
         page.click("#new-volume button")
         assert "may only read" in page.inner_text("#error-message")
+    finally:
+        context.close()
+
+
+def _api_state(cloud, location: str) -> str:
+    r = requests.get(cloud.url + location, headers={"Accept": JSON}, auth=cloud.api("demo"),
+                     timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["attributes"]["occi.compute.state"])
+
+
+def test_an_action_the_state_no_longer_allows_is_told_in_the_page(browser, cloud):
+    """A stale page offers start; the instance was started meanwhile over the API: the
+    service's 409 is shown in the page's message area, and the page stays."""
+    r = requests.post(
+        cloud.url + "/compute/",
+        json={"kind": INFRA + "compute", "attributes": {"occi.core.title": "stale-page"}},
+        headers={"Content-Type": JSON, "Accept": JSON},
+        auth=cloud.api("demo"),
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    location = "/compute/" + r.json()["id"]
+    context, page = log_in(browser, cloud, "demo")
+    try:
+        page.goto(cloud.console + "/instances")
+        page.wait_for_selector("tr[data-state=inactive]:has-text('stale-page'):not(.busy)")
+        r = requests.post(cloud.url + location + "?action=start", headers={"Accept": JSON},
+                          auth=cloud.api("demo"), timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
+        for _ in range(120):
+            if _api_state(cloud, location) == "active":
+                break
+            page.wait_for_timeout(250)
+        assert _api_state(cloud, location) == "active"
+        page.evaluate("window.notReloaded = true")
+        page.locator("tr", has_text="stale-page").locator("button[value=start]").click()
+        page.wait_for_selector("#flash:not(:empty)")
+        assert "start" in page.inner_text("#flash") and "active" in page.inner_text("#flash")
+        assert page.evaluate("window.notReloaded === true")
     finally:
         context.close()
