@@ -96,13 +96,13 @@ def resource_action(call: Call) -> None:
         raise errors.NotFound(f"no console page {what[:40]}")
     service = call.console.service
     ctx = _ctx(call)
+    call.audit(f"action {term}", f"{kind.location}{entity_id}")
     if term == "delete":
         call.audit(f"delete {kind.term}")
         service.delete(ctx, kind, entity_id)
     else:
         if term not in {a.term for a in kind.actions}:
             raise errors.BadRequest(f"a {kind.term} has no action {term[:40]}")
-        call.audit(f"action {term}")
         service.act(ctx, kind, entity_id, term, ActionInvocation(None))
     if not call.htmx or kind is not infra.COMPUTE:
         return call.redirect(f"/{what}")
@@ -118,7 +118,8 @@ def volumes(call: Call) -> None:
         entity = Resource(
             infra.STORAGE.id, title=title, attributes={"occi.storage.size": float(size)}
         )
-        call.console.service.create(_ctx(call), infra.STORAGE.location, [entity])
+        (made,) = call.console.service.create(_ctx(call), infra.STORAGE.location, [entity])
+        call.audit("create storage", made.location)
         return call.redirect("/volumes")
     rows, _ = listing(call, infra.STORAGE)
     call.render("volumes.html", rows=rows)
@@ -134,7 +135,8 @@ def networks(call: Call) -> None:
             mixins.append(infra.IPNETWORK.id)
             attributes["occi.network.address"] = address
         entity = Resource(infra.NETWORK.id, title=title, mixins=mixins, attributes=attributes)
-        call.console.service.create(_ctx(call), infra.NETWORK.location, [entity])
+        (made,) = call.console.service.create(_ctx(call), infra.NETWORK.location, [entity])
+        call.audit("create network", made.location)
         return call.redirect("/networks")
     rows, _ = listing(call, infra.NETWORK)
     call.render("networks.html", rows=rows)

@@ -104,9 +104,12 @@ class Call:
             return
         see_other(self.resp, url)
 
-    def audit(self, operation: str) -> None:
-        """The name of this change in the audit log (occi.api.audit records every write)."""
+    def audit(self, operation: str, entity: str | None = None) -> None:
+        """The name of this change in the audit log (occi.api.audit records every write),
+        and the path of the entity it changes (else the console's path is recorded)."""
         self.req.context.audit_operation = f"console {operation}"
+        if entity is not None:
+            self.req.context.audit_entity = entity
 
 
 View = Callable[[Call], None]
@@ -166,6 +169,8 @@ class Console:
         call = Call(self, req, resp, params=params)
         try:
             if req.method == "POST":
+                # the audit log's name for a change refused before its view names it
+                req.context.audit_operation = f"console {req.path[len(PREFIX) + 1 :][:80]}"
                 call.form = self._form(req)
             if not public:
                 session = self.sessions.find(req.cookies.get(COOKIE))

@@ -110,6 +110,7 @@ def create(call: Call) -> None:
     entity.links = list(links)
     service = call.console.service
     (made,) = service.create(call.ctx, infra.COMPUTE.location, [entity])
+    call.audit("create compute", made.location)
     if call.form.get("start", "") == "on" and made.id:
         service.act(call.ctx, infra.COMPUTE, made.id, "start", ActionInvocation(None))
     call.redirect("/instances")

@@ -41,6 +41,10 @@ def test_a_change_without_the_csrf_token_is_refused(cloud):
     assert r.status_code == 303
     page = _volumes(http, cloud)
     assert "by-header" in page and "by-field" in page
+    # the audit log has the refusals and the creates, with the volume's own path
+    events = http.get(cloud.console + "/events", timeout=10).text
+    assert re.search(r"console create storage</td><td>/storage/[0-9a-f-]+</td><td>303", events)
+    assert "console volumes</td><td>/console/volumes</td><td>403" in events
     # another session's token is not this one's
     other, other_csrf = cloud.session("demo")
     assert other_csrf != csrf
