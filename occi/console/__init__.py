@@ -73,4 +73,4 @@ def mount(app: falcon.App, service: Any, inventory: Any, auth: Any) -> tuple[str
     app.add_route(PREFIX + "/static/{name}", views_auth.StaticFile())
     app.add_route(PREFIX, _Home())
     app.add_sink(_NotFound(c), prefix=PREFIX + "/")  # after the OCCI sink at /: it wins here
-    return (PREFIX + "/", PREFIX)
+    return (PREFIX + "/",)

@@ -87,6 +87,7 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
         shot(page, "instances")
         page.goto(cloud.console + "/")
         assert int(_quota(page, "instances")) == before + 1
+        assert page.get_attribute("#quota-instances progress", "value") == str(before + 1)
         assert _quota(page, "cores") == str(before + 1)
         shot(page, "dashboard")
 

@@ -60,6 +60,11 @@ def test_the_apis_never_accept_the_console_cookie(cloud):
         r = requests.request(method, cloud.url + path, cookies=cookie, timeout=10,
                              headers={"Accept": JSON})  # fmt: skip
         assert r.status_code == 401, (path, r.status_code)
+    # a path that only begins like the console's is the API's
+    r = requests.get(cloud.url + "/consoles/", cookies=cookie, timeout=10)
+    assert r.status_code == 401
+    r = requests.get(cloud.url + "/console", allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/"
     # while the same cookie opens the console
     assert (
         requests.get(cloud.console + "/admin/hosts", cookies=cookie, timeout=10).status_code == 200
