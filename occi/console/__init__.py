@@ -12,6 +12,7 @@ from typing import Any
 import falcon
 
 from occi.console import views_admin, views_auth, views_cloud, wizard
+from occi.console.oidc_login import OidcLogin
 from occi.console.web import PREFIX, Call, Console, Route, see_other
 from occi.identity.authn import Authenticator, BasicMethod
 
@@ -68,6 +69,10 @@ def mount(app: falcon.App, service: Any, inventory: Any, auth: Any) -> tuple[str
         "/admin/roles": Route(c, views_admin.roles, views_admin.roles),
         "/admin/quotas": Route(c, views_admin.quotas, views_admin.quotas),
     }
+    c.oidc = OidcLogin.from_settings(inventory.settings)
+    if c.oidc is not None:
+        routes["/login/oidc"] = Route(c, c.oidc.start, public=True)
+        routes["/login/oidc/callback"] = Route(c, c.oidc.callback, public=True)
     for path, route in routes.items():
         app.add_route(PREFIX + path, route)
     app.add_route(PREFIX + "/static/{name}", views_auth.StaticFile())

@@ -8,6 +8,7 @@ deleted user) ends the session everywhere at once. No HTTP here.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,9 @@ class Session:
     #: the token every change must carry (form field or X-CSRF-Token header)
     csrf: str
     expires_at: datetime
+    #: roles the login brought beside the stored ones: (project id, project name, role) each
+    #: (an OIDC token's entitlements, held for the session's life)
+    grants: tuple[tuple[str, str, str], ...] = ()
 
 
 def _digest(token: str) -> str:
@@ -54,7 +58,12 @@ class SessionStore:
     def _conn(self, tx: object) -> sa.Connection:
         return cast(SqlTx, tx).conn
 
-    def create(self, user_id: str, project_id: str | None = None) -> tuple[str, Session]:
+    def create(
+        self,
+        user_id: str,
+        project_id: str | None = None,
+        grants: tuple[tuple[str, str, str], ...] = (),
+    ) -> tuple[str, Session]:
         """A new session for the user: (the cookie's value, the session). Expired sessions
         of every user are deleted on the way."""
         token = secrets.token_urlsafe(32)
@@ -69,12 +78,13 @@ class SessionStore:
                     user_id=user_id,
                     project_id=project_id,
                     csrf=csrf,
+                    grants=json.dumps([list(g) for g in grants]) if grants else None,
                     created_at=now,
                     expires_at=expires,
                 )
             )
             name = conn.execute(sa.select(users.c.name).where(users.c.id == user_id)).scalar_one()
-        return token, Session(session_id, user_id, name, project_id, csrf, expires)
+        return token, Session(session_id, user_id, name, project_id, csrf, expires, grants)
 
     def find(self, token: str | None) -> Session | None:
         """The live session of a cookie's value; None when unknown, expired or malformed."""
@@ -95,7 +105,10 @@ class SessionStore:
             expires = expires.replace(tzinfo=UTC)
         if expires <= _now():
             return None
-        return Session(row.id, row.user_id, row.user_name, row.project_id, row.csrf, expires)
+        grants = tuple(tuple(g) for g in json.loads(row.grants)) if row.grants else ()
+        return Session(
+            row.id, row.user_id, row.user_name, row.project_id, row.csrf, expires, grants
+        )
 
     def set_project(self, session: Session, project_id: str) -> None:
         t = console_sessions

@@ -43,7 +43,8 @@ def login_form(call: Call) -> None:
 def _login_page(call: Call, status: str = "200 OK", message: str = "", user: str = "") -> None:
     token = secrets.token_urlsafe(24)
     _cookie(call, LOGIN_COOKIE, token, 3600)
-    call.render("login.html", status, login_token=token, message=message, user=user)
+    call.render("login.html", status, login_token=token, message=message, user=user,
+                oidc=call.console.oidc is not None)  # fmt: skip
 
 
 def login(call: Call) -> None:

@@ -132,6 +132,8 @@ class Console:
         self.sessions = SessionStore(service.store)
         self.authenticator = authenticator
         self.base_url: str = settings.base_url
+        #: the OpenID Connect login, where configured (occi.console.oidc_login)
+        self.oidc: Any = None
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("occi.console", "templates"),
             autoescape=True,
@@ -238,7 +240,7 @@ class Console:
             ident = IdentityTx(tx)
             try:
                 user = ident.user(session.user_name)
-                principal = principal_for(ident, user, "console")
+                principal = principal_for(ident, user, "console", session.grants)
             except (errors.NotFound, AuthFailed):
                 raise errors.Unauthorized("your user no longer exists or is disabled") from None
             if principal.admin:

@@ -339,6 +339,8 @@ console_sessions = sa.Table(
     ),
     sa.Column("project_id", sa.String, nullable=True),
     sa.Column("csrf", sa.String, nullable=False),
+    #: roles the login brought beside the stored ones (an OIDC token's entitlements), JSON
+    sa.Column("grants", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_console_sessions_user", "user_id"),

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.live import ROOT, LiveServer
+from tests.oidc_issuer import OidcIssuer
 
 CHROMIUM = "/usr/bin/chromium"
 #: where the tests leave screenshots of the main views (two are committed, for the README)
@@ -57,14 +58,41 @@ class Cloud:
         return http, csrf.group(1)
 
 
+#: the console's client at the test issuer
+CLIENT_ID, CLIENT_SECRET = "occi-console", "console-secret"
+#: who logs in at the test issuer: erin, operator of the project demo by entitlement
+ERIN = {
+    "sub": "erin-subject",
+    "preferred_username": "erin",
+    "eduperson_entitlement": ["urn:mace:egi.eu:group:demo:role=vm_operator#aai.egi.eu"],
+}
+
+
 @pytest.fixture(scope="session")
-def cloud(tmp_path_factory) -> Iterator[Cloud]:
-    """The server: basic and token authentication, two simulated hosts, platform tasks that
-    take 1.5 s (create, start, stop), requests that wait 0.2 s for their jobs."""
+def issuer() -> Iterator[OidcIssuer]:
+    """An OpenID Connect issuer that approves every browser login at once, as erin."""
+    made = OidcIssuer()
+    made.clients[CLIENT_ID] = CLIENT_SECRET
+    made.login_claims = dict(ERIN)
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory, issuer) -> Iterator[Cloud]:
+    """The server: basic, token and OIDC authentication (the console logs in with passwords
+    or at the test issuer), two simulated hosts, platform tasks that take 1.5 s (create,
+    start, stop), requests that wait 0.2 s for their jobs."""
     tmp = tmp_path_factory.mktemp("console")
     server = LiveServer(
         tmp,
-        auth="basic,token",
+        auth="basic,token,oidc",
+        oidc_issuers=issuer.url,
+        oidc_audience="occi",
+        console_oidc_client_id=CLIENT_ID,
+        console_oidc_client_secret=CLIENT_SECRET,
         simulator_hosts="hv1:8:16,hv2:8:16",
         simulator_pending="1.5",
         job_wait="0.2",

@@ -248,3 +248,25 @@ def test_an_action_the_state_no_longer_allows_is_told_in_the_page(browser, cloud
         assert page.evaluate("window.notReloaded === true")
     finally:
         context.close()
+
+
+def test_a_login_at_the_identity_provider(browser, cloud, issuer):
+    """OpenID Connect: the console sends the browser to the issuer, exchanges the code it
+    brings back for a token, and erin works in the project her entitlement names."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(cloud.console + "/login")
+        page.click("#login-oidc")
+        page.wait_for_url(cloud.console + "/")
+        assert page.inner_text("#project") == "demo"
+        assert "erin" in page.inner_text("nav")
+        page.goto(cloud.console + "/instances")  # the session holds her entitlement's role
+        assert page.url.endswith("/console/instances") and page.locator("#instances").count() == 1
+        (cookie,) = [c for c in context.cookies() if c["name"] == "occi_console"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    finally:
+        context.close()
+    # a code brought back to a browser that did not start the login is refused
+    r = requests.get(cloud.console + "/login/oidc/callback?code=x&state=y", timeout=10)
+    assert r.status_code == 403 and "state" in r.text

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String, nullable=False),
         sa.Column("project_id", sa.String, nullable=True),
         sa.Column("csrf", sa.String, nullable=False),
+        sa.Column("grants", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
