@@ -1,6 +1,6 @@
 """The console's doors: the login form (a user name and password, checked by the same
 authenticator as the APIs' Basic credentials, with its throttle), logout, the project a session
-acts in, and the static files (htmx, Pico CSS, the console's own script and styles).
+acts in, and the static files (htmx, Pico CSS, the console's own styles).
 """
 
 from __future__ import annotations
