@@ -21,6 +21,12 @@ def _quota(page, resource: str) -> str:
     return page.inner_text(f"#quota-{resource} .used")
 
 
+def _quota_after(page, cloud, resource: str) -> int:
+    """The dashboard's use of a quota now (the page is left on the dashboard)."""
+    page.goto(cloud.console + "/")
+    return int(_quota(page, resource))
+
+
 def test_a_wrong_password_is_refused_and_a_login_sets_a_strict_cookie(browser, cloud):
     context = browser.new_context()
     page = context.new_page()
@@ -65,6 +71,19 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
     try:
         before = int(_quota(page, "instances"))
         assert page.inner_text("#quota-instances .total") == "4"
+        # a network and a volume to give the instance
+        page.goto(cloud.console + "/networks")
+        page.fill("#new-network input[name=title]", "wiz-net")
+        page.fill("#new-network input[name=address]", "10.9.0.0/24")
+        page.click("#new-network button")
+        page.wait_for_selector("#networks tr:has-text('wiz-net')")
+        assert "10.9.0.0/24" in page.inner_text("#networks")
+        page.goto(cloud.console + "/volumes")
+        page.fill("#new-volume input[name=title]", "wiz-vol")
+        page.fill("#new-volume input[name=size]", "5")
+        page.click("#new-volume button")
+        page.wait_for_selector("#volumes tr:has-text('wiz-vol')")
+        assert _quota_after(page, cloud, "volumes") >= 1
         page.goto(cloud.console + "/instances/new")
         page.fill("#title", "wizard-vm")
         page.check("input[name=image][value$='#debian12']")
@@ -72,9 +91,13 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
         page.fill("#ssh_key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0 demo@laptop")
         page.fill("#user_data", "#cloud-config\npackages: [nginx]\n")
         page.select_option("#zone", index=0)
+        page.select_option("#network", label="wiz-net (10.9.0.0/24)")
+        page.select_option("#volume", label="attach wiz-vol (5.0 GB)")
         # the summary follows the form (an htmx GET on each change)
         expect(page.locator("#summary-size")).to_contain_text("small")
         assert "wizard-vm" in page.inner_text("#summary-title")
+        expect(page.locator("#summary-network")).to_have_text("wiz-net")
+        shot(page, "wizard")
         page.click("#create")
         page.wait_for_url(cloud.console + "/instances")
         row = page.locator("tr", has_text="wizard-vm")
