@@ -146,8 +146,9 @@ def networks(call: Call) -> None:
 def images(call: Call) -> None:
     ctx = _ctx(call)
     reg = call.console.service.registry(project=ctx.project)
+    saved = {m.id for m in call.console.service.saved_images(ctx)}
     rows = [
-        {"id": m.id, "term": m.term, "title": m.title or m.term, "saved": m.user_defined}
+        {"id": m.id, "term": m.term, "title": m.title or m.term, "saved": m.id in saved}
         for m in describe.images(reg)
     ]
     call.render("images.html", rows=rows)

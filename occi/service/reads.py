@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from occi import errors, validation
-from occi.context import RequestContext
+from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.model import Entity, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.service.categories import Categories
@@ -163,6 +163,13 @@ class Reads(Categories):
         with self.store.begin(readonly=True) as tx:
             reg = self.registry(tx, ctx.project)
             return project_usage(tx, reg, ctx.project, self.default_quotas)
+
+    def saved_images(self, ctx: RequestContext) -> list[Mixin]:
+        """The images (os_tpl mixins) the context's project saved from its computes."""
+        self._authorize(ctx, "read")
+        with self.store.begin(readonly=True) as tx:
+            mine = tx.user_mixins(ctx.project or DEFAULT_PROJECT)
+        return [m for m in mine if self._is_saved_image(m)]
 
     def busy(self, ctx: RequestContext, entity_ids: Iterable[str]) -> set[str]:
         """Which of these entities of the context's project have work under way (unfinished

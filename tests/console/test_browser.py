@@ -59,18 +59,19 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
     admin, page = log_in(browser, cloud, "admin")
     try:
         page.goto(cloud.console + "/admin/quotas?project=demo")
-        page.fill("#limit-instances", "4")
-        page.fill("#limit-cores", "8")
+        page.fill("#limit-instances", "10")
+        page.fill("#limit-cores", "20")
         page.click("#save-quotas")
         page.wait_for_url("**/admin/quotas?project=demo")
-        assert page.input_value("#limit-instances") == "4"
+        assert page.input_value("#limit-instances") == "10"
     finally:
         admin.close()
 
     context, page = log_in(browser, cloud, "demo")
     try:
         before = int(_quota(page, "instances"))
-        assert page.inner_text("#quota-instances .total") == "4"
+        cores = int(_quota(page, "cores"))
+        assert page.inner_text("#quota-instances .total") == "10"
         # a network and a volume to give the instance
         page.goto(cloud.console + "/networks")
         page.fill("#new-network input[name=title]", "wiz-net")
@@ -111,7 +112,7 @@ def test_an_instance_from_the_wizard_to_its_deletion(browser, cloud):
         page.goto(cloud.console + "/")
         assert int(_quota(page, "instances")) == before + 1
         assert page.get_attribute("#quota-instances progress", "value") == str(before + 1)
-        assert _quota(page, "cores") == str(before + 1)
+        assert int(_quota(page, "cores")) == cores + 1  # a small instance: one core
         shot(page, "dashboard")
 
         page.goto(cloud.console + "/instances")

@@ -5,6 +5,7 @@ its answers to bad input and to another project's entities are the service's."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -154,3 +155,40 @@ def test_the_service_decides_what_a_member_may_do(cloud):
     r = http.post(cloud.console + "/volumes", data={"csrf": csrf, "title": "x" * 300_000},
                   timeout=10)  # fmt: skip
     assert r.status_code == 413
+
+
+def test_a_saved_image_is_listed_as_the_project_s_and_deleted_there(cloud):
+    auth, headers = cloud.api("demo"), {"Content-Type": JSON, "Accept": JSON}
+    r = requests.post(cloud.url + "/compute/", auth=auth, headers=headers, timeout=30,
+                      json={"kind": INFRA + "compute", "attributes": {"occi.core.title": "src"}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    location = "/compute/" + r.json()["id"]
+    save = {"action": INFRA.replace("#", "/compute/action#") + "save",
+            "attributes": {"name": "golden"}}  # fmt: skip
+    http, csrf = cloud.session("demo")
+    for _ in range(120):  # the create is a platform task: save once it is done
+        r = requests.post(cloud.url + location + "?action=save", json=save, auth=auth,
+                          headers=headers, timeout=30)  # fmt: skip
+        if r.status_code == 200:
+            break
+        assert r.status_code == 409, r.text
+        time.sleep(0.25)
+    row = ""
+    for _ in range(120):  # the save is a platform task too
+        page = http.get(cloud.console + "/images", timeout=10).text
+        found = re.search(r"<tr><td>golden</td>.*?</tr>", page, re.S)
+        if found:
+            row = found.group(0)
+            break
+        time.sleep(0.25)
+    assert "saved" in row and "delete" in row, page
+    assert re.search(r"<tr><td>debian12</td><td>[^<]*</td><td>provider</td>\s*<td></td>", page)
+    image = re.search(r'name="image" value="([^"]+)"', row).group(1)
+    r = http.post(cloud.console + "/images/delete", data={"csrf": csrf, "image": image},
+                  allow_redirects=False, timeout=30)  # fmt: skip
+    assert r.status_code == 303, r.text
+    assert "<td>golden</td>" not in http.get(cloud.console + "/images", timeout=10).text
+    r = http.post(cloud.console + "/images/delete",
+                  data={"csrf": csrf, "image": "http://occi.simulator.local/os_tpl#debian12"},
+                  timeout=30)  # fmt: skip
+    assert r.status_code == 403  # the provider's: not the project's to delete
