@@ -12,6 +12,7 @@ from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.model import Entity, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.service.categories import Categories
+from occi.service.quotas import project_usage
 from occi.store.base import Query, Stored, StoreTx
 
 
@@ -155,8 +156,6 @@ class Reads(Categories):
 
     def quota_usage(self, ctx: RequestContext) -> dict[str, tuple[float, int]]:
         """What the context's project uses of each quota, and its limit (-1: unlimited)."""
-        from occi.service.quotas import project_usage
-
         self._authorize(ctx, "read")
         if ctx.project is None:
             return {}
