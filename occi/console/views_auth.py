@@ -44,11 +44,17 @@ def _login_page(call: Call, status: str = "200 OK", message: str = "", user: str
     token = secrets.token_urlsafe(24)
     _cookie(call, LOGIN_COOKIE, token, 3600)
     call.render("login.html", status, login_token=token, message=message, user=user,
-                oidc=call.console.oidc is not None)  # fmt: skip
+                oidc=call.console.oidc is not None, passwords=call.console.passwords)  # fmt: skip
 
 
 def login(call: Call) -> None:
     call.audit("login")
+    if not call.console.passwords:
+        raise errors.Forbidden(
+            "this server takes no passwords (its auth setting has no basic): use the other "
+            "ways of logging in offered",
+            code="passwords_off",
+        )
     expected = call.req.cookies.get(LOGIN_COOKIE) or ""
     given = call.form.get("login_token", "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -134,6 +134,10 @@ class Console:
         self.base_url: str = settings.base_url
         #: the OpenID Connect login, where configured (occi.console.oidc_login)
         self.oidc: Any = None
+        #: whether passwords are taken: the API takes Basic credentials (or authenticates
+        #: nobody, auth = none: the console still asks for the users' passwords)
+        methods = settings.auth_methods()
+        self.passwords = "basic" in methods or "none" in methods
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("occi.console", "templates"),
             autoescape=True,

@@ -96,3 +96,31 @@ def test_events_are_the_project_s_for_members_and_everyone_s_for_admins(service)
     assert {e.entity for e in identity.events(ADMIN)} == {"/compute/default", "/compute/other"}
     with pytest.raises(errors.Forbidden):
         identity.events(RequestContext("eve", "default", frozenset()))
+
+
+def test_the_login_page_offers_what_the_auth_setting_takes(tmp_path):
+    """Passwords only where the API takes Basic credentials (or authenticates nobody)."""
+    from falcon import testing
+
+    for auth, form in (("token", False), ("basic,token", True), ("none", True)):
+        settings = Settings.from_mapping(
+            {"database_url": f"sqlite:///{tmp_path}/{auth.replace(',', '-')}.db", "auth": auth}
+        )
+        app, service = build(settings, upgrade=True, run_jobs=False)
+        try:
+            client = testing.TestClient(app)
+            page = client.simulate_get("/console/login")
+            assert page.status_code == 200
+            assert ('name="password"' in page.text) is form, auth
+            if not form:
+                token = page.cookies["occi_console_login"].value
+                r = client.simulate_post(
+                    "/console/login",
+                    body=f"login_token={token}&username=a&password=b",
+                    headers={"Content-Type": "application/x-www-form-urlencoded",
+                             "Cookie": f"occi_console_login={token}"},
+                )  # fmt: skip
+                assert r.status_code == 403 and "takes no passwords" in r.text
+        finally:
+            service.store.close()
+            service.backend.close()
