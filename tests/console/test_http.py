@@ -192,3 +192,22 @@ def test_a_saved_image_is_listed_as_the_project_s_and_deleted_there(cloud):
                   data={"csrf": csrf, "image": "http://occi.simulator.local/os_tpl#debian12"},
                   timeout=30)  # fmt: skip
     assert r.status_code == 403  # the provider's: not the project's to delete
+
+
+def test_a_revoked_role_bites_the_open_session_at_once(cloud):
+    admin, admin_csrf = cloud.session("admin")
+    for path, form in (
+        ("/admin/users", {"name": "dave", "password": "dave-password-1"}),
+        ("/admin/roles", {"user": "dave", "role": "member", "project": "demo"}),
+    ):
+        r = admin.post(cloud.console + path, data={**form, "csrf": admin_csrf},
+                       allow_redirects=False, timeout=30)  # fmt: skip
+        assert r.status_code == 303, r.text
+    cloud.passwords["dave"] = "dave-password-1"
+    dave, _ = cloud.session("dave")
+    assert dave.get(cloud.console + "/instances", timeout=10).status_code == 200
+    r = admin.post(cloud.console + "/admin/roles", data={"user": "dave", "role": "member",
+                   "project": "demo", "revoke": "1", "csrf": admin_csrf}, timeout=30)  # fmt: skip
+    assert r.status_code == 200
+    r = dave.get(cloud.console + "/instances", timeout=10)
+    assert r.status_code == 403 and "no role" in r.text
