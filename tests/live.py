@@ -65,7 +65,11 @@ class LiveServer:
         self.proc = subprocess.Popen(
             args, cwd=tmp, env=full, stdout=self.log, stderr=subprocess.STDOUT
         )
-        self.wait_up()
+        try:
+            self.wait_up()
+        except BaseException:  # not up: nobody will stop it but us
+            self.stop()
+            raise
 
     def wait_up(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
