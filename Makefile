@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8080
-DEBIAN_TEST_PACKAGES := postgresql curl haproxy golang-go golang-github-vmware-govmomi-dev
+DEBIAN_TEST_PACKAGES := postgresql curl haproxy golang-go golang-github-vmware-govmomi-dev chromium
 DEBIAN_BENCH_PACKAGES := postgresql wrk
 PACKAGES ?= $(DEBIAN_TEST_PACKAGES)
 

@@ -24,6 +24,8 @@ setup(
         "schemas": ["*.json", "*.xsd", "*.ttl", "README.md"],
         "backends": ["README.md"],
         "occi.store.migrations": ["script.py.mako"],
+        # the web console's templates and static files (htmx, Pico CSS: no CDN, no build step)
+        "occi.console": ["templates/*.html", "static/*"],
     },
     install_requires=[
         "falcon>=4,<5",
@@ -46,6 +48,8 @@ setup(
         "rich>=13",
         "httpx>=0.27",
         "pyyaml>=6",
+        # the web console's templates (occi.console)
+        "jinja2>=3.1",
     ],
     extras_require={
         "postgresql": ["psycopg[binary]>=3.1"],
@@ -66,6 +70,8 @@ setup(
             "pyvmomi>=8",
             # the XenServer backend's tests talk to the test xapi server through the SDK
             "XenAPI>=26",
+            # the web console in a real browser (Debian's chromium, driven by Playwright)
+            "playwright>=1.40",
         ],
     },
     entry_points={

@@ -115,6 +115,12 @@ class Settings:
     oidc_entitlement: str = "urn:mace:egi.eu:group:{project}:role={role}#aai.egi.eu"
     #: OIDC: entitlement roles granting each project role (role=names, ...; others: nothing)
     oidc_roles: str = "member=member vm_operator manager owner,reader=reader"
+    #: the web console's OpenID Connect login (authorization code flow, with `oidc` in `auth`):
+    #: this server's client id and secret at the first issuer of oidc_issuers (empty: passwords
+    #: only), and the scopes it asks for
+    console_oidc_client_id: str = ""
+    console_oidc_client_secret: str = field(default="", repr=False)
+    console_oidc_scopes: str = "openid profile email eduperson_entitlement"
     #: X.509: addresses (IPs or CIDR networks, comma-separated) of the TLS-terminating proxies
     #: whose X-SSL-Client-* headers are believed
     x509_proxies: str = "127.0.0.1,::1"

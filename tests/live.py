@@ -65,7 +65,11 @@ class LiveServer:
         self.proc = subprocess.Popen(
             args, cwd=tmp, env=full, stdout=self.log, stderr=subprocess.STDOUT
         )
-        self.wait_up()
+        try:
+            self.wait_up()
+        except BaseException:  # not up: nobody will stop it but us
+            self.stop()
+            raise
 
     def wait_up(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -76,7 +80,7 @@ class LiveServer:
                 # up: it answers (with 401 when the path needs credentials it was not given)
                 if requests.get(self.url + self.health, timeout=2).status_code in (200, 401):
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still building
                 time.sleep(0.2)
         raise RuntimeError(f"server did not come up: {self.output()[-4000:]}")
 

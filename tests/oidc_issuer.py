@@ -1,12 +1,14 @@
 """A real OpenID Connect issuer for the tests: discovery and JWKS over HTTP on 127.0.0.1.
 
-`OidcIssuer()` serves /.well-known/openid-configuration and /jwks from a thread, signs tokens
+`OidcIssuer()` serves /.well-known/openid-configuration and /jwks from a thread (and, for a
+browser login, /authorize, which approves at once, and /token), signs tokens
 with its RSA keys (PyJWT), rotates them (`rotate()`), and counts the requests it answered per
 path (`hits`), so a test can show what the server fetched and what it did not. No pytest here.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -14,6 +16,7 @@ import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -43,17 +46,69 @@ class OidcIssuer:
         self.rotate()
         issuer = self
 
+        #: the authorization code flow (a browser login): the client id and secret it knows,
+        #: the claims of whoever "logs in" at /authorize (no page: it approves at once), and
+        #: the codes it gave (code -> redirect_uri)
+        self.clients: dict[str, str] = {}
+        self.login_claims: dict[str, Any] = {}
+        self.codes: dict[str, str] = {}
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 issuer.hits[self.path] += 1
+                if self.path.startswith("/authorize?"):
+                    self._authorize()
+                    return
                 if self.path == "/.well-known/openid-configuration":
-                    body: dict[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                    body: dict[str, Any] = {
+                        "issuer": issuer.url,
+                        "jwks_uri": issuer.url + "/jwks",
+                        "authorization_endpoint": issuer.url + "/authorize",
+                        "token_endpoint": issuer.url + "/token",
+                    }
                 elif self.path == "/jwks":
                     body = {"keys": issuer.jwks(), "padding": "x" * issuer.padding}
                 else:
                     self.send_error(404)
                     return
                 data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorize(self) -> None:
+                q = dict(parse_qsl(urlsplit(self.path).query))
+                if q.get("client_id") not in issuer.clients or q.get("response_type") != "code":
+                    self.send_error(400)
+                    return
+                code = uuid.uuid4().hex
+                issuer.codes[code] = q["redirect_uri"]
+                target = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:  # noqa: N802
+                issuer.hits[self.path] += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
+                client, _, secret = base64.b64decode(value or "").decode().partition(":")
+                ok = (
+                    self.path == "/token"
+                    and scheme == "Basic"
+                    and issuer.clients.get(client) == secret
+                    and form.get("grant_type") == "authorization_code"
+                    and issuer.codes.pop(form.get("code", ""), None) == form.get("redirect_uri")
+                )
+                if not ok:
+                    self.send_error(400)
+                    return
+                token = issuer.token(**issuer.login_claims)
+                data = json.dumps({"access_token": token, "token_type": "Bearer"}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

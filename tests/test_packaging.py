@@ -251,6 +251,11 @@ def test_installed_wheel_serves_from_outside_the_tree(venv, tmp_path):
         assert [d["title"] for d in json.loads(occi.stdout)] == ["from a wheel"]
         helped = subprocess.run([str(bin_ / "occi"), "--help"], capture_output=True, text=True)
         assert helped.returncode == 0 and "Exit codes:" in helped.stdout
+        # the web console's templates and static files, read from the installed package
+        r = requests.get(url + "/console/login", timeout=10)
+        assert r.status_code == 200 and 'name="password"' in r.text, r.text
+        r = requests.get(url + "/console/static/htmx.min.js", timeout=10)
+        assert r.status_code == 200 and len(r.content) > 40_000
         assert proc.poll() is None
         p = cli("status")
         assert p.returncode == 0, p.stderr

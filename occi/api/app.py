@@ -673,9 +673,11 @@ def create_app(
         app.add_route(path, FixedPath(handler, handler._query_interface))
     app.add_route(HEALTH_PATH, FixedPath(handler, handler._health))
     if inventory is not None:
+        from occi import console
         from occi.api import admin
 
         admin.add_routes(app, inventory, max_body)
+        auth.open_prefixes = console.mount(app, service, inventory, auth)  # /console/
     app.add_route(  # a route: falcon looks at routes before sinks
         METRICS_PATH,
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),

@@ -83,6 +83,7 @@ class AuditMiddleware:
         location = resp.get_header("Location")
         if location and req.method in ("POST", "PUT"):  # made, perhaps in state error (502)
             entity = urlsplit(location).path or entity
+        entity = getattr(req.context, "audit_entity", None) or entity  # a route that names it
         error = getattr(req.context, "error", None)
         result = error[1] if error and status >= 400 else None
         try:

@@ -57,6 +57,10 @@ class AuthMiddleware:
         self.authenticator = authenticator
         self.project_id, self.project_name = project
         self.open_paths = frozenset(open_paths)
+        #: path prefixes ending in "/" that authenticate themselves (the web console's session
+        #: cookie, occi.console), and each prefix without its slash; everything else is asked
+        #: for the API's credentials, never a cookie
+        self.open_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, **kw) -> AuthMiddleware:
@@ -71,7 +75,10 @@ class AuthMiddleware:
         return cls(Authenticator.from_settings(settings, store), **kw)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path in self.open_paths:
+        path = req.path
+        if path in self.open_paths or path.startswith(self.open_prefixes):
+            return
+        if self.open_prefixes and path + "/" in self.open_prefixes:  # /console -> /console/
             return
         rid = getattr(req.context, "request_id", None)
         auth = self.authenticator

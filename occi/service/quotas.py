@@ -130,3 +130,22 @@ class QuotaGuard:
                     f"{_text(max(total[r] - need[r], 0.0))}, this request needs "
                     f"{_text(need[r])} more"
                 )
+
+
+def project_usage(
+    tx: StoreTx, reg: Registry, project: str, defaults: Mapping[str, int]
+) -> dict[str, tuple[float, int]]:
+    """What the project uses of each quota and its limit (-1: unlimited), summed in SQL."""
+    own = tx.usage.limits(project)
+    limits = {r: own.get(r, defaults.get(r, UNLIMITED)) for r in QUOTA_RESOURCES}
+    kinds = {
+        root: [k.id for k in reg.kinds.values() if k.is_a(root)] for root, _ in COUNTED.values()
+    }
+    counts = {r: kinds[root] for r, (root, attribute) in COUNTED.items() if attribute is None}
+    sums = {
+        r: (kinds[root], attribute)
+        for r, (root, attribute) in COUNTED.items()
+        if attribute is not None
+    }
+    used = tx.usage.usage(project, counts, sums)
+    return {r: (float(used.get(r, 0.0)), limits[r]) for r in QUOTA_RESOURCES}

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from occi import errors, validation
-from occi.context import RequestContext
+from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.model import Entity, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.service.categories import Categories
+from occi.service.quotas import project_usage
 from occi.store.base import Query, Stored, StoreTx
 
 
@@ -152,6 +153,32 @@ class Reads(Categories):
                 self._paginate(q, page)
                 return iter(list(self._presented(iter(tx.query(q)), reg))), reg
         return self._presented(self.store.iter_all(q), reg), reg
+
+    def quota_usage(self, ctx: RequestContext) -> dict[str, tuple[float, int]]:
+        """What the context's project uses of each quota, and its limit (-1: unlimited)."""
+        self._authorize(ctx, "read")
+        if ctx.project is None:
+            return {}
+        with self.store.begin(readonly=True) as tx:
+            reg = self.registry(tx, ctx.project)
+            return project_usage(tx, reg, ctx.project, self.default_quotas)
+
+    def saved_images(self, ctx: RequestContext) -> list[Mixin]:
+        """The images (os_tpl mixins) the context's project saved from its computes."""
+        self._authorize(ctx, "read")
+        with self.store.begin(readonly=True) as tx:
+            mine = tx.user_mixins(ctx.project or DEFAULT_PROJECT)
+        return [m for m in mine if self._is_saved_image(m)]
+
+    def busy(self, ctx: RequestContext, entity_ids: Iterable[str]) -> set[str]:
+        """Which of these entities of the context's project have work under way (unfinished
+        jobs): their state is about to change."""
+        self._authorize(ctx, "read")
+        ids = list(entity_ids)
+        with self.store.begin(readonly=True) as tx:
+            found = tx.get_many(ids)
+            mine = [i for i, e in found.items() if self._visible(ctx.project, e) is not None]
+            return {j.entity_id for j in tx.jobs.unfinished(mine)}
 
     def _presented(self, entities: Iterator[Entity], reg: Registry) -> Iterator[Entity]:
         """_present over a stream, the actions of each (kind, mixins) looked up once: a

@@ -325,6 +325,27 @@ quotas = sa.Table(
     sa.Column("limit", sa.BigInteger, nullable=False),
 )
 
+#: the web console's sessions (occi.console.sessions): only the SHA-256 of the cookie's random
+#: value is kept, with the session's CSRF token and the project it acts in
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.String,
+        sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_console_sessions_user"),
+        nullable=False,
+    ),
+    sa.Column("project_id", sa.String, nullable=True),
+    sa.Column("csrf", sa.String, nullable=False),
+    #: roles the login brought beside the stored ones (an OIDC token's entitlements), JSON
+    sa.Column("grants", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_console_sessions_user", "user_id"),
+)
+
 CATEGORIES_VERSION = "categories_version"
 #: PostgreSQL NOTIFY channel telling every server that the categories changed
 CATEGORIES_CHANNEL = "occi_categories"
