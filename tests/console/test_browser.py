@@ -1,7 +1,7 @@
 """The console in a real headless Chromium against a real server: log in, create an instance
 through the wizard and watch it become active without a reload, stop and delete it while the
 quota bar follows, put a host into maintenance as an administrator, and see user data shown as
-text. Screenshots of the main views are left in docs/screenshots/."""
+text. Screenshots of the main views are left in build/screenshots/ (see conftest.SHOTS)."""
 
 from __future__ import annotations
 
