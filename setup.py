@@ -54,6 +54,9 @@ setup(
             "mypy>=1.10",
             # certificates made in the tests (X.509 through HAProxy)
             "trustme>=1.1",
+            # the real EC2 clients the EC2 front is tested with (tests/ec2)
+            "boto3>=1.34",
+            "awscli>=1.32",
         ],
     },
     entry_points={

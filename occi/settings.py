@@ -147,6 +147,9 @@ class Settings:
     host_check_interval: float = 10.0
     #: seconds a host may go without answering before it is `down` and its VMs in `error`
     host_down_after: float = 30.0
+    #: the region the EC2 Query API (/ec2/) is: what clients name in their SigV4 scope and
+    #: DescribeRegions answers
+    ec2_region: str = "RegionOne"
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 

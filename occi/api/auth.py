@@ -57,6 +57,9 @@ class AuthMiddleware:
         self.authenticator = authenticator
         self.project_id, self.project_name = project
         self.open_paths = frozenset(open_paths)
+        #: path prefixes of fronts that authenticate their own way (the EC2 front's SigV4):
+        #: none of this middleware's methods applies there
+        self.own_auth_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, **kw) -> AuthMiddleware:
@@ -72,6 +75,8 @@ class AuthMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in self.open_paths:
+            return
+        if self.own_auth_prefixes and req.path.startswith(self.own_auth_prefixes):
             return
         rid = getattr(req.context, "request_id", None)
         auth = self.authenticator

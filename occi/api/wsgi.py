@@ -71,6 +71,16 @@ def build(
             runner.add_chore("host monitor", interval, lambda: service.monitor.run_if_due(interval))
         runner.start()
         service.attach_runner(runner)
+    from occi.ec2.front import Ec2Front
+    from occi.inventory.secrets import Cipher
+
+    ec2 = Ec2Front(
+        service,
+        lambda: Cipher.from_settings(settings),  # the key file is read at the first use
+        region=settings.ec2_region,
+        max_body=settings.max_body,
+        base_url=settings.base_url,
+    )
     app = create_app(
         service,
         max_body=settings.max_body,
@@ -81,6 +91,7 @@ def build(
         cors_origins=settings.cors_origins,
         auth=AuthMiddleware.from_settings(settings, store),
         inventory=inventory,
+        ec2=ec2,
     )
     return app, service
 

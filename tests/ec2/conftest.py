@@ -1,0 +1,133 @@
+"""One real server (gunicorn, SQLite, the simulator, basic and token authentication) for every
+EC2 test, with access keys made by `occi-server credentials create` as an administrator would:
+a member of the project `ec2`, a reader of it, a member of another project, and a member of
+a project whose quotas allow one instance and no volume."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from occi.identity.store import IdentityTx
+from occi.store.sql import SqlStore
+from tests.ec2.model_check import check_answer
+from tests.live import ROOT, LiveServer
+from tests.test_cli import env_for
+
+REGION = "RegionOne"
+SECRET_KEY = "ec2-tests-server-key-0123456789"
+
+
+@dataclass(frozen=True)
+class Key:
+    access_key: str
+    secret: str
+
+
+@dataclass
+class Ec2Server:
+    live: LiveServer
+    tmp: Path
+    url: str
+    keys: dict[str, Key]
+
+    @property
+    def endpoint(self) -> str:
+        return self.live.url + "/ec2/"
+
+
+def make_key(tmp: Path, url: str, user: str, project: str) -> Key:
+    """`occi-server credentials create USER --project P`, as an administrator runs it."""
+    p = subprocess.run(
+        [sys.executable, "-m", "occi.cli", "credentials", "create", user, "--project", project],
+        cwd=tmp,
+        env=env_for(tmp, OCCI_DATABASE_URL=url, OCCI_SECRET_KEY=SECRET_KEY),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    found = dict(re.findall(r"^(AWS_\w+)=(\S+)$", p.stdout, re.M))
+    return Key(found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture(scope="session")
+def ec2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ec2Server]:
+    tmp = tmp_path_factory.mktemp("ec2")
+    url = f"sqlite:///{tmp}/occi.db"
+    live = LiveServer(
+        tmp,
+        auth="basic,token",
+        secret_key=SECRET_KEY,
+        simulator_delay=0,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    try:
+        store = SqlStore(url)
+        with store.begin() as tx:
+            ident = IdentityTx(tx)
+            for project in ("ec2", "other", "tight"):
+                ident.create_project(project)
+            for user, project, role in (
+                ("alice", "ec2", "member"),
+                ("bob", "ec2", "reader"),
+                ("carol", "other", "member"),
+                ("dave", "tight", "member"),
+            ):
+                ident.create_user(user)
+                ident.grant(user, project, role)
+            ident.set_quota("tight", "instances", 1)
+            ident.set_quota("tight", "volumes", 0)
+        store.close()
+        keys = {"member": make_key(tmp, url, "alice", "ec2")}
+        keys["reader"] = make_key(tmp, url, "bob", "ec2")
+        keys["other"] = make_key(tmp, url, "carol", "other")
+        keys["tight"] = make_key(tmp, url, "dave", "tight")
+        yield Ec2Server(live, tmp, url, keys)
+    finally:
+        live.stop()
+
+
+def _checker(**kw: Any) -> None:
+    """botocore's before-parse hook: every answer against the model (tests/ec2/model_check)."""
+    op = kw["operation_model"]
+    response = kw["response_dict"]
+    check_answer(op.name, response["status_code"], response["body"])
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def ec2_client(ec2_server: Ec2Server) -> ClientFactory:
+    """A boto3 EC2 client of the server for one of the keys (member by default); every answer
+    it reads is checked against botocore's model."""
+
+    def make(who: str = "member", secret: str | None = None, **config: Any) -> Any:
+        key = ec2_server.keys[who]
+        client = boto3.client(
+            "ec2",
+            endpoint_url=ec2_server.endpoint,
+            region_name=REGION,
+            aws_access_key_id=key.access_key,
+            aws_secret_access_key=secret or key.secret,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+        )
+        client.meta.events.register("before-parse.ec2.*", _checker)
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ec2(ec2_client: ClientFactory) -> Any:
+    return ec2_client()
