@@ -12,10 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import boto3
 import pytest
+import requests
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from occi.identity.store import IdentityTx
 from occi.store.sql import SqlStore
@@ -69,6 +74,9 @@ def ec2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ec2Server]:
         auth="basic,token",
         secret_key=SECRET_KEY,
         simulator_delay=0,
+        # two small hosts and no memory overcommit: an xlarge (32 GB) fits on none of them
+        simulator_hosts="sim1:16:24,sim2:16:24",
+        shorthand_memory_overcommit=1,
         env={"PYTHONPATH": str(ROOT)},
     )
     try:
@@ -131,3 +139,34 @@ def ec2_client(ec2_server: Ec2Server) -> ClientFactory:
 @pytest.fixture(scope="session")
 def ec2(ec2_client: ClientFactory) -> Any:
     return ec2_client()
+
+
+def signed(
+    server: Ec2Server,
+    params: dict[str, str],
+    *,
+    who: str = "member",
+    method: str = "POST",
+    presign: bool = False,
+) -> requests.Response:
+    """A request signed by botocore's own SigV4 signer but sent as given (parameters the
+    SDKs would refuse before sending, GET query strings, presigned URLs)."""
+    key = server.keys[who]
+    creds = Credentials(key.access_key, key.secret)
+    if method == "GET" or presign:
+        url = server.endpoint + "?" + urlencode(params, quote_via=quote)
+        req = AWSRequest(method="GET", url=url)
+        signer = SigV4QueryAuth(creds, "ec2", REGION, expires=60) if presign else None
+        (signer or SigV4Auth(creds, "ec2", REGION)).add_auth(req)
+        prepared = req.prepare()
+        return requests.get(prepared.url, headers=dict(prepared.headers), timeout=30)
+    body = urlencode(params, quote_via=quote)
+    req = AWSRequest(
+        method="POST",
+        url=server.endpoint,
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(creds, "ec2", REGION).add_auth(req)
+    prepared = req.prepare()
+    return requests.post(server.endpoint, data=body, headers=dict(prepared.headers), timeout=30)

@@ -1,3 +1,119 @@
-"""stub"""
+"""EC2 images are the os_tpl mixins the project sees: the provider's (public) and the ones its
+computes saved (CreateImage is the compute's `save` action; DeregisterImage removes a saved
+one, with its platform image).
+"""
 
-ACTIONS: dict = {}
+from __future__ import annotations
+
+from typing import Any
+
+from occi import infrastructure as infra
+from occi.ec2 import ids
+from occi.ec2.actions import common
+from occi.ec2.actions.instances import instance_entity
+from occi.ec2.errors import Ec2Error, invalid
+from occi.ec2.front import Action, Call
+from occi.model import ActionInvocation, CategoryRef, Mixin
+
+
+def _describe(
+    call: Call, image_id: str, m: Mixin, tags: dict[str, str], saved: bool
+) -> dict[str, Any]:
+    return {
+        "imageId": image_id,
+        "imageLocation": m.id,
+        "imageState": "available",
+        "imageOwnerId": call.ctx.project if saved else "provider",
+        "isPublic": not saved,
+        "architecture": "x86_64",
+        "imageType": "machine",
+        "name": m.term,
+        "description": m.title or m.term,
+        "rootDeviceType": "ebs",
+        "rootDeviceName": "/dev/sda1",
+        "blockDeviceMapping": [],
+        "virtualizationType": "hvm",
+        "hypervisor": "xen",
+        "tagSet": common.tag_set(tags),
+    }
+
+
+def describe_images(call: Call) -> dict[str, Any]:
+    reg = common.registry(call)
+    images = common.images(reg)
+    wanted = call.params.listed("ImageId")
+    missing = [w for w in wanted if w not in images]
+    if missing:
+        raise Ec2Error(
+            "InvalidAMIID.NotFound", f"The image id '[{missing[0][:80]}]' does not exist"
+        )
+    with call.records(readonly=True) as rec:
+        tags = rec.tags(list(images))
+    saved = call.service.saved_images(call.ctx)
+    items = [
+        _describe(call, iid, m, tags.get(iid, {}), m.id in saved)
+        for iid, m in sorted(images.items(), key=lambda kv: kv[1].term)
+        if not wanted or iid in wanted
+    ]
+    owners = call.params.listed("Owner")
+    if owners:
+        items = [
+            i
+            for i in items
+            if ("self" in owners and not i["isPublic"])
+            or (i["isPublic"] and {"amazon", "provider"} & set(owners))
+            or i["imageOwnerId"] in owners
+        ]
+    items = common.apply_filters(
+        items,
+        call.params.filters(),
+        {
+            "image-id": lambda i: i["imageId"],
+            "name": lambda i: i["name"],
+            "state": lambda i: i["imageState"],
+            "is-public": lambda i: "true" if i["isPublic"] else "false",
+            "owner-id": lambda i: i["imageOwnerId"],
+            "architecture": lambda i: i["architecture"],
+            "image-type": lambda i: i["imageType"],
+            "description": lambda i: i["description"],
+        },
+        lambda i: {t["key"]: t["value"] for t in i["tagSet"]},
+    )
+    return {"imagesSet": items}
+
+
+def create_image(call: Call) -> dict[str, Any]:
+    iid = call.params.required("InstanceId")
+    name = call.params.required("Name")
+    if len(name) > 128:
+        raise invalid("the image name is longer than 128 characters")
+    entity_id = instance_entity(call, iid)
+    result = call.service.act(
+        call.ctx, infra.COMPUTE, entity_id, "save", ActionInvocation(None, {"name": name})
+    )
+    if not isinstance(result, Mixin):
+        raise Ec2Error("InternalError", "the image is being saved; look for it again later", 500)
+    return {"imageId": ids.image_id(result.id)}
+
+
+def deregister_image(call: Call) -> dict[str, Any]:
+    image_id = call.params.required("ImageId")
+    reg = common.registry(call)
+    found = common.images(reg).get(image_id)
+    if found is None:
+        raise Ec2Error("InvalidAMIID.NotFound", f"The image id '[{image_id[:80]}]' does not exist")
+    if found.id not in call.service.saved_images(call.ctx):
+        raise Ec2Error(
+            "UnauthorizedOperation", f"the image {image_id} is the provider's: it cannot go", 403
+        )
+    call.service.remove_user_mixins(call.ctx, [CategoryRef(found.scheme, found.term, "mixin")])
+    with call.records() as rec:
+        rec.delete_tags([image_id], None)
+    return {"return": True}
+
+
+ACTIONS = {
+    "DescribeImages": Action(describe_images, "image", "read"),
+    "CreateImage": Action(create_image, "instance", "act"),
+    "DeregisterImage": Action(deregister_image, "image", "remove_mixin"),
+}

@@ -224,13 +224,25 @@ def _reservation(call: Call, rid: str, instances: list[dict[str, Any]]) -> dict[
 
 
 # ---------------------------------------------------------------------------------- running
-def _tag_specs(call: Call, resource_type: str) -> list[tuple[str, str]]:
+#: the resource types a TagSpecification may name (those of other actions are skipped)
+TAGGABLE = (
+    "instance",
+    "volume",
+    "key-pair",
+    "image",
+    "network-interface",
+    "spot-instances-request",
+)
+
+
+def tag_specs(call: Call, resource_type: str) -> list[tuple[str, str]]:
+    """The tags TagSpecification.N gives to resources of `resource_type`."""
     out: list[tuple[str, str]] = []
     for spec in call.params.members("TagSpecification"):
         kind = spec.get("ResourceType")
         if not isinstance(kind, str):
             raise Ec2Error("MissingParameter", "TagSpecification.N.ResourceType is required")
-        if kind not in ("instance", "volume", "network-interface", "spot-instances-request"):
+        if kind not in TAGGABLE:
             raise invalid(f"'{kind[:40]}' is not a valid taggable resource type for this operation")
         if kind != resource_type:
             continue
@@ -287,7 +299,7 @@ def run_instances(call: Call) -> dict[str, Any]:
         if zone not in common.zones(call, reg):
             raise invalid(f"Invalid availability zone: [{zone[:80]}]")
         mixins.append(call.service.zone_scheme + zone)
-    tags = _tag_specs(call, "instance")
+    tags = tag_specs(call, "instance")
     title = dict(tags).get("Name")
     reservation = ids.random_id("r-")
 
@@ -360,6 +372,16 @@ def _targets(call: Call) -> tuple[list[tuple[str, Seen]], Registry]:
     return [(w, seen[w]) for w in dict.fromkeys(wanted)], reg
 
 
+def instance_entity(call: Call, iid: str) -> str:
+    """The entity id of a live instance of the project; EC2's NotFound otherwise."""
+    if not ids.well_formed(ids.INSTANCE, iid):
+        raise Ec2Error("InvalidInstanceID.Malformed", f'Invalid id: "{iid[:80]}"')
+    found = _entity_ids(call).get(iid)
+    if found is None:
+        raise _not_found([iid])
+    return found
+
+
 def _entity_ids(call: Call) -> dict[str, str]:
     computes, _ = _computes(call)
     return {ids.ec2_id(ids.INSTANCE, e.id or ""): e.id or "" for e in computes}
@@ -403,7 +425,7 @@ def stop_instances(call: Call) -> dict[str, Any]:
 
 def reboot_instances(call: Call) -> dict[str, Any]:
     _act(call, "restart", None, {})
-    return {"return": True}
+    return {}  # EC2's model: only the request id
 
 
 def terminate_instances(call: Call) -> dict[str, Any]:

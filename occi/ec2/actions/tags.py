@@ -1,3 +1,110 @@
-"""stub"""
+"""EC2 tags on the project's instances, volumes, images and key pairs (kept by EC2 id beside
+the entities): CreateTags, DescribeTags, DeleteTags. A resource must be the project's.
+"""
 
-ACTIONS: dict = {}
+from __future__ import annotations
+
+from typing import Any
+
+from occi.ec2 import ids
+from occi.ec2.actions import common
+from occi.ec2.actions.instances import listing
+from occi.ec2.errors import Ec2Error, invalid
+from occi.ec2.front import Action, Call
+
+#: tags of one resource at most (EC2's limit)
+MAX_TAGS = 50
+TYPES = {ids.INSTANCE: "instance", ids.VOLUME: "volume", ids.IMAGE: "image", "key-": "key-pair"}
+
+
+def resource_type(rid: str) -> str:
+    for prefix, name in TYPES.items():
+        if rid.startswith(prefix):
+            return name
+    return "unknown"
+
+
+def _resources(call: Call) -> list[str]:
+    listed = call.params.listed("ResourceId")
+    if not listed:
+        raise Ec2Error("MissingParameter", "The request must contain the parameter ResourceId")
+    return list(dict.fromkeys(listed))
+
+
+def _known(call: Call, resources: list[str]) -> None:
+    """InvalidID unless every resource is one of the project's."""
+    from occi.ec2.actions.volumes import volumes_of
+
+    have: set[str] = set()
+    prefixes = {resource_type(r) for r in resources}
+    if "unknown" in prefixes:
+        bad = next(r for r in resources if resource_type(r) == "unknown")
+        raise Ec2Error("InvalidID", f"The ID '{bad[:80]}' is not valid")
+    if "instance" in prefixes:
+        have.update(s.description["instanceId"] for s in listing(call))
+    if "volume" in prefixes:
+        have.update(volumes_of(call))
+    if "image" in prefixes:
+        have.update(common.images(common.registry(call)))
+    if "key-pair" in prefixes:
+        with call.records(readonly=True) as rec:
+            have.update(k.id for k in rec.keypairs())
+    missing = [r for r in resources if r not in have]
+    if missing:
+        raise Ec2Error("InvalidID", f"The ID '{missing[0][:80]}' does not exist")
+
+
+def create_tags(call: Call) -> dict[str, Any]:
+    resources = _resources(call)
+    tags = call.params.tags()
+    if not tags:
+        raise Ec2Error("MissingParameter", "The request must contain the parameter Tag")
+    if len(tags) > MAX_TAGS:
+        raise invalid(f"a resource has at most {MAX_TAGS} tags")
+    call.service.authorize(call.ctx, "update")
+    _known(call, resources)
+    with call.records() as rec:
+        rec.set_tags(resources, [(k, v or "") for k, v in tags])
+        counts = rec.tags(resources)
+    if any(len(t) > MAX_TAGS for t in counts.values()):
+        raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
+    return {}  # EC2's model: only the request id
+
+
+def delete_tags(call: Call) -> dict[str, Any]:
+    resources = _resources(call)
+    tags = call.params.tags()
+    call.service.authorize(call.ctx, "update")
+    with call.records() as rec:
+        rec.delete_tags(resources, tags)
+    return {}
+
+
+def describe_tags(call: Call) -> dict[str, Any]:
+    call.service.authorize(call.ctx, "read")
+    with call.records(readonly=True) as rec:
+        tagged = rec.tags()
+    items = [
+        {"resourceId": rid, "resourceType": resource_type(rid), "key": k, "value": v}
+        for rid, tags in sorted(tagged.items())
+        for k, v in sorted(tags.items())
+    ]
+    items = common.apply_filters(
+        items,
+        call.params.filters(),
+        {
+            "resource-id": lambda t: t["resourceId"],
+            "resource-type": lambda t: t["resourceType"],
+            "key": lambda t: t["key"],
+            "value": lambda t: t["value"],
+        },
+    )
+    chunk, token = common.page(call, items)
+    return {"tagSet": chunk, "nextToken": token}
+
+
+ACTIONS = {
+    "CreateTags": Action(create_tags, "tag", "update"),
+    "DeleteTags": Action(delete_tags, "tag", "update"),
+    "DescribeTags": Action(describe_tags, "tag", "read"),
+}
