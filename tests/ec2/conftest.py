@@ -22,7 +22,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from occi.ec2 import credentials
 from occi.identity.store import IdentityTx
+from occi.inventory.secrets import Cipher
 from occi.store.sql import SqlStore
 from tests.ec2.model_check import check_answer
 from tests.live import ROOT, LiveServer
@@ -95,11 +97,19 @@ def ec2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ec2Server]:
                 ident.grant(user, project, role)
             ident.set_quota("tight", "instances", 1)
             ident.set_quota("tight", "volumes", 0)
+            # the others' keys made as the command makes them, without a process each
+            cipher = Cipher(SECRET_KEY, "the tests")
+            keys = {
+                who: Key(made.access_key, secret)
+                for who, user, project in (
+                    ("reader", "bob", "ec2"),
+                    ("other", "carol", "other"),
+                    ("tight", "dave", "tight"),
+                )
+                for made, secret in [credentials.create(ident, cipher, user, project)]
+            }
         store.close()
-        keys = {"member": make_key(tmp, url, "alice", "ec2")}
-        keys["reader"] = make_key(tmp, url, "bob", "ec2")
-        keys["other"] = make_key(tmp, url, "carol", "other")
-        keys["tight"] = make_key(tmp, url, "dave", "tight")
+        keys["member"] = make_key(tmp, url, "alice", "ec2")
         yield Ec2Server(live, tmp, url, keys)
     finally:
         live.stop()
