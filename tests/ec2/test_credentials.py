@@ -1,0 +1,67 @@
+"""`occi-server credentials create|list|delete` as an administrator runs them: the key id and
+secret printed once, the secret stored encrypted (never in clear, never listed), a deleted key
+refused at once by the live server."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from botocore.exceptions import ClientError
+
+from occi.store.sql import SqlStore
+from tests.ec2.conftest import REGION, Ec2Server, make_key
+from tests.test_cli_identity import admin, ok
+
+
+def cli(server: Ec2Server, *args: str) -> Any:
+    return admin(server.tmp, server.url, *args)
+
+
+def test_create_list_delete(ec2_server: Ec2Server) -> None:
+    key = make_key(ec2_server.tmp, ec2_server.url, "alice", "ec2")
+    assert re.fullmatch(r"OCCI[A-Z2-7]{16}", key.access_key)
+    assert len(key.secret) == 40
+    store = SqlStore(ec2_server.url)
+    try:
+        with store.engine.connect() as conn:
+            stored = conn.execute(
+                sa.text("SELECT secret FROM ec2_credentials WHERE access_key = :k"),
+                {"k": key.access_key},
+            ).scalar_one()
+    finally:
+        store.close()
+    assert key.secret not in stored  # encrypted, not kept in clear
+    listed = ok(cli(ec2_server, "credentials", "list", "alice"))
+    assert key.access_key in listed and key.secret not in listed
+    client = boto3.client(
+        "ec2",
+        endpoint_url=ec2_server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret,
+    )
+    assert client.describe_regions()["Regions"]
+    ok(cli(ec2_server, "credentials", "delete", key.access_key))
+    with pytest.raises(ClientError) as err:
+        client.describe_regions()
+    assert err.value.response["Error"]["Code"] == "AuthFailure"
+    p = cli(ec2_server, "credentials", "delete", key.access_key)
+    assert p.returncode == 1 and "no EC2 access key" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (("credentials", "create", "nobody", "--project", "ec2"), 1, "no user named nobody"),
+        (("credentials", "create", "alice", "--project", "nowhere"), 1, "no project named nowhere"),
+        (("credentials", "create", "alice"), 2, "--project"),
+    ],
+)
+def test_refusals(ec2_server: Ec2Server, args: tuple[str, ...], code: int, message: str) -> None:
+    p = cli(ec2_server, *args)
+    assert p.returncode == code, p.stdout + p.stderr
+    assert message in p.stderr
