@@ -72,6 +72,7 @@ def build(
         runner.start()
         service.attach_runner(runner)
     from occi.ec2.front import Ec2Front
+    from occi.identity.throttle import Throttle
     from occi.inventory.secrets import Cipher
 
     ec2 = Ec2Front(
@@ -80,6 +81,7 @@ def build(
         region=settings.ec2_region,
         max_body=settings.max_body,
         base_url=settings.base_url,
+        throttle=Throttle(settings.auth_fail_limit, settings.auth_fail_window),
     )
     app = create_app(
         service,

@@ -19,10 +19,11 @@ import falcon
 from occi import errors
 from occi.context import RequestContext, new_request_id
 from occi.ec2 import credentials, sigv4, xml
-from occi.ec2.errors import Ec2Error, invalid
+from occi.ec2.errors import Ec2Error, from_occi, invalid
 from occi.ec2.params import MAX_PARAMS, Params
 from occi.ec2.records import Records
 from occi.identity.store import IdentityTx
+from occi.identity.throttle import Throttle
 from occi.inventory.secrets import Cipher
 from occi.store.sql import SqlTx
 
@@ -85,6 +86,7 @@ class Ec2Front:
         max_body: int = 1 << 20,
         base_url: str = "",
         actions: dict[str, Action] | None = None,
+        throttle: Throttle | None = None,
     ):
         if actions is None:
             from occi.ec2.actions import ACTIONS
@@ -96,6 +98,8 @@ class Ec2Front:
         self.max_body = max_body
         self.base_url = base_url.rstrip("/")
         self.actions = actions
+        #: failed signatures per client address and access key (the auth_fail_* settings)
+        self.throttle = throttle or Throttle(20, 60.0)
 
     @property
     def cipher(self) -> Cipher:
@@ -151,6 +155,16 @@ class Ec2Front:
                 401,
             )
         sigv4.check_scope(signed, self.region)
+        address = req.remote_addr or "-"
+        req.context.ec2_client = (address, signed.access_key)
+        wait = self.throttle.retry_after(address, signed.access_key)
+        if wait is not None:
+            raise Ec2Error(
+                "RequestLimitExceeded",
+                f"too many failed signatures from this address or for this key: try again in "
+                f"{wait} seconds",
+                503,
+            )
         found, roles = self._credentials(signed.access_key)
         key, secret = found
         path = (req.env.get("RAW_URI") or req.path or "/").split("?", 1)[0]
@@ -201,12 +215,21 @@ class Ec2Front:
         elif isinstance(exc, Ec2Error):
             err = exc
         elif isinstance(exc, errors.OcciError):
-            from occi.ec2.errors import from_occi
-
+            if exc.status >= 500 and not isinstance(exc, errors.NoCapacity):
+                log.error("EC2 %s: %s", area or "request", exc.message)
             err = from_occi(exc, area)
         else:
             log.error("unhandled error on EC2 %s %s", req.method, req.path, exc_info=exc)
             err = Ec2Error("InternalError", "the server failed to handle this request", 500)
+        client = getattr(req.context, "ec2_client", None)
+        if err.code == "AuthFailure" and client is not None:  # a wrong key or signature
+            self.throttle.failed(*client)
+            self.throttle.warn(
+                "EC2 authentication failed: address %s, access key %s: %s",
+                client[0],
+                client[1],
+                err.message,
+            )
         req.context.error = (err.code, err.message)  # for the audit log
         resp.status = falcon.code_to_http_status(err.status)
         resp.content_type = xml.CONTENT_TYPE

@@ -48,6 +48,9 @@ def test_lifecycle_with_waiters(ec2: Any) -> None:
     assert run["ReservationId"].startswith("r-")
     assert [i["AmiLaunchIndex"] for i in run["Instances"]] == [0, 1]
     ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig=FAST)
+    ec2.get_waiter("instance_status_ok").wait(InstanceIds=ids, WaiterConfig=FAST)
+    status = ec2.describe_instance_status(InstanceIds=ids)["InstanceStatuses"]
+    assert {s["InstanceStatus"]["Status"] for s in status} == {"ok"}
     seen = instances(ec2, InstanceIds=ids)
     assert {i["InstanceId"] for i in seen} == set(ids)
     for i in seen:
@@ -64,6 +67,12 @@ def test_lifecycle_with_waiters(ec2: Any) -> None:
     assert stopped["CurrentState"]["Name"] in ("stopping", "stopped")
     ec2.get_waiter("instance_stopped").wait(InstanceIds=ids[:1], WaiterConfig=FAST)
     assert instances(ec2, InstanceIds=ids[:1])[0]["State"] == {"Code": 80, "Name": "stopped"}
+    # a stopped instance has no status unless every one is asked for
+    assert ec2.describe_instance_status(InstanceIds=ids[:1])["InstanceStatuses"] == []
+    (every,) = ec2.describe_instance_status(InstanceIds=ids[:1], IncludeAllInstances=True)[
+        "InstanceStatuses"
+    ]
+    assert every["InstanceState"]["Name"] == "stopped"
     # stopping what is stopped is no error (EC2 answers the state it is in)
     again = ec2.stop_instances(InstanceIds=ids[:1])["StoppingInstances"][0]
     assert again["CurrentState"]["Name"] == "stopped"
