@@ -8,7 +8,7 @@ from typing import Any
 
 from occi.ec2 import ids
 from occi.ec2.actions import common
-from occi.ec2.actions.instances import listing
+from occi.ec2.actions.instance_views import listing
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
 
