@@ -304,6 +304,13 @@ def _credentials_create(ident: IdentityTx, args: argparse.Namespace, settings: S
     from occi.inventory.secrets import Cipher
 
     key, secret = credentials.create(ident, Cipher.from_settings(settings), args.user, args.project)
+    if not credentials.roles(ident, key):
+        print(
+            f"warning: {key.user_name} holds no role in project {key.project_name}: the key "
+            f"can do nothing there until one is granted (occi-server roles grant "
+            f"{key.user_name} {key.project_name} member)",
+            file=sys.stderr,
+        )
     print(f"AWS_ACCESS_KEY_ID={key.access_key}")
     print(f"AWS_SECRET_ACCESS_KEY={secret}")
     print(

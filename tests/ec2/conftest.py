@@ -52,19 +52,28 @@ class Ec2Server:
         return self.live.url + "/ec2/"
 
 
-def make_key(tmp: Path, url: str, user: str, project: str) -> Key:
-    """`occi-server credentials create USER --project P`, as an administrator runs it."""
-    p = subprocess.run(
-        [sys.executable, "-m", "occi.cli", "credentials", "create", user, "--project", project],
+def server_cli(tmp: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`occi-server ARGS` as an administrator runs it beside the server (same database, same
+    secret key)."""
+    return subprocess.run(
+        [sys.executable, "-m", "occi.cli", *args],
         cwd=tmp,
         env=env_for(tmp, OCCI_DATABASE_URL=url, OCCI_SECRET_KEY=SECRET_KEY),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def keys_printed(p: subprocess.CompletedProcess[str]) -> Key:
     assert p.returncode == 0, p.stderr
     found = dict(re.findall(r"^(AWS_\w+)=(\S+)$", p.stdout, re.M))
     return Key(found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"])
+
+
+def make_key(tmp: Path, url: str, user: str, project: str) -> Key:
+    """`occi-server credentials create USER --project P`, as an administrator runs it."""
+    return keys_printed(server_cli(tmp, url, "credentials", "create", user, "--project", project))
 
 
 @pytest.fixture(scope="session")

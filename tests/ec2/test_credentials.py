@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from botocore.exceptions import ClientError
 
 from occi.store.sql import SqlStore
-from tests.ec2.conftest import REGION, Ec2Server, make_key
-from tests.test_cli_identity import admin, ok
+from tests.ec2.conftest import REGION, Ec2Server, keys_printed, make_key, server_cli
+from tests.test_cli_identity import ok
 
 
 def cli(server: Ec2Server, *args: str) -> Any:
-    return admin(server.tmp, server.url, *args)
+    return server_cli(server.tmp, server.url, *args)
 
 
 def test_create_list_delete(ec2_server: Ec2Server) -> None:
@@ -65,3 +65,23 @@ def test_refusals(ec2_server: Ec2Server, args: tuple[str, ...], code: int, messa
     p = cli(ec2_server, *args)
     assert p.returncode == code, p.stdout + p.stderr
     assert message in p.stderr
+
+
+def test_a_key_without_a_role_is_made_with_a_warning(
+    ec2_server: Ec2Server, ec2_client: Any
+) -> None:
+    p = cli(ec2_server, "credentials", "create", "carol", "--project", "ec2")
+    assert p.returncode == 0
+    assert "carol holds no role in project ec2" in p.stderr
+    key = keys_printed(p)
+    client = boto3.client(
+        "ec2",
+        endpoint_url=ec2_server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret,
+    )
+    with pytest.raises(ClientError) as err:
+        client.describe_instances()
+    assert err.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    ok(cli(ec2_server, "credentials", "delete", key.access_key))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from occi.ec2.actions import common
 from occi.ec2.actions.common import apply_filters, instance_types, registry, zones
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
@@ -114,7 +115,8 @@ def describe_instance_types(call: Call) -> dict[str, Any]:
             "memory-info.size-in-mib": lambda t: str(t["memoryInfo"]["sizeInMiB"]),
         },
     )
-    return {"instanceTypeSet": items}
+    chunk, token = common.page(call, items)
+    return {"instanceTypeSet": chunk, "nextToken": token}
 
 
 def default_group(call: Call) -> dict[str, Any]:
@@ -146,7 +148,8 @@ def describe_security_groups(call: Call) -> dict[str, Any]:
             "description": lambda g: g["groupDescription"],
         },
     )
-    return {"securityGroupInfo": items}
+    chunk, token = common.page(call, items)
+    return {"securityGroupInfo": chunk, "nextToken": token}
 
 
 ACTIONS = {

@@ -79,7 +79,8 @@ def describe_images(call: Call) -> dict[str, Any]:
         },
         lambda i: {t["key"]: t["value"] for t in i["tagSet"]},
     )
-    return {"imagesSet": items}
+    chunk, token = common.page(call, items)
+    return {"imagesSet": chunk, "nextToken": token}
 
 
 def create_image(call: Call) -> dict[str, Any]:
