@@ -49,6 +49,9 @@ def test_an_ec2_instance_is_an_occi_compute_and_the_reverse(
     assert entity["attributes"]["occi.compute.state"] == "active"
     assert any(m.endswith("#small") for m in entity["mixins"])
     assert any(m.endswith("#cirros") for m in entity["mixins"])
+    ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "renamed"}])
+    entity = occi_get(ec2_server, "/compute/" + entity_id)
+    assert entity["attributes"]["occi.core.title"] == "renamed"  # the Name tag is the title
 
     # made through OCCI (JSON), seen through EC2
     token = token_of(ec2_server.url, "alice")

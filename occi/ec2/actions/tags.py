@@ -11,6 +11,7 @@ from occi.ec2.actions import common
 from occi.ec2.actions.instance_views import listing
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
+from occi.model import Entity
 
 #: tags of one resource at most (EC2's limit)
 MAX_TAGS = 50
@@ -68,7 +69,27 @@ def create_tags(call: Call) -> dict[str, Any]:
         counts = rec.tags(resources)
     if any(len(t) > MAX_TAGS for t in counts.values()):
         raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
+    name = dict(tags).get("Name")
+    if name is not None:
+        _title(call, resources, name)
     return {}  # EC2's model: only the request id
+
+
+def _title(call: Call, resources: list[str], name: str) -> None:
+    """The Name tag of an instance or a volume is its entity's title, as OCCI shows it."""
+    from occi.ec2.actions.instance_views import project_computes
+    from occi.ec2.actions.volumes import volumes_of
+
+    entities: dict[str, Entity] = {}
+    if any(resource_type(r) == "instance" for r in resources):
+        computes, _ = project_computes(call)
+        entities.update({ids.ec2_id(ids.INSTANCE, e.id or ""): e for e in computes})
+    if any(resource_type(r) == "volume" for r in resources):
+        entities.update(volumes_of(call))
+    for rid in resources:
+        e = entities.get(rid)
+        if e is not None and e.title != name:
+            call.service.update(call.ctx, e.kind, e.id or "", Entity(e.kind, title=name))
 
 
 def delete_tags(call: Call) -> dict[str, Any]:
