@@ -120,3 +120,30 @@ def test_each_front_takes_only_its_own_credentials(ec2_server: Ec2Server) -> Non
     )
     assert r.status_code == 401
     assert b"<Code>AuthFailure</Code>" in r.content
+
+
+def test_an_occi_id_that_is_no_uuid_gets_a_stable_hashed_instance_id(
+    ec2: Any, ec2_server: Ec2Server
+) -> None:
+    import hashlib
+
+    own = f"vm-{uuid.uuid4().hex[:8]}"
+    body = {
+        "kind": "http://schemas.ogf.org/occi/infrastructure#compute",
+        "mixins": ["http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small"],
+    }
+    r = requests.put(
+        f"{ec2_server.live.url}/compute/{own}",
+        json=body,
+        headers={"X-Auth-Token": token_of(ec2_server.url, "alice"), "Content-Type": JSON},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    iid = "i-" + hashlib.sha256(own.encode()).hexdigest()[:17]  # as the README says
+    ec2.start_instances(InstanceIds=[iid])
+    seen = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert seen["State"]["Name"] == "running"
+    ec2.terminate_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_terminated").wait(
+        InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
