@@ -187,3 +187,33 @@ def test_unsigned_and_forged_requests_are_refused(app: Any, auth: str, date: str
     r = send(client, None, {"Action": "DescribeRegions"}, headers)
     ec2_xml(r)
     assert r.status_code in (400, 401), r.text
+
+
+def test_failed_signatures_are_throttled(tmp_path: Any) -> None:
+    """After auth_fail_limit wrong signatures from one address, even a right one waits."""
+    mapping = {
+        "database_url": f"sqlite:///{tmp_path}/throttle.db",
+        "auth": "basic,token",
+        "secret_key": KEY,
+        "auth_fail_limit": "3",
+    }
+    app, service = build(Settings.from_mapping(mapping), upgrade=True, run_jobs=False)
+    try:
+        with service.store.begin() as tx:
+            ident = IdentityTx(tx)  # type: ignore[arg-type]
+            ident.create_project("th")
+            ident.create_user("guesser")
+            ident.grant("guesser", "th", "member")
+            key, secret = credentials.create(ident, Cipher(KEY, "tests"), "guesser", "th")
+        client = testing.TestClient(app)
+        right = Credentials(key.access_key, secret)
+        wrong = Credentials(key.access_key, "guess")
+        assert send(client, right, {"Action": "DescribeRegions"}).status_code == 200
+        for _ in range(3):
+            r = send(client, wrong, {"Action": "DescribeRegions"})
+            assert r.status_code == 401 and b"AuthFailure" in r.content
+        r = send(client, right, {"Action": "DescribeRegions"})
+        assert r.status_code == 503
+        assert b"<Code>RequestLimitExceeded</Code>" in r.content
+    finally:
+        service.store.close()
