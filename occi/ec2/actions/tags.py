@@ -32,15 +32,12 @@ def _resources(call: Call) -> list[str]:
     return list(dict.fromkeys(listed))
 
 
-def _known(call: Call, resources: list[str]) -> None:
-    """InvalidID unless every resource is one of the project's."""
+def _existing(call: Call, resources: list[str]) -> set[str]:
+    """Which of the resources the project has (instances with their tombstones)."""
     from occi.ec2.actions.volumes import volumes_of
 
     have: set[str] = set()
     prefixes = {resource_type(r) for r in resources}
-    if "unknown" in prefixes:
-        bad = next(r for r in resources if resource_type(r) == "unknown")
-        raise Ec2Error("InvalidID", f"The ID '{bad[:80]}' is not valid")
     if "instance" in prefixes:
         have.update(s.description["instanceId"] for s in listing(call))
     if "volume" in prefixes:
@@ -50,6 +47,15 @@ def _known(call: Call, resources: list[str]) -> None:
     if "key-pair" in prefixes:
         with call.records(readonly=True) as rec:
             have.update(k.id for k in rec.keypairs())
+    return have
+
+
+def _known(call: Call, resources: list[str]) -> None:
+    """InvalidID unless every resource is one of the project's."""
+    bad = [r for r in resources if resource_type(r) == "unknown"]
+    if bad:
+        raise Ec2Error("InvalidID", f"The ID '{bad[0][:80]}' is not valid")
+    have = _existing(call, resources)
     missing = [r for r in resources if r not in have]
     if missing:
         raise Ec2Error("InvalidID", f"The ID '{missing[0][:80]}' does not exist")
@@ -105,6 +111,9 @@ def describe_tags(call: Call) -> dict[str, Any]:
     call.service.authorize(call.ctx, "read")
     with call.records(readonly=True) as rec:
         tagged = rec.tags()
+    # what went through OCCI took no tags with it: those tags are not shown
+    live = _existing(call, list(tagged))
+    tagged = {rid: tags for rid, tags in tagged.items() if rid in live}
     items = [
         {"resourceId": rid, "resourceType": resource_type(rid), "key": k, "value": v}
         for rid, tags in sorted(tagged.items())
