@@ -50,7 +50,8 @@ def from_occi(exc: errors.OcciError, area: str) -> Ec2Error:
     if isinstance(exc, errors.QuotaExceeded):
         return Ec2Error(LIMIT.get(area, "ResourceLimitExceeded"), msg)
     if isinstance(exc, errors.NoCapacity):
-        return Ec2Error("InsufficientInstanceCapacity", msg, 500)
+        what = "Volume" if area == "volume" else "Instance"
+        return Ec2Error(f"Insufficient{what}Capacity", msg, 500)
     if isinstance(exc, errors.Forbidden):
         return Ec2Error("UnauthorizedOperation", msg, 403)
     if isinstance(exc, errors.NotFound):

@@ -120,7 +120,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Credent
     mapping = {"database_url": f"sqlite:///{db}", "auth": "basic,token", "secret_key": KEY}
     app, service = build(Settings.from_mapping(mapping), upgrade=True)
     with service.store.begin() as tx:
-        ident = IdentityTx(tx)  # type: ignore[arg-type]
+        ident = IdentityTx(tx)
         ident.create_project("fz")
         ident.create_user("fuzzer")
         ident.grant("fuzzer", "fz", "member")
@@ -200,7 +200,7 @@ def test_failed_signatures_are_throttled(tmp_path: Any) -> None:
     app, service = build(Settings.from_mapping(mapping), upgrade=True, run_jobs=False)
     try:
         with service.store.begin() as tx:
-            ident = IdentityTx(tx)  # type: ignore[arg-type]
+            ident = IdentityTx(tx)
             ident.create_project("th")
             ident.create_user("guesser")
             ident.grant("guesser", "th", "member")
