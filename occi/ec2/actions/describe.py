@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from occi.ec2.actions import common
-from occi.ec2.actions.common import apply_filters, instance_types, registry, zones
+from occi.ec2.actions import lists
+from occi.ec2.actions.catalog import instance_types, registry, zones
+from occi.ec2.actions.lists import apply_filters
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
 
@@ -115,7 +116,7 @@ def describe_instance_types(call: Call) -> dict[str, Any]:
             "memory-info.size-in-mib": lambda t: str(t["memoryInfo"]["sizeInMiB"]),
         },
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"instanceTypeSet": chunk, "nextToken": token}
 
 
@@ -148,7 +149,7 @@ def describe_security_groups(call: Call) -> dict[str, Any]:
             "description": lambda g: g["groupDescription"],
         },
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"securityGroupInfo": chunk, "nextToken": token}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from occi import infrastructure as infra
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import catalog, lists
 from occi.ec2.actions.instances import instance_entity
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
@@ -34,13 +34,13 @@ def _describe(
         "blockDeviceMapping": [],
         "virtualizationType": "hvm",
         "hypervisor": "xen",
-        "tagSet": common.tag_set(tags),
+        "tagSet": lists.tag_set(tags),
     }
 
 
 def describe_images(call: Call) -> dict[str, Any]:
-    reg = common.registry(call)
-    images = common.images(reg)
+    reg = catalog.registry(call)
+    images = catalog.images(reg)
     wanted = call.params.listed("ImageId")
     missing = [w for w in wanted if w not in images]
     if missing:
@@ -64,7 +64,7 @@ def describe_images(call: Call) -> dict[str, Any]:
             or (i["isPublic"] and {"amazon", "provider"} & set(owners))
             or i["imageOwnerId"] in owners
         ]
-    items = common.apply_filters(
+    items = lists.apply_filters(
         items,
         call.params.filters(),
         {
@@ -79,7 +79,7 @@ def describe_images(call: Call) -> dict[str, Any]:
         },
         lambda i: {t["key"]: t["value"] for t in i["tagSet"]},
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"imagesSet": chunk, "nextToken": token}
 
 
@@ -99,8 +99,8 @@ def create_image(call: Call) -> dict[str, Any]:
 
 def deregister_image(call: Call) -> dict[str, Any]:
     image_id = call.params.required("ImageId")
-    reg = common.registry(call)
-    found = common.images(reg).get(image_id)
+    reg = catalog.registry(call)
+    found = catalog.images(reg).get(image_id)
     if found is None:
         raise Ec2Error("InvalidAMIID.NotFound", f"The image id '[{image_id[:80]}]' does not exist")
     if found.id not in call.service.saved_images(call.ctx):

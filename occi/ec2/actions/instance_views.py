@@ -12,7 +12,7 @@ from typing import Any
 
 from occi import infrastructure as infra
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import catalog, lists
 from occi.ec2.actions.describe import DEFAULT_GROUP_ID
 from occi.ec2.errors import Ec2Error
 from occi.ec2.front import Call
@@ -60,9 +60,13 @@ def describe(
     """EC2's Instance of a compute."""
     a = e.attributes
     state = ids.instance_state(a)
-    image = next((m for m in e.mixins if m in reg.mixins and common.is_image(reg.mixins[m])), None)
+    image = next((m for m in e.mixins if m in reg.mixins and catalog.is_image(reg.mixins[m])), None)
     itype = next(
-        (reg.mixins[m].term for m in e.mixins if m in reg.mixins and common.is_type(reg.mixins[m])),
+        (
+            reg.mixins[m].term
+            for m in e.mixins
+            if m in reg.mixins and catalog.is_type(reg.mixins[m])
+        ),
         "custom",
     )
     scheme = call.service.zone_scheme
@@ -98,7 +102,7 @@ def describe(
         ],
         "virtualizationType": "hvm",
         "hypervisor": "xen",
-        "tagSet": common.tag_set(tags),
+        "tagSet": lists.tag_set(tags),
         "cpuOptions": {"coreCount": a.get("occi.compute.cores") or 1, "threadsPerCore": 1},
     }
     if a.get("occi.compute.hostname"):
@@ -148,7 +152,7 @@ def listing(call: Call) -> list[Seen]:
         d["launchTime"] = r.launch_time
         d["blockDeviceMapping"] = []
         iid = str(d.get("instanceId"))
-        d["tagSet"] = common.tag_set(tags.get(iid, {}))
+        d["tagSet"] = lists.tag_set(tags.get(iid, {}))
         out.append(Seen(d, r.reservation_id, tags.get(iid, {})))
     far = datetime.max.replace(tzinfo=UTC)
     out.sort(key=lambda s: (s.description.get("launchTime") or far, s.description["instanceId"]))
@@ -200,8 +204,8 @@ def describe_instances(call: Call) -> dict[str, Any]:
         if missing:
             raise not_found(missing)
         seen = [s for s in seen if s.description["instanceId"] in wanted]
-    seen = common.apply_filters(seen, call.params.filters(), FILTERS, lambda s: s.tags)
-    chunk, token = common.page(call, seen)
+    seen = lists.apply_filters(seen, call.params.filters(), FILTERS, lambda s: s.tags)
+    chunk, token = lists.page(call, seen)
     reservations: list[dict[str, Any]] = []
     for s in chunk:
         if reservations and reservations[-1]["reservationId"] == s.reservation:
@@ -248,7 +252,7 @@ def describe_instance_status(call: Call) -> dict[str, Any]:
                 "instanceStatus": {"status": check, "details": details if running else []},
             }
         )
-    items = common.apply_filters(
+    items = lists.apply_filters(
         items,
         call.params.filters(),
         {
@@ -259,5 +263,5 @@ def describe_instance_status(call: Call) -> dict[str, Any]:
             "instance-status.status": lambda i: i["instanceStatus"]["status"],
         },
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"instanceStatusSet": chunk, "nextToken": token}

@@ -13,7 +13,7 @@ from typing import Any
 from occi import errors
 from occi import infrastructure as infra
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import catalog
 from occi.ec2.actions import instance_views as views
 from occi.ec2.actions.instance_views import Seen
 from occi.ec2.errors import Ec2Error, invalid
@@ -66,7 +66,7 @@ def run_instances(call: Call) -> dict[str, Any]:
     p = call.params
     call.service.authorize(call.ctx, "create", infra.COMPUTE.id)
     reg = call.service.registry(project=call.ctx.project)
-    image = common.find_image(reg, p.required("ImageId"))
+    image = catalog.find_image(reg, p.required("ImageId"))
     low = p.integer("MinCount", None, 1, MAX_COUNT)
     high = p.integer("MaxCount", None, 1, MAX_COUNT)
     if low is None:
@@ -76,7 +76,7 @@ def run_instances(call: Call) -> dict[str, Any]:
     if low > high:
         raise invalid("MinCount must not be above MaxCount")
     type_name = p.get("InstanceType") or DEFAULT_TYPE
-    types = common.instance_types(reg)
+    types = catalog.instance_types(reg)
     itype = types.get(type_name)
     if itype is None:
         raise invalid(
@@ -101,7 +101,7 @@ def run_instances(call: Call) -> dict[str, Any]:
         attributes["occi.compute.userdata"] = user_data
     zone = p.get("Placement.AvailabilityZone")
     if zone:
-        if zone not in common.zones(call, reg):
+        if zone not in catalog.zones(call, reg):
             raise invalid(f"Invalid availability zone: [{zone[:80]}]")
         mixins.append(call.service.zone_scheme + zone)
     tags = tag_specs(call, "instance")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import lists
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
 from occi.ec2.records import KeyPair
@@ -111,7 +111,7 @@ def create_key_pair(call: Call) -> dict[str, Any]:
         "keyFingerprint": pair.fingerprint,
         "keyMaterial": material.decode(),
         "keyPairId": pair.id,
-        "tagSet": common.tag_set(dict(tags)),
+        "tagSet": lists.tag_set(dict(tags)),
     }
 
 
@@ -148,7 +148,7 @@ def import_key_pair(call: Call) -> dict[str, Any]:
         "keyFingerprint": pair.fingerprint,
         "keyName": name,
         "keyPairId": pair.id,
-        "tagSet": common.tag_set(dict(tags)),
+        "tagSet": lists.tag_set(dict(tags)),
     }
 
 
@@ -175,13 +175,13 @@ def describe_key_pairs(call: Call) -> dict[str, Any]:
             "keyFingerprint": p.fingerprint,
             "keyName": p.name,
             "keyType": p.key_type,
-            "tagSet": common.tag_set(tags.get(p.id)),
+            "tagSet": lists.tag_set(tags.get(p.id)),
             "publicKey": p.public_key if with_public else None,
             "createTime": p.created_at,
         }
         for p in chosen
     ]
-    items = common.apply_filters(
+    items = lists.apply_filters(
         items,
         call.params.filters(),
         {

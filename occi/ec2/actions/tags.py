@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import catalog, lists
 from occi.ec2.actions.instance_views import listing
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
@@ -43,7 +43,7 @@ def _existing(call: Call, resources: list[str]) -> set[str]:
     if "volume" in prefixes:
         have.update(volumes_of(call))
     if "image" in prefixes:
-        have.update(common.images(common.registry(call)))
+        have.update(catalog.images(catalog.registry(call)))
     if "key-pair" in prefixes:
         with call.records(readonly=True) as rec:
             have.update(k.id for k in rec.keypairs())
@@ -119,7 +119,7 @@ def describe_tags(call: Call) -> dict[str, Any]:
         for rid, tags in sorted(tagged.items())
         for k, v in sorted(tags.items())
     ]
-    items = common.apply_filters(
+    items = lists.apply_filters(
         items,
         call.params.filters(),
         {
@@ -129,7 +129,7 @@ def describe_tags(call: Call) -> dict[str, Any]:
             "value": lambda t: t["value"],
         },
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"tagSet": chunk, "nextToken": token}
 
 

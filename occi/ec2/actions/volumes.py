@@ -11,7 +11,7 @@ from typing import Any
 from occi import errors
 from occi import infrastructure as infra
 from occi.ec2 import ids
-from occi.ec2.actions import common
+from occi.ec2.actions import catalog, lists
 from occi.ec2.actions.instances import instance_entity, tag_specs
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
@@ -62,7 +62,7 @@ def describe(call: Call, e: Entity, links: list[Link], tags: dict[str, str]) -> 
         "volumeType": "standard",
         "encrypted": False,
         "multiAttachEnabled": False,
-        "tagSet": common.tag_set(tags),
+        "tagSet": lists.tag_set(tags),
     }
 
 
@@ -92,7 +92,7 @@ def create_volume(call: Call) -> dict[str, Any]:
     mixins = []
     zone = p.get("AvailabilityZone")
     if zone:
-        if zone not in common.zones(call, reg):
+        if zone not in catalog.zones(call, reg):
             raise invalid(f"Invalid availability zone: [{zone[:80]}]")
         mixins.append(call.service.zone_scheme + zone)
     tags = tag_specs(call, "volume")
@@ -129,7 +129,7 @@ def describe_volumes(call: Call) -> dict[str, Any]:
         for vid, e in sorted(volumes.items())
         if not wanted or vid in wanted
     ]
-    items = common.apply_filters(
+    items = lists.apply_filters(
         items,
         call.params.filters(),
         {
@@ -144,7 +144,7 @@ def describe_volumes(call: Call) -> dict[str, Any]:
         },
         lambda v: {t["key"]: t["value"] for t in v["tagSet"]},
     )
-    chunk, token = common.page(call, items)
+    chunk, token = lists.page(call, items)
     return {"volumeSet": chunk, "nextToken": token}
 
 

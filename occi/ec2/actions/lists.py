@@ -1,74 +1,28 @@
-"""What the EC2 actions share: the project's registry pieces EC2 shows (zones, instance types,
-images), tag sets, filters and opaque pagination tokens. No HTTP.
+"""How EC2 narrows and cuts its lists: tag sets, filters (`Filter.N`, with `*` and `?`
+wildcards, `tag:KEY` and `tag-key`) and pages (MaxResults, and NextToken: opaque, bound to the
+request that made it). No HTTP.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from occi import infrastructure as infra
-from occi.ec2 import ids
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Call
-from occi.model import Mixin
-from occi.registry import Registry
 
 T = TypeVar("T")
-
-
-def registry(call: Call) -> Registry:
-    call.service.authorize(call.ctx, "read")
-    return call.service.registry(project=call.ctx.project)
-
-
-def zones(call: Call, reg: Registry) -> list[str]:
-    scheme = call.service.zone_scheme
-    return sorted(m.term for m in reg.mixins.values() if m.scheme == scheme)
-
-
-def is_image(m: Mixin) -> bool:
-    return infra.OS_TPL.id in m.depends
-
-
-def is_type(m: Mixin) -> bool:
-    return infra.RESOURCE_TPL.id in m.depends
-
-
-def images(reg: Registry) -> dict[str, Mixin]:
-    """EC2 image id -> os_tpl mixin."""
-    return {ids.image_id(m.id): m for m in reg.mixins.values() if is_image(m)}
-
-
-def instance_types(reg: Registry) -> dict[str, Mixin]:
-    """Instance type name (the resource_tpl term) -> mixin; the first of a term wins."""
-    out: dict[str, Mixin] = {}
-    for m in sorted(reg.mixins.values(), key=lambda m: m.id):
-        if is_type(m):
-            out.setdefault(m.term, m)
-    return out
-
-
-def find_image(reg: Registry, value: str) -> Mixin:
-    """The os_tpl an ImageId names: its EC2 id, or its term or type identifier."""
-    found = images(reg).get(value)
-    if found is None:
-        for m in reg.mixins.values():
-            if is_image(m) and value in (m.term, m.id):
-                return m
-        raise Ec2Error("InvalidAMIID.NotFound", f"The image id '[{value[:80]}]' does not exist")
-    return found
 
 
 def tag_set(tags: dict[str, str] | None) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in sorted((tags or {}).items())]
 
 
-# ---------------------------------------------------------------------------------- filters
 #: a filter's values matched against what an item has for it (a list: any matches)
 Getter = Callable[[T], Sequence[str] | str | None]
 
@@ -77,8 +31,6 @@ def _matches(pattern: str, value: str) -> bool:
     """EC2's filter values may hold * and ? wildcards."""
     if "*" not in pattern and "?" not in pattern:
         return pattern == value
-    import fnmatch
-
     return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
 
 
