@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,21 +92,37 @@ UNDER_WAY: Mapping[str, State] = {
 }
 
 
-def instance_state(attributes: Mapping[str, Any]) -> State:
-    """The EC2 state of a compute from its attributes (unknown states are pending)."""
+#: work queued for a compute (occi.service Reads.queued_work) -> EC2's state meanwhile
+QUEUED: Mapping[str, State] = {
+    "create": PENDING,
+    "start": PENDING,
+    "stop": STOPPING,
+    "suspend": STOPPING,
+    "restart": RUNNING,
+}
+
+
+def instance_state(attributes: Mapping[str, Any], queued: Sequence[str] = ()) -> State:
+    """The EC2 state of a compute from its attributes and the work queued for it (the last
+    that changes its state wins; a deletion over all); unknown states are pending."""
+    if "delete" in queued:
+        return SHUTTING_DOWN
+    for work in reversed(queued):
+        if work in QUEUED:
+            return QUEUED[work]
     message = str(attributes.get("occi.compute.state.message") or "")
     if message in UNDER_WAY:
         return UNDER_WAY[message]
     return COMPUTE_STATES.get(str(attributes.get("occi.compute.state")), PENDING)
 
 
-def volume_state(attributes: Mapping[str, Any], attached: bool) -> str:
+def volume_state(attributes: Mapping[str, Any], attached: bool, queued: Sequence[str] = ()) -> str:
     """available, in-use, creating, deleting or error for a storage."""
     message = str(attributes.get("occi.storage.state.message") or "")
-    if message == "creating":
-        return "creating"
-    if message == "deleting":
+    if "delete" in queued or message == "deleting":
         return "deleting"
+    if "create" in queued or message == "creating":
+        return "creating"
     if attributes.get("occi.storage.state") == "error":
         return "error"
     return "in-use" if attached else "available"

@@ -3,7 +3,7 @@ path is bound to; what a rendering needs besides the stored entity (its applicab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,6 +231,23 @@ class Reads(Categories):
         if page.number is not None:
             self._paginate(q, page)
         return self.store.locations(q, fresh=fresh)
+
+    def queued_work(self, ctx: RequestContext, entities: Iterable[Entity]) -> dict[str, list[str]]:
+        """Entity id -> what is queued for it and not done yet, in order: `create`, `delete`,
+        `update`, or an action's term; for a front that shows work under way (EC2's pending,
+        stopping, shutting-down). Only ctx's project's entities are looked at."""
+        self._authorize(ctx, "read")
+        ids = [e.id for e in entities if e.id and self._visible(ctx.project, e) is e]
+        if not ids:
+            return {}
+        with self.store.begin(readonly=True) as tx:
+            jobs = tx.jobs.unfinished(ids)
+        out: dict[str, list[str]] = {}
+        for job in jobs:
+            what = job.params.get("action", "") if job.operation == "action" else job.operation
+            target = job.params.get("target", job.entity_id)
+            out.setdefault(str(target), []).append(str(what))
+        return out
 
     def _paginate(self, q: Query, page: Page) -> None:
         """Narrow q to `page`; PayloadTooLarge beyond the largest page."""

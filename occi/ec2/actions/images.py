@@ -5,6 +5,7 @@ one, with its platform image).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from occi import infrastructure as infra
@@ -14,6 +15,9 @@ from occi.ec2.actions.instances import instance_entity
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
 from occi.model import ActionInvocation, CategoryRef, Mixin
+
+#: seconds CreateImage waits for a save the platform is still carrying out
+SAVE_WAIT = 300.0
 
 
 def _describe(
@@ -89,12 +93,28 @@ def create_image(call: Call) -> dict[str, Any]:
     if len(name) > 128:
         raise invalid("the image name is longer than 128 characters")
     entity_id = instance_entity(call, iid)
+    before = call.service.saved_images(call.ctx)
     result = call.service.act(
         call.ctx, infra.COMPUTE, entity_id, "save", ActionInvocation(None, {"name": name})
     )
-    if not isinstance(result, Mixin):
-        raise Ec2Error("InternalError", "the image is being saved; look for it again later", 500)
-    return {"imageId": ids.image_id(result.id)}
+    if isinstance(result, Mixin):
+        return {"imageId": ids.image_id(result.id)}
+    # the platform is still saving (past job_wait): EC2 answers the image id at once, so wait
+    # for the image to be recorded (the request would be sent again otherwise, saving twice)
+    deadline = time.monotonic() + SAVE_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        made = call.service.saved_images(call.ctx) - before
+        if made:
+            reg = call.service.registry(project=call.ctx.project)
+            named = [m for m in made if m in reg.mixins and reg.mixins[m].title == name]
+            return {"imageId": ids.image_id(sorted(named or made)[0])}
+    raise Ec2Error(
+        "InternalError",
+        f"the image {name} is still being saved after {SAVE_WAIT:.0f} seconds; it will be "
+        "listed by DescribeImages under its name once saved",
+        500,
+    )
 
 
 def deregister_image(call: Call) -> dict[str, Any]:

@@ -5,7 +5,7 @@ DescribeInstances (ids, filters, pages, reservations) and DescribeInstanceStatus
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,10 +56,11 @@ def describe(
     record: InstanceRecord | None,
     tags: dict[str, str],
     links: Iterable[Link] = (),
+    queued: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """EC2's Instance of a compute."""
+    """EC2's Instance of a compute (`queued`: the work queued for it)."""
     a = e.attributes
-    state = ids.instance_state(a)
+    state = ids.instance_state(a, queued)
     image = next((m for m in e.mixins if m in reg.mixins and catalog.is_image(reg.mixins[m])), None)
     itype = next(
         (
@@ -122,6 +123,7 @@ def describe(
 def listing(call: Call) -> list[Seen]:
     """Every instance of the project, live and tombstones, by launch time then id."""
     computes, reg = project_computes(call)
+    queued = call.service.queued_work(call.ctx, computes)
     by_source: dict[str, list[Link]] = {}
     for ln in _links(call):
         by_source.setdefault(ln.source or "", []).append(ln)
@@ -142,7 +144,8 @@ def listing(call: Call) -> list[Seen]:
         live.add(eid)
         r = records.get(eid)
         iid = ids.ec2_id(ids.INSTANCE, eid)
-        d = describe(call, e, reg, r, tags.get(iid, {}), by_source.get(e.location or "", []))
+        links = by_source.get(e.location or "", [])
+        d = describe(call, e, reg, r, tags.get(iid, {}), links, queued.get(eid, []))
         out.append(Seen(d, r.reservation_id if r else "r-" + iid[2:19], tags.get(iid, {})))
     for eid, r in records.items():
         if eid in live or r.snapshot is None or r.terminated_at is None:

@@ -135,8 +135,10 @@ def run_instances(call: Call) -> dict[str, Any]:
             rec.set_tags([ids.ec2_id(ids.INSTANCE, e.id or "") for e in created], tags)
         records = rec.instances()
     described = []
+    queued = call.service.queued_work(call.ctx, created)
     for n, e in enumerate(created):
-        d = views.describe(call, e, reg, records.get(e.id or ""), dict(tags))
+        eid = e.id or ""
+        d = views.describe(call, e, reg, records.get(eid), dict(tags), (), queued.get(eid, []))
         d["amiLaunchIndex"] = n
         described.append(d)
     return views.reservation(call, reservation, described)
@@ -213,7 +215,10 @@ def _act(
         result = call.service.act(
             call.ctx, infra.COMPUTE, eid, term, ActionInvocation(None, params)
         )
-        state = ids.instance_state(result.attributes) if isinstance(result, Entity) else None
+        state = None
+        if isinstance(result, Entity):
+            queued = call.service.queued_work(call.ctx, [result]).get(eid, [])
+            state = ids.instance_state(result.attributes, queued)
         after = {"code": state.code, "name": state.name} if state else before
         out.append(_state_change(iid, before, after))
     return out

@@ -6,6 +6,7 @@ DetachVolume deletes that link, DeleteVolume the storage (refused while it is at
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from occi import errors
@@ -48,7 +49,9 @@ def _attachment(volume_id: str, ln: Link) -> dict[str, Any]:
     }
 
 
-def describe(call: Call, e: Entity, links: list[Link], tags: dict[str, str]) -> dict[str, Any]:
+def describe(
+    call: Call, e: Entity, links: list[Link], tags: dict[str, str], queued: Sequence[str] = ()
+) -> dict[str, Any]:
     vid = ids.ec2_id(ids.VOLUME, e.id or "")
     scheme = call.service.zone_scheme
     size = e.attributes.get("occi.storage.size") or 0
@@ -57,7 +60,7 @@ def describe(call: Call, e: Entity, links: list[Link], tags: dict[str, str]) -> 
         "size": int(round(float(size))),
         "snapshotId": "",
         "availabilityZone": next((m[len(scheme) :] for m in e.mixins if m.startswith(scheme)), ""),
-        "status": ids.volume_state(e.attributes, bool(links)),
+        "status": ids.volume_state(e.attributes, bool(links), queued),
         "attachmentSet": [_attachment(vid, ln) for ln in links],
         "volumeType": "standard",
         "encrypted": False,
@@ -108,7 +111,8 @@ def create_volume(call: Call) -> dict[str, Any]:
     if tags:
         with call.records() as rec:
             rec.set_tags([vid], tags)
-    return describe(call, made, [], dict(tags))
+    queued = call.service.queued_work(call.ctx, [made]).get(made.id or "", [])
+    return describe(call, made, [], dict(tags), queued)
 
 
 def describe_volumes(call: Call) -> dict[str, Any]:
@@ -124,8 +128,11 @@ def describe_volumes(call: Call) -> dict[str, Any]:
     links = _attachments(call)
     with call.records(readonly=True) as rec:
         tags = rec.tags(list(volumes))
+    queued = call.service.queued_work(call.ctx, volumes.values())
     items = [
-        describe(call, e, links.get(e.location or "", []), tags.get(vid, {}))
+        describe(
+            call, e, links.get(e.location or "", []), tags.get(vid, {}), queued.get(e.id or "", [])
+        )
         for vid, e in sorted(volumes.items())
         if not wanted or vid in wanted
     ]
