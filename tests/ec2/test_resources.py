@@ -16,7 +16,7 @@ from tests.ec2.test_auth import error_of
 FAST = {"Delay": 1, "MaxAttempts": 30}
 
 
-def test_key_pairs(ec2: Any) -> None:
+def test_key_pairs(ec2: Any, ec2_server: Ec2Server) -> None:
     name = f"kp-{uuid.uuid4().hex[:6]}"
     made = ec2.create_key_pair(KeyName=name)
     assert made["KeyMaterial"].startswith("-----BEGIN RSA PRIVATE KEY-----")
@@ -34,6 +34,15 @@ def test_key_pairs(ec2: Any) -> None:
     with pytest.raises(ClientError) as err:
         ec2.import_key_pair(KeyName=name + "-bad", PublicKeyMaterial=b"ssh-rsa not-a-key")
     assert error_of(err) == ("InvalidParameterValue", 400)
+    # a hand-made request may send the OpenSSH line as it is (the SDKs send it in Base64)
+    line = listed[0]["PublicKey"]
+    r = signed(
+        ec2_server,
+        {"Action": "ImportKeyPair", "KeyName": name + "-raw", "PublicKeyMaterial": line},
+    )
+    assert r.status_code == 200, r.text
+    raw = ec2.describe_key_pairs(KeyNames=[name + "-raw"])["KeyPairs"][0]
+    assert raw["KeyFingerprint"] == made["KeyFingerprint"]
     ec2.delete_key_pair(KeyName=name)
     ec2.delete_key_pair(KeyName=name)  # gone already: still true, as EC2
     with pytest.raises(ClientError) as err:
