@@ -9,8 +9,11 @@ import falcon
 
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
 from occi.api.auth import AuthMiddleware
+from occi.ec2.front import Ec2Front
 from occi.identity import audit
+from occi.identity.throttle import Throttle
 from occi.inventory import shorthand
+from occi.inventory.secrets import Cipher
 from occi.inventory.service import InventoryService
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
@@ -71,10 +74,6 @@ def build(
             runner.add_chore("host monitor", interval, lambda: service.monitor.run_if_due(interval))
         runner.start()
         service.attach_runner(runner)
-    from occi.ec2.front import Ec2Front
-    from occi.identity.throttle import Throttle
-    from occi.inventory.secrets import Cipher
-
     ec2 = Ec2Front(
         service,
         lambda: Cipher.from_settings(settings),  # the key file is read at the first use
