@@ -100,6 +100,18 @@ def test_get_query_form_and_presigned_urls(ec2_server: Ec2Server) -> None:
         assert r.status_code == 200, r.text
         assert b"<regionName>RegionOne</regionName>" in r.content
         assert r.headers["Content-Type"].startswith("text/xml")
+    # the endpoint without its trailing slash is the same API
+    import boto3
+
+    key = ec2_server.keys["member"]
+    bare = boto3.client(
+        "ec2",
+        endpoint_url=ec2_server.live.url + "/ec2",
+        region_name="RegionOne",
+        aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret,
+    )
+    assert bare.describe_regions()["Regions"][0]["RegionName"] == "RegionOne"
     presigned = signed(ec2_server, params, presign=True)
     tampered = presigned.request.url.replace("DescribeRegions", "DescribeImages")
     r = requests.get(tampered, timeout=30)
