@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import botocore.auth
 import pytest
 import requests
@@ -30,8 +31,6 @@ def test_a_wrong_secret_or_an_unknown_key_is_auth_failure(ec2_client: Any) -> No
 
 
 def test_an_unknown_key_and_another_region(ec2_server: Ec2Server) -> None:
-    import boto3
-
     for key, region in (("OCCINOSUCHKEY0000000", "RegionOne"), (None, "eu-west-1")):
         known = ec2_server.keys["member"]
         client = boto3.client(
@@ -101,8 +100,6 @@ def test_get_query_form_and_presigned_urls(ec2_server: Ec2Server) -> None:
         assert b"<regionName>RegionOne</regionName>" in r.content
         assert r.headers["Content-Type"].startswith("text/xml")
     # the endpoint without its trailing slash is the same API
-    import boto3
-
     key = ec2_server.keys["member"]
     bare = boto3.client(
         "ec2",
