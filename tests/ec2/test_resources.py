@@ -143,6 +143,13 @@ def test_tags(ec2: Any) -> None:
     with pytest.raises(ClientError) as err:
         ec2.create_tags(Resources=["i-" + "0" * 32], Tags=[{"Key": "k", "Value": "v"}])
     assert error_of(err) == ("InvalidID", 400)
+    # 50 tags at most on a resource: past it, none of the request's is kept
+    ec2.create_tags(Resources=[vid], Tags=[{"Key": f"k{n}", "Value": "v"} for n in range(40)])
+    with pytest.raises(ClientError) as err:
+        ec2.create_tags(Resources=[vid], Tags=[{"Key": f"x{n}", "Value": "v"} for n in range(20)])
+    assert error_of(err) == ("TagLimitExceeded", 400)
+    kept = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [vid]}])["Tags"]
+    assert len(kept) == 42 and not any(t["Key"].startswith("x") for t in kept)
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.delete_volume(VolumeId=vid)
 

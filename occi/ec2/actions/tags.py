@@ -72,9 +72,9 @@ def create_tags(call: Call) -> dict[str, Any]:
     _known(call, resources)
     with call.records() as rec:
         rec.set_tags(resources, [(k, v or "") for k, v in tags])
-        counts = rec.tags(resources)
-    if any(len(t) > MAX_TAGS for t in counts.values()):
-        raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
+        if any(len(t) > MAX_TAGS for t in rec.tags(resources).values()):
+            # raised inside the transaction: none of the tags is kept
+            raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
     name = dict(tags).get("Name")
     if name is not None:
         _title(call, resources, name)
