@@ -193,7 +193,9 @@ class Ec2Front:
         endpoint = (self.base_url or req.prefix) + PREFIX + "/"
         return Call(self, ctx, params, rid, endpoint), action
 
-    def _credentials(self, access_key: str) -> tuple[tuple[credentials.AccessKey, str], frozenset]:
+    def _credentials(
+        self, access_key: str
+    ) -> tuple[tuple[credentials.AccessKey, str], frozenset[str]]:
         with self.service.store.begin(readonly=True) as tx:
             found = credentials.lookup(_conn(tx), self.cipher, access_key)
             if found is None:

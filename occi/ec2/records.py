@@ -173,6 +173,17 @@ class Records:
             self.record_instance(fallback)
             self.conn.execute(t.update().where(*where).values(**values))
 
+    def forget(self, entity_ids: Iterable[str]) -> None:
+        """Drop the records of instances deleted through OCCI (no tombstone: EC2 never
+        terminated them)."""
+        t = ec2_instances
+        ids = list(entity_ids)
+        self.conn.execute(
+            t.delete().where(
+                t.c.project_id == self.project, t.c.entity_id.in_(ids), t.c.terminated_at.is_(None)
+            )
+        )
+
     def purge(self, before: datetime) -> None:
         """Forget tombstones older than `before`, with their tags."""
         t = ec2_instances

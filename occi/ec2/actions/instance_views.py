@@ -23,6 +23,8 @@ from occi.service import Filter, Page
 
 #: how long a terminated instance stays visible
 TOMBSTONE = timedelta(hours=1)
+#: how old an instance record without its compute must be to be forgotten
+STALE = timedelta(minutes=10)
 ARCHITECTURES = {"x64": "x86_64", "x86": "i386"}
 
 
@@ -132,9 +134,20 @@ def listing(call: Call) -> list[Seen]:
         records = rec.instances()
         tags = rec.tags()
     expired = now - TOMBSTONE
-    if any(r.terminated_at is not None and r.terminated_at < expired for r in records.values()):
-        with call.records() as rec:  # a write only when a tombstone is due to go
+    live_ids = {e.id for e in computes}
+    # records of computes deleted through OCCI (launched long enough ago not to be a
+    # RunInstances under way, whose compute this listing may not hold yet)
+    stale = [
+        eid
+        for eid, r in records.items()
+        if eid not in live_ids and r.terminated_at is None and r.launch_time < now - STALE
+    ]
+    if stale or any(
+        r.terminated_at is not None and r.terminated_at < expired for r in records.values()
+    ):
+        with call.records() as rec:  # a write only when something is due to go
             rec.purge(expired)
+            rec.forget(stale)
             records = rec.instances()
             tags = rec.tags()
     out = []
