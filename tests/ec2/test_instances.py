@@ -7,6 +7,7 @@ import base64
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
@@ -190,3 +191,35 @@ def test_user_data_reaches_the_compute(ec2: Any, ec2_server: Any) -> None:
     entity = occi_get(ec2_server, "/compute/" + str(uuid.UUID(hex=iid[2:])))
     assert base64.b64decode(entity["attributes"]["occi.compute.userdata"]) == b"hello"
     ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_boto3_resources(ec2_server: Any) -> None:
+    """boto3's resource layer (what many scripts use) reads the same answers."""
+    key = ec2_server.keys["member"]
+    res = boto3.resource(
+        "ec2",
+        endpoint_url=ec2_server.endpoint,
+        region_name="RegionOne",
+        aws_access_key_id=key.access_key,
+        aws_secret_access_key=key.secret,
+    )
+    mark = uuid.uuid4().hex[:8]
+    (made,) = res.create_instances(
+        ImageId="cirros", MinCount=1, MaxCount=1, TagSpecifications=tag("res", mark)
+    )
+    made.wait_until_running(WaiterConfig=FAST)
+    made.reload()
+    assert made.state["Name"] == "running" and made.instance_type == "small"
+    found = list(res.instances.filter(Filters=[{"Name": "tag:res", "Values": [mark]}]))
+    assert [i.id for i in found] == [made.id]
+    volume = res.create_volume(Size=1, AvailabilityZone=made.placement["AvailabilityZone"])
+    volume.attach_to_instance(InstanceId=made.id, Device="/dev/sdg")
+    volume.reload()
+    assert volume.state == "in-use" and volume.attachments[0]["InstanceId"] == made.id
+    made.stop()
+    made.wait_until_stopped(WaiterConfig=FAST)
+    made.terminate()
+    made.wait_until_terminated(WaiterConfig=FAST)
+    volume.reload()
+    assert volume.state == "available"  # the compute's links went with it
+    volume.delete()
