@@ -147,3 +147,40 @@ def test_an_occi_id_that_is_no_uuid_gets_a_stable_hashed_instance_id(
     ec2.get_waiter("instance_terminated").wait(
         InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
+
+
+def test_an_interface_made_through_occi_is_the_private_address(
+    ec2: Any, ec2_server: Ec2Server
+) -> None:
+    iid = ec2.run_instances(ImageId="cirros", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    compute = "/compute/" + str(uuid.UUID(hex=iid[2:]))
+    headers = {
+        "X-Auth-Token": token_of(ec2_server.url, "alice"),
+        "Content-Type": JSON,
+        "Accept": JSON,
+    }
+    infra = "http://schemas.ogf.org/occi/infrastructure#"
+    net = requests.post(
+        ec2_server.live.url + "/network/",
+        json={"kind": infra + "network", "attributes": {"occi.core.title": "lan"}},
+        headers=headers,
+        timeout=30,
+    )
+    assert net.status_code == 201, net.text
+    network = "/network/" + net.json()["id"]
+    link = {
+        "kind": infra + "networkinterface",
+        "mixins": [
+            "http://schemas.ogf.org/occi/infrastructure/networkinterface#ipnetworkinterface"
+        ],
+        "source": {"location": compute},
+        "target": {"location": network},
+        "attributes": {"occi.networkinterface.address": "10.1.2.3"},
+    }
+    r = requests.post(
+        ec2_server.live.url + "/link/networkinterface/", json=link, headers=headers, timeout=30
+    )
+    assert r.status_code == 201, r.text
+    seen = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert seen["PrivateIpAddress"] == "10.1.2.3"
+    ec2.terminate_instances(InstanceIds=[iid])

@@ -44,11 +44,10 @@ def project_computes(call: Call) -> tuple[list[Entity], Registry]:
 
 
 def _links(call: Call) -> list[Link]:
-    """The project's storage links (attached volumes)."""
-    it, _ = call.service.list_collection(
-        call.ctx, infra.STORAGELINK.location or "", Filter(), Page()
-    )
-    return [e for e in it if isinstance(e, Link)]
+    """The project's links: storage links (attached volumes) and network interfaces."""
+    it, _ = call.service.list_collection(call.ctx, infra.LINK.location or "", Filter(), Page())
+    kinds = (infra.STORAGELINK.id, infra.NETWORKINTERFACE.id)
+    return [e for e in it if isinstance(e, Link) and e.kind in kinds]
 
 
 def describe(
@@ -102,6 +101,7 @@ def describe(
                 },
             }
             for ln in links
+            if ln.kind == infra.STORAGELINK.id
         ],
         "virtualizationType": "hvm",
         "hypervisor": "xen",
@@ -110,6 +110,17 @@ def describe(
     }
     if a.get("occi.compute.hostname"):
         out["privateDnsName"] = str(a["occi.compute.hostname"])
+    address = next(
+        (
+            str(ln.attributes["occi.networkinterface.address"])
+            for ln in links
+            if ln.kind == infra.NETWORKINTERFACE.id
+            and ln.attributes.get("occi.networkinterface.address")
+        ),
+        None,
+    )
+    if address:  # the first interface's address, as EC2 shows the primary one
+        out["privateIpAddress"] = address
     if a.get("occi.compute.state") in ("error", "suspended"):
         code = (
             "Server.InternalError"
