@@ -142,7 +142,10 @@ class Ec2Front:
             length = req.content_length
             if length is not None and length > self.max_body:
                 raise invalid(f"the request body is above {self.max_body} bytes")
-            body = req.bounded_stream.read(self.max_body + 1) if length else b""
+            if length:
+                body = req.bounded_stream.read(self.max_body + 1)
+            elif length is None and req.get_header("Transfer-Encoding"):
+                body = req.stream.read(self.max_body + 1)  # chunked: the server de-chunks it
             if len(body) > self.max_body:
                 raise invalid(f"the request body is above {self.max_body} bytes")
         headers = {k.lower(): v for k, v in req.headers.items()}

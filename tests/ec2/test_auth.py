@@ -11,9 +11,12 @@ import boto3
 import botocore.auth
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.ec2.conftest import Ec2Server, signed
+from tests.ec2.conftest import REGION, Ec2Server, signed
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -143,3 +146,24 @@ def test_unsigned_and_malformed_signatures(
     assert r.status_code in (400, 401)
     assert f"<Code>{code}</Code>".encode() in r.content
     assert b"<RequestID>" in r.content
+
+
+def test_a_chunked_body_is_read_whole(ec2_server: Ec2Server) -> None:
+    key = ec2_server.keys["member"]
+    body = "Action=DescribeRegions&Version=2016-11-15"
+    req = AWSRequest(
+        method="POST",
+        url=ec2_server.endpoint,
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials(key.access_key, key.secret), "ec2", REGION).add_auth(req)
+    headers = {k: v for k, v in req.prepare().headers.items() if k != "Content-Length"}
+    r = requests.post(
+        ec2_server.endpoint,
+        data=iter([body[:10].encode(), body[10:].encode()]),
+        headers=headers,
+        timeout=30,
+    )
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    assert r.status_code == 200, r.text
