@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from occi.ec2 import credentials
 from occi.identity.store import IdentityTx
+from occi.settings import Settings, SettingsError
 from occi.store.sql import SqlStore
 from tests.ec2.conftest import REGION, Ec2Server, keys_printed, make_key, server_cli
 from tests.test_cli_identity import ok
@@ -89,3 +90,10 @@ def test_a_key_without_a_role_is_made_with_a_warning(
             credentials.delete(IdentityTx(tx), key.access_key)
     finally:
         store.close()
+
+
+def test_the_region_setting() -> None:
+    assert Settings.load({}).ec2_region == "RegionOne"
+    assert Settings.load({"OCCI_EC2_REGION": "eu-west-1"}).ec2_region == "eu-west-1"
+    with pytest.raises(SettingsError, match="ec2_region must be a region name"):
+        Settings.load({"OCCI_EC2_REGION": "no/such region"})
