@@ -30,11 +30,13 @@ ARCHITECTURES = {"x64": "x86_64", "x86": "i386"}
 
 @dataclass
 class Seen:
-    """An instance as DescribeInstances lists it: its description and its tags."""
+    """An instance as DescribeInstances lists it: its description, its tags, and its
+    compute's id (None for a tombstone)."""
 
     description: dict[str, Any]
     reservation: str
     tags: dict[str, str]
+    entity_id: str | None = None
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -170,7 +172,8 @@ def listing(call: Call) -> list[Seen]:
         iid = ids.ec2_id(ids.INSTANCE, eid)
         links = by_source.get(e.location or "", [])
         d = describe(call, e, reg, r, tags.get(iid, {}), links, queued.get(eid, []))
-        out.append(Seen(d, r.reservation_id if r else "r-" + iid[2:19], tags.get(iid, {})))
+        reservation = r.reservation_id if r else "r-" + iid[2:19]
+        out.append(Seen(d, reservation, tags.get(iid, {}), eid))
     for eid, r in records.items():
         if eid in live or r.snapshot is None or r.terminated_at is None:
             continue

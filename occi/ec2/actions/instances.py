@@ -20,7 +20,6 @@ from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
 from occi.ec2.records import InstanceRecord
 from occi.model import ActionInvocation, Entity, Resource
-from occi.registry import Registry
 
 #: most instances one RunInstances makes
 MAX_COUNT = 100
@@ -165,7 +164,7 @@ def _create(call: Call, entities: list[Entity]) -> list[Entity]:
 
 
 # ---------------------------------------------------------------------------------- changing
-def _targets(call: Call) -> tuple[list[tuple[str, Seen]], Registry]:
+def _targets(call: Call) -> list[tuple[str, Seen]]:
     """(instance id, what is seen of it) for each InstanceId.N, in order; NotFound for any
     the project does not have."""
     wanted = views.wanted_ids(call)
@@ -175,8 +174,7 @@ def _targets(call: Call) -> tuple[list[tuple[str, Seen]], Registry]:
     missing = [w for w in wanted if w not in seen]
     if missing:
         raise views.not_found(missing)
-    reg = call.service.registry(project=call.ctx.project)
-    return [(w, seen[w]) for w in dict.fromkeys(wanted)], reg
+    return [(w, seen[w]) for w in dict.fromkeys(wanted)]
 
 
 def instance_entity(call: Call, iid: str) -> str:
@@ -201,12 +199,11 @@ def _state_change(iid: str, before: dict[str, Any], after: dict[str, Any]) -> di
 def _act(
     call: Call, term: str, skip_when: str | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    targets, reg = _targets(call)
-    entities = _entity_ids(call)
+    targets = _targets(call)
     out = []
     for iid, s in targets:
         before = s.description["instanceState"]
-        eid = entities.get(iid)
+        eid = s.entity_id
         if eid is None or before["name"] == "terminated":
             raise Ec2Error("IncorrectInstanceState", f"The instance '{iid}' is terminated")
         if before["name"] == skip_when:
@@ -239,14 +236,11 @@ def reboot_instances(call: Call) -> dict[str, Any]:
 
 
 def terminate_instances(call: Call) -> dict[str, Any]:
-    targets, _ = _targets(call)
-    entities = _entity_ids(call)
-    out = []
+    targets = _targets(call)
+    deleted: dict[str, str] = {}  # instance id -> entity id
     for iid, s in targets:
-        before = s.description["instanceState"]
-        eid = entities.get(iid)
+        eid = s.entity_id
         if eid is None:  # a tombstone: terminated already
-            out.append(_state_change(iid, before, before))
             continue
         try:
             call.service.delete(call.ctx, infra.COMPUTE, eid)
@@ -257,8 +251,15 @@ def terminate_instances(call: Call) -> dict[str, Any]:
             rec.terminate(
                 eid, snapshot, InstanceRecord(eid, s.reservation, None, datetime.now(UTC))
             )
-        still = _entity_ids(call).get(iid)
-        after = ids.SHUTTING_DOWN if still else ids.TERMINATED
+        deleted[iid] = eid
+    left = _entity_ids(call) if deleted else {}
+    out = []
+    for iid, s in targets:
+        before = s.description["instanceState"]
+        if iid not in deleted:
+            out.append(_state_change(iid, before, before))
+            continue
+        after = ids.SHUTTING_DOWN if iid in left else ids.TERMINATED
         out.append(_state_change(iid, before, {"code": after.code, "name": after.name}))
     return {"instancesSet": out}
 
