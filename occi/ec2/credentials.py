@@ -23,6 +23,7 @@ from occi.store.sql import projects, users
 #: access key ids: this prefix and 16 upper-case letters and digits, as AWS's look
 PREFIX = "OCCI"
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def create(ident: IdentityTx, cipher: Cipher, user: str, project: str) -> tuple[
     which is shown once."""
     owner, scope = ident.user(user), ident.project(project)
     access_key = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(16))
-    secret = secrets.token_urlsafe(30)  # 40 characters, as AWS's
+    # 40 letters and digits (about 238 bits): as long as AWS's, and nothing a shell or a
+    # script parsing the output has to quote
+    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
     now = datetime.now(UTC)
     ident.conn.execute(
         ec2_credentials.insert().values(
