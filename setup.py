@@ -72,6 +72,9 @@ setup(
             "XenAPI>=26",
             # the web console in a real browser (Debian's chromium, driven by Playwright)
             "playwright>=1.40",
+            # the real EC2 clients the EC2 front is tested with (tests/ec2)
+            "boto3>=1.34",
+            "awscli>=1.32",
         ],
     },
     entry_points={

@@ -1,7 +1,7 @@
 """`occi-server`: the command line. Starts gunicorn with the OCCI app, upgrades the schema,
 shows the servers and jobs sharing a database, lists the backends and whether they load, and
-administers projects, users, roles, API tokens and quotas (occi.cli_identity), zones, clusters
-and hosts (occi.cli_inventory), shows the audit log (occi.cli_events).
+administers projects, users, roles, API tokens, quotas and EC2 access keys (occi.cli_identity),
+zones, clusters and hosts (occi.cli_inventory), shows the audit log (occi.cli_events).
 
 Exit codes: 0 success, 1 configuration or database error, 2 usage error (argparse).
 """

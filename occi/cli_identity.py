@@ -1,6 +1,7 @@
-"""`occi-server projects|users|roles|tokens|quotas`: the administration of the identity model
-(occi.identity) on the command line. Output is for people; the token of `tokens create` is the
-one line on stdout, so a script can take it.
+"""`occi-server projects|users|roles|tokens|quotas|credentials`: the administration of the
+identity model (occi.identity) on the command line. Output is for people; the token of `tokens
+create` is the one line on stdout, so a script can take it, and `credentials create` prints
+the EC2 access key id and secret as two shell assignments (AWS_ACCESS_KEY_ID=...).
 
 Exit codes as for every command: 0 done, 1 refused (unknown or taken name, a project that still
 owns something) or a database error, 2 usage.
@@ -19,7 +20,7 @@ from occi.settings import Settings
 if TYPE_CHECKING:
     from occi.identity.store import IdentityTx
 
-COMMANDS = ("projects", "users", "roles", "tokens", "quotas")
+COMMANDS = ("projects", "users", "roles", "tokens", "quotas", "credentials")
 #: the PROJECT of `roles grant|revoke` for the global admin role
 EVERY_PROJECT = "*"
 MIN_PASSWORD = 8
@@ -84,6 +85,19 @@ def add_parsers(sub: Any, kw: dict[str, Any]) -> None:
     p.add_argument("user", metavar="USER", nargs="?", help="only this user's")
     p = tokens.add_parser("revoke", help="revoke a token by its id", **kw)
     p.add_argument("id", metavar="ID")
+
+    creds = group("credentials", "create, list or delete EC2 access keys (the /ec2/ API)")
+    p = creds.add_parser(
+        "create",
+        help="make an EC2 access key for USER acting in PROJECT; print its id and secret (once)",
+        **kw,
+    )
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--project", metavar="PROJECT", required=True, help="the project it acts in")
+    p = creds.add_parser("list", help="list the EC2 access keys (never their secrets)", **kw)
+    p.add_argument("user", metavar="USER", nargs="?", help="only this user's")
+    p = creds.add_parser("delete", help="delete an EC2 access key by its id", **kw)
+    p.add_argument("access_key", metavar="ACCESS_KEY_ID")
 
     quotas = group("quotas", "show or set a project's quotas (-1: unlimited)")
     p = quotas.add_parser("show", help="a project's limits, its own or the defaults", **kw)
@@ -285,6 +299,45 @@ def _quotas_set(ident: IdentityTx, args: argparse.Namespace, settings: Settings)
     return 0
 
 
+def _credentials_create(ident: IdentityTx, args: argparse.Namespace, settings: Settings) -> int:
+    from occi.ec2 import credentials
+    from occi.inventory.secrets import Cipher
+
+    key, secret = credentials.create(ident, Cipher.from_settings(settings), args.user, args.project)
+    if not credentials.roles(ident, key):
+        print(
+            f"warning: {key.user_name} holds no role in project {key.project_name}: the key "
+            f"can do nothing there until one is granted (occi-server roles grant "
+            f"{key.user_name} {key.project_name} member)",
+            file=sys.stderr,
+        )
+    print(f"AWS_ACCESS_KEY_ID={key.access_key}")
+    print(f"AWS_SECRET_ACCESS_KEY={secret}")
+    print(
+        f"EC2 access key {key.access_key} for {key.user_name} in project {key.project_name} "
+        f"(region {settings.ec2_region}): the secret is shown this once, keep it now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _credentials_list(ident: IdentityTx, args: argparse.Namespace, settings: Settings) -> int:
+    from occi.ec2 import credentials
+
+    print(f"{'ACCESS KEY ID':20} {'USER':16} {'PROJECT':16} CREATED")
+    for k in credentials.listed(ident, args.user):
+        print(f"{k.access_key:20} {k.user_name:16} {k.project_name:16} {_when(k.created_at)}")
+    return 0
+
+
+def _credentials_delete(ident: IdentityTx, args: argparse.Namespace, settings: Settings) -> int:
+    from occi.ec2 import credentials
+
+    credentials.delete(ident, args.access_key)
+    print(f"EC2 access key {args.access_key} deleted")
+    return 0
+
+
 _ACTIONS = {
     ("projects", "create"): _projects_create,
     ("projects", "list"): _projects_list,
@@ -299,4 +352,7 @@ _ACTIONS = {
     ("tokens", "revoke"): _tokens_revoke,
     ("quotas", "show"): _quotas_show,
     ("quotas", "set"): _quotas_set,
+    ("credentials", "create"): _credentials_create,
+    ("credentials", "list"): _credentials_list,
+    ("credentials", "delete"): _credentials_delete,
 }

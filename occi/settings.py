@@ -153,6 +153,9 @@ class Settings:
     host_check_interval: float = 10.0
     #: seconds a host may go without answering before it is `down` and its VMs in `error`
     host_down_after: float = 30.0
+    #: the region the EC2 Query API (/ec2/) is: what clients name in their SigV4 scope and
+    #: DescribeRegions answers
+    ec2_region: str = "RegionOne"
     #: everything else from the file and OCCI_* (lower-case, without prefix), for the backend
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -231,6 +234,11 @@ class Settings:
         for name in ("shorthand_cpu_overcommit", "shorthand_memory_overcommit"):
             if not 0 < getattr(s, name) <= 64:
                 raise SettingsError(f"setting {name} must be above 0 and at most 64")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", s.ec2_region):
+            raise SettingsError(
+                "setting ec2_region must be a region name (letters, digits, '-', '_'; e.g. "
+                f"RegionOne), not {s.ec2_region[:80]!r}"
+            )
         for f in fields(cls):
             if f.name.startswith("quota_") and getattr(s, f.name) < -1:
                 raise SettingsError(f"setting {f.name} must be -1 (unlimited) or more")

@@ -642,13 +642,16 @@ def create_app(
     cors_origins: str = "",
     auth: AuthMiddleware | None = None,
     inventory: Any = None,
+    ec2: Any = None,
 ) -> falcon.App:
     """A falcon WSGI app serving `service`. `server_header=False` when the WSGI server already
     sends SERVER as its own Server header (see occi.api.wsgi). `cors_origins`: the browser
     origins besides its own that may use it (occi.api.cors). `auth` authenticates every
     request but OPEN_PATHS (occi.api.auth); None: no authentication (auth = none, the project
     `default`). `inventory`: an occi.inventory.service.InventoryService, served as the JSON
-    admin API under /-/admin/ (occi.api.admin); None: no admin API."""
+    admin API under /-/admin/ (occi.api.admin); None: no admin API. `ec2`: an
+    occi.ec2.front.Ec2Front, served under /ec2/ with its own authentication (SigV4); None:
+    no EC2 API."""
     if auth is None:
         auth = AuthMiddleware(None)
     auth.open_paths = OPEN_PATHS
@@ -669,6 +672,13 @@ def create_app(
         limits=limits,
     )
     app.add_sink(handler, prefix="/")
+    if ec2 is not None:  # added after the OCCI sink: it wins for its paths
+        from occi.ec2.front import PATHS, PREFIX
+
+        app.add_sink(ec2, prefix=re.compile(PATHS))
+        auth.open_prefixes = (*auth.open_prefixes, PREFIX + "/")
+        if PREFIX not in auth.open_paths:
+            auth.open_paths = auth.open_paths | {PREFIX}
     for path in QUERY_PATHS:  # routes: falcon looks at routes before sinks
         app.add_route(path, FixedPath(handler, handler._query_interface))
     app.add_route(HEALTH_PATH, FixedPath(handler, handler._health))
@@ -677,7 +687,7 @@ def create_app(
         from occi.api import admin
 
         admin.add_routes(app, inventory, max_body)
-        auth.open_prefixes = console.mount(app, service, inventory, auth)  # /console/
+        auth.open_prefixes = (*auth.open_prefixes, *console.mount(app, service, inventory, auth))
     app.add_route(  # a route: falcon looks at routes before sinks
         METRICS_PATH,
         MetricsResource([StoreCollector(service.store)], SERVER if server_header else None),

@@ -70,8 +70,8 @@ class AuditMiddleware:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        if req.method not in WRITES:
-            return
+        if req.method not in WRITES or getattr(req.context, "not_audited", False):
+            return  # (a front's read sent as POST, e.g. EC2's Describe* actions)
         status = resp.status_code
         if status in NOT_AUDITED:
             return

@@ -57,9 +57,10 @@ class AuthMiddleware:
         self.authenticator = authenticator
         self.project_id, self.project_name = project
         self.open_paths = frozenset(open_paths)
-        #: path prefixes ending in "/" that authenticate themselves (the web console's session
-        #: cookie, occi.console), and each prefix without its slash; everything else is asked
-        #: for the API's credentials, never a cookie
+        #: path prefixes ending in "/" of fronts that authenticate their own way (the web
+        #: console's session cookie, occi.console; the EC2 front's SigV4, occi.ec2), and each
+        #: prefix without its slash: none of this middleware's methods applies there, and
+        #: everything else is asked for the API's credentials, never a cookie
         self.open_prefixes: tuple[str, ...] = ()
 
     @classmethod

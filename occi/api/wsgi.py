@@ -9,8 +9,11 @@ import falcon
 
 from occi.api.app import SERVER, RequestLimits, create_app, with_canonical_headers
 from occi.api.auth import AuthMiddleware
+from occi.ec2.front import Ec2Front
 from occi.identity import audit
+from occi.identity.throttle import Throttle
 from occi.inventory import shorthand
+from occi.inventory.secrets import Cipher
 from occi.inventory.service import InventoryService
 from occi.jobs.runner import JobRunner
 from occi.metrics import configure_logging
@@ -71,6 +74,14 @@ def build(
             runner.add_chore("host monitor", interval, lambda: service.monitor.run_if_due(interval))
         runner.start()
         service.attach_runner(runner)
+    ec2 = Ec2Front(
+        service,
+        lambda: Cipher.from_settings(settings),  # the key file is read at the first use
+        region=settings.ec2_region,
+        max_body=settings.max_body,
+        base_url=settings.base_url,
+        throttle=Throttle(settings.auth_fail_limit, settings.auth_fail_window),
+    )
     app = create_app(
         service,
         max_body=settings.max_body,
@@ -81,6 +92,7 @@ def build(
         cors_origins=settings.cors_origins,
         auth=AuthMiddleware.from_settings(settings, store),
         inventory=inventory,
+        ec2=ec2,
     )
     return app, service
 

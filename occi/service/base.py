@@ -101,6 +101,11 @@ class ServiceBase:
             code="no_role",
         )
 
+    def authorize(self, ctx: RequestContext, action: str, kind: str | None = None) -> None:
+        """Forbidden unless `ctx` may do `action` (as _authorize): for a front's own records
+        (the EC2 front's key pairs and tags) and for a DryRun, which asks without doing."""
+        self._authorize(ctx, action, kind)
+
     def _acting(self) -> RequestContext | None:
         """The context of the public call under way on this thread (set by _authorize)."""
         return getattr(self._local, "ctx", None)

@@ -290,6 +290,23 @@ class Reads(Categories):
             self._paginate(q, page)
         return self.store.locations(q, fresh=fresh)
 
+    def queued_work(self, ctx: RequestContext, entities: Iterable[Entity]) -> dict[str, list[str]]:
+        """Entity id -> what is queued for it and not done yet, in order: `create`, `delete`,
+        `update`, or an action's term; for a front that shows work under way (EC2's pending,
+        stopping, shutting-down). Only ctx's project's entities are looked at."""
+        self._authorize(ctx, "read")
+        ids = [e.id for e in entities if e.id and self._visible(ctx.project, e) is e]
+        if not ids:
+            return {}
+        with self.store.begin(readonly=True) as tx:
+            jobs = tx.jobs.unfinished(ids)
+        out: dict[str, list[str]] = {}
+        for job in jobs:
+            what = job.params.get("action", "") if job.operation == "action" else job.operation
+            target = job.params.get("target", job.entity_id)
+            out.setdefault(str(target), []).append(str(what))
+        return out
+
     def _paginate(self, q: Query, page: Page) -> None:
         """Narrow q to `page`; PayloadTooLarge beyond the largest page."""
         assert page.number is not None

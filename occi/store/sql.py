@@ -2074,5 +2074,6 @@ def alembic_config(url: str | None = None) -> Any:
     return cfg
 
 
-# the inventory's tables join the metadata (they import it from here)
+# the inventory's and the EC2 front's tables join the metadata (they import it from here)
+from occi.store import ec2_sql as _ec2_sql  # noqa: E402,F401
 from occi.store import inventory_sql as _inventory_sql  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """The web console's sessions: one row per logged-in browser, keyed by the SHA-256 of its cookie.
 
-Revision ID: 0009c
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009c"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
