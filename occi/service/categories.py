@@ -288,13 +288,6 @@ class Categories(ServiceBase):
             self._categories_changed(tx)
         self._registry_checked = float("-inf")
 
-    def saved_images(self, ctx: RequestContext) -> set[str]:
-        """The ids of the os_tpl mixins ctx's project saved (its computes' `save` action)."""
-        self._authorize(ctx, "read")
-        with self.store.begin(readonly=True) as tx:
-            mine = tx.user_mixins(ctx.project or DEFAULT_PROJECT)
-        return {m.id for m in mine if self._is_saved_image(m)}
-
     @staticmethod
     def _is_saved_image(mixin: Mixin) -> bool:
         return infra.OS_TPL.id in mixin.depends

@@ -53,7 +53,7 @@ def describe_images(call: Call) -> dict[str, Any]:
         )
     with call.records(readonly=True) as rec:
         tags = rec.tags(list(images))
-    saved = call.service.saved_images(call.ctx)
+    saved = _saved(call)
     items = [
         _describe(call, iid, m, tags.get(iid, {}), m.id in saved)
         for iid, m in sorted(images.items(), key=lambda kv: kv[1].term)
@@ -93,7 +93,7 @@ def create_image(call: Call) -> dict[str, Any]:
     if len(name) > 128:
         raise invalid("the image name is longer than 128 characters")
     entity_id = instance_entity(call, iid)
-    before = call.service.saved_images(call.ctx)
+    before = _saved(call)
     result = call.service.act(
         call.ctx, infra.COMPUTE, entity_id, "save", ActionInvocation(None, {"name": name})
     )
@@ -104,7 +104,7 @@ def create_image(call: Call) -> dict[str, Any]:
     deadline = time.monotonic() + SAVE_WAIT
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        made = call.service.saved_images(call.ctx) - before
+        made = _saved(call) - before
         if made:
             reg = call.service.registry(project=call.ctx.project)
             named = [m for m in made if m in reg.mixins and reg.mixins[m].title == name]
@@ -123,7 +123,7 @@ def deregister_image(call: Call) -> dict[str, Any]:
     found = catalog.images(reg).get(image_id)
     if found is None:
         raise Ec2Error("InvalidAMIID.NotFound", f"The image id '[{image_id[:80]}]' does not exist")
-    if found.id not in call.service.saved_images(call.ctx):
+    if found.id not in _saved(call):
         raise Ec2Error(
             "UnauthorizedOperation", f"the image {image_id} is the provider's: it cannot go", 403
         )
@@ -138,3 +138,8 @@ ACTIONS = {
     "CreateImage": Action(create_image, "instance", "act"),
     "DeregisterImage": Action(deregister_image, "image", "remove_mixin"),
 }
+
+
+def _saved(call: Call) -> set[str]:
+    """The ids of the images (os_tpl mixins) the caller's project saved from its computes."""
+    return {m.id for m in call.service.saved_images(call.ctx)}
