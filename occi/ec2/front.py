@@ -8,8 +8,7 @@ middleware leaves these paths alone, and this signature is accepted nowhere else
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -18,17 +17,16 @@ import falcon
 
 from occi import errors
 from occi.context import RequestContext, new_request_id
-from occi.ec2 import credentials, sigv4, xml
+from occi.ec2 import sigv4, xml
 from occi.ec2.errors import Ec2Error, from_occi, invalid
 from occi.ec2.params import MAX_PARAMS, Params
-from occi.ec2.records import Records
-from occi.identity.store import IdentityTx
+from occi.identity import access_keys
 from occi.identity.throttle import Throttle
 from occi.inventory.secrets import Cipher
-from occi.store.sql import SqlTx
 
 if TYPE_CHECKING:
     from occi.service import Service
+    from occi.service.ec2_records import Ec2Records
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +51,10 @@ class Call:
     def service(self) -> Service:
         return self.front.service
 
-    @contextmanager
-    def records(self, readonly: bool = False) -> Iterator[Records]:
-        """The project's EC2 rows, in a transaction of their own."""
-        with self.front.service.store.begin(readonly=readonly) as tx:
-            yield Records(_conn(tx), self.ctx.project or "default")
-
-
-def _conn(tx: Any) -> Any:
-    assert isinstance(tx, SqlTx), "the EC2 front needs the SQL store"
-    return tx.conn
+    @property
+    def records(self) -> Ec2Records:
+        """The project's key pairs, tags and instance records (the service's)."""
+        return self.front.service.ec2_records
 
 
 #: an action: its handler, its area (for error codes) and what it asks of the service
@@ -168,13 +160,17 @@ class Ec2Front:
                 f"{wait} seconds",
                 503,
             )
-        found, roles = self._credentials(signed.access_key)
-        key, secret = found
+        found = access_keys.lookup(self.service.store, self.cipher, signed.access_key)
+        if found is None:
+            raise Ec2Error(
+                "AuthFailure", "AWS was not able to validate the provided access credentials", 401
+            )
+        key = found.key
         path = (req.env.get("RAW_URI") or req.path or "/").split("?", 1)[0]
-        sigv4.verify(signed, secret, req.method, path, query, headers, body)
+        sigv4.verify(signed, found.secret, req.method, path, query, headers, body)
         if key.disabled:
             raise Ec2Error("AuthFailure", "the access key's user is disabled", 401)
-        ctx = RequestContext(key.user_name, key.project_id, roles, rid, key.project_name)
+        ctx = RequestContext(key.user_name, key.project_id, found.roles, rid, key.project_name)
         req.context.occi_context = ctx
         pairs = [(k, v) for k, v in query if not k.startswith("X-Amz-")]
         if body:
@@ -195,20 +191,6 @@ class Ec2Front:
             )
         endpoint = (self.base_url or req.prefix) + PREFIX + "/"
         return Call(self, ctx, params, rid, endpoint), action
-
-    def _credentials(
-        self, access_key: str
-    ) -> tuple[tuple[credentials.AccessKey, str], frozenset[str]]:
-        with self.service.store.begin(readonly=True) as tx:
-            found = credentials.lookup(_conn(tx), self.cipher, access_key)
-            if found is None:
-                raise Ec2Error(
-                    "AuthFailure",
-                    "AWS was not able to validate the provided access credentials",
-                    401,
-                )
-            assert isinstance(tx, SqlTx)
-            return found, credentials.roles(IdentityTx(tx), found[0])
 
     # ------------------------------------------------------------------ errors
     def _fail(

@@ -13,8 +13,9 @@ Its rooms, each a layer of the one Service class, from the bottom:
   entities    create, put, update, replace, delete
   actions     actions on an entity or a collection
   mixins      mixin collections: associate, dissociate
-and beside them, pure: locations (ids, collection paths, reserved paths) and conditions (the
-versions a write expects).
+and beside them ec2_records (the EC2 front's key pairs, tags and instance records: an object of
+its own, Service.ec2_records) and, pure, locations (ids, collection paths, reserved paths) and
+conditions (the versions a write expects).
 
 Every public method takes the request context (occi.context.RequestContext) first, and addresses
 an entity by its kind (a Kind or its identifier) and id; collections by their path (collection
@@ -33,6 +34,7 @@ from occi.jobs.reconcile import Reconciler
 from occi.jobs.runner import JobRunner, JobSettings
 from occi.service.actions import Actions
 from occi.service.conditions import Expected, version
+from occi.service.ec2_records import Ec2Records
 from occi.service.locations import RESERVED_PATHS, reserved_path, valid_location
 from occi.service.mixins import MixinCollections
 from occi.service.reads import Filter, Page
@@ -87,6 +89,8 @@ class Service(MixinCollections, Actions):
         self.monitor = HostMonitor(
             store, self.pool, self.reconcile, self.registry, down_after=host_down_after
         )
+        #: the EC2 front's records beside the entities (occi.service.ec2_records)
+        self.ec2_records = Ec2Records(self)
 
     def execute(self, job: Job, runner: JobRunner) -> None:
         """Carry out one claimed job on the backend and store what it did (the job runner's

@@ -102,8 +102,9 @@ class ServiceBase:
         )
 
     def authorize(self, ctx: RequestContext, action: str, kind: str | None = None) -> None:
-        """Forbidden unless `ctx` may do `action` (as _authorize): for a front's own records
-        (the EC2 front's key pairs and tags) and for a DryRun, which asks without doing."""
+        """Forbidden unless `ctx` may do `action` (as _authorize): for the EC2 front's records
+        (occi.service.ec2_records), for a DryRun, which asks without doing, and for a front
+        that asks before costly work of its own (making a key pair)."""
         self._authorize(ctx, action, kind)
 
     def _acting(self) -> RequestContext | None:

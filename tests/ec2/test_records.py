@@ -1,4 +1,4 @@
-"""The EC2 front's rows (occi.ec2.records) on SQLite and PostgreSQL: tombstones forgotten after
+"""The EC2 front's rows (occi.store.ec2_rows) on SQLite and PostgreSQL: tombstones forgotten after
 their hour with their tags, records of computes deleted through OCCI dropped, key pair names
 unique per project only, and one project's rows invisible to another."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from occi.ec2.records import InstanceRecord, KeyPair, Records
 from occi.identity.store import IdentityTx
 from occi.store import make_store
+from occi.store.ec2_rows import InstanceRecord, KeyPair, Records
 
 
 def test_records(db_url: str) -> None:

@@ -51,8 +51,7 @@ def describe_images(call: Call) -> dict[str, Any]:
         raise Ec2Error(
             "InvalidAMIID.NotFound", f"The image id '[{missing[0][:80]}]' does not exist"
         )
-    with call.records(readonly=True) as rec:
-        tags = rec.tags(list(images))
+    tags = call.records.tags(call.ctx, list(images))
     saved = _saved(call)
     items = [
         _describe(call, iid, m, tags.get(iid, {}), m.id in saved)
@@ -128,8 +127,7 @@ def deregister_image(call: Call) -> dict[str, Any]:
             "UnauthorizedOperation", f"the image {image_id} is the provider's: it cannot go", 403
         )
     call.service.remove_user_mixins(call.ctx, [CategoryRef(found.scheme, found.term, "mixin")])
-    with call.records() as rec:
-        rec.delete_tags([image_id], None)
+    call.records.delete_tags(call.ctx, [image_id])
     return {"return": True}
 
 

@@ -16,10 +16,10 @@ from occi.ec2.actions import catalog, lists
 from occi.ec2.actions.describe import DEFAULT_GROUP_ID
 from occi.ec2.errors import Ec2Error
 from occi.ec2.front import Call
-from occi.ec2.records import InstanceRecord
 from occi.model import Entity, Link
 from occi.registry import Registry
 from occi.service import Filter, Page
+from occi.service.ec2_records import InstanceRecord
 
 #: how long a terminated instance stays visible
 TOMBSTONE = timedelta(hours=1)
@@ -143,9 +143,7 @@ def listing(call: Call) -> list[Seen]:
     for ln in _links(call):
         by_source.setdefault(ln.source or "", []).append(ln)
     now = datetime.now(UTC)
-    with call.records(readonly=True) as rec:
-        records = rec.instances()
-        tags = rec.tags()
+    records, tags = call.records.instances(call.ctx)
     expired = now - TOMBSTONE
     live_ids = {e.id for e in computes}
     # records of computes deleted through OCCI (launched long enough ago not to be a
@@ -158,11 +156,8 @@ def listing(call: Call) -> list[Seen]:
     if stale or any(
         r.terminated_at is not None and r.terminated_at < expired for r in records.values()
     ):
-        with call.records() as rec:  # a write only when something is due to go
-            rec.purge(expired)
-            rec.forget(stale)
-            records = rec.instances()
-            tags = rec.tags()
+        # a write only when something is due to go
+        records, tags = call.records.tidy_instances(call.ctx, expired, stale)
     out = []
     live = set()
     for e in computes:

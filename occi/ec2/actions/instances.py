@@ -18,8 +18,8 @@ from occi.ec2.actions import instance_views as views
 from occi.ec2.actions.instance_views import Seen
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
-from occi.ec2.records import InstanceRecord
 from occi.model import ActionInvocation, Entity, Resource
+from occi.service.ec2_records import InstanceRecord
 
 #: most instances one RunInstances makes
 MAX_COUNT = 100
@@ -86,8 +86,7 @@ def run_instances(call: Call) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     key_name = p.get("KeyName")
     if key_name:
-        with call.records(readonly=True) as rec:
-            pair = next((k for k in rec.keypairs() if k.name == key_name), None)
+        pair = next((k for k in call.records.keypairs(call.ctx) if k.name == key_name), None)
         if pair is None:
             raise Ec2Error(
                 "InvalidKeyPair.NotFound", f"The key pair '{key_name[:80]}' does not exist"
@@ -127,12 +126,12 @@ def run_instances(call: Call) -> dict[str, Any]:
         created = _create(call, made(low))  # EC2 launches at least MinCount, if it can
     created = [_launch(call, e) for e in created]
     now = datetime.now(UTC)
-    with call.records() as rec:
-        for e in created:
-            rec.record_instance(InstanceRecord(e.id or "", reservation, key_name or None, now))
-        if tags:
-            rec.set_tags([ids.ec2_id(ids.INSTANCE, e.id or "") for e in created], tags)
-        records = rec.instances()
+    records = call.records.record_instances(
+        call.ctx,
+        [InstanceRecord(e.id or "", reservation, key_name or None, now) for e in created],
+        [ids.ec2_id(ids.INSTANCE, e.id or "") for e in created],
+        tags,
+    )
     described = []
     queued = call.service.queued_work(call.ctx, created)
     for n, e in enumerate(created):
@@ -247,10 +246,9 @@ def terminate_instances(call: Call) -> dict[str, Any]:
         except errors.NotFound:
             pass  # gone meanwhile: terminated all the same
         snapshot = {k: v for k, v in s.description.items() if k != "tagSet"}
-        with call.records() as rec:
-            rec.terminate(
-                eid, snapshot, InstanceRecord(eid, s.reservation, None, datetime.now(UTC))
-            )
+        call.records.terminate_instance(
+            call.ctx, eid, snapshot, InstanceRecord(eid, s.reservation, None, datetime.now(UTC))
+        )
         deleted[iid] = eid
     left = _entity_ids(call) if deleted else {}
     out = []

@@ -20,7 +20,7 @@ from occi.ec2 import ids
 from occi.ec2.actions import lists
 from occi.ec2.errors import Ec2Error, invalid
 from occi.ec2.front import Action, Call
-from occi.ec2.records import KeyPair
+from occi.service.ec2_records import KeyPair
 
 _NAME = re.compile(r"[\x20-\x7e]{1,255}")
 KEY_TYPES = ("rsa", "ed25519")
@@ -57,12 +57,8 @@ def _openssh(public: Any) -> str:
 
 
 def _store(call: Call, pair: KeyPair, tags: list[tuple[str, str]]) -> None:
-    call.service.authorize(call.ctx, "create")
-    with call.records() as rec:
-        if not rec.add_keypair(pair):
-            raise Ec2Error("InvalidKeyPair.Duplicate", f"The keypair '{pair.name}' already exists.")
-        if tags:
-            rec.set_tags([pair.id], tags)
+    if not call.records.add_keypair(call.ctx, pair, tags):
+        raise Ec2Error("InvalidKeyPair.Duplicate", f"The keypair '{pair.name}' already exists.")
 
 
 def _tags(call: Call) -> list[tuple[str, str]]:
@@ -156,12 +152,10 @@ def import_key_pair(call: Call) -> dict[str, Any]:
 
 
 def describe_key_pairs(call: Call) -> dict[str, Any]:
-    call.service.authorize(call.ctx, "read")
     names = call.params.listed("KeyName")
     pair_ids = call.params.listed("KeyPairId")
-    with call.records(readonly=True) as rec:
-        pairs = rec.keypairs()
-        tags = rec.tags([p.id for p in pairs])
+    pairs = call.records.keypairs(call.ctx)
+    tags = call.records.tags(call.ctx, [p.id for p in pairs])
     for wanted, have in ((names, {p.name for p in pairs}), (pair_ids, {p.id for p in pairs})):
         missing = [w for w in wanted if w not in have]
         if missing:
@@ -204,11 +198,7 @@ def delete_key_pair(call: Call) -> dict[str, Any]:
     pair_id = call.params.get("KeyPairId")
     if not name and not pair_id:
         raise Ec2Error("MissingParameter", "The request must contain the parameter KeyName")
-    call.service.authorize(call.ctx, "delete")
-    with call.records() as rec:
-        for p in rec.keypairs():
-            if p.name == name or p.id == pair_id:
-                rec.delete_keypair(p.id)
+    call.records.delete_keypairs(call.ctx, name, pair_id)
     return {"return": True}
 
 

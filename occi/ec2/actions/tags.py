@@ -45,8 +45,7 @@ def _existing(call: Call, resources: list[str]) -> set[str]:
     if "image" in prefixes:
         have.update(catalog.images(catalog.registry(call)))
     if "key-pair" in prefixes:
-        with call.records(readonly=True) as rec:
-            have.update(k.id for k in rec.keypairs())
+        have.update(k.id for k in call.records.keypairs(call.ctx))
     return have
 
 
@@ -70,11 +69,8 @@ def create_tags(call: Call) -> dict[str, Any]:
         raise invalid(f"a resource has at most {MAX_TAGS} tags")
     call.service.authorize(call.ctx, "update")
     _known(call, resources)
-    with call.records() as rec:
-        rec.set_tags(resources, [(k, v or "") for k, v in tags])
-        if any(len(t) > MAX_TAGS for t in rec.tags(resources).values()):
-            # raised inside the transaction: none of the tags is kept
-            raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
+    if not call.records.set_tags(call.ctx, resources, [(k, v or "") for k, v in tags], MAX_TAGS):
+        raise Ec2Error("TagLimitExceeded", f"a resource has at most {MAX_TAGS} tags")
     name = dict(tags).get("Name")
     if name is not None:
         _title(call, resources, name)
@@ -101,16 +97,12 @@ def _title(call: Call, resources: list[str], name: str) -> None:
 def delete_tags(call: Call) -> dict[str, Any]:
     resources = _resources(call)
     tags = call.params.tags()
-    call.service.authorize(call.ctx, "update")
-    with call.records() as rec:
-        rec.delete_tags(resources, tags)
+    call.records.delete_tags(call.ctx, resources, tags)
     return {}
 
 
 def describe_tags(call: Call) -> dict[str, Any]:
-    call.service.authorize(call.ctx, "read")
-    with call.records(readonly=True) as rec:
-        tagged = rec.tags()
+    tagged = call.records.tags(call.ctx)
     # what went through OCCI took no tags with it: those tags are not shown
     live = _existing(call, list(tagged))
     tagged = {rid: tags for rid, tags in tagged.items() if rid in live}

@@ -109,8 +109,7 @@ def create_volume(call: Call) -> dict[str, Any]:
     (made,) = call.service.create(call.ctx, infra.STORAGE.location or "", [entity])
     vid = ids.ec2_id(ids.VOLUME, made.id or "")
     if tags:
-        with call.records() as rec:
-            rec.set_tags([vid], tags)
+        call.records.set_tags(call.ctx, [vid], tags)
     queued = call.service.queued_work(call.ctx, [made]).get(made.id or "", [])
     return describe(call, made, [], dict(tags), queued)
 
@@ -126,8 +125,7 @@ def describe_volumes(call: Call) -> dict[str, Any]:
     if missing:
         raise Ec2Error("InvalidVolume.NotFound", f"The volume '{missing[0][:80]}' does not exist.")
     links = _attachments(call)
-    with call.records(readonly=True) as rec:
-        tags = rec.tags(list(volumes))
+    tags = call.records.tags(call.ctx, list(volumes))
     queued = call.service.queued_work(call.ctx, volumes.values())
     items = [
         describe(
@@ -211,8 +209,7 @@ def delete_volume(call: Call) -> dict[str, Any]:
     if _attachments(call).get(volume.location or ""):
         raise Ec2Error("VolumeInUse", f"Volume {vid} is currently attached")
     call.service.delete(call.ctx, infra.STORAGE, volume.id or "")
-    with call.records() as rec:
-        rec.delete_tags([vid], None)
+    call.records.delete_tags(call.ctx, [vid])
     return {}  # EC2's model: only the request id
 
 

@@ -1,7 +1,6 @@
-"""What the EC2 front keeps beside the service's entities: key pairs, tags, and each instance's
-record (reservation, key name, launch time, and the tombstone of a terminated one). Every call
-names the project and touches only its rows; the front authorizes first (Service.authorize).
-Works on the connection of a store transaction (SQL only).
+"""The EC2 rows beside the service's entities, in SQL: key pairs, tags, and each instance's
+record (reservation, key name, launch time, and the tombstone of a terminated one). One
+project's rows inside one store transaction; occi.service.ec2_records authorizes and scopes.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from occi.store.base import StoreTx
 from occi.store.ec2_sql import ec2_instances, ec2_keypairs, ec2_tags
+from occi.store.sql import SqlTx
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -52,6 +53,12 @@ class Records:
     def __init__(self, conn: Connection, project: str):
         self.conn = conn
         self.project = project
+
+    @classmethod
+    def of(cls, tx: StoreTx, project: str) -> Records:
+        """The project's rows in `tx`, a transaction of the SQL store (the only store there is)."""
+        assert isinstance(tx, SqlTx), "the EC2 rows need the SQL store"
+        return cls(tx.conn, project)
 
     # ------------------------------------------------------------------ key pairs
     def add_keypair(self, pair: KeyPair) -> bool:
