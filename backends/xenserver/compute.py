@@ -65,8 +65,6 @@ class ComputeOps(PoolOps):
     def _finish_create(
         self, entity: Resource, data: dict[str, Any], status: TaskStatus | None
     ) -> Outcome:
-        if status is not None and status.fault is not None:
-            raise status.fault
         found = self._find_vm(entity)
         if found is None:
             raise PlatformError(f"the clone of VM {common.platform_name(entity)} vanished")
@@ -344,8 +342,6 @@ class ComputeOps(PoolOps):
     def _finish_save(
         self, entity: Resource, data: dict[str, Any], status: TaskStatus | None
     ) -> Outcome | Pending:
-        if status is not None and status.fault is not None:
-            raise status.fault
         x = self.client.api
         term = str(data["term"])
         if status is None:  # the task ended and was read already: what it made is kept
@@ -427,8 +423,6 @@ class ComputeOps(PoolOps):
     def _finish_migrate(
         self, entity: Resource, data: dict[str, Any], status: TaskStatus | None
     ) -> Outcome:
-        if status is not None and status.fault is not None:
-            raise status.fault
         found = self._find_vm(entity)
         if found is None:
             raise NotFoundOnPlatform(f"VM {common.platform_name(entity)} is not in the pool")

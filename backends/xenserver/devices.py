@@ -144,8 +144,6 @@ class DeviceOps(PoolOps):
     def _finish_vdi_resize(
         self, entity: Resource, data: dict[str, Any], status: TaskStatus | None
     ) -> Outcome:
-        if status is not None and status.fault is not None:
-            raise status.fault
         return self._observe_storage(entity)
 
     def _set_state(self, cls: str, ref: str, current: Mapping[str, str], state: str) -> None:

@@ -42,6 +42,9 @@ else:
 
 #: finishes an operation once its task ended (status None: the task was read already)
 Finisher = Callable[[Resource, dict[str, Any], TaskStatus | None], Any]
+#: the kinds of task whose finisher is handed a task that failed (a clean shutdown or reboot
+#: falls back to the hard one); any other task's fault is raised before its finisher runs
+FAULT_FINISHERS = frozenset({"power"})
 
 
 def gb(value: Any) -> float:
@@ -210,9 +213,12 @@ class PoolOps(_Base):
                 poll_after=self.config.poll_after,
                 message=states.UNDER_WAY.get(str(data.get("op")), "under way"),
             )
-        finisher = self._finishers.get(str(data.get("kind")))
+        kind = str(data.get("kind"))
+        finisher = self._finishers.get(kind)
         if finisher is None:
             raise PlatformError(f"a pending handle of an unknown kind: {data.get('kind')}")
+        if status is not None and status.fault is not None and kind not in FAULT_FINISHERS:
+            raise status.fault  # the task's own fault is the operation's
         with translated(f"finishing {data.get('op')} of {common.platform_name(entity)}"):
             out = finisher(entity, data, status)
         if status is not None and status.fault is None:
