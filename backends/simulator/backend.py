@@ -15,6 +15,7 @@ machine's name is its platform reference (Outcome.platform_ref), used by later o
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -29,6 +30,8 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    String,
+    bindparam,
     cast,
     delete,
     exists,
@@ -123,11 +126,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: a machine's INSERT, built once (its columns are those of the parameters)
+_INSERT_MACHINE = insert(machines)
+
+
+@functools.cache
+def _act_in_one(dialect: str, on_host: bool) -> Any:
+    """SimulatorBackend._act_in_one's guarded UPDATE, built once per dialect and shape: the
+    machine named, in the state before, on its host (when it names one) and that host on."""
+    where = [machines.c.name == bindparam("b_name"), machines.c.state == bindparam("b_before")]
+    if on_host:
+        host = bindparam("b_host", type_=String())
+        on = machines.c.details["host"].as_string()
+        where += [or_(on.is_(None), on == host), not_(exists().where(hosts_off.c.name == host))]
+    return (
+        update(machines)
+        .where(*where)
+        .values(
+            state=bindparam("b_state"),
+            details=_with_message(dialect, cast(bindparam("b_message"), String())),
+            updated_at=bindparam("b_updated_at"),
+        )
+    )
+
+
 def _gb(value: float) -> str:
     return f"{value:g} GB"
 
 
-def _with_message(dialect: str, message: str) -> Any:
+def _with_message(dialect: str, message: Any) -> Any:
     """The machine's details with their message replaced, in SQL (no read before the write)."""
     details = machines.c.details
     if dialect == "postgresql":
@@ -347,7 +374,8 @@ class SimulatorBackend(Backend):
         try:
             with self._write_one() as conn:
                 conn.execute(
-                    insert(machines).values(**row, details=details, created_at=now, updated_at=now)
+                    _INSERT_MACHINE,
+                    {**row, "details": details, "created_at": now, "updated_at": now},
                 )
         except IntegrityError:
             log.info("%s %s exists already; create is a no-op", kind.label, name)
@@ -490,18 +518,17 @@ class SimulatorBackend(Backend):
         if kind is states.COMPUTE and state != before:
             return None  # its attachments change state too
         message = states.action_message(term, before, params)
-        where = [machines.c.name == name, machines.c.state == before, *_on(host)]
-        if host is not None:
-            where.append(not_(exists().where(hosts_off.c.name == host)))
         with self._write_one() as conn:
             done = conn.execute(
-                update(machines)
-                .where(*where)
-                .values(
-                    state=state,
-                    details=_with_message(conn.dialect.name, message),
-                    updated_at=_now(),
-                )
+                _act_in_one(conn.dialect.name, bool(host)),
+                {
+                    "b_name": name,
+                    "b_before": before,
+                    "b_host": host,
+                    "b_state": state,
+                    "b_message": message,
+                    "b_updated_at": _now(),
+                },
             )
         if done.rowcount != 1:
             return None

@@ -33,6 +33,7 @@ Tags: a provider template (a resource_tpl mixin) requires tags by declaring the 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,31 +111,45 @@ def _fits(cores: Any, memory_mb: Any) -> sa.ColumnElement[bool]:
     )
 
 
-def _candidates(ask: Ask) -> tuple[sa.Select[Any], list[sa.ColumnElement[bool]]]:
+#: the parameters of the prebuilt placement statements (see _statements)
+_CORES = sa.bindparam("ask_cores", type_=sa.Integer())
+_MEMORY = sa.bindparam("ask_memory_mb", type_=sa.Integer())
+
+
+def _tag_pattern(tag: str) -> str:
+    """A LIKE pattern (escape character '/') finding `tag` in a JSON list of tags."""
+    quoted = json.dumps(tag)
+    escaped = quoted.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _candidates(tags: int, in_cluster: bool, excluding: bool) -> sa.Select[Any]:
+    """The hosts with room for an ask of this shape (`tags` required tags, limited to a
+    cluster, excluding a host), with the ask's values as parameters."""
     where: list[sa.ColumnElement[bool]] = [
-        clusters.c.zone_id == ask.zone_id,
+        clusters.c.zone_id == sa.bindparam("zone_id", type_=sa.String()),
         hosts.c.state == "up",
         hosts.c.admin_state == "enabled",
-        hosts.c.used_cores + ask.cores <= hosts.c.cores * clusters.c.cpu_overcommit,
-        hosts.c.used_memory_mb + ask.memory_mb <= hosts.c.memory_mb * clusters.c.memory_overcommit,
+        hosts.c.used_cores + _CORES <= hosts.c.cores * clusters.c.cpu_overcommit,
+        hosts.c.used_memory_mb + _MEMORY <= hosts.c.memory_mb * clusters.c.memory_overcommit,
     ]
-    for tag in ask.tags:
-        quoted = json.dumps(tag)
+    for i in range(tags):
+        pattern = sa.bindparam(f"tag_{i}", type_=sa.String())
         where.append(
             sa.or_(
-                hosts.c.tags.contains(quoted, autoescape=True),
-                clusters.c.tags.contains(quoted, autoescape=True),
+                hosts.c.tags.like(pattern, escape="/"),
+                clusters.c.tags.like(pattern, escape="/"),
             )
         )
-    if ask.cluster_id is not None:
-        where.append(hosts.c.cluster_id == ask.cluster_id)
-    if ask.excluded_host is not None:
-        where.append(hosts.c.id != ask.excluded_host)
+    if in_cluster:
+        where.append(hosts.c.cluster_id == sa.bindparam("ask_cluster_id", type_=sa.String()))
+    if excluding:
+        where.append(hosts.c.id != sa.bindparam("excluded_host", type_=sa.String()))
     joined = hosts.join(clusters, clusters.c.id == hosts.c.cluster_id)
-    return sa.select(hosts.c.id).select_from(joined).where(*where), where
+    return sa.select(hosts.c.id).select_from(joined).where(*where)
 
 
-def _order(strategy: str, ask: Ask) -> list[sa.ColumnElement[Any]]:
+def _order(strategy: str) -> list[sa.ColumnElement[Any]]:
     if strategy == "leastused":
         return [
             (hosts.c.memory_mb * clusters.c.memory_overcommit - hosts.c.used_memory_mb).desc(),
@@ -147,7 +162,10 @@ def _order(strategy: str, ask: Ask) -> list[sa.ColumnElement[Any]]:
         same_project = (
             sa.select(sa.func.count())
             .select_from(entities)
-            .where(entities.c.host_id == hosts.c.id, entities.c.project_id == ask.project)
+            .where(
+                entities.c.host_id == hosts.c.id,
+                entities.c.project_id == sa.bindparam("project", type_=sa.String()),
+            )
             .correlate(hosts)
             .scalar_subquery()
         )
@@ -155,30 +173,54 @@ def _order(strategy: str, ask: Ask) -> list[sa.ColumnElement[Any]]:
     return [hosts.c.name]
 
 
-def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placement:
-    """Choose a host for `ask` and reserve its room there: one statement when it fits."""
-    conn = tx.conn  # type: ignore[attr-defined]  # the SQL store's transaction
-    candidates, _ = _candidates(ask)
-    chosen = candidates.order_by(*_order(strategy, ask)).limit(1).scalar_subquery()
+@functools.lru_cache(maxsize=64)
+def _statements(
+    strategy: str, tags: int, in_cluster: bool, excluding: bool
+) -> tuple[sa.Update, sa.Select[Any]]:
+    """The guarded reservation of the best candidate, and the count of candidates, for asks of
+    one shape: built once (building and keying a statement this size costs more than running
+    it), run with the ask's values as parameters."""
+    candidates = _candidates(tags, in_cluster, excluding)
+    chosen = candidates.order_by(*_order(strategy)).limit(1).scalar_subquery()
     reserve = (
         hosts.update()
         # re-checked on the row as a concurrent transaction left it: still room, still up and
         # enabled (an administrator's maintenance that committed first wins)
         .where(
             hosts.c.id == chosen,
-            _fits(ask.cores, ask.memory_mb),
+            _fits(_CORES, _MEMORY),
             hosts.c.state == "up",
             hosts.c.admin_state == "enabled",
         )
         .values(
-            used_cores=hosts.c.used_cores + ask.cores,
-            used_memory_mb=hosts.c.used_memory_mb + ask.memory_mb,
+            used_cores=hosts.c.used_cores + _CORES,
+            used_memory_mb=hosts.c.used_memory_mb + _MEMORY,
             vms=hosts.c.vms + 1,
         )
         .returning(hosts.c.id, hosts.c.cluster_id, hosts.c.name, hosts.c.uri)
     )
+    left = sa.select(sa.func.count()).select_from(candidates.subquery())
+    return reserve, left
+
+
+def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placement:
+    """Choose a host for `ask` and reserve its room there: one statement when it fits."""
+    conn = tx.conn  # type: ignore[attr-defined]  # the SQL store's transaction
+    reserve, left = _statements(
+        strategy, len(ask.tags), ask.cluster_id is not None, ask.excluded_host is not None
+    )
+    params: dict[str, Any] = {
+        "zone_id": ask.zone_id,
+        "ask_cores": ask.cores,
+        "ask_memory_mb": ask.memory_mb,
+        "ask_cluster_id": ask.cluster_id,
+        "excluded_host": ask.excluded_host,
+        **{f"tag_{i}": _tag_pattern(t) for i, t in enumerate(ask.tags)},
+    }
+    if strategy == "dispersed":
+        params["project"] = ask.project
     for _ in range(ATTEMPTS):
-        row = conn.execute(reserve).first()
+        row = conn.execute(reserve, params).first()
         if row is not None:
             return Placement(
                 zone_id=ask.zone_id,
@@ -190,8 +232,7 @@ def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placemen
                 reserved_memory_mb=ask.memory_mb,
             )
         # nothing matched: either no host has room, or another create took it meanwhile
-        left = conn.execute(sa.select(sa.func.count()).select_from(candidates.subquery()))
-        if not left.scalar():
+        if not conn.execute(left, params).scalar():
             break
     if ask.excluded_host is not None:
         raise errors.NoCapacity(f"no other host of its cluster has room for {ask.describe()}")

@@ -7,6 +7,7 @@ statement exclusive between processes on one host.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -20,6 +21,52 @@ from occi.store.base import Job, JobTx, ServerInfo
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 UNFINISHED = (PENDING, RUNNING)
+
+
+@functools.cache
+def _insert(t: sa.Table) -> sa.Insert:
+    """A job's INSERT (its columns are those of the parameters), built once: building and
+    keying a statement costs more than SQLite takes to run it."""
+    return t.insert()
+
+
+@functools.cache
+def _finish(t: sa.Table) -> sa.Update:
+    """The guarded UPDATE that marks a running job of this server done, built once."""
+    c = t.c
+    return (
+        t.update()
+        .where(
+            c.id == sa.bindparam("job_id"),
+            c.owner == sa.bindparam("b_owner"),
+            c.status == RUNNING,
+        )
+        .values(
+            status=DONE,
+            lease_expires=None,
+            updated_at=sa.bindparam("b_updated_at"),
+            error=None,
+            result=sa.bindparam("b_result", type_=c.result.type),
+        )
+    )
+
+
+@functools.cache
+def _unfinished(t: sa.Table) -> sa.Select[Any]:
+    """The unfinished jobs of the entities `ids`, oldest first, built once."""
+    c = t.c
+    ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+    return sa.select(t).where(c.entity_id.in_(ids), c.status.in_(UNFINISHED)).order_by(c.seq)
+
+
+@functools.cache
+def _statuses(t: sa.Table) -> sa.Select[Any]:
+    """The jobs `ids`, built once."""
+    return sa.select(t).where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+#: SqlJobTx._claim's statements by (jobs table, PostgreSQL, one job named)
+_CLAIMS: dict[tuple[sa.Table, bool, bool], sa.Update] = {}
 
 
 class SqlJobTx(JobTx):
@@ -62,7 +109,7 @@ class SqlJobTx(JobTx):
         row = self._row(entity_id, operation, params, max_attempts, project_id, now)
         if owner is not None:  # claimed in the same statement (see JobTx.enqueue)
             row.update(status=RUNNING, owner=owner, lease_expires=now + lease, attempts=1)
-        self.conn.execute(self.t.insert().values(**row))
+        self.conn.execute(_insert(self.t), row)
         return str(row["id"])
 
     @staticmethod
@@ -119,7 +166,7 @@ class SqlJobTx(JobTx):
         q = self._runnable(time.time()).with_only_columns(self.t.c.seq).limit(1)
         return self.conn.execute(q).first() is not None
 
-    def _runnable(self, now: float, t: Any = None) -> sa.Select[Any]:
+    def _runnable(self, now: Any, t: Any = None) -> sa.Select[Any]:
         """The runnable jobs (of `t`, the jobs table or an alias of it), oldest first."""
         t = self.t if t is None else t
         earlier = self.t.alias("earlier")
@@ -140,28 +187,45 @@ class SqlJobTx(JobTx):
         """One statement: the UPDATE of the first runnable job (that one, if given) that a
         subquery picks, locked (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: the statement
         holds the write lock), returning the job as claimed."""
-        t = self.t
         now = time.time()
-        candidate = t.alias("candidate")
-        q = self._runnable(now, candidate).with_only_columns(candidate.c.seq)
-        if job_id is not None:  # unique: no order to walk (a planner would scan by seq)
-            q = q.where(candidate.c.id == job_id).order_by(None)
-        q = q.limit(1)
-        if self._pg:
-            q = q.with_for_update(skip_locked=True, of=candidate)
         row = self.conn.execute(
-            t.update()
-            .where(t.c.seq == q.scalar_subquery())
-            .values(
-                status=RUNNING,
-                owner=server_id,
-                lease_expires=now + lease_seconds,
-                attempts=t.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*t.c)
+            self._claim(job_id is not None),
+            {
+                "b_now": now,
+                "b_owner": server_id,
+                "b_lease_expires": now + lease_seconds,
+                "b_job_id": job_id,
+            },
         ).first()
         return self._job(row) if row is not None else None
+
+    def _claim(self, one: bool) -> sa.Update:
+        """The claim's UPDATE (of the job `b_job_id` when `one`), built once per shape."""
+        key = (self.t, self._pg, one)
+        stmt = _CLAIMS.get(key)
+        if stmt is None:
+            t = self.t
+            candidate = t.alias("candidate")
+            now = sa.bindparam("b_now", type_=sa.Float())
+            q = self._runnable(now, candidate).with_only_columns(candidate.c.seq)
+            if one:  # unique: no order to walk (a planner would scan by seq)
+                q = q.where(candidate.c.id == sa.bindparam("b_job_id")).order_by(None)
+            q = q.limit(1)
+            if self._pg:
+                q = q.with_for_update(skip_locked=True, of=candidate)
+            stmt = _CLAIMS[key] = (
+                t.update()
+                .where(t.c.seq == q.scalar_subquery())
+                .values(
+                    status=RUNNING,
+                    owner=sa.bindparam("b_owner"),
+                    lease_expires=sa.bindparam("b_lease_expires"),
+                    attempts=t.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*t.c)
+            )
+        return stmt
 
     def _mine(self, job_id: str, owner: str) -> sa.ColumnElement[bool]:
         return sa.and_(self.t.c.id == job_id, self.t.c.owner == owner, self.t.c.status == RUNNING)
@@ -169,17 +233,15 @@ class SqlJobTx(JobTx):
     def finish(self, job_id: str, owner: str, result: dict[str, Any] | None = None) -> bool:
         return bool(
             self.conn.execute(
-                self.t.update()
-                .where(self._mine(job_id, owner))
-                .values(
-                    status=DONE,
-                    lease_expires=None,
-                    updated_at=time.time(),
-                    error=None,
-                    result=json.dumps(result, separators=(",", ":"))
-                    if result is not None
-                    else None,
-                )
+                _finish(self.t),
+                {
+                    "job_id": job_id,
+                    "b_owner": owner,
+                    "b_updated_at": time.time(),
+                    "b_result": None
+                    if result is None
+                    else json.dumps(result, separators=(",", ":")),
+                },
             ).rowcount
         )
 
@@ -243,18 +305,14 @@ class SqlJobTx(JobTx):
         ids = list(job_ids)
         if not ids:
             return {}
-        rows = self.conn.execute(sa.select(self.t).where(self.t.c.id.in_(ids))).all()
+        rows = self.conn.execute(_statuses(self.t), {"ids": ids}).all()
         return {r.id: self._job(r) for r in rows}
 
     def unfinished(self, entity_ids: Iterable[str]) -> list[Job]:
         ids = list(entity_ids)
         if not ids:
             return []
-        rows = self.conn.execute(
-            sa.select(self.t)
-            .where(self.t.c.entity_id.in_(ids), self.t.c.status.in_(UNFINISHED))
-            .order_by(self.t.c.seq)
-        ).all()
+        rows = self.conn.execute(_unfinished(self.t), {"ids": ids}).all()
         return [self._job(r) for r in rows]
 
     def recent(self, limit: int = 50) -> list[Job]:

@@ -760,6 +760,12 @@ _INSERTED: tuple[sa.ColumnElement[Any], ...] = (
     ),
 )
 
+#: prebuilt (building and keying a statement costs more than SQLite takes to run it): a create's
+#: INSERT (the columns are those of the parameters) and its index rows
+_INSERT_RETURNING = entities.insert().returning(*_INSERTED)
+_INSERT_MIXINS = entity_mixins.insert()
+_INSERT_ATTRIBUTES = entity_attributes.insert()
+
 
 def _plain_page(q: Query) -> dict[str, Any] | None:
     """The parameters of a prebuilt page statement when q is a page of one kind with no
@@ -1024,12 +1030,10 @@ class SqlTx(StoreTx):
 
     def _write_index(self, seq: int, mixins: list[str], attributes: dict[str, Any]) -> None:
         if mixins:
-            self.conn.execute(
-                entity_mixins.insert(), [{"entity_seq": seq, "mixin_id": m} for m in mixins]
-            )
+            self.conn.execute(_INSERT_MIXINS, [{"entity_seq": seq, "mixin_id": m} for m in mixins])
         if attributes:
             self.conn.execute(
-                entity_attributes.insert(),
+                _INSERT_ATTRIBUTES,
                 [
                     {"entity_seq": seq, "name": n, "value_key": value_key(v)}
                     for n, v in attributes.items()
@@ -1336,7 +1340,7 @@ class SqlTx(StoreTx):
             )
         if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
             try:
-                row = self.conn.execute(entities.insert().values(**values).returning(*_INSERTED))
+                row = self.conn.execute(_INSERT_RETURNING, values)
             except IntegrityError:
                 raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
             seq, project, limits = row.one()
