@@ -26,6 +26,17 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
+class AuditSlot:
+    """Where the service notes the audit event it recorded with a request's own work: the
+    status it recorded, for the answer that status stands for (occi.api.audit then records
+    no second event). A front opts in per request (occi.api.app); None: not recorded."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+
+
 @dataclass(frozen=True)
 class RequestContext:
     """Who is asking (`user`, None when anonymous), for which `project` (None: every project,
@@ -39,6 +50,8 @@ class RequestContext:
     request_id: str = field(default_factory=new_request_id)
     #: the project's name, for messages and the audit log (its id when not given)
     project_name: str | None = None
+    #: set by a front that lets the service record the request's audit event with its work
+    audit: AuditSlot | None = field(default=None, compare=False)
 
     @classmethod
     def system(cls, request_id: str | None = None) -> RequestContext:

@@ -17,6 +17,7 @@ from falcon import testing
 
 from occi.api.wsgi import build
 from occi.identity import audit
+from occi.jobs.runner import in_job
 from occi.settings import Settings
 from tests.api.conftest import INFRA, Api
 
@@ -131,10 +132,49 @@ def test_refused_cross_site_write_is_an_event(api):
 def test_an_audit_that_fails_leaves_the_answer_alone(api, caplog):
     with api.service.store.begin() as tx:
         tx.conn.execute(sa.text("DROP TABLE events"))
-    with caplog.at_level(logging.DEBUG, logger="occi.api.audit"):
+    with caplog.at_level(logging.DEBUG):
         r = api.post("/compute/", {"kind": INFRA + "compute"})
     assert r.status_code == 201, r.text
     assert "not recorded" in caplog.text
+    # the event the service tried to record with the job did not hold the job back: the job
+    # was recorded done at once, without it, and the compute shows what the platform did
+    assert "recorded without its request's addition" in caplog.text
+    assert r.json["attributes"]["occi.compute.state"] == "inactive"
+    with api.service.store.begin(readonly=True) as tx:
+        (job,) = tx.jobs.unfinished([r.json["id"]]) or [None]
+    assert job is None
+
+
+def test_one_event_per_write_recorded_with_its_job(api):
+    """A create's and an action's event is stored in the transaction that records their job
+    done (no transaction of its own), once; a failed job's by the middleware, once."""
+    inserts: list[bool] = []
+
+    def on_execute(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            inserts.append(in_job())
+
+    engine = api.service.store.engine
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        r = api.post("/compute/", {"kind": INFRA + "compute"}, headers=_rid("c"))
+        assert r.status_code == 201, r.text
+        path = api.path_of(r)
+        r = api.post(path, {"action": ACTION + "start"}, params={"action": "start"})
+        assert r.status_code == 200, r.text
+        r = api.post(path, {"action": ACTION + "start"}, params={"action": "start"})
+        assert r.status_code == 409, r.text  # refused before any job: the middleware's event
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+    assert inserts == [True, True, False]
+    events = _events(api)
+    assert [(e.operation, e.status, e.entity) for e in events] == [
+        ("create compute", 201, path),
+        ("action start", 200, path),
+        ("action start", 409, path),
+    ]
+    assert events[0].request_id == "c" and events[0].project == "default"
+    assert events[2].result and "start" in events[2].result
 
 
 def test_purge_keeps_recent_events(tmp_path):

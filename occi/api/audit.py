@@ -76,6 +76,8 @@ class AuditMiddleware:
         if status in NOT_AUDITED:
             return
         ctx = getattr(req.context, "occi_context", None)  # None: refused before it was made
+        if ctx is not None and ctx.audit is not None and ctx.audit.status == status:
+            return  # recorded by the service with the request's work (occi.api.app)
         # authenticated, but refused the project it named: the user is known, the project not
         principal = getattr(req.context, "principal", None)
         user = ctx.user if ctx is not None else getattr(principal, "name", None)

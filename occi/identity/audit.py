@@ -77,7 +77,33 @@ def record(
     """Store one event: one INSERT, atomic on its own, so it runs in autocommit (no BEGIN or
     COMMIT round trip, and on SQLite the write lock is held for that statement only). Raises
     what the store raises."""
-    values = {
+    values = event_values(
+        operation=operation,
+        status=status,
+        user=user,
+        project=project,
+        request_id=request_id,
+        entity=entity,
+        result=result,
+        at=at,
+    )
+    with store.begin(single=True) as tx:
+        record_in(tx, values)
+
+
+def event_values(
+    *,
+    operation: str,
+    status: int,
+    user: str | None = None,
+    project: str | None = None,
+    request_id: str | None = None,
+    entity: str | None = None,
+    result: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One event's row."""
+    return {
         "at": at or datetime.now(UTC),
         "user_name": user,
         "project_id": project,
@@ -87,8 +113,12 @@ def record(
         "status": status,
         "result": _clip(result),
     }
-    with store.begin(single=True) as tx:
-        tx.conn.execute(_INSERT, values)  # type: ignore[attr-defined]
+
+
+def record_in(tx: Any, values: dict[str, Any]) -> None:
+    """Store one event (event_values) in the store transaction `tx`: with the work it
+    records (occi.service.work), or alone (record)."""
+    tx.conn.execute(_INSERT, values)
 
 
 def events(

@@ -127,7 +127,7 @@ def _candidates(tags: int, in_cluster: bool, excluding: bool) -> sa.Select[Any]:
     """The hosts with room for an ask of this shape (`tags` required tags, limited to a
     cluster, excluding a host), with the ask's values as parameters."""
     where: list[sa.ColumnElement[bool]] = [
-        clusters.c.zone_id == sa.bindparam("zone_id", type_=sa.String()),
+        clusters.c.zone_id == sa.bindparam("ask_zone_id", type_=sa.String()),
         hosts.c.state == "up",
         hosts.c.admin_state == "enabled",
         hosts.c.used_cores + _CORES <= hosts.c.cores * clusters.c.cpu_overcommit,
@@ -144,7 +144,7 @@ def _candidates(tags: int, in_cluster: bool, excluding: bool) -> sa.Select[Any]:
     if in_cluster:
         where.append(hosts.c.cluster_id == sa.bindparam("ask_cluster_id", type_=sa.String()))
     if excluding:
-        where.append(hosts.c.id != sa.bindparam("excluded_host", type_=sa.String()))
+        where.append(hosts.c.id != sa.bindparam("ask_excluded_host", type_=sa.String()))
     joined = hosts.join(clusters, clusters.c.id == hosts.c.cluster_id)
     return sa.select(hosts.c.id).select_from(joined).where(*where)
 
@@ -164,7 +164,7 @@ def _order(strategy: str) -> list[sa.ColumnElement[Any]]:
             .select_from(entities)
             .where(
                 entities.c.host_id == hosts.c.id,
-                entities.c.project_id == sa.bindparam("project", type_=sa.String()),
+                entities.c.project_id == sa.bindparam("ask_project", type_=sa.String()),
             )
             .correlate(hosts)
             .scalar_subquery()
@@ -203,22 +203,58 @@ def _statements(
     return reserve, left
 
 
-def place_compute(tx: StoreTx, ask: Ask, strategy: str = "firstfit") -> Placement:
-    """Choose a host for `ask` and reserve its room there: one statement when it fits."""
+@functools.lru_cache(maxsize=64)
+def _placing(strategy: str, tags: int) -> sa.Update:
+    """PostgreSQL: the reservation of `_statements` and the stored entity's host in ONE
+    statement (the reservation as a data-modifying CTE), so that a create can run it last,
+    just before its COMMIT: the host's row is then locked for that statement and the commit
+    only, and creates placed on one host queue for it that long."""
+    reserve, _ = _statements(strategy, tags, False, False)
+    reserved = reserve.cte("reserved")
+    return (
+        entities.update()
+        .where(
+            entities.c.id == sa.bindparam("placed_entity", type_=sa.String()),
+            # true (the new entity has no host yet); it also joins the CTE's one row to it for
+            # SQLAlchemy's check against cartesian products
+            entities.c.host_id.is_distinct_from(reserved.c.id),
+        )
+        .values(host_id=reserved.c.id, cluster_id=reserved.c.cluster_id)
+        .returning(reserved.c.id, reserved.c.cluster_id, reserved.c.name, reserved.c.uri)
+    )
+
+
+def defers(tx: StoreTx) -> bool:
+    """Whether creates on this store reserve a host last (place_stored): on PostgreSQL, where
+    row locks are held to the commit; SQLite's one write lock holds every row alike."""
+    return bool(getattr(tx, "conn", None) is not None and tx.conn.dialect.name == "postgresql")  # type: ignore[attr-defined]
+
+
+def place_compute(
+    tx: StoreTx, ask: Ask, strategy: str = "firstfit", *, stored: str | None = None
+) -> Placement:
+    """Choose a host for `ask` and reserve its room there: one statement when it fits.
+    `stored`: the id of the entity, already stored in this transaction, whose host and
+    cluster the same statement sets (see _placing; PostgreSQL, an ask of a zone only)."""
     conn = tx.conn  # type: ignore[attr-defined]  # the SQL store's transaction
     reserve, left = _statements(
         strategy, len(ask.tags), ask.cluster_id is not None, ask.excluded_host is not None
     )
+    if stored is not None:
+        assert ask.cluster_id is None and ask.excluded_host is None, "a new compute's ask"
+        reserve = _placing(strategy, len(ask.tags))
     params: dict[str, Any] = {
-        "zone_id": ask.zone_id,
+        "ask_zone_id": ask.zone_id,
         "ask_cores": ask.cores,
         "ask_memory_mb": ask.memory_mb,
         "ask_cluster_id": ask.cluster_id,
-        "excluded_host": ask.excluded_host,
+        "ask_excluded_host": ask.excluded_host,
         **{f"tag_{i}": _tag_pattern(t) for i, t in enumerate(ask.tags)},
     }
     if strategy == "dispersed":
-        params["project"] = ask.project
+        params["ask_project"] = ask.project
+    if stored is not None:
+        params["placed_entity"] = stored
     for _ in range(ATTEMPTS):
         row = conn.execute(reserve, params).first()
         if row is not None:

@@ -320,6 +320,20 @@ class Executor:
     def _finish(
         self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
     ) -> None:
+        """Record what the job did, and the job done, in one transaction (with what the
+        request running it adds: Job.on_finish). When that addition fails, the job is recorded
+        without it: the platform's work is never lost to it."""
+        if job.on_finish is None:
+            self._finish_once(job, entity, outcome)
+            return
+        try:
+            self._finish_once(job, entity, outcome)
+        except Exception as exc:
+            log.warning("job %s: recorded without its request's addition (%s)", job.id, exc)
+            job.on_finish = None
+            self._finish_once(job, entity, outcome)
+
+    def _finish_once(self, job: Job, entity: Entity | None, outcome: Outcome | None) -> None:
         result: dict[str, Any] = {}
         current: Entity | None = None
         try:
@@ -348,7 +362,10 @@ class Executor:
                         result["mixin"] = outcome.mixin.id
                 if not tx.jobs.finish(job.id, _owner(job), result):
                     raise _LostJob
+                if job.on_finish is not None:
+                    job.on_finish(tx)
             job.status, job.error, job.result = "done", None, result  # as stored
+            job.finished_with_hook = job.on_finish is not None
             job.entity = current  # as stored (None: not changed here, read it again)
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)

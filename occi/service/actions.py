@@ -40,6 +40,7 @@ class Actions(Work):
             job_id = self._run_action(
                 tx, reg, entity, action.term, params, first=first, note=not at_once
             )
+        self._audit_with_work(ctx, f"action {term[:60]}", entity.location, 200)
         jobs = self._settle()
         job = jobs.get(job_id)
         if job is not None and job.status == "done" and job.result and job.result.get("mixin"):

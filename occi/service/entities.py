@@ -41,9 +41,17 @@ class Entities(Links):
                     f"{collection} is a mixin collection: POST locations there to associate "
                     "the mixin; create entities in their kind's collection"
                 )
-            for e in entities:
-                created.append(self._create_one(tx, reg, e, target, entity_id=None))
-            QuotaGuard(tx, ctx, self.default_quotas).check(reg, created)
+            self._local.hosts_last = []  # computes whose host is reserved last
+            try:
+                for e in entities:
+                    created.append(self._create_one(tx, reg, e, target, entity_id=None))
+                QuotaGuard(tx, ctx, self.default_quotas).check(reg, created)
+                self._reserve_hosts(tx)
+            finally:
+                self._local.hosts_last = None
+        made = created[0].location if len(created) == 1 else None
+        if made and made.count("/") >= 2:  # as the audit middleware names it
+            self._audit_with_work(ctx, f"create {made.strip('/').split('/')[-2]}", made, 201)
         self._settle()  # a failed creation answers 502/503 with the entity's Location
         return self._refresh(created)
 
@@ -114,11 +122,26 @@ class Entities(Links):
                 self._project() or DEFAULT_PROJECT,
                 placement.required_tags(reg.mixins[m] for m in res.mixins if m in reg.mixins),
             )
+            later = getattr(self._local, "hosts_last", None)
+            if later is not None and placement.defers(tx):  # see _reserve_hosts
+                later.append((res, ask))
+                return Placement(
+                    zone_id=zone.id, reserved_cores=ask.cores, reserved_memory_mb=ask.memory_mb
+                )
             return placement.place_compute(tx, ask, self.placement_strategy)
         held = snap.clusters_of(zone.id)
         if not held:
             raise errors.NoCapacity(f"zone {zone.name} has no cluster to hold a {kind.term}")
         return Placement(zone_id=zone.id, cluster_id=held[0].id)
+
+    def _reserve_hosts(self, tx: StoreTx) -> None:
+        """The hosts of the computes this create stored, reserved last (PostgreSQL): a host's
+        row is locked from its reservation to the commit, so the creates placed on one host
+        wait for each other only through that statement and the COMMIT, not the inserts."""
+        for res, ask in self._local.hosts_last:
+            res.placement = placement.place_compute(
+                tx, ask, self.placement_strategy, stored=stored_id(res)
+            )
 
     def _zone_of(self, snap: Snapshot, res: Resource) -> Zone:
         scheme = self.zone_scheme

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from occi import errors
 from occi.context import DEFAULT_PROJECT, RequestContext
+from occi.identity import audit
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
 from occi.model import Entity, Kind
@@ -122,14 +124,43 @@ class Work(Reads):
             self.runner = runner
         return self.runner
 
+    def _audit_with_work(
+        self, ctx: RequestContext, operation: str, entity: str | None, status: int
+    ) -> None:
+        """Record the request's audit event in the transaction that records its one job done,
+        when the request runs that job itself (then `ctx.audit` notes `status`, the answer
+        the event stands for, and the audit middleware records no other: see
+        occi.api.audit). Only for a front that asks (ctx.audit) and a request of one job;
+        otherwise, and when the job fails, the middleware records the event as usual."""
+        jobs = self._local.__dict__.get("jobs", [])
+        if ctx.audit is None or len(jobs) != 1:
+            return
+        values = audit.event_values(
+            operation=operation,
+            status=status,
+            user=ctx.user,
+            project=ctx.project,
+            request_id=ctx.request_id,
+            entity=entity,
+        )
+
+        def record(tx: StoreTx) -> None:
+            audit.record_in(tx, {**values, "at": datetime.now(UTC)})
+
+        self._local.audit_hook = (jobs[0], record, ctx.audit, status)
+
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
         claimed = self._local.__dict__.pop("claimed", {})
         given = self._local.__dict__.pop("given", {})
+        hook = self._local.__dict__.pop("audit_hook", None)
         self._local.settled = {}
         if not ids:
             return {}
-        jobs = self._runner().settle(ids, claimed=claimed, given=given)
+        on_finish = {hook[0]: hook[1]} if hook is not None else {}
+        jobs = self._runner().settle(ids, claimed=claimed, given=given, on_finish=on_finish)
+        if hook is not None and hook[0] in jobs and jobs[hook[0]].finished_with_hook:
+            hook[2].status = hook[3]
         # what the jobs run here stored, for _refresh; not when jobs of one entity followed
         # each other (an inline link's job changes its resource's links after the create)
         keys = [j.entity_id for j in jobs.values()]

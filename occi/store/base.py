@@ -60,6 +60,12 @@ class Job:
     #: the entity as the request that queued the job (and claimed it at insert) stored it,
     #: for that request's own run of it: not read again (not a column; None elsewhere)
     given: Any = field(default=None, compare=False, repr=False)
+    #: more for the transaction that records this job done, from the request that runs it
+    #: itself (its audit event: occi.service.work); called with that transaction after the
+    #: job's guarded finish, so it commits with it or not at all (not a column)
+    on_finish: Any = field(default=None, compare=False, repr=False)
+    #: whether on_finish ran in the transaction that recorded the job done (set after commit)
+    finished_with_hook: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass
