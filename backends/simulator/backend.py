@@ -239,6 +239,9 @@ class SimulatorBackend(Backend):
         """A transaction on a connection marked with `option` (see database.py)."""
         with self._platform_errors(), self.engine.connect() as conn:
             conn.execution_options(**{option: True})
+            if option == SINGLE and conn.dialect.name != "sqlite":
+                # one statement, atomic on its own: no BEGIN and COMMIT round trips
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             with conn.begin():
                 yield conn
 
