@@ -12,8 +12,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from occi.errors import Conflict
+from occi.identity import audit
 from occi.model import INFRA, AttributeDef, Link, Mixin, Resource
 from occi.store import Query, make_store
+from occi.store.base import Job
 from occi.store.sql import SqlStore, alembic_config, metadata, normalise_url, value_key
 
 COMPUTE = INFRA + "compute"
@@ -718,3 +720,72 @@ def test_a_page_of_a_common_kind_reads_only_its_own_rows(pg_url):
         assert "Rows Removed by Filter" not in plan and "Sort" not in plan, plan
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------------- a job's record
+def _running_job(store: SqlStore, entity_id: str, owner: str = "me") -> Job:
+    with store.begin() as tx:
+        job_id = tx.jobs.enqueue(entity_id, "action", {}, owner=owner, lease=30.0)
+    return Job(job_id, entity_id, "action", {}, "running", 1, 5, owner)
+
+
+def _event(operation: str) -> dict:
+    return audit.event_values(operation=operation, status=200, request_id="r1", entity="/c/")
+
+
+def test_record_and_finish_stores_the_entity_the_job_and_its_event_at_once(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1", **{"occi.compute.state": "inactive"}))
+        seen = tx.get("c1")
+    job = _running_job(store, "c1")
+    job.event = _event("action start")
+    with store.begin() as tx:
+        linked, finished = tx.record_and_finish(
+            seen, {"occi.compute.state": "active"}, job, {"ok": 1}, platform_ref="vm-1"
+        )
+    assert (linked, finished) == (False, True)
+    assert seen.version == 2 and seen.attributes["occi.compute.state"] == "active"
+    with store.begin(readonly=True) as tx:
+        stored = tx.get("c1")
+        (done,) = tx.jobs.statuses([job.id]).values()
+        found = tx.query(Query(attributes={"occi.compute.state": "active"}))
+    assert stored.attributes["occi.compute.state"] == "active" and stored.version == 2
+    assert stored.placement is not None and stored.placement.platform_ref == "vm-1"
+    assert [e.id for e in found] == ["c1"]  # the index row follows
+    assert (done.status, done.result) == ("done", {"ok": 1})
+    (event,) = audit.events(store)
+    assert (event.operation, event.request_id, event.status) == ("action start", "r1", 200)
+
+
+def test_record_and_finish_changes_nothing_when_the_entity_moved_on(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1", **{"occi.compute.state": "inactive"}))
+        seen = tx.get("c1")
+    with store.begin() as tx:  # another request changes it meanwhile
+        other = tx.get("c1", for_update=True)
+        other.title = "renamed"
+        tx.update(other)
+    job = _running_job(store, "c1")
+    job.event = _event("action start")
+    with store.begin() as tx:
+        answer = tx.record_and_finish(seen, {"occi.compute.state": "active"}, job, {})
+    assert answer == (None, False)
+    with store.begin(readonly=True) as tx:
+        assert tx.get("c1").attributes["occi.compute.state"] == "inactive"
+        assert tx.jobs.statuses([job.id])[job.id].status == "running"
+    assert audit.events(store) == []
+
+
+def test_record_and_finish_finishes_no_job_another_server_took(store):
+    with store.begin() as tx:
+        tx.insert(compute("c1", **{"occi.compute.state": "inactive"}))
+        seen = tx.get("c1")
+    job = _running_job(store, "c1", owner="another")
+    job.owner = "me"  # this server's claim lapsed; another server holds the job now
+    job.event = _event("action start")
+    with store.begin() as tx:
+        linked, finished = tx.record_and_finish(seen, {"occi.compute.state": "active"}, job, {})
+    assert linked is not None and not finished  # the caller rolls back (occi.jobs.execution)
+    with store.begin(readonly=True) as tx:
+        assert tx.jobs.statuses([job.id])[job.id].status == "running"
+    assert audit.events(store) == []

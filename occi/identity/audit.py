@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from occi import errors
-from occi.store.base import Store
+from occi.store.base import Store, StoreTx
 from occi.store.sql import events as events_table
 from occi.store.sql import projects
 
 #: the longest text kept in an event's `entity` and `result` (a message is for a person)
 MAX_TEXT = 1000
 #: the event's INSERT, built once (its columns are always the same)
-_INSERT = events_table.insert()
 #: the lease that lets one server of many purge per interval
 PURGE_LEASE = "audit_purge"
 #: the most events one read returns
@@ -115,10 +114,9 @@ def event_values(
     }
 
 
-def record_in(tx: Any, values: dict[str, Any]) -> None:
-    """Store one event (event_values) in the store transaction `tx`: with the work it
-    records (occi.service.work), or alone (record)."""
-    tx.conn.execute(_INSERT, values)
+def record_in(tx: StoreTx, values: dict[str, Any]) -> None:
+    """Store one event (event_values) in the store transaction `tx`."""
+    tx.add_event(values)
 
 
 def events(

@@ -320,28 +320,31 @@ class Executor:
     def _finish(
         self, job: Job, runner: JobRunner, entity: Entity | None, outcome: Outcome | None
     ) -> None:
-        """Record what the job did, and the job done, in one transaction (with what the
-        request running it adds: Job.on_finish). When that addition fails, the job is recorded
-        without it: the platform's work is never lost to it."""
-        if job.on_finish is None:
+        """Record what the job did, and the job done, in one transaction (with the audit
+        event of the request running it: Job.event). When the event cannot be stored, the job
+        is recorded without it: the platform's work is never lost to it."""
+        if job.event is None:
             self._finish_once(job, entity, outcome)
             return
         try:
             self._finish_once(job, entity, outcome)
         except Exception as exc:
-            log.warning("job %s: recorded without its request's addition (%s)", job.id, exc)
-            job.on_finish = None
+            log.warning("job %s: recorded without its audit event (%s)", job.id, exc)
+            job.event = None
             self._finish_once(job, entity, outcome)
 
     def _finish_once(self, job: Job, entity: Entity | None, outcome: Outcome | None) -> None:
         result: dict[str, Any] = {}
+        if outcome is not None and outcome.mixin is not None:
+            result["mixin"] = outcome.mixin.id
         current: Entity | None = None
         try:
             with self.store.begin() as tx:
+                finished = False  # the job recorded done along with the entity
                 if entity is not None and job.operation == "delete":
                     tx.delete([stored_id(entity)])
                 elif entity is not None and outcome is not None:
-                    current, linked = self._record_given(tx, job, entity, outcome)
+                    current, linked, finished = self._record_given(tx, job, entity, outcome, result)
                     if linked is None:  # not handed over, or changed since: read and update
                         current = tx.get(stored_id(entity), for_update=True)
                         if current is not None:
@@ -359,32 +362,39 @@ class Executor:
                     if outcome.mixin is not None:
                         self._record_saved_image(tx, outcome.mixin, entity.project)
                         self.categories_changed(tx)
-                        result["mixin"] = outcome.mixin.id
-                if not tx.jobs.finish(job.id, _owner(job), result):
-                    raise _LostJob
-                if job.on_finish is not None:
-                    job.on_finish(tx)
+                if not finished:
+                    if not tx.jobs.finish(job.id, _owner(job), result):
+                        raise _LostJob
+                    if job.event is not None:
+                        tx.add_event(job.event)
             job.status, job.error, job.result = "done", None, result  # as stored
-            job.finished_with_hook = job.on_finish is not None
+            job.event_stored = job.event is not None
             job.entity = current  # as stored (None: not changed here, read it again)
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
 
     @staticmethod
     def _record_given(
-        tx: StoreTx, job: Job, entity: Entity, outcome: Outcome
-    ) -> tuple[Entity | None, bool | None]:
+        tx: StoreTx, job: Job, entity: Entity, outcome: Outcome, result: dict[str, Any]
+    ) -> tuple[Entity | None, bool | None, bool]:
         """What the platform did, stored into the entity the request handed over, unread (a
-        guarded update: None when it changed since). Returns the entity as stored and whether
-        links touch it (whose states then follow)."""
+        guarded update: None when it changed since), and the job recorded done with `result`
+        in the same go (StoreTx.record_and_finish). Returns the entity as stored, whether
+        links touch it (whose states then follow), and whether the job was recorded done.
+        Raises _LostJob when the entity was stored but the job is no longer this server's
+        (the transaction then stores nothing)."""
         if entity is not job.given or not outcome.attributes:
-            return None, None
+            return None, None, False
         ref = outcome.platform_ref
-        linked = tx.record_attributes(entity, dict(outcome.attributes), platform_ref=ref)
+        linked, finished = tx.record_and_finish(
+            entity, dict(outcome.attributes), job, result, platform_ref=ref
+        )
         if linked is None:
-            return None, None
+            return None, None, False
+        if not finished:
+            raise _LostJob
         _keep_ref(entity, ref)
-        return entity, linked
+        return entity, linked, True
 
     def _job_failed(
         self,

@@ -282,7 +282,7 @@ class JobRunner:
         return self._run_next(job_id) is not None
 
     def _run_next(
-        self, job_id: str | None = None, given: object = None, on_finish: object = None
+        self, job_id: str | None = None, given: object = None, event: dict | None = None
     ) -> Job | None:
         """Claim a job and run it here: the job as its execution left it (its status is
         done or failed once that is stored), or None when none was free. `given`: the
@@ -304,7 +304,7 @@ class JobRunner:
             if job is None:
                 return None
             if job_id is not None:
-                job.given, job.on_finish = given, on_finish
+                job.given, job.event = given, event
             log.debug(
                 "running %s %s on %s (attempt %d)",
                 job.operation,
@@ -376,16 +376,16 @@ class JobRunner:
         *,
         claimed: dict[str, Job] | None = None,
         given: dict[str, object] | None = None,
-        on_finish: dict[str, object] | None = None,
+        events: dict[str, dict] | None = None,
     ) -> dict[str, Job]:
         """Run these jobs here if they are free (or `claimed` by this server already, see
         run_claimed), then wait (up to `timeout`, default the configured wait) until they
         finish. Returns their last known states. `given`: job id -> its entity as the
-        request stored it, for a job claimed here at once (see Job.given); `on_finish`: job
-        id -> what the transaction recording it done adds when it runs here (Job.on_finish)."""
+        request stored it, for a job claimed here at once (see Job.given); `events`: job id ->
+        the audit event stored with its record when it runs here (Job.event)."""
         claimed = claimed or {}
         given = given or {}
-        on_finish = on_finish or {}
+        events = events or {}
         ids = list(job_ids)
         if not ids:
             return {}
@@ -399,11 +399,11 @@ class JobRunner:
         for job_id in ids:
             try:
                 if job_id in claimed:
-                    claimed[job_id].on_finish = on_finish.get(job_id)
+                    claimed[job_id].event = events.get(job_id)
                     if self.run_claimed(claimed[job_id]):
                         ran[job_id] = claimed[job_id]
                 else:
-                    job = self._run_next(job_id, given.get(job_id), on_finish.get(job_id))
+                    job = self._run_next(job_id, given.get(job_id), events.get(job_id))
                     if job is not None:
                         ran[job_id] = job
             except Exception as exc:

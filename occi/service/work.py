@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from occi import errors
@@ -143,11 +142,7 @@ class Work(Reads):
             request_id=ctx.request_id,
             entity=entity,
         )
-
-        def record(tx: StoreTx) -> None:
-            audit.record_in(tx, {**values, "at": datetime.now(UTC)})
-
-        self._local.audit_hook = (jobs[0], record, ctx.audit, status)
+        self._local.audit_hook = (jobs[0], values, ctx.audit, status)
 
     def _settle(self, *, raise_failures: bool = True) -> dict[str, Job]:
         ids = self._local.__dict__.pop("jobs", [])
@@ -157,9 +152,9 @@ class Work(Reads):
         self._local.settled = {}
         if not ids:
             return {}
-        on_finish = {hook[0]: hook[1]} if hook is not None else {}
-        jobs = self._runner().settle(ids, claimed=claimed, given=given, on_finish=on_finish)
-        if hook is not None and hook[0] in jobs and jobs[hook[0]].finished_with_hook:
+        events = {hook[0]: hook[1]} if hook is not None else {}
+        jobs = self._runner().settle(ids, claimed=claimed, given=given, events=events)
+        if hook is not None and hook[0] in jobs and jobs[hook[0]].event_stored:
             hook[2].status = hook[3]
         # what the jobs run here stored, for _refresh; not when jobs of one entity followed
         # each other (an inline link's job changes its resource's links after the create)

@@ -60,12 +60,12 @@ class Job:
     #: the entity as the request that queued the job (and claimed it at insert) stored it,
     #: for that request's own run of it: not read again (not a column; None elsewhere)
     given: Any = field(default=None, compare=False, repr=False)
-    #: more for the transaction that records this job done, from the request that runs it
-    #: itself (its audit event: occi.service.work); called with that transaction after the
-    #: job's guarded finish, so it commits with it or not at all (not a column)
-    on_finish: Any = field(default=None, compare=False, repr=False)
-    #: whether on_finish ran in the transaction that recorded the job done (set after commit)
-    finished_with_hook: bool = field(default=False, compare=False, repr=False)
+    #: the audit event (an `events` row) of the request that runs this job itself, stored
+    #: in the transaction that records the job done, so with it or not at all (occi.service.work;
+    #: not a column)
+    event: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: whether `event` was stored with the job's record (set after the commit)
+    event_stored: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass
@@ -301,6 +301,32 @@ class StoreTx(ABC):
         record_platform_ref); None when it moved on since (the caller reads and updates it),
         else whether links touch it. A store may always answer None."""
         return None
+
+    def record_and_finish(
+        self,
+        entity: Entity,
+        changes: dict[str, Any],
+        job: Job,
+        result: dict[str, Any],
+        *,
+        platform_ref: str | None = None,
+    ) -> tuple[bool | None, bool]:
+        """record_attributes, then, when it stored them, the running `job` of its owner done
+        with `result` (JobTx.finish) and the job's audit event (add_event): (what
+        record_attributes answered, whether the job was recorded done). Nothing of the job
+        when the attributes were not stored (None)."""
+        linked = self.record_attributes(entity, changes, platform_ref=platform_ref)
+        if linked is None:
+            return None, False
+        assert job.owner is not None, "only a claimed job is finished"
+        finished = self.jobs.finish(job.id, job.owner, result)
+        if finished and job.event is not None:
+            self.add_event(job.event)
+        return linked, finished
+
+    def add_event(self, values: dict[str, Any]) -> None:
+        """Store one audit event (occi.identity.audit.event_values)."""
+        raise NotImplementedError
 
     def record_platform_ref(self, entity_id: str, ref: str) -> None:
         """Keep the backend's private reference to the entity's platform object in its
