@@ -644,14 +644,14 @@ class _DriverStatement:
     errors come out as SQLAlchemy's exceptions, with a dropped connection invalidated, exactly
     as Connection.execute does."""
 
-    def __init__(self, stmt: sa.Select[Any]):
+    def __init__(self, stmt: sa.ClauseElement):
         self.stmt = stmt
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
     def _sql(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
         done = self._compiled.get(dialect.name)
         if done is None:
-            compiled = self.stmt.compile(dialect=dialect)
+            compiled: Any = self.stmt.compile(dialect=dialect)  # an SQLCompiler
             names = tuple(compiled.positiontup or ()) if compiled.positional else None
             done = self._compiled[dialect.name] = (str(compiled), names)
         return done
@@ -659,8 +659,8 @@ class _DriverStatement:
     def rows(self, conn: Connection, params: dict[str, Any]) -> Rows:
         sql, names = self._sql(conn.dialect)
         args: Any = tuple(params[n] for n in names) if names is not None else params
-        dbapi_conn = conn.connection.dbapi_connection
-        cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()
         try:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
             cursor.execute(sql, args)
@@ -797,6 +797,9 @@ SELECT e.seq, e.version, e.linked, EXISTS (SELECT 1 FROM j) AS finished FROM e
     sa.bindparam("ev_at", type_=sa.DateTime(timezone=True)),
     sa.bindparam("ev_status", type_=sa.Integer()),
 )
+
+#: run on the DB-API cursor (see _DriverStatement)
+_RECORD_AND_FINISH_DRIVER = _DriverStatement(_RECORD_AND_FINISH)
 
 #: an audit event's INSERT (SqlTx.add_event)
 _INSERT_EVENT = events.insert()
@@ -1576,8 +1579,8 @@ class SqlTx(StoreTx):
         keys = _changed_keys(old, changes)
         event = job.event or {}
         now = _now()
-        row = self.conn.execute(
-            _RECORD_AND_FINISH,
+        rows = _RECORD_AND_FINISH_DRIVER.rows(
+            self.conn,
             {
                 "entity_id": entity.id,
                 "seen": entity.version,
@@ -1593,13 +1596,14 @@ class SqlTx(StoreTx):
                 "with_event": job.event is not None,
                 **{f"ev_{c}": event.get(c) for c in _EVENT_COLUMNS},
             },
-        ).first()
-        if row is None:  # moved on since: nothing changed, the job not finished
+        )
+        if not rows:  # moved on since: nothing changed, the job not finished
             return None, False
+        _seq, version, linked, finished = rows[0]
         self.entities_changed = True
         entity.attributes = attributes
-        entity.version = row.version
-        return bool(row.linked), bool(row.finished)
+        entity.version = version
+        return bool(linked), bool(finished)
 
     def add_event(self, values: dict[str, Any]) -> None:
         self.conn.execute(_INSERT_EVENT, values)
