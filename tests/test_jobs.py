@@ -214,3 +214,70 @@ def test_a_fenced_runner_runs_nothing_inline_and_leaves_its_claimed_jobs_to_othe
     jobs = runner.settle([mine, free], claimed={mine: claimed})
     assert ran == []
     assert (jobs[mine].status, jobs[free].status) == ("running", "pending")
+
+
+# ------------------------------------------------------------------ an action behind others
+@pytest.fixture
+def app_on_both(db_url):
+    """The real app on SQLite and PostgreSQL; a request waits 0.3 s for its jobs."""
+    from falcon import testing
+
+    from occi.api.wsgi import build
+    from occi.settings import Settings
+    from tests.api.conftest import Api
+
+    settings = Settings.from_mapping({"database_url": db_url, "auth": "none", "job_wait": 0.3})
+    app, service = build(settings, upgrade=True, run_jobs=False)
+    yield Api(testing.TestClient(app), service)
+    service.store.close()
+    service.backend.close()
+
+
+def _active_compute(api) -> tuple[str, str]:
+    from tests.api.conftest import INFRA
+
+    r = api.post("/compute/", {"kind": INFRA + "compute"})
+    path = api.path_of(r)
+    r = api.post(path, {"action": ACTION + "start"}, params={"action": "start"})
+    assert r.status_code == 200, r.text
+    return path, path.rsplit("/", 1)[-1]
+
+
+def _held_by_another_server(api, entity_id: str, term: str) -> None:
+    """A job of the entity another (live) server runs: whatever comes next queues behind."""
+    with api.service.store.begin() as tx:
+        params = {"target": entity_id, "action": term, "params": {}}
+        tx.jobs.enqueue(entity_id, "action", params, owner="elsewhere", lease=300.0)
+
+
+def _jobs_of(api, entity_id: str) -> list[tuple[str, str]]:
+    with api.service.store.begin(readonly=True) as tx:
+        return [
+            (j.params["action"].rsplit("#", 1)[-1], j.status)
+            for j in tx.jobs.unfinished([entity_id])
+        ]
+
+
+ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+
+
+def test_an_action_is_checked_behind_the_actions_queued_before_it(app_on_both):
+    """Allowed now but not after what is queued (restart behind a stop): 409, nothing
+    queued. Refused now but allowed after it (start behind a stop): queued behind it, the
+    entity noted "requested"."""
+    api = app_on_both
+    path, entity_id = _active_compute(api)
+    _held_by_another_server(api, entity_id, "stop")
+    r = api.post(path, {"action": ACTION + "restart"}, params={"action": "restart"})
+    assert r.status_code == 409, r.text
+    assert "restart" in r.text
+    assert _jobs_of(api, entity_id) == [("stop", "running")]
+    r = api.post(path, {"action": ACTION + "start"}, params={"action": "start"})
+    assert r.status_code in (200, 202), r.text
+    assert _jobs_of(api, entity_id) == [("stop", "running"), ("start", "pending")]
+    assert api.get(path).json["attributes"]["occi.compute.state.message"] == "start requested"
+    # allowed now and behind them too (stop after stop, start): queued, noted "requested"
+    r = api.post(path, {"action": ACTION + "stop"}, params={"action": "stop"})
+    assert r.status_code in (200, 202), r.text
+    assert _jobs_of(api, entity_id)[-1] == ("stop", "pending")
+    assert api.get(path).json["attributes"]["occi.compute.state.message"] == "stop requested"

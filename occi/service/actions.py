@@ -25,21 +25,7 @@ class Actions(Work):
     ) -> Entity | Mixin:
         """Invoke the action `term` on the entity (the new mixin for `save`, else the entity)."""
         with self._changing(ctx, "act", kind, entity_id, expected) as (tx, reg, entity):
-            unfinished = tx.jobs.unfinished([entity.id] if entity.id else [])
-            queued = self._queued_of(unfinished)
-            action, params = validation.check_action(
-                reg, entity, term, inv, queued.get(entity.id or "", [])
-            )
-            # nothing queued for the entity, and nobody can queue before this commits: the
-            # request's job is inserted already claimed (see Work._submit)
-            first = not unfinished and tx.jobs.exclusive
-            # nothing queued: the request runs the job itself at once (claimed at insert, or
-            # on PostgreSQL right after the commit, in order with any job queued meanwhile),
-            # so the entity is not noted "requested" for that moment (its row written twice)
-            at_once = not unfinished and self.job_settings.wait > 0
-            job_id = self._run_action(
-                tx, reg, entity, action.term, params, first=first, note=not at_once
-            )
+            job_id = self._queue_action(tx, reg, entity, term, inv)
         self._audit_with_work(ctx, f"action {term[:60]}", entity.location, 200)
         jobs = self._settle()
         job = jobs.get(job_id)
@@ -49,6 +35,50 @@ class Actions(Work):
             if mixin is not None:
                 return mixin
         return self._refresh([entity])[0]
+
+    def _queue_action(
+        self, tx: StoreTx, reg: Registry, entity: Entity, term: str, inv: ActionInvocation
+    ) -> str:
+        """Check the action against the entity (locked by this transaction) and the actions
+        queued for it, and queue its job; the job's id."""
+        if not tx.jobs.exclusive and self.job_settings.wait > 0 and entity.id:
+            queued_at_once = self._queue_optimistically(tx, reg, entity, term, inv)
+            if queued_at_once is not None:
+                return queued_at_once
+        unfinished = tx.jobs.unfinished([entity.id] if entity.id else [])
+        queued = self._queued_of(unfinished)
+        action, params = validation.check_action(
+            reg, entity, term, inv, queued.get(entity.id or "", [])
+        )
+        # nothing queued for the entity, and nobody can queue before this commits: the
+        # request's job is inserted already claimed (see Work._submit)
+        first = not unfinished and tx.jobs.exclusive
+        # nothing queued: the request runs the job itself at once (claimed at insert, or
+        # on PostgreSQL right after the commit, in order with any job queued meanwhile),
+        # so the entity is not noted "requested" for that moment (its row written twice)
+        at_once = not unfinished and self.job_settings.wait > 0
+        return self._run_action(tx, reg, entity, action.term, params, first=first, note=not at_once)
+
+    def _queue_optimistically(
+        self, tx: StoreTx, reg: Registry, entity: Entity, term: str, inv: ActionInvocation
+    ) -> str | None:
+        """PostgreSQL, where a job is claimed after the commit: the action checked as if
+        nothing were queued for the entity (the common case), then queued with ONE statement
+        that also says what it queues behind (JobTx.enqueue_behind). When something is, the
+        action is checked again behind it (a refusal rolls everything back) and the entity
+        noted "requested". None, with nothing queued, when the first check refuses: the
+        caller checks behind what is queued."""
+        try:
+            action, params = validation.check_action(reg, entity, term, inv, [])
+        except errors.OcciError:
+            return None  # perhaps allowed behind what is queued: the caller decides
+        job_id, earlier = self._submit_behind(tx, entity, action.term, params)
+        if earlier:
+            behind = self._queued_of(earlier).get(stored_id(entity), [])
+            validation.check_action(reg, entity, term, inv, behind)
+            self._note(entity, reg.kinds[entity.kind], f"{action.term} requested")
+            tx.update(entity)
+        return job_id
 
     def act_on_collection(
         self, ctx: RequestContext, path: str, term: str, inv: ActionInvocation, flt: Filter

@@ -18,7 +18,7 @@ from occi.context import DEFAULT_PROJECT, RequestContext
 from occi.identity import audit
 from occi.jobs.execution import FAULTS
 from occi.jobs.runner import JobRunner
-from occi.model import Entity, Kind
+from occi.model import Entity, Kind, stored_id
 from occi.registry import Registry
 from occi.service.conditions import Expected, check_expected
 from occi.service.reads import Reads, kind_id_of
@@ -106,6 +106,25 @@ class Work(Reads):
         elif entity is not None and self.job_settings.wait > 0:  # for the claim after commit
             self._local.__dict__.setdefault("given", {})[job_id] = entity
         return job_id
+
+    def _submit_behind(
+        self, tx: StoreTx, entity: Entity, term: str, params: dict[str, Any]
+    ) -> tuple[str, list[Job]]:
+        """Queue an action's job on `entity` (locked by this transaction, handed to the
+        request's run of the job as _submit's `entity`), pending, and say which unfinished
+        jobs of the entity it queues behind (JobTx.enqueue_behind): one statement."""
+        entity_id = stored_id(entity)
+        job_id, earlier = tx.jobs.enqueue_behind(
+            entity_id,
+            "action",
+            self._job_params(entity_id, {"action": term, "params": params}),
+            self.job_settings.max_attempts,
+            project_id=self._project(),
+        )
+        self._local.__dict__.setdefault("jobs", []).append(job_id)
+        if self.job_settings.wait > 0:  # for the claim after commit
+            self._local.__dict__.setdefault("given", {})[job_id] = entity
+        return job_id, earlier
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         """Queue many jobs (key, operation, target, params) with one statement."""

@@ -109,6 +109,22 @@ class JobTx(ABC):
         a job no other job of its entity can precede (its entity is new, or has no
         unfinished job under the entity's row lock)."""
 
+    def enqueue_behind(
+        self,
+        entity_id: str,
+        operation: str,
+        params: dict[str, Any],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
+    ) -> tuple[str, list[Job]]:
+        """Queue one pending job, and say which unfinished jobs of `entity_id` it queues
+        behind (oldest first): those this transaction sees as it inserts it. A store may do
+        both in one statement."""
+        earlier = self.unfinished([entity_id])
+        job_id = self.enqueue(entity_id, operation, params, max_attempts, project_id=project_id)
+        return job_id, earlier
+
     @abstractmethod
     def enqueue_many(
         self,

@@ -65,6 +65,19 @@ def _statuses(t: sa.Table) -> sa.Select[Any]:
     return sa.select(t).where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
+@functools.cache
+def _enqueue_behind(t: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
+    """SqlJobTx.enqueue_behind's statement for rows of these columns, built once."""
+    new = t.insert().values({c: sa.bindparam(f"b_{c}") for c in columns}).cte("queued")
+    entity: sa.BindParameter[Any] = sa.bindparam("b_entity_id")
+    return (
+        sa.select(t)
+        .add_cte(new)
+        .where(t.c.entity_id == entity, t.c.status.in_(UNFINISHED))
+        .order_by(t.c.seq)
+    )
+
+
 #: SqlJobTx._claim's statements by (jobs table, PostgreSQL, one job named)
 _CLAIMS: dict[tuple[sa.Table, bool, bool], sa.Update] = {}
 
@@ -140,6 +153,29 @@ class SqlJobTx(JobTx):
             created_at=now,
             updated_at=now,
         )
+
+    def enqueue_behind(
+        self,
+        entity_id: str,
+        operation: str,
+        params: dict[str, Any],
+        max_attempts: int = 5,
+        *,
+        project_id: str | None = None,
+    ) -> tuple[str, list[Job]]:
+        """PostgreSQL: one statement, the INSERT as a data-modifying CTE and the unfinished
+        jobs of the entity read by the same statement (which does not see its own insert).
+        It runs after the caller locked the entity's row, so it sees every job queued by a
+        transaction that held that lock before."""
+        if not self._pg:
+            return super().enqueue_behind(
+                entity_id, operation, params, max_attempts, project_id=project_id
+            )
+        row = self._row(entity_id, operation, params, max_attempts, project_id, time.time())
+        rows = self.conn.execute(
+            _enqueue_behind(self.t, tuple(row)), {f"b_{k}": v for k, v in row.items()}
+        ).all()
+        return str(row["id"]), [self._job(r) for r in rows]
 
     def enqueue_many(
         self,
