@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from falcon import testing
 
 from occi.store import make_store
-from occi.store.sql import LISTENER_NAME, SqlStore
+from occi.store.sql import ENTITIES_CHANNEL, LISTENER_NAME, SqlStore
 from tests.test_store import compute
 
 pytestmark = pytest.mark.postgres
@@ -163,6 +163,15 @@ def test_no_cache_on_a_database_that_does_not_announce_changes(pg_url):
         s.close()
 
 
+def caught_up(store: SqlStore) -> None:
+    """Wait until the store's listener has heard every change announced so far: announce one
+    more and wait for it (PostgreSQL delivers a session's notifications in order)."""
+    before = store.entity_cache.generation
+    with store.engine.begin() as conn:
+        conn.execute(sa.select(sa.func.pg_notify(ENTITIES_CHANNEL, "")))
+    eventually(lambda: store.entity_cache.generation > before, "the listener hears it")
+
+
 def test_cache_control_no_cache_reads_the_database(pg_url, tmp_path):
     """Over HTTP: a row held in memory that the database no longer has (as in the instant
     before a notification arrives) is what a plain GET may see; `Cache-Control: no-cache`,
@@ -187,6 +196,7 @@ def test_cache_control_no_cache_reads_the_database(pg_url, tmp_path):
         path = "/compute/" + made.headers["Location"].rsplit("/compute/", 1)[1]
         entity_id = path.rsplit("/", 1)[1]
         eventually(lambda: store.entity_cache.enabled, "the cache switches on")
+        caught_up(store)  # the create's own announcements are heard before the copy is planted
         # plant a stale copy: the rows as they are, with another title
         generation = store.entity_cache.generation
         fresh_rows = _rows(store, entity_id)
