@@ -26,17 +26,20 @@ ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 MIXIN = 'my_stuff; scheme="http://example.com/occi/my_stuff#"; class="mixin"; location="/my_stuff/"'
 
 
-@pytest.fixture
-def api(tmp_path):
-    settings = Settings.from_mapping(
-        {"database_url": f"sqlite:///{tmp_path}/audit.db", "auth": "none"}
-    )
+def _app(database_url: str):
+    """The app with its job threads, without authentication; stopped after the test."""
+    settings = Settings.from_mapping({"database_url": database_url, "auth": "none"})
     app, service = build(settings, upgrade=True)
     yield Api(testing.TestClient(app), service)
     if service.runner is not None:
         service.runner.stop()
     service.store.close()
     service.backend.close()
+
+
+@pytest.fixture
+def api(tmp_path):
+    yield from _app(f"sqlite:///{tmp_path}/audit.db")
 
 
 def _events(api: Api) -> list[audit.Event]:
@@ -148,13 +151,7 @@ def test_an_audit_that_fails_leaves_the_answer_alone(api, caplog):
 @pytest.fixture
 def api_on_both(db_url):
     """The app (with its job threads) on SQLite and on PostgreSQL."""
-    settings = Settings.from_mapping({"database_url": db_url, "auth": "none"})
-    app, service = build(settings, upgrade=True)
-    yield Api(testing.TestClient(app), service)
-    if service.runner is not None:
-        service.runner.stop()
-    service.store.close()
-    service.backend.close()
+    yield from _app(db_url)
 
 
 def test_one_event_per_write_recorded_with_its_job(api_on_both):

@@ -61,31 +61,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def record(
-    store: Store,
-    *,
-    operation: str,
-    status: int,
-    user: str | None = None,
-    project: str | None = None,
-    request_id: str | None = None,
-    entity: str | None = None,
-    result: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    """Store one event: one INSERT, atomic on its own, so it runs in autocommit (no BEGIN or
-    COMMIT round trip, and on SQLite the write lock is held for that statement only). Raises
-    what the store raises."""
-    values = event_values(
-        operation=operation,
-        status=status,
-        user=user,
-        project=project,
-        request_id=request_id,
-        entity=entity,
-        result=result,
-        at=at,
-    )
+def record(store: Store, **fields: Any) -> None:
+    """Store one event (the fields of event_values): one INSERT, atomic on its own, so it runs
+    in autocommit (no BEGIN or COMMIT round trip, and on SQLite the write lock is held for
+    that statement only). Raises what the store raises."""
+    values = event_values(**fields)
     with store.begin(single=True) as tx:
         record_in(tx, values)
 
