@@ -789,3 +789,50 @@ def test_record_and_finish_finishes_no_job_another_server_took(store):
     with store.begin(readonly=True) as tx:
         assert tx.jobs.statuses([job.id])[job.id].status == "running"
     assert audit.events(store) == []
+
+
+def _alone(store: SqlStore, entity, changes: dict, job: Job) -> bool:
+    with store.begin(single=True) as tx:
+        return tx.record_alone(entity, changes, job, {})
+
+
+def test_record_alone_stores_all_or_nothing_in_one_autocommitted_statement(store):
+    """PostgreSQL: everything at once for an entity no link touches; nothing at all when links
+    touch it, when it moved on, or when the job is no longer this server's (the fencing: a
+    stale server's outcome never reaches the entity). SQLite: never (False)."""
+    postgres = store.dialect == "postgresql"
+    with store.begin() as tx:
+        tx.insert(compute("c1", **{"occi.compute.state": "inactive"}))
+        tx.insert(storage("s1"))
+        tx.insert(compute("c2", **{"occi.compute.state": "inactive"}))
+        tx.insert(link("l1", "/compute/c2", "/storage/s1"))
+        seen, linked = tx.get("c1"), tx.get("s1")
+    active = {"occi.compute.state": "active"}
+
+    taken = _running_job(store, "c1", owner="another")
+    taken.owner = "me"  # lapsed: another server holds it now
+    assert not _alone(store, seen, active, taken)
+    assert not _alone(store, linked, {"occi.storage.state": "online"}, _running_job(store, "s1"))
+    mine = _running_job(store, "c1")
+    mine.event = _event("action start")
+    with store.begin(readonly=True) as tx:
+        assert tx.get("c1").attributes["occi.compute.state"] == "inactive"
+        statuses = tx.jobs.statuses([taken.id, mine.id])
+    assert {j.status for j in statuses.values()} == {"running"}
+    assert audit.events(store) == []
+
+    assert _alone(store, seen, active, mine) is postgres
+    if not postgres:
+        return
+    assert seen.version == 2 and seen.attributes["occi.compute.state"] == "active"
+    with store.begin(readonly=True) as tx:
+        assert tx.get("c1").attributes["occi.compute.state"] == "active"
+        assert tx.jobs.statuses([mine.id])[mine.id].status == "done"
+        assert [e.id for e in tx.query(Query(attributes=active))] == ["c1"]
+    (event,) = audit.events(store)
+    assert event.operation == "action start"
+    stale = _running_job(store, "c1")
+    seen.version = 1  # an older copy of the entity than the stored one
+    assert not _alone(store, seen, {"occi.compute.state": "inactive"}, stale)
+    with store.begin(readonly=True) as tx:
+        assert tx.get("c1").attributes["occi.compute.state"] == "active"

@@ -338,6 +338,8 @@ class Executor:
         if outcome is not None and outcome.mixin is not None:
             result["mixin"] = outcome.mixin.id
         current: Entity | None = None
+        if self._record_alone(job, entity, outcome, result):
+            return
         try:
             with self.store.begin() as tx:
                 finished = False  # the job recorded done along with the entity
@@ -372,6 +374,35 @@ class Executor:
             job.entity = current  # as stored (None: not changed here, read it again)
         except _LostJob:
             log.warning("job %s was taken over by another server; its result is dropped", job.id)
+
+    def _record_alone(
+        self, job: Job, entity: Entity | None, outcome: Outcome | None, result: dict[str, Any]
+    ) -> bool:
+        """The common case in one autocommitted statement (StoreTx.record_alone): the entity
+        handed over by the request, with no links of its own, changed by the platform's
+        outcome, nothing else to store. True when it was stored, the job done; else nothing
+        changed and the caller records in a transaction."""
+        if (
+            entity is None
+            or entity is not job.given
+            or not isinstance(entity, Resource)
+            or entity.links
+            or outcome is None
+            or not outcome.attributes
+            or outcome.mixin is not None
+            or job.operation not in ("create", "action")
+        ):
+            return False
+        ref = outcome.platform_ref
+        with self.store.begin(single=True) as tx:
+            done = tx.record_alone(entity, dict(outcome.attributes), job, result, platform_ref=ref)
+        if not done:
+            return False
+        _keep_ref(entity, ref)
+        job.status, job.error, job.result = "done", None, result  # as stored
+        job.event_stored = job.event is not None
+        job.entity = entity
+        return True
 
     @staticmethod
     def _record_given(

@@ -340,6 +340,20 @@ class StoreTx(ABC):
             self.add_event(job.event)
         return linked, finished
 
+    def record_alone(
+        self,
+        entity: Entity,
+        changes: dict[str, Any],
+        job: Job,
+        result: dict[str, Any],
+        *,
+        platform_ref: str | None = None,
+    ) -> bool:
+        """record_and_finish as one statement atomic on its own, in a transaction begun with
+        `single=True`, for an entity no link touches: True when everything was stored, False
+        with nothing changed when the store cannot (then record in a transaction)."""
+        return False
+
     def add_event(self, values: dict[str, Any]) -> None:
         """Store one audit event (occi.identity.audit.event_values)."""
         raise NotImplementedError

@@ -801,6 +801,81 @@ SELECT e.seq, e.version, e.linked, EXISTS (SELECT 1 FROM j) AS finished FROM e
 #: run on the DB-API cursor (see _DriverStatement)
 _RECORD_AND_FINISH_DRIVER = _DriverStatement(_RECORD_AND_FINISH)
 
+#: PostgreSQL: SqlTx.record_alone, _RECORD_AND_FINISH made safe to run in autocommit, where no
+#: rollback can undo a part: `lk` locks the job's row when it is still this server's (so
+#: nobody can take the job over before the statement ends), the entity changes only then and
+#: only when no link touches it (whose states would have to follow in the same transaction),
+#: the job is finished only when the entity changed. Either everything or nothing.
+_RECORD_ALONE = sa.text(
+    """
+WITH lk AS (
+  SELECT jobs.id FROM jobs
+  WHERE jobs.id = :job_id AND jobs.owner = :owner AND jobs.status = 'running'
+  FOR UPDATE
+), e AS (
+  UPDATE entities SET attributes = :attributes, version = entities.version + 1,
+    updated_at = :updated_at,
+    platform_ref = COALESCE(CAST(:platform_ref AS VARCHAR), entities.platform_ref)
+  WHERE entities.id = :entity_id AND entities.version = :seen
+    AND EXISTS (SELECT 1 FROM lk)
+    AND NOT EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL
+            AND (touching.source_id = entities.id OR touching.target = entities.location))
+  RETURNING entities.seq, entities.version, false AS linked
+), a AS (
+  INSERT INTO entity_attributes (entity_seq, name, value_key)
+  SELECT e.seq, k.name, k.value_key
+  FROM e, unnest(CAST(:names AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS k(name, value_key)
+  ON CONFLICT (entity_seq, name) DO UPDATE SET value_key = excluded.value_key
+), j AS (
+  UPDATE jobs SET status = 'done', lease_expires = NULL, updated_at = :job_updated_at,
+    error = NULL, result = :result
+  WHERE jobs.id IN (SELECT lk.id FROM lk) AND EXISTS (SELECT 1 FROM e)
+  RETURNING jobs.id
+), ev AS (
+  INSERT INTO events (at, user_name, project_id, request_id, operation, entity, status, result)
+  SELECT :ev_at, :ev_user_name, :ev_project_id, :ev_request_id, :ev_operation, :ev_entity,
+    :ev_status, :ev_result
+  FROM j WHERE CAST(:with_event AS BOOLEAN)
+)
+SELECT e.seq, e.version, e.linked, EXISTS (SELECT 1 FROM j) AS finished FROM e
+"""
+).bindparams(
+    sa.bindparam("ev_at", type_=sa.DateTime(timezone=True)),
+    sa.bindparam("ev_status", type_=sa.Integer()),
+)
+_RECORD_ALONE_DRIVER = _DriverStatement(_RECORD_ALONE)
+
+
+def _record_params(
+    entity: Entity,
+    changes: dict[str, Any],
+    job: Job,
+    result: dict[str, Any],
+    platform_ref: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The entity's attributes after `changes`, and the parameters of _RECORD_AND_FINISH and
+    _RECORD_ALONE."""
+    assert job.owner is not None, "only a claimed job is finished"
+    attributes = {**entity.attributes, **changes}
+    keys = _changed_keys(entity.attributes, changes)
+    event = job.event or {}
+    return attributes, {
+        "entity_id": entity.id,
+        "seen": entity.version,
+        "attributes": _dumps(attributes),
+        "updated_at": _now(),
+        "platform_ref": platform_ref,
+        "names": list(keys),
+        "keys": list(keys.values()),
+        "job_id": job.id,
+        "owner": job.owner,
+        "job_updated_at": time.time(),
+        "result": json.dumps(result, separators=(",", ":")),
+        "with_event": job.event is not None,
+        **{f"ev_{c}": event.get(c) for c in _EVENT_COLUMNS},
+    }
+
+
 #: an audit event's INSERT (SqlTx.add_event)
 _INSERT_EVENT = events.insert()
 
@@ -1573,30 +1648,8 @@ class SqlTx(StoreTx):
             return super().record_and_finish(
                 entity, changes, job, result, platform_ref=platform_ref
             )
-        assert job.owner is not None, "only a claimed job is finished"
-        attributes = {**entity.attributes, **changes}
-        old = entity.attributes
-        keys = _changed_keys(old, changes)
-        event = job.event or {}
-        now = _now()
-        rows = _RECORD_AND_FINISH_DRIVER.rows(
-            self.conn,
-            {
-                "entity_id": entity.id,
-                "seen": entity.version,
-                "attributes": _dumps(attributes),
-                "updated_at": now,
-                "platform_ref": platform_ref,
-                "names": list(keys),
-                "keys": list(keys.values()),
-                "job_id": job.id,
-                "owner": job.owner,
-                "job_updated_at": time.time(),
-                "result": json.dumps(result, separators=(",", ":")),
-                "with_event": job.event is not None,
-                **{f"ev_{c}": event.get(c) for c in _EVENT_COLUMNS},
-            },
-        )
+        attributes, params = _record_params(entity, changes, job, result, platform_ref)
+        rows = _RECORD_AND_FINISH_DRIVER.rows(self.conn, params)
         if not rows:  # moved on since: nothing changed, the job not finished
             return None, False
         _seq, version, linked, finished = rows[0]
@@ -1604,6 +1657,34 @@ class SqlTx(StoreTx):
         entity.attributes = attributes
         entity.version = version
         return bool(linked), bool(finished)
+
+    def record_alone(
+        self,
+        entity: Entity,
+        changes: dict[str, Any],
+        job: Job,
+        result: dict[str, Any],
+        *,
+        platform_ref: str | None = None,
+    ) -> bool:
+        """PostgreSQL, in a transaction of its own (the caller's `begin(single=True)`):
+        record_and_finish for an entity no link touches, as one autocommitted statement
+        (_RECORD_ALONE), with no BEGIN and COMMIT round trips. True when it stored
+        everything; False, with nothing changed at all, when it does not apply here (another
+        database, links touch the entity, the entity moved on, the job is not this server's):
+        the caller then records in a transaction."""
+        if self.conn.dialect.name != "postgresql" or not _recordable(entity, changes):
+            return False
+        attributes, params = _record_params(entity, changes, job, result, platform_ref)
+        rows = _RECORD_ALONE_DRIVER.rows(self.conn, params)
+        if not rows:
+            return False
+        _seq, version, _linked, finished = rows[0]
+        assert finished, "the job's row was locked by the statement that found it this server's"
+        self.entities_changed = True
+        entity.attributes = attributes
+        entity.version = version
+        return True
 
     def add_event(self, values: dict[str, Any]) -> None:
         self.conn.execute(_INSERT_EVENT, values)
