@@ -759,21 +759,26 @@ _EVENT_COLUMNS = (
     "result",
 )
 
-#: PostgreSQL: SqlTx.record_and_finish in one statement. `e`, the entity's guarded UPDATE (as
-#: _RECORD_ATTRIBUTES); `a`, the upsert of its changed index rows; `j`, the job's guarded
-#: UPDATE to done, only when `e` changed the entity; `ev`, the audit event, only when `j`
-#: finished the job. No row back: the entity moved on (nothing changed at all).
-_RECORD_AND_FINISH = sa.text(
-    """
-WITH e AS (
+
+def _record_statement(alone: bool) -> sa.TextClause:
+    """_RECORD_AND_FINISH, or (`alone`) _RECORD_ALONE: the same statement, the latter with the
+    job's row locked first (`lk`) and the entity changed only when that lock was had and no
+    link touches it."""
+    touching = """EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL
+            AND (touching.source_id = entities.id OR touching.target = entities.location))"""
+    mine = "jobs.id = :job_id AND jobs.owner = :owner AND jobs.status = 'running'"
+    lock = f"lk AS (\n  SELECT jobs.id FROM jobs WHERE {mine}\n  FOR UPDATE\n), " if alone else ""
+    guard = f"\n    AND EXISTS (SELECT 1 FROM lk)\n    AND NOT {touching}" if alone else ""
+    linked = "false" if alone else touching
+    job = "jobs.id IN (SELECT lk.id FROM lk)" if alone else mine
+    return sa.text(
+        f"""
+WITH {lock}e AS (
   UPDATE entities SET attributes = :attributes, version = entities.version + 1,
     updated_at = :updated_at,
     platform_ref = COALESCE(CAST(:platform_ref AS VARCHAR), entities.platform_ref)
-  WHERE entities.id = :entity_id AND entities.version = :seen
-  RETURNING entities.seq, entities.version,
-    EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL
-            AND (touching.source_id = entities.id OR touching.target = entities.location))
-      AS linked
+  WHERE entities.id = :entity_id AND entities.version = :seen{guard}
+  RETURNING entities.seq, entities.version, {linked} AS linked
 ), a AS (
   INSERT INTO entity_attributes (entity_seq, name, value_key)
   SELECT e.seq, k.name, k.value_key
@@ -782,8 +787,7 @@ WITH e AS (
 ), j AS (
   UPDATE jobs SET status = 'done', lease_expires = NULL, updated_at = :job_updated_at,
     error = NULL, result = :result
-  WHERE jobs.id = :job_id AND jobs.owner = :owner AND jobs.status = 'running'
-    AND EXISTS (SELECT 1 FROM e)
+  WHERE {job} AND EXISTS (SELECT 1 FROM e)
   RETURNING jobs.id
 ), ev AS (
   INSERT INTO events (at, user_name, project_id, request_id, operation, entity, status, result)
@@ -793,11 +797,17 @@ WITH e AS (
 )
 SELECT e.seq, e.version, e.linked, EXISTS (SELECT 1 FROM j) AS finished FROM e
 """
-).bindparams(
-    sa.bindparam("ev_at", type_=sa.DateTime(timezone=True)),
-    sa.bindparam("ev_status", type_=sa.Integer()),
-)
+    ).bindparams(
+        sa.bindparam("ev_at", type_=sa.DateTime(timezone=True)),
+        sa.bindparam("ev_status", type_=sa.Integer()),
+    )
 
+
+#: PostgreSQL: SqlTx.record_and_finish in one statement. `e`, the entity's guarded UPDATE (as
+#: _RECORD_ATTRIBUTES); `a`, the upsert of its changed index rows; `j`, the job's guarded
+#: UPDATE to done, only when `e` changed the entity; `ev`, the audit event, only when `j`
+#: finished the job. No row back: the entity moved on (nothing changed at all).
+_RECORD_AND_FINISH = _record_statement(alone=False)
 #: run on the DB-API cursor (see _DriverStatement)
 _RECORD_AND_FINISH_DRIVER = _DriverStatement(_RECORD_AND_FINISH)
 
@@ -806,43 +816,7 @@ _RECORD_AND_FINISH_DRIVER = _DriverStatement(_RECORD_AND_FINISH)
 #: nobody can take the job over before the statement ends), the entity changes only then and
 #: only when no link touches it (whose states would have to follow in the same transaction),
 #: the job is finished only when the entity changed. Either everything or nothing.
-_RECORD_ALONE = sa.text(
-    """
-WITH lk AS (
-  SELECT jobs.id FROM jobs
-  WHERE jobs.id = :job_id AND jobs.owner = :owner AND jobs.status = 'running'
-  FOR UPDATE
-), e AS (
-  UPDATE entities SET attributes = :attributes, version = entities.version + 1,
-    updated_at = :updated_at,
-    platform_ref = COALESCE(CAST(:platform_ref AS VARCHAR), entities.platform_ref)
-  WHERE entities.id = :entity_id AND entities.version = :seen
-    AND EXISTS (SELECT 1 FROM lk)
-    AND NOT EXISTS (SELECT 1 FROM entities AS touching WHERE touching.source_id IS NOT NULL
-            AND (touching.source_id = entities.id OR touching.target = entities.location))
-  RETURNING entities.seq, entities.version, false AS linked
-), a AS (
-  INSERT INTO entity_attributes (entity_seq, name, value_key)
-  SELECT e.seq, k.name, k.value_key
-  FROM e, unnest(CAST(:names AS VARCHAR[]), CAST(:keys AS VARCHAR[])) AS k(name, value_key)
-  ON CONFLICT (entity_seq, name) DO UPDATE SET value_key = excluded.value_key
-), j AS (
-  UPDATE jobs SET status = 'done', lease_expires = NULL, updated_at = :job_updated_at,
-    error = NULL, result = :result
-  WHERE jobs.id IN (SELECT lk.id FROM lk) AND EXISTS (SELECT 1 FROM e)
-  RETURNING jobs.id
-), ev AS (
-  INSERT INTO events (at, user_name, project_id, request_id, operation, entity, status, result)
-  SELECT :ev_at, :ev_user_name, :ev_project_id, :ev_request_id, :ev_operation, :ev_entity,
-    :ev_status, :ev_result
-  FROM j WHERE CAST(:with_event AS BOOLEAN)
-)
-SELECT e.seq, e.version, e.linked, EXISTS (SELECT 1 FROM j) AS finished FROM e
-"""
-).bindparams(
-    sa.bindparam("ev_at", type_=sa.DateTime(timezone=True)),
-    sa.bindparam("ev_status", type_=sa.Integer()),
-)
+_RECORD_ALONE = _record_statement(alone=True)
 _RECORD_ALONE_DRIVER = _DriverStatement(_RECORD_ALONE)
 
 
