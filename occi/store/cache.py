@@ -1,9 +1,10 @@
-"""The rows of recent one-entity reads, kept in memory by each server process on PostgreSQL.
+"""The rows of recent reads (one entity, a page of one kind), kept in memory by each server
+process.
 
 A GET of one entity is the most frequent request a cloud API serves. Answered from memory it
 costs no database round trip; on this project's 2-core test machines that doubles its rate.
 
-Kept correct by PostgreSQL itself: a statement trigger on the entities table (migration 0004)
+On PostgreSQL it is kept correct by the database itself: a statement trigger on the entities table (migration 0004)
 sends NOTIFY occi_entities for every change, whoever makes it: this server, another one behind
 the load balancer, the job runner, an administrator's psql session. Each process's listener
 drops the whole cache when one arrives. A process also drops it itself, synchronously, when one
@@ -18,12 +19,20 @@ every write compares versions in the database (If-Match, optimistic locking), ne
 The cache is used only while its listener is connected and the trigger exists; when the
 listener loses its connection the cache is emptied and switched off until it is back.
 
+On SQLite (one host, any number of processes) there is no notification: before each use of
+the cache the process asks SQLite whether any connection committed since it last asked
+(`PRAGMA data_version`, SqliteChanges) and drops everything when one did. Nothing is ever
+older than the last commit that finished before the read began, so SQLite gives up nothing.
+Any commit drops the cache (a job's, a heartbeat's), which costs only misses.
+
 Races: a reader notes the generation before its query and stores its rows only if no flush
 happened meanwhile. A notification that arrives after the rows are stored drops them again.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -85,3 +94,64 @@ class EntityCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+class SqliteChanges:
+    """Tells whether anything was committed to a SQLite database since the last look.
+
+    On SQLite the read cache has no NOTIFY to hear; `PRAGMA data_version` stands in for it.
+    Its value, read on a connection, changes whenever another connection (of this process or
+    any other on the host) has committed since that connection last read it. This connection
+    only ever runs that pragma, so every commit counts, and a look costs one shared-memory
+    read of the WAL index: far less than the query it may save.
+
+    Read before each use of the cache, so a read that begins after a commit finished never
+    gets rows from before it: a client that writes through one process and reads through
+    another always reads its write.
+    """
+
+    def __init__(self, path: str, timeout: float):
+        self._path = path
+        self._timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0  # the process that opened _conn: a connection never crosses a fork
+        self._version: int | None = None
+        self._lock = threading.Lock()
+
+    def changed(self) -> bool:
+        """True when a commit may have happened since the last call (always, the first time
+        and whenever the database cannot be read: the caller then drops what it keeps)."""
+        with self._lock:
+            try:
+                if self._conn is not None and self._pid != os.getpid():
+                    self._conn = None  # the parent's, left alone (closing it here would
+                    self._version = None  # release the parent's locks)
+                if self._conn is None:
+                    self._pid = os.getpid()
+                    self._conn = sqlite3.connect(
+                        self._path,
+                        timeout=self._timeout,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:
+                self._close()
+                return True
+            if version == self._version:
+                return False
+            self._version = version
+            return True
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = None
+        self._version = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()

@@ -29,7 +29,7 @@ from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Placement, Resource
 from occi.store.base import Job, Query, Store, Stored, StoreTx
-from occi.store.cache import EntityCache, Rows
+from occi.store.cache import EntityCache, Rows, SqliteChanges
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
 from occi.store.usage_sql import SqlUsageTx
@@ -1941,8 +1941,8 @@ class SqlStore(Store):
     """The store on one SQLAlchemy engine. Safe to share between threads; one per process."""
 
     def __init__(self, url: str, *, entity_cache: int = ENTITY_CACHE_SIZE, **engine_kwargs: Any):
-        """`entity_cache`: how many one-entity reads each process keeps on PostgreSQL (0: none;
-        see occi.store.cache). SQLite reads are in-process already and keep none."""
+        """`entity_cache`: how many reads (one entity's, a page's) each process keeps in memory
+        (0: none; see occi.store.cache). An in-memory SQLite database keeps none."""
         self.url = normalise_url(url)
         backend = self.url.get_backend_name()
         kwargs = dict(engine_kwargs)
@@ -1983,8 +1983,15 @@ class SqlStore(Store):
             on_lost=self._drop_connections if backend == "postgresql" else None
         )
         self._cache: EntityCache | None = None
+        self._changes: SqliteChanges | None = None
         if backend == "postgresql" and entity_cache > 0:
+            self._cache = EntityCache(entity_cache)  # on while the listener hears the trigger
+        elif self._signal_path is not None and entity_cache > 0:  # SQLite in a file
             self._cache = EntityCache(entity_cache)
+            self._cache.enable(True)
+            self._changes = SqliteChanges(
+                os.path.abspath(self.url.database or ""), SQLITE_BUSY_TIMEOUT_MS / 1000
+            )
         if backend == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -2011,7 +2018,7 @@ class SqlStore(Store):
             if tx.categories_bumped:
                 self._signal_categories()
             if tx.entities_changed and self._cache is not None:
-                self._cache.flush()  # read-your-writes here; other processes hear the NOTIFY
+                self._cache.flush()  # read-your-writes at once; other processes see it too
         except IntegrityError as exc:
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
         except OperationalError as exc:
@@ -2026,19 +2033,35 @@ class SqlStore(Store):
             log.warning("database error: %s", describe_failure(exc))
         return ServiceUnavailable("the database is unavailable; try again shortly")
 
+    def _current_cache(self, fresh: bool) -> EntityCache | None:
+        """The read cache, up to date, for a read that may use it; None when the read must go
+        to the database (`fresh`, or no cache). On SQLite this is where the cache is dropped
+        after a commit (SqliteChanges); on PostgreSQL the listener does that."""
+        cache = self._cache
+        if cache is None or fresh:
+            return None
+        if self._changes is None:
+            self._ensure_listener()
+        elif self._changes.changed():
+            cache.flush()
+        return cache
+
+    @staticmethod
+    def _key(what: str, params: dict[str, Any]) -> str:
+        """A cache key of a collection read: never an entity id (it holds NUL)."""
+        return "\0".join(("", what, *(repr(params[k]) for k in sorted(params))))
+
     def _read(self, stmt: _DriverStatement, params: dict[str, Any], what: str, fresh: bool) -> Rows:
         """One prebuilt read statement on an autocommit connection: begin(readonly=True,
-        single=True) without a transaction's set-up, for the hottest collection reads. On
-        PostgreSQL its rows are kept in the read cache (occi.store.cache) like a GET of one
-        entity's, under a key made of `what` and the parameters (never an entity id: it
-        holds NUL), and dropped with it at any change of the entities table. `fresh`: read
-        the database, keep nothing."""
-        cache = None if fresh else self._cache
+        single=True) without a transaction's set-up, for the hottest collection reads. Its
+        rows are kept in the read cache (occi.store.cache) like a GET of one entity's, under
+        a key made of `what` and the parameters, and dropped with it at any change. `fresh`:
+        read the database, keep nothing."""
+        cache = self._current_cache(fresh)
         key = ""
         generation = 0
         if cache is not None:
-            self._ensure_listener()
-            key = "\0".join(("", what, *(repr(params[k]) for k in sorted(params))))
+            key = self._key(what, params)
             rows = cache.get(key)
             if rows is not None:
                 return rows
@@ -2068,9 +2091,19 @@ class SqlStore(Store):
             self._read_engine.dispose()
 
     def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
-        if self.dialect == "sqlite":  # two statements, in one snapshot
-            return super().stored_page(q)
         params = _plain_page(q)
+        if self.dialect == "sqlite":  # two statements, in one snapshot
+            cache = None if params is None else self._current_cache(fresh)
+            if cache is None or params is None:
+                return super().stored_page(q)
+            key = self._key("stored page", params)
+            kept = cache.get(key)
+            if kept is not None:
+                return list(kept)  # type: ignore[arg-type]  # Stored tuples, as put below
+            generation = cache.generation
+            page = super().stored_page(q)
+            cache.put(key, page, generation)
+            return page
         if params is not None:
             stmt = _PAGE_WITH_LINKS[q.project is not None]
             return _stored(self._read(stmt, params, "page", fresh))
@@ -2095,10 +2128,9 @@ class SqlStore(Store):
         return entity_of_stored(rows)
 
     def get_one(self, entity_id: str, *, fresh: bool = False) -> Entity | None:
-        cache = self._cache
-        if cache is None or fresh:
+        cache = self._current_cache(fresh)
+        if cache is None:
             return super().get_one(entity_id)
-        self._ensure_listener()
         rows = cache.get(entity_id)
         if rows is None:
             generation = cache.generation
@@ -2235,6 +2267,8 @@ class SqlStore(Store):
 
     def close(self) -> None:
         self._closed = True
+        if self._changes is not None:
+            self._changes.close()
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
