@@ -197,6 +197,81 @@ def test_a_job_inserted_claimed_runs_only_on_its_server_and_is_recovered_if_it_d
     assert claim(store, "b").id == later
 
 
+def test_an_action_queued_behind_nothing_is_inserted_claimed_and_behind_something_pending(store):
+    """enqueue_behind with an owner: the job is claimed at insert exactly when the list of
+    jobs it queues behind, read by the same statement, is empty; behind a job it is pending,
+    unowned, and runs after that job, claimed as any other."""
+    register(store, "a", "b")
+    with store.begin() as tx:
+        first, ahead = tx.jobs.enqueue_behind("e1", "action", {}, owner="a", lease=10.0)
+    assert ahead == []
+    with store.begin() as tx:
+        job = tx.jobs.get(first)
+    assert (job.status, job.owner, job.attempts) == ("running", "a", 1)
+    assert claim(store, "b") is None  # claimed, and its server lives
+    with store.begin() as tx:
+        second, ahead = tx.jobs.enqueue_behind("e1", "action", {}, owner="a", lease=10.0)
+    assert [j.id for j in ahead] == [first]
+    with store.begin() as tx:
+        job = tx.jobs.get(second)
+    assert (job.status, job.owner, job.attempts) == ("pending", None, 0)
+    assert claim(store, "b") is None  # behind the running one
+    with store.begin() as tx:
+        assert tx.jobs.finish(first, "a")
+    assert claim(store, "b").id == second
+    with store.begin() as tx:  # no owner: pending even with nothing ahead
+        third, ahead = tx.jobs.enqueue_behind("e2", "action", {})
+        assert ahead == [] and tx.jobs.get(third).status == "pending"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_job_is_queued_only_under_its_entitys_row_lock(pg_url):
+    """Every way of queueing a pending job (one, many, behind others) takes the row lock of
+    its key entity first. While another transaction holds it (here: one that queued an action
+    claimed at insert, behind nothing), a job cannot be queued (a short lock timeout says so
+    instead of a timed wait); once it commits, the job queues after that one and sees it."""
+    from occi.errors import ServiceUnavailable
+    from tests.test_store import compute
+
+    store = make_store(pg_url)
+    try:
+        store.upgrade()
+        register(store, "a", "b")
+        with store.begin() as tx:
+            tx.insert(compute("e1"))
+        ways = {
+            "enqueue": lambda tx: tx.jobs.enqueue("e1", "action", {}),
+            "enqueue_many": lambda tx: tx.jobs.enqueue_many([("e1", "action", {})])[0],
+            "enqueue_behind": lambda tx: tx.jobs.enqueue_behind("e1", "action", {}, owner="b")[0],
+        }
+        for way, queue in ways.items():
+            with store.begin() as holder:
+                assert holder.get("e1", for_update=True) is not None
+                first, ahead = holder.jobs.enqueue_behind("e1", "action", {}, owner="a")
+                assert ahead == []
+                with pytest.raises(ServiceUnavailable):
+                    with store.begin() as other:
+                        other.conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                        if way == "enqueue_behind":  # its caller locks the entity first
+                            other.get("e1", for_update=True)
+                        queue(other)
+            with store.begin() as tx:
+                if way == "enqueue_behind":
+                    tx.get("e1", for_update=True)
+                later = queue(tx)
+            with store.begin() as tx:
+                queued = tx.jobs.unfinished(["e1"])
+                assert [j.id for j in queued] == [first, later], way
+                assert queued[1].status == "pending"  # behind the running one
+                assert tx.jobs.finish(first, "a")
+                tx.jobs.statuses([later])
+            assert claim(store, "b").id == later
+            with store.begin() as tx:
+                assert tx.jobs.finish(later, "b")
+    finally:
+        store.close()
+
+
 def test_a_fenced_runner_runs_nothing_inline_and_leaves_its_claimed_jobs_to_others(store):
     """A server fenced between a request's insert and its run does not run the job it
     claimed at insert (its lease will lapse), nor claim a free one; the request waits for

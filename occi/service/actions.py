@@ -50,21 +50,21 @@ class Actions(Work):
         action, params = validation.check_action(
             reg, entity, term, inv, queued.get(entity.id or "", [])
         )
-        # nothing queued for the entity, and nobody can queue before this commits: the
-        # request's job is inserted already claimed (see Work._submit)
-        first = not unfinished and tx.jobs.exclusive
-        # nothing queued: the request runs the job itself at once (claimed at insert, or
-        # on PostgreSQL right after the commit, in order with any job queued meanwhile),
-        # so the entity is not noted "requested" for that moment (its row written twice)
+        # nothing queued for the entity, and nobody can queue before this commits (SQLite:
+        # one writer; PostgreSQL: every job is queued under its entity's row lock, held
+        # here): the request's job is inserted already claimed (see Work._submit)
+        first = not unfinished
+        # nothing queued: the request runs the job itself at once, so the entity is not
+        # noted "requested" for that moment (its row written twice)
         at_once = not unfinished and self.job_settings.wait > 0
         return self._run_action(tx, reg, entity, action.term, params, first=first, note=not at_once)
 
     def _queue_optimistically(
         self, tx: StoreTx, reg: Registry, entity: Entity, term: str, inv: ActionInvocation
     ) -> str | None:
-        """PostgreSQL, where a job is claimed after the commit: the action checked as if
-        nothing were queued for the entity (the common case), then queued with ONE statement
-        that also says what it queues behind (JobTx.enqueue_behind). When something is, the
+        """PostgreSQL: the action checked as if nothing were queued for the entity (the
+        common case), then queued with ONE statement that inserts it claimed when nothing is
+        ahead and says what it queues behind (JobTx.enqueue_behind). When something is, the
         action is checked again behind it (a refusal rolls everything back) and the entity
         noted "requested". None, with nothing queued, when the first check refuses: the
         caller checks behind what is queued."""

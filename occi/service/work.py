@@ -103,7 +103,7 @@ class Work(Reads):
             claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
             claimed.given = entity
             self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
-        elif entity is not None and self.job_settings.wait > 0:  # for the claim after commit
+        elif entity is not None and self.job_settings.wait > 0:  # for its claim after the commit
             self._local.__dict__.setdefault("given", {})[job_id] = entity
         return job_id
 
@@ -111,18 +111,33 @@ class Work(Reads):
         self, tx: StoreTx, entity: Entity, term: str, params: dict[str, Any]
     ) -> tuple[str, list[Job]]:
         """Queue an action's job on `entity` (locked by this transaction, handed to the
-        request's run of the job as _submit's `entity`), pending, and say which unfinished
-        jobs of the entity it queues behind (JobTx.enqueue_behind): one statement."""
+        request's run of the job as _submit's `entity`), and say which unfinished jobs of the
+        entity it queues behind (JobTx.enqueue_behind): one statement. When it queues behind
+        none and the request will run it, it is inserted already claimed by this server, as
+        _submit's `first` (every job of the entity queued before is visible here: their
+        transactions held the entity's row lock this one holds now); else pending."""
         entity_id = stored_id(entity)
+        runner = self.runner if self.job_settings.wait > 0 else None
+        owner = runner.server_id if runner is not None and not runner.fenced else None
+        job_params = self._job_params(entity_id, {"action": term, "params": params})
+        max_attempts = self.job_settings.max_attempts
         job_id, earlier = tx.jobs.enqueue_behind(
             entity_id,
             "action",
-            self._job_params(entity_id, {"action": term, "params": params}),
-            self.job_settings.max_attempts,
+            job_params,
+            max_attempts,
             project_id=self._project(),
+            owner=owner,
+            lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
-        if self.job_settings.wait > 0:  # for the claim after commit
+        if owner is not None and not earlier:
+            claimed = Job(
+                job_id, entity_id, "action", job_params, "running", 1, max_attempts, owner
+            )
+            claimed.given = entity
+            self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
+        elif self.job_settings.wait > 0:  # for its claim after the commit
             self._local.__dict__.setdefault("given", {})[job_id] = entity
         return job_id, earlier
 

@@ -117,12 +117,23 @@ class JobTx(ABC):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> tuple[str, list[Job]]:
-        """Queue one pending job, and say which unfinished jobs of `entity_id` it queues
-        behind (oldest first): those this transaction sees as it inserts it. A store may do
-        both in one statement."""
+        """Queue one job, and say which unfinished jobs of `entity_id` it queues behind
+        (oldest first): those this transaction sees as it inserts it. A store may do both in
+        one statement. `owner`: when it queues behind none (the list is empty), the job is
+        inserted already claimed by that server, as enqueue's `owner`; else pending."""
         earlier = self.unfinished([entity_id])
-        job_id = self.enqueue(entity_id, operation, params, max_attempts, project_id=project_id)
+        job_id = self.enqueue(
+            entity_id,
+            operation,
+            params,
+            max_attempts,
+            project_id=project_id,
+            owner=None if earlier else owner,
+            lease=lease,
+        )
         return job_id, earlier
 
     @abstractmethod

@@ -66,16 +66,44 @@ def _statuses(t: sa.Table) -> sa.Select[Any]:
 
 
 @functools.cache
-def _enqueue_behind(t: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
-    """SqlJobTx.enqueue_behind's statement for rows of these columns, built once."""
-    new = t.insert().values({c: sa.bindparam(f"b_{c}") for c in columns}).cte("queued")
-    entity: sa.BindParameter[Any] = sa.bindparam("b_entity_id")
-    return (
-        sa.select(t)
-        .add_cte(new)
-        .where(t.c.entity_id == entity, t.c.status.in_(UNFINISHED))
-        .order_by(t.c.seq)
+def _enqueue_behind(t: sa.Table, columns: tuple[str, ...], claimed: bool) -> sa.Select[Any]:
+    """SqlJobTx.enqueue_behind's statement for rows of these columns, built once. `claimed`:
+    the row is inserted running, owned by :b_owner under the lease :b_lease_expires, when the
+    statement sees no unfinished job of the entity (`ahead`), and pending otherwise."""
+    entity: sa.BindParameter[Any] = sa.bindparam("b_entity_id", type_=t.c.entity_id.type)
+    unfinished = (t.c.entity_id == entity, t.c.status.in_(UNFINISHED))
+    if claimed:
+        ahead = sa.select(sa.exists().where(*unfinished).label("ahead")).subquery("a")
+
+        def value(c: str) -> sa.ColumnElement[Any]:
+            param = sa.bindparam(f"b_{c}", type_=t.c[c].type)
+            if c in ("status", "owner", "lease_expires", "attempts"):
+                pending = {"status": PENDING, "owner": None, "lease_expires": None}.get(c, 0)
+                return sa.case((ahead.c.ahead, sa.literal(pending, t.c[c].type)), else_=param)
+            return param
+
+        rows = sa.select(*(value(c) for c in columns)).select_from(ahead)
+        new = t.insert().from_select(list(columns), rows).cte("queued")
+    else:
+        new = t.insert().values({c: sa.bindparam(f"b_{c}") for c in columns}).cte("queued")
+    return sa.select(t).add_cte(new).where(*unfinished).order_by(t.c.seq)
+
+
+@functools.cache
+def _enqueue_locked(t: sa.Table, keys: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
+    """PostgreSQL: a pending job's INSERT (of these columns) that first locks the row of its
+    key entity in `keys` (the entities table), as SqlJobTx._lock_keys does for many."""
+    locked = (
+        sa.select(keys.c.id)
+        .where(keys.c.id == sa.bindparam("b_entity_id", type_=t.c.entity_id.type))
+        .with_for_update()
+        .cte("lk")
     )
+    taken = sa.select(sa.func.count()).select_from(locked).scalar_subquery()
+    row = sa.select(*(sa.bindparam(f"b_{c}", type_=t.c[c].type) for c in columns)).where(
+        taken >= 0  # evaluated before the row is made: the lock comes before the job's seq
+    )
+    return t.insert().from_select(list(columns), row)
 
 
 #: SqlJobTx._claim's statements by (jobs table, PostgreSQL, one job named)
@@ -83,10 +111,21 @@ _CLAIMS: dict[tuple[sa.Table, bool, bool], sa.Update] = {}
 
 
 class SqlJobTx(JobTx):
-    def __init__(self, conn: Connection, jobs: sa.Table, servers: sa.Table):
+    """Jobs in SQL. On PostgreSQL every job queued pending is inserted after its key entity's
+    row is locked (`keys`, the entities table; the caller may hold that lock already), so the
+    jobs of one entity are queued one transaction at a time, in the order of their seq: a
+    transaction that sees a job of the entity committed sees every job queued before it. That
+    makes the claim's check (no unfinished job of the entity before this one) exact between
+    servers, and lets an action queued behind nothing be inserted already claimed
+    (enqueue_behind). SQLite's one writer at a time gives the same order by itself."""
+
+    def __init__(
+        self, conn: Connection, jobs: sa.Table, servers: sa.Table, keys: sa.Table | None = None
+    ):
         self.conn = conn
         self.t = jobs
         self.s = servers
+        self.keys = keys
         self._pg = conn.dialect.name == "postgresql"
         self.exclusive = not self._pg  # SQLite: BEGIN IMMEDIATE, one writer at a time
 
@@ -122,8 +161,27 @@ class SqlJobTx(JobTx):
         row = self._row(entity_id, operation, params, max_attempts, project_id, now)
         if owner is not None:  # claimed in the same statement (see JobTx.enqueue)
             row.update(status=RUNNING, owner=owner, lease_expires=now + lease, attempts=1)
+        elif self._pg and self.keys is not None:  # after its entity's row lock (see the class)
+            stmt = _enqueue_locked(self.t, self.keys, tuple(row))
+            self.conn.execute(stmt, {f"b_{k}": v for k, v in row.items()})
+            return str(row["id"])
         self.conn.execute(_insert(self.t), row)
         return str(row["id"])
+
+    def _lock_keys(self, entity_ids: Iterable[str]) -> None:
+        """PostgreSQL: lock the rows of these key entities (in id order: two transactions
+        locking overlapping sets wait for each other instead of deadlocking)."""
+        if not self._pg or self.keys is None:
+            return
+        k = self.keys.c
+        ids = sorted(set(entity_ids))
+        for at in range(0, len(ids), 1000):  # bounded IN lists
+            self.conn.execute(
+                sa.select(k.id)
+                .where(k.id.in_(ids[at : at + 1000]))
+                .order_by(k.id)
+                .with_for_update()
+            ).all()
 
     @staticmethod
     def _row(
@@ -162,18 +220,32 @@ class SqlJobTx(JobTx):
         max_attempts: int = 5,
         *,
         project_id: str | None = None,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> tuple[str, list[Job]]:
         """PostgreSQL: one statement, the INSERT as a data-modifying CTE and the unfinished
         jobs of the entity read by the same statement (which does not see its own insert).
         It runs after the caller locked the entity's row, so it sees every job queued by a
-        transaction that held that lock before."""
+        transaction that held that lock before. With `owner`, the INSERT claims the job when
+        that statement sees none ahead of it: the same snapshot as the list returned, so an
+        empty list says the job is claimed."""
         if not self._pg:
             return super().enqueue_behind(
-                entity_id, operation, params, max_attempts, project_id=project_id
+                entity_id,
+                operation,
+                params,
+                max_attempts,
+                project_id=project_id,
+                owner=owner,
+                lease=lease,
             )
-        row = self._row(entity_id, operation, params, max_attempts, project_id, time.time())
+        now = time.time()
+        row = self._row(entity_id, operation, params, max_attempts, project_id, now)
+        if owner is not None:  # as claimed, unless the statement finds a job ahead
+            row.update(status=RUNNING, owner=owner, lease_expires=now + lease, attempts=1)
         rows = self.conn.execute(
-            _enqueue_behind(self.t, tuple(row)), {f"b_{k}": v for k, v in row.items()}
+            _enqueue_behind(self.t, tuple(row), owner is not None),
+            {f"b_{k}": v for k, v in row.items()},
         ).all()
         return str(row["id"]), [self._job(r) for r in rows]
 
@@ -191,6 +263,7 @@ class SqlJobTx(JobTx):
             self._row(entity_id, operation, params, max_attempts, project_id, now)
             for entity_id, operation, params in jobs
         ]
+        self._lock_keys(r["entity_id"] for r in rows)
         self.conn.execute(self.t.insert(), rows)
         return [str(r["id"]) for r in rows]
 

@@ -5,6 +5,7 @@ Touches only the database and the neutral model (occi.model); no HTTP, rendering
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -892,6 +893,37 @@ _INSERT_MIXINS = entity_mixins.insert()
 _INSERT_ATTRIBUTES = entity_attributes.insert()
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_with_index(columns: tuple[str, ...]) -> _DriverStatement:
+    """PostgreSQL: a create's INSERT of the entity's `columns` (named as the parameters) with
+    its index rows, in ONE statement: `e` inserts the entity and returns what _INSERTED
+    returns, `m` and `a` insert the mixins' and the attributes' rows on e's new seq, from
+    arrays (:index_mixins; :index_names with :index_keys). Three statements in one round trip,
+    run on the DB-API cursor (a create's hottest statement)."""
+    names = ", ".join(columns)
+    values = ", ".join(f":{c}" for c in columns)
+    return _DriverStatement(
+        sa.text(
+            f"""
+WITH e AS (
+  INSERT INTO entities ({names}) VALUES ({values})
+  RETURNING entities.seq, entities.project_id,
+    (SELECT count(*) FROM quotas WHERE quotas.project_id = entities.project_id) AS limits
+), m AS (
+  INSERT INTO entity_mixins (entity_seq, mixin_id)
+  SELECT e.seq, x.mixin_id FROM e, unnest(CAST(:index_mixins AS VARCHAR[])) AS x(mixin_id)
+), a AS (
+  INSERT INTO entity_attributes (entity_seq, name, value_key)
+  SELECT e.seq, k.name, k.value_key
+  FROM e, unnest(CAST(:index_names AS VARCHAR[]), CAST(:index_keys AS VARCHAR[]))
+    AS k(name, value_key)
+)
+SELECT e.seq, e.project_id, e.limits FROM e
+"""
+        )
+    )
+
+
 def _plain_page(q: Query) -> dict[str, Any] | None:
     """The parameters of a prebuilt page statement when q is a page of one kind with no
     other filter than the project; else None."""
@@ -1004,7 +1036,7 @@ class SqlTx(StoreTx):
     @property
     def jobs(self) -> SqlJobTx:
         if self._jobs is None:
-            self._jobs = SqlJobTx(self.conn, jobs, servers)
+            self._jobs = SqlJobTx(self.conn, jobs, servers, entities)
         return self._jobs
 
     @property
@@ -1465,12 +1497,24 @@ class SqlTx(StoreTx):
             )
         if fresh:  # a new uuid: a conflict is next to impossible, and ends the transaction
             try:
-                row = self.conn.execute(_INSERT_RETURNING, values)
+                if self._pg:  # with its index rows, in one statement
+                    params = dict(
+                        values,
+                        index_mixins=mixins,
+                        index_names=list(attributes),
+                        index_keys=[value_key(v) for v in attributes.values()],
+                    )
+                    ((seq, project, limits),) = _insert_with_index(tuple(values)).rows(
+                        self.conn, params
+                    )
+                else:
+                    seq, project, limits = self.conn.execute(_INSERT_RETURNING, values).one()
             except IntegrityError:
                 raise Conflict(f"the entity {entity.id} conflicts with a stored one") from None
-            seq, project, limits = row.one()
             if not limits:  # the quota check needs not read them (the same transaction)
                 self._without_limits.add(project)
+            if self._pg:
+                return
         else:
             try:
                 with self.conn.begin_nested():
