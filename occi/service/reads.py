@@ -13,7 +13,7 @@ from occi.model import Entity, Kind, Mixin, Resource
 from occi.registry import Registry
 from occi.service.categories import Categories
 from occi.service.quotas import project_usage
-from occi.store.base import Query, Stored, StoreTx
+from occi.store.base import Query, Stored, StoredPage, StoreTx
 
 
 @dataclass
@@ -224,7 +224,17 @@ class Reads(Categories):
             reg = self.registry(project=ctx.project)  # from memory, normally
         q = self._query(ctx, reg, path, flt)
         self._paginate(q, page)
-        return list(self._pieces_of(self.store.stored_page(q, fresh=fresh), flavour, render, reg))
+        stored = self.store.stored_page(q, fresh=fresh)
+        # a page the store's read cache gives every reader until something changes carries
+        # what was made of it (StoredPage.made): its pieces as made last time, none looked at
+        made = stored.made if isinstance(stored, StoredPage) else None
+        hit = None if made is None else made.get(flavour)
+        if hit is not None and hit[0] is reg:
+            return list(hit[1])
+        pieces = list(self._pieces_of(stored, flavour, render, reg))
+        if made is not None:
+            made[flavour] = (reg, pieces)
+        return pieces
 
     def render_stream(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -252,6 +252,18 @@ class Stored(NamedTuple):
     id: str
     is_link: bool
     rows: Any
+
+
+class StoredPage(list[Stored]):
+    """A page of Stored as a store read it. A store that keeps pages in memory gives the same
+    Page to every reader while its rows stay the same, and a reader never changes it; `made`
+    holds what readers made of it (each under its own key), and goes with the page."""
+
+    __slots__ = ("made",)
+
+    def __init__(self, stored: Iterable[Stored] = ()):
+        super().__init__(stored)
+        self.made: dict[Hashable, Any] = {}
 
 
 class StoreTx(ABC):

@@ -39,6 +39,8 @@ from typing import Any
 
 #: what a DB-API cursor's fetchall() gives (PEP 249 promises a sequence of rows)
 Rows = Sequence[tuple[Any, ...]]
+#: what the cache keeps: an entity's rows, or what a collection read made of its rows
+Kept = Sequence[Any]
 
 
 class EntityCache:
@@ -46,7 +48,7 @@ class EntityCache:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._rows: dict[str, Rows] = {}
+        self._rows: dict[str, Kept] = {}
         self._lock = threading.Lock()
         self._generation = 0
         self._enabled = False
@@ -62,7 +64,7 @@ class EntityCache:
         """Note this before reading the database; pass it to put()."""
         return self._generation
 
-    def get(self, entity_id: str) -> Rows | None:
+    def get(self, entity_id: str) -> Kept | None:
         rows = self._rows.get(entity_id) if self._enabled else None
         if rows is None:
             self.misses += 1
@@ -70,7 +72,7 @@ class EntityCache:
             self.hits += 1
         return rows
 
-    def put(self, entity_id: str, rows: Rows, generation: int) -> None:
+    def put(self, entity_id: str, rows: Kept, generation: int) -> None:
         """Keep rows read by a query that began at `generation`, unless a flush came since."""
         with self._lock:
             if not self._enabled or generation != self._generation:

@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from occi import metrics
 from occi.errors import BadRequest, Conflict, IdTaken, NotFound, ServiceUnavailable
 from occi.model import AttributeDef, Entity, Link, Mixin, Placement, Resource
-from occi.store.base import Job, Query, Store, Stored, StoreTx
+from occi.store.base import Job, Query, Store, Stored, StoredPage, StoreTx
 from occi.store.cache import EntityCache, Rows, SqliteChanges
 from occi.store.health import Reachability, describe_failure, is_outage
 from occi.store.jobs_sql import SqlJobTx
@@ -2095,38 +2095,48 @@ class SqlStore(Store):
         """A cache key of a collection read: never an entity id (it holds NUL)."""
         return "\0".join(("", what, *(repr(params[k]) for k in sorted(params))))
 
-    def _read(self, stmt: _DriverStatement, params: dict[str, Any], what: str, fresh: bool) -> Rows:
-        """One prebuilt read statement on an autocommit connection: begin(readonly=True,
-        single=True) without a transaction's set-up, for the hottest collection reads. Its
-        rows are kept in the read cache (occi.store.cache) like a GET of one entity's, under
-        a key made of `what` and the parameters, and dropped with it at any change. `fresh`:
+    def _kept(
+        self, what: str, params: dict[str, Any], fresh: bool, load: Callable[[], Sequence[Any]]
+    ) -> Sequence[Any]:
+        """What `load` reads for a collection read (`what` with `params`), kept in the read
+        cache (occi.store.cache) like a GET of one entity's and dropped with it at any change.
+        The same object is given to every reader until then: callers never change it. `fresh`:
         read the database, keep nothing."""
         cache = self._current_cache(fresh)
-        key = ""
-        generation = 0
-        if cache is not None:
-            key = self._key(what, params)
-            rows = cache.get(key)
-            if rows is not None:
-                return rows
-            generation = cache.generation
+        if cache is None:
+            return load()
+        key = self._key(what, params)
+        kept = cache.get(key)
+        if kept is not None:
+            return kept
+        generation = cache.generation
+        value = load()
+        cache.put(key, value, generation)
+        return value
+
+    def _read(self, stmt: _DriverStatement, params: dict[str, Any]) -> Rows:
+        """One prebuilt read statement on an autocommit connection: begin(readonly=True,
+        single=True) without a transaction's set-up, for the hottest collection reads."""
         try:
             with self._read_engine.connect() as conn:
                 rows = stmt.rows(conn, params)
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
         self.health.ok()
-        if cache is not None:
-            cache.put(key, rows, generation)
         return rows
 
     def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
+        """A page of one kind's locations: as kept in the read cache (a list never changed:
+        see _kept) while nothing changed."""
         params = _plain_page(q)
         if params is None:
             return super().locations(q)
         stmt = _PAGE_OF_LOCATIONS[q.project is not None]
-        rows = self._read(stmt, params, "locations", fresh)
-        return [loc for (loc,) in rows if loc]
+
+        def load() -> list[str]:
+            return [loc for (loc,) in self._read(stmt, params) if loc]
+
+        return self._kept("locations", params, fresh, load)  # type: ignore[return-value]
 
     def _drop_connections(self) -> None:
         """Empty the pools: their connections died with the database."""
@@ -2135,24 +2145,26 @@ class SqlStore(Store):
             self._read_engine.dispose()
 
     def stored_page(self, q: Query, *, fresh: bool = False) -> list[Stored]:
+        """A page of one kind with its links: as kept in the read cache (a list never
+        changed, the same object for every reader until a change: see _kept) while nothing
+        changed. Read in one statement on PostgreSQL; on SQLite in two, in one snapshot."""
         params = _plain_page(q)
-        if self.dialect == "sqlite":  # two statements, in one snapshot
-            cache = None if params is None else self._current_cache(fresh)
-            if cache is None or params is None:
+        if params is None:
+            if self.dialect == "sqlite":
                 return super().stored_page(q)
-            key = self._key("stored page", params)
-            kept = cache.get(key)
-            if kept is not None:
-                return list(kept)  # type: ignore[arg-type]  # Stored tuples, as put below
-            generation = cache.generation
-            page = super().stored_page(q)
-            cache.put(key, page, generation)
-            return page
-        if params is not None:
+            with self.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
+                return tx.stored_page(q)
+        if self.dialect == "sqlite":
+
+            def load() -> list[Stored]:
+                return StoredPage(super(SqlStore, self).stored_page(q))
+        else:
             stmt = _PAGE_WITH_LINKS[q.project is not None]
-            return _stored(self._read(stmt, params, "page", fresh))
-        with self.begin(readonly=True, single=True) as tx:  # one statement: no BEGIN
-            return tx.stored_page(q)
+
+            def load() -> list[Stored]:
+                return StoredPage(_iter_stored(self._read(stmt, params)))
+
+        return self._kept("stored page", params, fresh, load)  # type: ignore[return-value]
 
     def stored_stream(self, q: Query, batch: int = 500) -> Iterator[Stored]:
         """SqlTx.stored_stream in one read transaction: a consistent snapshot."""

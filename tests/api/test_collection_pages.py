@@ -111,6 +111,38 @@ def test_kept_renderings_follow_every_change(coll):
     check("categories changed")
 
 
+def test_a_page_kept_by_the_read_cache_is_given_whole_until_a_change(coll, monkeypatch):
+    """A page of one kind the store's read cache holds comes back as the same StoredPage,
+    which carries what was rendered of it: the next GET looks at none of its entities (no
+    fingerprint taken), and gives the same bytes; after a change the page is read and its
+    entities looked at again, and the answer shows the change."""
+    store = coll.service.store
+    if store.entity_cache is not None:
+        eventually(lambda: store.entity_cache.enabled, "the cache switches on")
+    looked: list[object] = []
+    real = store.fingerprint
+    monkeypatch.setattr(store, "fingerprint", lambda rows: looked.append(rows) or real(rows))
+    want = expected(coll, "/compute/", Filter(), Page(4, 1))
+
+    def looked_at() -> int:
+        looked.clear()
+        assert got(coll, "/compute/", "page=1&number=4") == want
+        return len(looked)
+
+    eventually(lambda: looked_at() == 0, "a GET that looks at no entity")
+    assert looked_at() == 0
+    assert got(coll, "/compute/", "page=1&number=4", {"Cache-Control": "no-cache"}) == want
+    first, _ = coll.service.list_collection(coll.mine, "/compute/", Filter(), Page(4, 1))
+    target = next(iter(first))
+    assert target.id is not None
+    coll.service.update(
+        coll.mine, infra.COMPUTE.id, target.id, Resource(infra.COMPUTE.id, title="changed")
+    )
+    want = expected(coll, "/compute/", Filter(), Page(4, 1))
+    assert b'"changed"' in want
+    assert looked_at() == 4
+
+
 def test_whole_json_collections_are_the_entity_listing_byte_for_byte(coll):
     """Every filter without a page, asked twice (the second from the kept renderings) and
     once with no-cache (rendered from the entities, not kept): the same bytes, never an
