@@ -131,38 +131,35 @@ def test_a_change_made_outside_the_server_reaches_the_cache(stores, db_url):
     eventually(lambda: title_of(a, "c1") == "by hand", "A sees the manual UPDATE")
 
 
-def test_on_sqlite_the_next_read_after_any_commit_reads_the_database(sqlite_url):
+@pytest.fixture
+def sqlite_stores(sqlite_url: str) -> Iterator[tuple[SqlStore, SqlStore]]:
+    yield from two_stores(sqlite_url)
+
+
+def test_on_sqlite_the_next_read_after_any_commit_reads_the_database(sqlite_stores, sqlite_url):
     """SQLite has no notification to wait for: the read after a commit by another process
     (another store, a bare sqlite3 connection) is itself fresh, nothing in between."""
     import sqlite3
 
-    a, b = make_store(sqlite_url), make_store(sqlite_url)
-    assert isinstance(a, SqlStore) and isinstance(b, SqlStore)
+    a, b = sqlite_stores
+    assert cached(a, "c1")
+    retitle(b, "c1", "renamed by b")
+    assert title_of(a, "c1") == "renamed by b"
+    assert cached(a, "c1")
+    bare = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
     try:
-        a.upgrade()
-        with a.begin() as tx:
-            tx.insert(compute("c1"))
-        assert cached(a, "c1")
-        retitle(b, "c1", "renamed by b")
-        assert title_of(a, "c1") == "renamed by b"
-        assert cached(a, "c1")
-        bare = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
-        try:
-            with bare:
-                bare.execute("UPDATE entities SET title = 'by hand' WHERE id = 'c1'")
-        finally:
-            bare.close()
-        assert title_of(a, "c1") == "by hand"
-        # a commit that touches no entity (a job, a heartbeat) drops the cache as well: a miss
-        assert cached(a, "c1")
-        misses = a.entity_cache.misses
-        with b.begin() as tx:
-            tx.insert(compute("c2"))
-        a.get_one("c1")
-        assert a.entity_cache.misses == misses + 1
+        with bare:
+            bare.execute("UPDATE entities SET title = 'by hand' WHERE id = 'c1'")
     finally:
-        a.close()
-        b.close()
+        bare.close()
+    assert title_of(a, "c1") == "by hand"
+    # a commit that touches another entity drops the whole cache as well: a miss
+    assert cached(a, "c1")
+    misses = a.entity_cache.misses
+    with b.begin() as tx:
+        tx.insert(compute("c2"))
+    a.get_one("c1")
+    assert a.entity_cache.misses == misses + 1
 
 
 def test_no_read_cache_on_an_in_memory_sqlite_database():
