@@ -226,10 +226,11 @@ def test_an_action_queued_behind_nothing_is_inserted_claimed_and_behind_somethin
 
 @pytest.mark.postgres
 def test_on_postgresql_a_job_is_queued_only_under_its_entitys_row_lock(pg_url):
-    """Every way of queueing a pending job (one, many, behind others) takes the row lock of
-    its key entity first. While another transaction holds it (here: one that queued an action
-    claimed at insert, behind nothing), a job cannot be queued (a short lock timeout says so
-    instead of a timed wait); once it commits, the job queues after that one and sees it."""
+    """Every way of queueing a pending job (one, many, behind others) takes a lock on its key
+    entity's row first. While another transaction holds the row FOR UPDATE (here: one that
+    queued an action claimed at insert, behind nothing), a job cannot be queued (a short lock
+    timeout says so instead of a timed wait); once it commits, the job queues after that one
+    and sees it."""
     from occi.errors import ServiceUnavailable
     from tests.test_store import compute
 
@@ -268,6 +269,14 @@ def test_on_postgresql_a_job_is_queued_only_under_its_entitys_row_lock(pg_url):
             assert claim(store, "b").id == later
             with store.begin() as tx:
                 assert tx.jobs.finish(later, "b")
+        # a job record's plain UPDATE of the row does not hold a job up (FOR KEY SHARE): a
+        # request holding a link's row that queues a job of its source never waits for it
+        with store.begin() as holder:
+            holder.conn.exec_driver_sql("UPDATE entities SET title = 'recorded' WHERE id = 'e1'")
+            with store.begin() as other:
+                other.conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                other.jobs.enqueue("e1", "action", {})
+                other.jobs.enqueue_many([("e1", "action", {})])
     finally:
         store.close()
 

@@ -92,11 +92,12 @@ def _enqueue_behind(t: sa.Table, columns: tuple[str, ...], claimed: bool) -> sa.
 @functools.cache
 def _enqueue_locked(t: sa.Table, keys: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
     """PostgreSQL: a pending job's INSERT (of these columns) that first locks the row of its
-    key entity in `keys` (the entities table), as SqlJobTx._lock_keys does for many."""
+    key entity in `keys` (the entities table, FOR KEY SHARE), as SqlJobTx._lock_keys does
+    for many."""
     locked = (
         sa.select(keys.c.id)
         .where(keys.c.id == sa.bindparam("b_entity_id", type_=t.c.entity_id.type))
-        .with_for_update()
+        .with_for_update(read=True, key_share=True)
         .cte("lk")
     )
     taken = sa.select(sa.func.count()).select_from(locked).scalar_subquery()
@@ -111,13 +112,15 @@ _CLAIMS: dict[tuple[sa.Table, bool, bool], sa.Update] = {}
 
 
 class SqlJobTx(JobTx):
-    """Jobs in SQL. On PostgreSQL every job queued pending is inserted after its key entity's
-    row is locked (`keys`, the entities table; the caller may hold that lock already), so the
-    jobs of one entity are queued one transaction at a time, in the order of their seq: a
-    transaction that sees a job of the entity committed sees every job queued before it. That
-    makes the claim's check (no unfinished job of the entity before this one) exact between
-    servers, and lets an action queued behind nothing be inserted already claimed
-    (enqueue_behind). SQLite's one writer at a time gives the same order by itself."""
+    """Jobs in SQL. On PostgreSQL every job queued pending is inserted under a lock on its key
+    entity's row (`keys`, the entities table): FOR KEY SHARE, which waits for a transaction
+    holding the row FOR UPDATE (a request changing the entity, or acting on it) and is not
+    held up by the job records' plain UPDATEs of the row (so a request on a link, which
+    holds the link's row, never deadlocks with a record of its source). An action queued
+    under the entity's FOR UPDATE lock (enqueue_behind) therefore sees every job of the
+    entity queued before it, and is inserted already claimed when none is ahead; one queued
+    after it gets a later seq. SQLite's one writer at a time gives the same order by
+    itself."""
 
     def __init__(
         self, conn: Connection, jobs: sa.Table, servers: sa.Table, keys: sa.Table | None = None
@@ -169,8 +172,8 @@ class SqlJobTx(JobTx):
         return str(row["id"])
 
     def _lock_keys(self, entity_ids: Iterable[str]) -> None:
-        """PostgreSQL: lock the rows of these key entities (in id order: two transactions
-        locking overlapping sets wait for each other instead of deadlocking)."""
+        """PostgreSQL: lock the rows of these key entities FOR KEY SHARE (see the class), in
+        id order."""
         if not self._pg or self.keys is None:
             return
         k = self.keys.c
@@ -180,7 +183,7 @@ class SqlJobTx(JobTx):
                 sa.select(k.id)
                 .where(k.id.in_(ids[at : at + 1000]))
                 .order_by(k.id)
-                .with_for_update()
+                .with_for_update(read=True, key_share=True)
             ).all()
 
     @staticmethod

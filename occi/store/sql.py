@@ -2126,8 +2126,8 @@ class SqlStore(Store):
         return rows
 
     def locations(self, q: Query, *, fresh: bool = False) -> list[str]:
-        """A page of one kind's locations: as kept in the read cache (a list never changed:
-        see _kept) while nothing changed."""
+        """A page of one kind's locations: as kept in the read cache (see _kept) while nothing
+        changed."""
         params = _plain_page(q)
         if params is None:
             return super().locations(q)
@@ -2136,7 +2136,7 @@ class SqlStore(Store):
         def load() -> list[str]:
             return [loc for (loc,) in self._read(stmt, params) if loc]
 
-        return self._kept("locations", params, fresh, load)  # type: ignore[return-value]
+        return list(self._kept("locations", params, fresh, load))  # the caller's own copy
 
     def _drop_connections(self) -> None:
         """Empty the pools: their connections died with the database."""
