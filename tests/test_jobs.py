@@ -281,6 +281,29 @@ def test_on_postgresql_a_job_is_queued_only_under_its_entitys_row_lock(pg_url):
         store.close()
 
 
+def test_a_job_behind_nothing_waits_while_a_later_job_of_its_entity_runs(store):
+    """One job of an entity at a time, whatever the order they were committed in: a job that
+    runs under a live lease holds up every other job of its entity, even one queued before it
+    (two transactions that did not see each other's jobs). When its lease lapses, the
+    earlier one goes first."""
+    register(store, "a", "b")
+    earlier = enqueue(store, "e1", action="stop")
+    with store.begin() as tx:
+        running = tx.jobs.enqueue("e1", "action", {"action": "start"}, owner="a", lease=10.0)
+    assert claim(store, "b") is None
+    with store.begin() as tx:
+        assert tx.jobs.finish(running, "a")
+    assert claim(store, "b").id == earlier
+    with store.begin() as tx:  # a lapsed lease holds nothing up
+        assert tx.jobs.finish(earlier, "b")
+        first = tx.jobs.enqueue("e2", "action", {}, owner="a", lease=-1.0)
+        second = tx.jobs.enqueue("e2", "action", {})
+    assert claim(store, "b").id == first
+    with store.begin() as tx:
+        assert tx.jobs.finish(first, "b")
+    assert claim(store, "b").id == second
+
+
 def test_a_fenced_runner_runs_nothing_inline_and_leaves_its_claimed_jobs_to_others(store):
     """A server fenced between a request's insert and its run does not run the job it
     claimed at insert (its lease will lapse), nor claim a free one; the request waits for

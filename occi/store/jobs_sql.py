@@ -281,17 +281,22 @@ class SqlJobTx(JobTx):
     def _runnable(self, now: Any, t: Any = None) -> sa.Select[Any]:
         """The runnable jobs (of `t`, the jobs table or an alias of it), oldest first."""
         t = self.t if t is None else t
-        earlier = self.t.alias("earlier")
+        other = self.t.alias("other")
         # runnable: pending and due, or running under a lease that expired (its server died)
         runnable = sa.or_(
             sa.and_(t.c.status == PENDING, t.c.not_before <= now),
             sa.and_(t.c.status == RUNNING, t.c.lease_expires < now),
         )
-        # the oldest unfinished job of its entity, and no other job of the entity under a lease
+        # the oldest unfinished job of its entity, and no other job of the entity under a
+        # lease: one at a time even when two transactions that did not see each other's jobs
+        # queued for one entity (their order is then arbitrary, as their requests')
         first_of_entity = ~sa.exists().where(
-            earlier.c.entity_id == t.c.entity_id,
-            earlier.c.seq < t.c.seq,
-            earlier.c.status.in_(UNFINISHED),
+            other.c.entity_id == t.c.entity_id,
+            other.c.seq != t.c.seq,
+            sa.or_(
+                sa.and_(other.c.seq < t.c.seq, other.c.status.in_(UNFINISHED)),
+                sa.and_(other.c.status == RUNNING, other.c.lease_expires >= now),
+            ),
         )
         return sa.select(t).where(runnable, first_of_entity).order_by(t.c.seq)
 
