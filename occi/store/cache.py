@@ -103,9 +103,11 @@ class SqliteChanges:
 
     On SQLite the read cache has no NOTIFY to hear; `PRAGMA data_version` stands in for it.
     Its value, read on a connection, changes whenever another connection (of this process or
-    any other on the host) has committed since that connection last read it. This connection
-    only ever runs that pragma, so every commit counts, and a look costs one shared-memory
-    read of the WAL index: far less than the query it may save.
+    any other on the host) has committed since that connection last read it. These
+    connections only ever run that pragma, so every commit counts, and a look costs one
+    shared-memory read of the WAL index: far less than the query it may save. Each thread
+    has its own connection and its own last value (no lock between the request threads); a
+    commit is then seen, and the cache dropped, once by each thread that looks.
 
     Read before each use of the cache, so a read that begins after a commit finished never
     gets rows from before it: a client that writes through one process and reads through
@@ -115,45 +117,43 @@ class SqliteChanges:
     def __init__(self, path: str, timeout: float):
         self._path = path
         self._timeout = timeout
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0  # the process that opened _conn: a connection never crosses a fork
-        self._version: int | None = None
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._opened: list[tuple[int, sqlite3.Connection]] = []  # (pid, every thread's one)
+        self._lock = threading.Lock()  # guards _opened only
 
     def changed(self) -> bool:
-        """True when a commit may have happened since the last call (always, the first time
-        and whenever the database cannot be read: the caller then drops what it keeps)."""
-        with self._lock:
-            try:
-                if self._conn is not None and self._pid != os.getpid():
-                    self._conn = None  # the parent's, left alone (closing it here would
-                    self._version = None  # release the parent's locks)
-                if self._conn is None:
-                    self._pid = os.getpid()
-                    self._conn = sqlite3.connect(
-                        self._path,
-                        timeout=self._timeout,
-                        isolation_level=None,
-                        check_same_thread=False,
-                    )
-                (version,) = self._conn.execute("PRAGMA data_version").fetchone()
-            except sqlite3.Error:
-                self._close()
-                return True
-            if version == self._version:
-                return False
-            self._version = version
+        """True when a commit may have happened since this thread's last call (always, the
+        first time and whenever the database cannot be read: the caller then drops what it
+        keeps)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        try:
+            if conn is None or local.pid != os.getpid():  # a connection never crosses a fork
+                conn = sqlite3.connect(
+                    self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                local.conn, local.pid, local.version = conn, os.getpid(), None
+                with self._lock:
+                    self._opened.append((os.getpid(), conn))
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            local.conn = None
             return True
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-        self._conn = None
-        self._version = None
+        if version == local.version:
+            return False
+        local.version = version
+        return True
 
     def close(self) -> None:
+        """Close this process's connections (a parent's, inherited through a fork, are left
+        alone: closing them here would release the parent's locks)."""
         with self._lock:
-            self._close()
+            opened, self._opened = self._opened, []
+        pid = os.getpid()
+        for owner, conn in opened:
+            if owner == pid:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+        self._local.conn = None
