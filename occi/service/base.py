@@ -55,11 +55,13 @@ class ServiceBase:
         self.runner: JobRunner | None = None
         self._local = threading.local()
         #: project id (None: the system's view of every project) -> (categories version,
-        #: when its sources were read, its registry); see Categories.registry
-        self._registry_cache: dict[str | None, tuple[int, float, Registry]] = {}
+        #: the token of the sources it was built from, its registry); see Categories.registry
+        self._registry_cache: dict[str | None, tuple[int, object, Registry]] = {}
         #: what every project's registry is built from: (version, when read, the backend's
-        #: templates, each project's user mixins)
-        self._registry_source: tuple[int, float, list[Mixin], dict[str, list[Mixin]]] | None = None
+        #: templates, each project's user mixins, a token that changes only with them)
+        self._registry_source: (
+            tuple[int, float, list[Mixin], dict[str, list[Mixin]], object] | None
+        ) = None
         self._registry_version: int | None = None
         self._registry_checked = float("-inf")
         self._registry_signal: int | None = None

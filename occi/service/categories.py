@@ -3,10 +3,12 @@ the images users saved, which are recorded with them), category lookups by id or
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from backends.base import BackendFault
 from occi import errors
@@ -37,6 +39,11 @@ from occi.service.locations import (
 from occi.store.base import StoreTx
 
 log = logging.getLogger(__name__)
+
+
+def _content(mixins: list[Mixin]) -> list[tuple[Any, ...]]:
+    """Everything the mixins hold, field by field (Category's == compares ids only)."""
+    return [dataclasses.astuple(m) for m in mixins]
 
 
 class Categories(ServiceBase):
@@ -73,18 +80,30 @@ class Categories(ServiceBase):
         self._registry_checked = now
         self._registry_signal = signal
         self._registry_version = version
-        if cached is not None and cached[0] == version and now - cached[1] < self.registry_ttl:
-            return cached[2]
         source = self._registry_source
         if source is None or source[0] != version or now - source[1] >= self.registry_ttl:
             provider = self._provider_mixins() + self._zone_mixins(tx, version)
-            source = (version, now, provider, tx.user_mixins_by_project())
+            by_project = tx.user_mixins_by_project()
+            if (
+                source is not None
+                and source[0] == version
+                and _content(source[2]) == _content(provider)
+                and {p: _content(ms) for p, ms in source[3].items()}
+                == {p: _content(ms) for p, ms in by_project.items()}
+            ):
+                # read again after registry_ttl and found the same: the registries built from
+                # it stay (the same objects: what pages kept of their entities stays valid)
+                source = (version, now, source[2], source[3], source[4])
+            else:
+                source = (version, now, provider, by_project, object())
             self._registry_source = source
+        if cached is not None and cached[0] == version and cached[1] is source[4]:
+            return cached[2]
         reg = self._project_registry(source[2], source[3], project)
         kept = self._registry_cache
         if project not in kept and len(kept) >= REGISTRIES_KEPT:
             kept.pop(next(iter(kept)), None)
-        kept[project] = (version, source[1], reg)
+        kept[project] = (version, source[4], reg)
         return reg
 
     def _project_registry(

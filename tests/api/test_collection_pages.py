@@ -143,6 +143,31 @@ def test_a_page_kept_by_the_read_cache_is_given_whole_until_a_change(coll, monke
     assert looked_at() == 4
 
 
+def test_a_registry_read_again_unchanged_is_the_same_object(coll, monkeypatch):
+    """The registry is read again from the backend's templates and the user mixins every
+    registry_ttl; found the same, it is the same object, so what pages and collections kept of
+    their entities (valid for one registry object) stays valid. A template that changed on the
+    platform makes a new registry that shows the change."""
+    import dataclasses
+
+    s = coll.service
+    monkeypatch.setattr(s, "registry_ttl", 0.0)
+
+    def read_again():
+        s._registry_checked = float("-inf")
+        return s.registry(project=coll.mine.project)
+
+    first = read_again()
+    assert read_again() is first
+    provider = s.backend.provider_mixins()
+    renamed = [dataclasses.replace(provider[0], title="renamed on the platform"), *provider[1:]]
+    monkeypatch.setattr(s.backend, "provider_mixins", lambda: renamed)
+    again = read_again()
+    assert again is not first
+    assert again.mixins[provider[0].id].title == "renamed on the platform"
+    assert read_again() is again
+
+
 def test_whole_json_collections_are_the_entity_listing_byte_for_byte(coll):
     """Every filter without a page, asked twice (the second from the kept renderings) and
     once with no-cache (rendered from the entities, not kept): the same bytes, never an
