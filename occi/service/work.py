@@ -82,9 +82,7 @@ class Work(Reads):
         `entity`: the target as this transaction stores it, handed to that run of the job so
         that it neither reads it again nor before recording what the platform did."""
         job_params = self._job_params(target, params)
-        # (a runner not made yet is not registered; it registers after this transaction)
-        runner = self.runner if first and self.job_settings.wait > 0 else None
-        owner = runner.server_id if runner is not None and not runner.fenced else None
+        owner = self._running_here() if first else None
         max_attempts = self.job_settings.max_attempts
         job_id = tx.jobs.enqueue(
             key,
@@ -99,13 +97,36 @@ class Work(Reads):
         if entity is not None and entity.version is None:  # inserted by this transaction
             entity.version = 1
             entity.project = entity.project or self._project() or DEFAULT_PROJECT
-        if owner is not None:
-            claimed = Job(job_id, key, operation, job_params, "running", 1, max_attempts, owner)
+        self._keep_for_run(job_id, key, operation, job_params, owner, entity)
+        return job_id
+
+    def _running_here(self) -> str | None:
+        """The server id a job is inserted claimed by when the request will run it itself
+        (None: it waits for nothing, or this server is fenced). A runner not made yet is not
+        registered: it registers after this transaction."""
+        runner = self.runner if self.job_settings.wait > 0 else None
+        return runner.server_id if runner is not None and not runner.fenced else None
+
+    def _keep_for_run(
+        self,
+        job_id: str,
+        key: str,
+        operation: str,
+        job_params: dict[str, Any],
+        claimed_by: str | None,
+        entity: Entity | None,
+    ) -> None:
+        """Note what the request's run of a job after the commit needs: the job as inserted
+        claimed by this server (`claimed_by`), or else the entity to hand to it once claimed."""
+        if claimed_by is not None:
+            max_attempts = self.job_settings.max_attempts
+            claimed = Job(
+                job_id, key, operation, job_params, "running", 1, max_attempts, claimed_by
+            )
             claimed.given = entity
             self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
         elif entity is not None and self.job_settings.wait > 0:  # for its claim after the commit
             self._local.__dict__.setdefault("given", {})[job_id] = entity
-        return job_id
 
     def _submit_behind(
         self, tx: StoreTx, entity: Entity, term: str, params: dict[str, Any]
@@ -117,28 +138,20 @@ class Work(Reads):
         _submit's `first` (every job of the entity queued before is visible here: their
         transactions held the entity's row lock this one holds now); else pending."""
         entity_id = stored_id(entity)
-        runner = self.runner if self.job_settings.wait > 0 else None
-        owner = runner.server_id if runner is not None and not runner.fenced else None
+        owner = self._running_here()
         job_params = self._job_params(entity_id, {"action": term, "params": params})
-        max_attempts = self.job_settings.max_attempts
         job_id, earlier = tx.jobs.enqueue_behind(
             entity_id,
             "action",
             job_params,
-            max_attempts,
+            self.job_settings.max_attempts,
             project_id=self._project(),
             owner=owner,
             lease=self.job_settings.lease,
         )
         self._local.__dict__.setdefault("jobs", []).append(job_id)
-        if owner is not None and not earlier:
-            claimed = Job(
-                job_id, entity_id, "action", job_params, "running", 1, max_attempts, owner
-            )
-            claimed.given = entity
-            self._local.__dict__.setdefault("claimed", {})[job_id] = claimed
-        elif self.job_settings.wait > 0:  # for its claim after the commit
-            self._local.__dict__.setdefault("given", {})[job_id] = entity
+        claimed_by = None if earlier else owner  # the statement claimed it when none was ahead
+        self._keep_for_run(job_id, entity_id, "action", job_params, claimed_by, entity)
         return job_id, earlier
 
     def _submit_many(self, tx: StoreTx, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> None:

@@ -4,10 +4,10 @@ process.
 A GET of one entity is the most frequent request a cloud API serves. Answered from memory it
 costs no database round trip; on this project's 2-core test machines that doubles its rate.
 
-On PostgreSQL it is kept correct by the database itself: a statement trigger on the entities table (migration 0004)
-sends NOTIFY occi_entities for every change, whoever makes it: this server, another one behind
-the load balancer, the job runner, an administrator's psql session. Each process's listener
-drops the whole cache when one arrives. A process also drops it itself, synchronously, when one
+On PostgreSQL it is kept correct by the database itself: a statement trigger on the entities
+table (migration 0004) sends NOTIFY occi_entities for every change, whoever makes it: this
+server, another one behind the load balancer, the job runner, an administrator's psql
+session. Each process's listener drops the whole cache when one arrives. A process also drops it itself, synchronously, when one
 of its own write transactions commits, so a client that writes and reads through one process
 always reads its write.
 

@@ -89,17 +89,23 @@ def _enqueue_behind(t: sa.Table, columns: tuple[str, ...], claimed: bool) -> sa.
     return sa.select(t).add_cte(new).where(*unfinished).order_by(t.c.seq)
 
 
+def _key_share(keys: sa.Table, which: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The ids of the key entities `which`, locked FOR KEY SHARE in id order (SqlJobTx)."""
+    return (
+        sa.select(keys.c.id)
+        .where(which)
+        .order_by(keys.c.id)
+        .with_for_update(read=True, key_share=True)
+    )
+
+
 @functools.cache
 def _enqueue_locked(t: sa.Table, keys: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
     """PostgreSQL: a pending job's INSERT (of these columns) that first locks the row of its
     key entity in `keys` (the entities table, FOR KEY SHARE), as SqlJobTx._lock_keys does
     for many."""
-    locked = (
-        sa.select(keys.c.id)
-        .where(keys.c.id == sa.bindparam("b_entity_id", type_=t.c.entity_id.type))
-        .with_for_update(read=True, key_share=True)
-        .cte("lk")
-    )
+    entity = sa.bindparam("b_entity_id", type_=t.c.entity_id.type)
+    locked = _key_share(keys, keys.c.id == entity).cte("lk")
     taken = sa.select(sa.func.count()).select_from(locked).scalar_subquery()
     row = sa.select(*(sa.bindparam(f"b_{c}", type_=t.c[c].type) for c in columns)).where(
         taken >= 0  # evaluated before the row is made: the lock comes before the job's seq
@@ -176,15 +182,9 @@ class SqlJobTx(JobTx):
         id order."""
         if not self._pg or self.keys is None:
             return
-        k = self.keys.c
         ids = sorted(set(entity_ids))
         for at in range(0, len(ids), 1000):  # bounded IN lists
-            self.conn.execute(
-                sa.select(k.id)
-                .where(k.id.in_(ids[at : at + 1000]))
-                .order_by(k.id)
-                .with_for_update(read=True, key_share=True)
-            ).all()
+            self.conn.execute(_key_share(self.keys, self.keys.c.id.in_(ids[at : at + 1000]))).all()
 
     @staticmethod
     def _row(
